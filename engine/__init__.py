@@ -1,0 +1,1 @@
+"""mamoru engine: the outbound mail transfer agent."""
