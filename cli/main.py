@@ -1,0 +1,359 @@
+"""The ``mamoru`` command: serve, send, status, deliveries."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+import uvloop
+from rich.console import Console
+from rich.table import Table
+
+from engine.address import normalise_address
+from engine.config import Settings, load_settings
+from engine.errors import InputError, MamoruError
+from engine.queue import NewBroadcast, Priority, State
+from engine.queue.models import STATE_LABELS_JA
+
+app = typer.Typer(
+    name="mamoru",
+    help="mamoru — 学校・自治体の安全・緊急メール配信エンジン (mail transfer engine).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+T = TypeVar("T")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML configuration file (default: $MAMORU_CONFIG)."),
+]
+
+
+def _settings(config: Path | None) -> Settings:
+    return load_settings(config)
+
+
+def _run(make: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine on uvloop; a MamoruError becomes one line on stderr and exit code 1."""
+    try:
+        return uvloop.run(make())  # type: ignore[no-any-return]
+    except MamoruError as exc:
+        err.print(f"mamoru: error: {exc}", markup=False, soft_wrap=True)
+        raise typer.Exit(2 if isinstance(exc, InputError) else 1) from None
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"mamoru: error: {message}", markup=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    exit_when_idle: Annotated[
+        bool, typer.Option(help="Deliver everything that is due, then exit 0.")
+    ] = False,
+) -> None:
+    """Run the delivery runners (配信を実行する)."""
+    try:
+        settings = _settings(config)
+    except MamoruError as exc:
+        _fail(str(exc), 1)
+    _run(lambda: _serve(settings, exit_when_idle))
+
+
+async def _serve(settings: Settings, exit_when_idle: bool) -> None:
+    import asyncio
+
+    from engine import metrics
+    from engine.context import Engine
+    from engine.db import redact
+
+    engine = await Engine.open(settings)
+    try:
+        runner = await engine.runner()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, runner.stop)
+        where = metrics.serve_metrics(settings.metrics.listen) if not exit_when_idle else None
+        out.print(f"mamoru serve: configuration {settings.source}")
+        out.print(f"  database     {redact(engine.dsn)}")
+        if where:
+            out.print(f"  metrics      http://{where[0]}:{where[1]}/metrics")
+        for domain, target in sorted(settings.routing.transport.items()):
+            out.print(f"  transport    {domain} -> {target}")
+        if not settings.routing.transport:
+            out.print("  transport    (none: MX lookup in DNS)")
+        out.print(f"  runner       {runner.name}, up to {settings.delivery.concurrency} in flight")
+        out.print("配信を開始します。停止するには Ctrl+C (SIGTERM でも安全に停止します)。")
+        stats = await runner.run(exit_when_idle=exit_when_idle)
+        out.print(
+            f"停止しました: 配信済み {stats.delivered}, 再送待ち {stats.deferred}, "
+            f"失敗 {stats.failed}, 返却 {stats.released}"
+        )
+    finally:
+        await engine.close()
+
+
+@app.command()
+def send(
+    sender: Annotated[str, typer.Option("--sender", help="From address (差出人).")],
+    subject: Annotated[str, typer.Option("--subject", help="Subject (件名).")],
+    body_file: Annotated[Path, typer.Option("--body-file", help="UTF-8 text file with the body.")],
+    to: Annotated[
+        list[str] | None, typer.Option("--to", help="Recipient; repeat for more.")
+    ] = None,
+    to_file: Annotated[
+        Path | None,
+        typer.Option("--to-file", help="File with one recipient address per line."),
+    ] = None,
+    priority: Annotated[
+        str, typer.Option(help="emergency | normal | bulk")
+    ] = "normal",
+    send_at: Annotated[
+        str | None,
+        typer.Option(help="Send at this time (ISO 8601, e.g. 2026-11-23T07:00+09:00)."),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Enqueue a broadcast and print its id (一斉配信を登録する)."""
+    try:
+        settings = _settings(config)
+        broadcast = _read_broadcast(sender, subject, body_file, to or [], to_file, priority, send_at)
+    except MamoruError as exc:
+        _fail(str(exc), 2 if isinstance(exc, InputError) else 1)
+    except ValueError as exc:
+        _fail(str(exc))
+    broadcast_id = _run(lambda: _enqueue(settings, broadcast))
+    out.print(broadcast_id)
+    err.print(f"{len(broadcast.recipients)} 件の宛先で配信 {broadcast_id} を登録しました。")
+
+
+def _read_broadcast(
+    sender: str,
+    subject: str,
+    body_file: Path,
+    to: list[str],
+    to_file: Path | None,
+    priority: str,
+    send_at: str | None,
+) -> NewBroadcast:
+    try:
+        sender_addr = normalise_address(sender)
+    except InputError as exc:
+        raise InputError(f"--sender: {exc}") from None
+    if not subject.strip():
+        raise InputError("--subject is empty")
+    if "\n" in subject or "\r" in subject:
+        raise InputError("--subject must be one line")
+    try:
+        body = body_file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"--body-file {body_file} does not exist") from None
+    except UnicodeDecodeError:
+        raise InputError(f"--body-file {body_file} is not UTF-8 text") from None
+    except OSError as exc:
+        raise InputError(f"--body-file {body_file} cannot be read: {exc.strerror}") from None
+    if not body.strip():
+        raise InputError(f"--body-file {body_file} is empty: there is nothing to send")
+    recipients: list[str] = []
+    for value in to:
+        try:
+            recipients.append(normalise_address(value))
+        except InputError as exc:
+            raise InputError(f"--to: {exc}") from None
+    if to_file is not None:
+        recipients.extend(_read_recipient_file(to_file))
+    if not recipients:
+        raise InputError("no recipients: give --to ADDRESS or --to-file FILE")
+    when = None
+    if send_at:
+        try:
+            when = datetime.fromisoformat(send_at)
+        except ValueError:
+            raise InputError(f"--send-at {send_at!r} is not an ISO 8601 time") from None
+        if when.tzinfo is None:
+            raise InputError("--send-at needs a time zone, e.g. 2026-11-23T07:00+09:00")
+    return NewBroadcast(
+        sender=sender_addr,
+        subject=subject,
+        body=body,
+        recipients=recipients,
+        priority=Priority.parse(priority),
+        send_at=when,
+    )
+
+
+def _read_recipient_file(path: Path) -> list[str]:
+    """One address per line; blank lines and lines starting with # are skipped.
+
+    Every line is checked before anything is stored, and all bad lines are reported together so
+    the operator can fix the file in one go.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except FileNotFoundError:
+        raise InputError(f"--to-file {path} does not exist") from None
+    except UnicodeDecodeError:
+        raise InputError(f"--to-file {path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise InputError(f"--to-file {path} cannot be read: {exc.strerror}") from None
+    good: list[str] = []
+    bad: list[str] = []
+    for number, line in enumerate(lines, start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        try:
+            good.append(normalise_address(text))
+        except InputError as exc:
+            bad.append(f"line {number}: {exc}")
+    if bad:
+        shown = "; ".join(bad[:5])
+        more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
+        raise InputError(f"--to-file {path}: {len(bad)} invalid address(es): {shown}{more}")
+    return good
+
+
+async def _enqueue(settings: Settings, broadcast: NewBroadcast) -> int:
+    from engine.context import Engine
+
+    engine = await Engine.open(settings)
+    try:
+        return await engine.queue.enqueue(
+            broadcast, engine.clock.now(), settings.queue.max_age
+        )
+    finally:
+        await engine.close()
+
+
+@app.command()
+def status(
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    latest: Annotated[int, typer.Option(help="How many recent broadcasts to list.")] = 20,
+) -> None:
+    """Deliveries by state, overall and per broadcast (配信状況)."""
+    try:
+        settings = _settings(config)
+    except MamoruError as exc:
+        _fail(str(exc), 1)
+    data = _run(lambda: _status(settings, latest))
+    if as_json:
+        print(json.dumps(data, ensure_ascii=False))
+        return
+    states = list(State)
+    overall = Table(title="配信状況 (全体)")
+    for s in states:
+        overall.add_column(f"{STATE_LABELS_JA[s]}\n{s.value}", justify="right")
+    overall.add_row(*(str(data["overall"][s.value]) for s in states))
+    out.print(overall)
+    per = Table(title="配信ごと (新しい順)")
+    per.add_column("id", justify="right")
+    per.add_column("件名")
+    per.add_column("優先度")
+    per.add_column("宛先", justify="right")
+    for s in states:
+        per.add_column(s.value, justify="right")
+    for b in data["broadcasts"]:
+        per.add_row(
+            str(b["id"]), b["subject"], b["priority"], str(b["recipients"]),
+            *(str(b["states"][s.value]) for s in states),
+        )
+    out.print(per)
+
+
+async def _status(settings: Settings, latest: int) -> dict[str, Any]:
+    from engine.context import Engine
+
+    engine = await Engine.open(settings)
+    try:
+        overall = await engine.queue.state_counts()
+        per = await engine.queue.broadcast_counts(latest=latest)
+    finally:
+        await engine.close()
+    return {
+        "overall": {s.value: n for s, n in overall.items()},
+        "broadcasts": [
+            {
+                "id": b.id,
+                "subject": b.subject,
+                "priority": b.priority.name.lower(),
+                "created_at": b.created_at.isoformat(),
+                "recipients": b.recipient_count,
+                "suppressed": b.suppressed_count,
+                "states": {s.value: n for s, n in b.by_state.items()},
+            }
+            for b in per
+        ],
+    }
+
+
+_DELIVERY_COLUMNS = (
+    "recipient", "state", "attempts", "last_code", "last_status", "last_text", "reason",
+    "created_at", "updated_at", "finished_at",
+)
+
+
+@app.command()
+def deliveries(
+    broadcast_id: Annotated[int, typer.Argument(help="The broadcast's id (from `mamoru send`).")],
+    config: ConfigOption = None,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV on standard output.")] = False,
+) -> None:
+    """One row per recipient of a broadcast (宛先ごとの配信結果)."""
+    try:
+        settings = _settings(config)
+    except MamoruError as exc:
+        _fail(str(exc), 1)
+    rows = _run(lambda: _deliveries(settings, broadcast_id))
+    if as_csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(_DELIVERY_COLUMNS)
+        for r in rows:
+            writer.writerow(_cell(r[c]) for c in _DELIVERY_COLUMNS)
+        return
+    table = Table(title=f"配信 {broadcast_id} の宛先別結果")
+    for c in ("宛先", "状態", "試行", "応答", "拡張", "応答文", "理由", "更新"):
+        table.add_column(c)
+    for r in rows:
+        table.add_row(
+            r["recipient"],
+            STATE_LABELS_JA[State(r["state"])],
+            str(r["attempts"]),
+            _cell(r["last_code"]),
+            _cell(r["last_status"]),
+            _cell(r["last_text"]),
+            _cell(r["reason"]),
+            _cell(r["updated_at"]),
+        )
+    out.print(table)
+
+
+async def _deliveries(settings: Settings, broadcast_id: int) -> list[dict[str, Any]]:
+    from engine.context import Engine
+
+    engine = await Engine.open(settings)
+    try:
+        return await engine.queue.deliveries_of(broadcast_id)
+    finally:
+        await engine.close()
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    return str(value)

@@ -1,0 +1,325 @@
+"""Settings: one TOML file plus ``MAMORU_*`` environment overrides, validated at start.
+
+The file is given by ``--config FILE`` or ``MAMORU_CONFIG``. Every scalar key can be overridden
+from the environment as ``MAMORU_<SECTION>_<KEY>`` (upper case), e.g. ``MAMORU_DATABASE_URL`` or
+``MAMORU_QUEUE_LEASE_SECONDS``. Tables of free-form keys (``[routing.transport]``) and the
+sections owned by other modules (``[shaping]``, ``[[egress.sources]]``, ``[[dkim.keys]]``) are
+set in the file only.
+
+Errors name the key (``queue.lease_seconds``) and say what is wrong, so an operator can fix the
+file without reading code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ConfigError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+# Environment variables with this prefix that are not settings.
+_RESERVED_ENV = ("MAMORU_CONFIG", "MAMORU_TEST_")
+
+
+class Duration(float):
+    """Seconds; written in the file as a number or as a string such as "90s", "15m", "24h"."""
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    # Empty: the embedded PostgreSQL (pgserver) in data_dir.
+    url: str = ""
+    data_dir: str = "var/pgdata"
+    pool_min: int = 2
+    pool_max: int = 10
+    connect_timeout: Duration = Duration(10.0)
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    claim_batch: int = 500
+    lease_seconds: Duration = Duration(300.0)
+    poll_interval: Duration = Duration(1.0)
+    # How long a delivery may keep being retried after its send time before it fails "expired".
+    max_age: Duration = Duration(86400.0)
+    # Exponential backoff for temporary failures: base * 2**(attempt-1), capped, with jitter.
+    retry_base: Duration = Duration(180.0)
+    retry_max: Duration = Duration(900.0)
+    # Outcomes are written in batches of at most this many, at least every flush_interval.
+    flush_batch: int = 500
+    flush_interval: Duration = Duration(0.1)
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    helo: str = "localhost"
+    concurrency: int = 200
+    connections_per_host: int = 20
+    messages_per_connection: int = 100
+    connect_timeout: Duration = Duration(15.0)
+    command_timeout: Duration = Duration(60.0)
+    data_timeout: Duration = Duration(180.0)
+    # "opportunistic": STARTTLS when offered, without certificate checks (as MTAs do);
+    # "off": never.
+    starttls: str = "opportunistic"
+    # Graceful shutdown waits this long for in-flight mails before giving them back to the queue.
+    shutdown_grace: Duration = Duration(30.0)
+
+
+@dataclass(frozen=True)
+class RoutingSettings:
+    # Domain (or "*") -> "host:port". Overrides MX lookup.
+    transport: dict[str, str] = field(default_factory=dict)
+    dns_timeout: Duration = Duration(10.0)
+    # Upper bound on how long a DNS answer is cached, whatever its TTL says.
+    cache_max_ttl: Duration = Duration(3600.0)
+
+
+@dataclass(frozen=True)
+class MessageSettings:
+    # Domain of Message-IDs; empty: the sender's domain.
+    id_domain: str = ""
+    # Return-Path domain for VERP addresses; empty: the sender's domain.
+    bounce_domain: str = ""
+    # Key for the VERP token's HMAC; empty: derived from the database, see engine/verp.py.
+    verp_secret: str = ""
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    # host:port for the Prometheus endpoint; empty disables it.
+    listen: str = "127.0.0.1:9464"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    queue: QueueSettings = field(default_factory=QueueSettings)
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
+    message: MessageSettings = field(default_factory=MessageSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    # Owned and validated by other modules (throttle, dkim): kept as given.
+    shaping: dict[str, Any] = field(default_factory=dict)
+    egress: dict[str, Any] = field(default_factory=dict)
+    dkim: dict[str, Any] = field(default_factory=dict)
+    source: str = "(defaults)"
+
+
+_FREE_SECTIONS = ("shaping", "egress", "dkim")
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Read the TOML file (or ``MAMORU_CONFIG``), apply environment overrides, validate."""
+    env = os.environ if environ is None else environ
+    if path is None:
+        path = env.get("MAMORU_CONFIG") or None
+    raw: dict[str, Any] = {}
+    source = "(defaults)"
+    if path is not None:
+        p = Path(path)
+        try:
+            with p.open("rb") as fh:
+                raw = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"configuration file {p} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"configuration file {p} is not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"configuration file {p} cannot be read: {exc.strerror}") from None
+        source = str(p)
+    _apply_environment(raw, env)
+    return _build_settings(raw, source)
+
+
+def _apply_environment(raw: dict[str, Any], env: Mapping[str, str]) -> None:
+    known: dict[str, tuple[str, str]] = {}
+    for section in dataclasses.fields(Settings):
+        sub = _section_type(section.name)
+        if sub is None:
+            continue
+        for f in dataclasses.fields(sub):
+            if _is_scalar(f.type):
+                known[f"MAMORU_{section.name}_{f.name}".upper()] = (section.name, f.name)
+    for name, value in env.items():
+        if not name.startswith("MAMORU_") or name.startswith(_RESERVED_ENV):
+            continue
+        if name not in known:
+            raise ConfigError(
+                f"environment variable {name} is not a mamoru setting "
+                f"(known: MAMORU_<SECTION>_<KEY>, e.g. MAMORU_DATABASE_URL)"
+            )
+        section_name, key = known[name]
+        section_raw = raw.setdefault(section_name, {})
+        if not isinstance(section_raw, dict):
+            raise ConfigError(f"[{section_name}] must be a table")
+        section_raw[key] = _EnvValue(value)
+
+
+class _EnvValue(str):
+    """A value from the environment: converted from text to the key's type."""
+
+
+def _section_type(name: str) -> type[Any] | None:
+    hints = typing.get_type_hints(Settings)
+    t = hints.get(name)
+    if isinstance(t, type) and dataclasses.is_dataclass(t):
+        return t
+    return None
+
+
+def _is_scalar(tp: Any) -> bool:
+    return tp in (str, int, float, bool, Duration, "str", "int", "float", "bool", "Duration")
+
+
+def _build_settings(raw: dict[str, Any], source: str) -> Settings:
+    values: dict[str, Any] = {"source": source}
+    hints = typing.get_type_hints(Settings)
+    for key, value in raw.items():
+        if key == "source" or key not in hints:
+            known = ", ".join(f.name for f in dataclasses.fields(Settings) if f.name != "source")
+            raise ConfigError(f"unknown section [{key}] (known sections: {known})")
+        if key in _FREE_SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigError(f"[{key}] must be a table")
+            values[key] = value
+            continue
+        section_type = hints[key]
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a table, like [{key}]")
+        values[key] = _build_section(key, section_type, value)
+    settings = Settings(**values)
+    _check(settings)
+    return settings
+
+
+def _build_section(name: str, cls: type[Any], raw: dict[str, Any]) -> Any:
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in hints:
+            known = ", ".join(hints)
+            raise ConfigError(f"unknown key {name}.{key} (known keys in [{name}]: {known})")
+        kwargs[key] = _convert(f"{name}.{key}", hints[key], value)
+    return cls(**kwargs)
+
+
+def _convert(key: str, tp: Any, value: Any) -> Any:
+    from_env = isinstance(value, _EnvValue)
+    if tp is Duration:
+        return Duration(_parse_duration(key, value))
+    if tp is bool:
+        if from_env:
+            low = value.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key} must be true or false, not {value!r}")
+    if tp is int:
+        if from_env:
+            try:
+                return int(value)
+            except ValueError:
+                raise ConfigError(f"{key} must be a whole number, not {value!r}") from None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key} must be a whole number, not {value!r}")
+    if tp is float:
+        try:
+            if from_env or (isinstance(value, int | float) and not isinstance(value, bool)):
+                return float(value)
+        except ValueError:
+            pass
+        raise ConfigError(f"{key} must be a number, not {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return str(value)
+        raise ConfigError(f"{key} must be a string, not {value!r}")
+    origin = typing.get_origin(tp)
+    if origin is dict:
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise ConfigError(f"{key} must be a table of strings, like {key}.\"*\" = \"host:25\"")
+        return dict(value)
+    if isinstance(tp, types.UnionType):  # pragma: no cover - no such fields yet
+        raise ConfigError(f"{key}: unsupported type")
+    raise ConfigError(f"{key}: unsupported type {tp!r}")  # pragma: no cover
+
+
+def _parse_duration(key: str, value: Any) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION.match(value)):
+        seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+    else:
+        raise ConfigError(
+            f"{key} must be a duration in seconds or like \"90s\", \"15m\", \"24h\", not {value!r}"
+        )
+    if seconds < 0:
+        raise ConfigError(f"{key} must not be negative")
+    return seconds
+
+
+def parse_host_port(key: str, value: str, default_port: int) -> tuple[str, int]:
+    """Split "host:port" (or "[v6]:port", or a bare host) and check the port."""
+    text = value.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    else:
+        host, port_text = text, ""
+    if not host:
+        raise ConfigError(f"{key}: {value!r} has no host; write it as \"host:port\"")
+    if not port_text:
+        return host, default_port
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigError(f"{key}: {value!r} has an invalid port; write it as \"host:port\"")
+    return host, int(port_text)
+
+
+def _check(s: Settings) -> None:
+    positive = {
+        "database.pool_min": s.database.pool_min,
+        "database.pool_max": s.database.pool_max,
+        "queue.claim_batch": s.queue.claim_batch,
+        "queue.flush_batch": s.queue.flush_batch,
+        "delivery.concurrency": s.delivery.concurrency,
+        "delivery.connections_per_host": s.delivery.connections_per_host,
+        "delivery.messages_per_connection": s.delivery.messages_per_connection,
+    }
+    for key, v in positive.items():
+        if v < 1:
+            raise ConfigError(f"{key} must be at least 1, not {v}")
+    if s.database.pool_min > s.database.pool_max:
+        raise ConfigError("database.pool_min must not be larger than database.pool_max")
+    if s.queue.lease_seconds < 1:
+        raise ConfigError("queue.lease_seconds must be at least 1 second")
+    if s.queue.retry_base <= 0 or s.queue.retry_max < s.queue.retry_base:
+        raise ConfigError("queue.retry_base must be > 0 and queue.retry_max >= queue.retry_base")
+    if s.delivery.starttls not in ("opportunistic", "off"):
+        raise ConfigError(
+            f"delivery.starttls must be \"opportunistic\" or \"off\", not {s.delivery.starttls!r}"
+        )
+    for domain, target in s.routing.transport.items():
+        parse_host_port(f"routing.transport.{domain}", target, 25)
+    if s.metrics.listen:
+        parse_host_port("metrics.listen", s.metrics.listen, 9464)

@@ -1,0 +1,63 @@
+"""The engine's parts opened together from the settings: pool, queue, clock, VERP key."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+import asyncpg
+
+from engine.clock import Clock, SystemClock
+from engine.config import Settings
+from engine.db import create_pool, dsn_for
+from engine.delivery import SmtpTransport, Transport
+from engine.queue import Queue
+from engine.routing import Router
+from engine.runner import Runner
+
+
+@dataclass
+class Engine:
+    settings: Settings
+    dsn: str
+    pool: asyncpg.Pool
+    queue: Queue
+    clock: Clock
+
+    @classmethod
+    async def open(cls, settings: Settings, clock: Clock | None = None) -> Engine:
+        dsn = dsn_for(settings.database)
+        pool = await create_pool(settings.database, dsn)
+        return cls(settings, dsn, pool, Queue(pool), clock or SystemClock())
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def verp_secret(self) -> bytes:
+        """The configured VERP key, else one generated once and kept in the database."""
+        if self.settings.message.verp_secret:
+            return self.settings.message.verp_secret.encode("utf-8")
+        await self.pool.execute(
+            "INSERT INTO mamoru_secrets (name, value) VALUES ('verp', $1) "
+            "ON CONFLICT (name) DO NOTHING",
+            secrets.token_hex(32),
+        )
+        value: str = await self.pool.fetchval("SELECT value FROM mamoru_secrets WHERE name='verp'")
+        return value.encode("ascii")
+
+    async def runner(
+        self,
+        transport: Transport | None = None,
+        router: Router | None = None,
+        name: str | None = None,
+    ) -> Runner:
+        return Runner(
+            self.settings,
+            self.queue,
+            router or Router(self.settings.routing, clock=self.clock),
+            transport or SmtpTransport(self.settings.delivery, self.clock),
+            await self.verp_secret(),
+            clock=self.clock,
+            name=name,
+            dsn=self.dsn,
+        )

@@ -1,0 +1,298 @@
+"""The PostgreSQL queue: fan-out, claim under a lease, batched outcomes, release, reports.
+
+This is the one place that knows the ``broadcasts``, ``deliveries`` and ``delivery_attempts``
+tables. Every statement takes the time from the caller (the injectable clock) instead of the
+server's ``now()``, so that the same rules hold in tests that move time by hand.
+
+Delivery is at least once: a delivery whose lease ran out (its runner died) is claimed again,
+and a mail that was in flight at the death may therefore be sent twice. Nothing else repeats:
+an outcome is written only if the writer still holds the lease.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from engine.address import domain_of
+from engine.errors import QueueError
+from engine.queue.models import (
+    AttemptResult,
+    BroadcastContent,
+    ClaimedDelivery,
+    NewBroadcast,
+    Outcome,
+    Priority,
+    State,
+)
+
+log = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "mamoru_due"
+
+# Due rows, most urgent first, skipping rows another runner is claiming right now. A row in
+# state 'sending' is due only once its lease (next_attempt_at) ran out: its runner died.
+CLAIM_SQL = """
+WITH due AS (
+    SELECT id FROM deliveries
+    WHERE state IN ('queued', 'deferred', 'sending') AND next_attempt_at <= $1
+    ORDER BY priority, next_attempt_at, id
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE deliveries d
+SET state = 'sending',
+    next_attempt_at = $1 + make_interval(secs => $3),
+    lease_owner = $4,
+    updated_at = $1
+FROM due
+WHERE d.id = due.id
+RETURNING d.id, d.broadcast_id, d.recipient, d.domain, d.attempts, d.expires_at, d.priority
+"""
+
+# One statement per batch of outcomes: update the rows still leased by this runner and log the
+# attempts of exactly those rows.
+RECORD_SQL = """
+WITH u AS (
+    SELECT * FROM unnest(
+        $1::bigint[], $2::text[], $3::int[], $4::int[], $5::text[], $6::text[], $7::text[],
+        $8::timestamptz[], $9::timestamptz[], $10::text[]
+    ) AS u(id, outcome, counts, code, status, text, reason, next_at, at, host)
+),
+upd AS (
+    UPDATE deliveries d
+    SET state = u.outcome,
+        attempts = d.attempts + u.counts,
+        last_code = u.code,
+        last_status = u.status,
+        last_text = u.text,
+        reason = u.reason,
+        next_attempt_at = COALESCE(u.next_at, d.next_attempt_at),
+        lease_owner = NULL,
+        updated_at = u.at,
+        finished_at = CASE WHEN u.outcome IN ('delivered', 'failed') THEN u.at END
+    FROM u
+    WHERE d.id = u.id AND d.state = 'sending' AND d.lease_owner = $11
+    RETURNING d.id
+),
+ins AS (
+    INSERT INTO delivery_attempts
+        (delivery_id, attempted_at, outcome, code, status, text, host, runner)
+    SELECT u.id, u.at, u.outcome, u.code, u.status, u.text, u.host, $11
+    FROM u JOIN upd ON upd.id = u.id
+    WHERE u.counts = 1
+)
+SELECT count(*) FROM upd
+"""
+
+RELEASE_SQL = """
+UPDATE deliveries
+SET state = CASE WHEN attempts = 0 THEN 'queued' ELSE 'deferred' END,
+    next_attempt_at = $3,
+    lease_owner = NULL,
+    updated_at = $3
+WHERE id = ANY($1::bigint[]) AND state = 'sending' AND lease_owner = $2
+"""
+
+COUNTS_SQL = """
+SELECT b.id, b.subject, b.priority, b.created_at, b.recipient_count, b.suppressed_count,
+       d.state, count(d.id) AS n
+FROM broadcasts b LEFT JOIN deliveries d ON d.broadcast_id = b.id
+WHERE b.id = ANY($1::bigint[])
+GROUP BY b.id, d.state
+ORDER BY b.id
+"""
+
+
+@dataclass(frozen=True)
+class BroadcastCounts:
+    id: int
+    subject: str
+    priority: Priority
+    created_at: datetime
+    recipient_count: int
+    suppressed_count: int
+    by_state: dict[State, int]
+
+
+class Queue:
+    """The queue's operations over an asyncpg pool."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def enqueue(
+        self, broadcast: NewBroadcast, now: datetime, max_age: float
+    ) -> int:
+        """Store the broadcast and fan it out to one delivery per recipient, all or nothing."""
+        if not broadcast.recipients:
+            raise QueueError("the broadcast has no recipients")
+        recipients = list(dict.fromkeys(broadcast.recipients))
+        send_at = broadcast.send_at or now
+        expires_at = send_at + timedelta(seconds=max_age)
+        priority = int(broadcast.priority)
+        async with self.pool.acquire() as conn, conn.transaction():
+            broadcast_id: int = await conn.fetchval(
+                """
+                INSERT INTO broadcasts
+                    (sender, subject, body, priority, send_at, created_at, recipient_count)
+                VALUES ($1, $2, $3, $4, $5, $6, $7)
+                RETURNING id
+                """,
+                broadcast.sender,
+                broadcast.subject,
+                broadcast.body,
+                priority,
+                send_at,
+                now,
+                len(recipients),
+            )
+            await conn.copy_records_to_table(
+                "deliveries",
+                columns=[
+                    "broadcast_id", "recipient", "domain", "priority",
+                    "next_attempt_at", "expires_at", "created_at", "updated_at",
+                ],
+                records=(
+                    (broadcast_id, r, domain_of(r), priority, send_at, expires_at, now, now)
+                    for r in recipients
+                ),
+            )
+            # Delivered at commit: runners wake once per broadcast, not once per row.
+            await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(broadcast_id))
+        return broadcast_id
+
+    async def claim(
+        self, owner: str, limit: int, now: datetime, lease_seconds: float
+    ) -> list[ClaimedDelivery]:
+        """Take up to ``limit`` due deliveries under a lease, most urgent first."""
+        if limit <= 0:
+            return []
+        rows = await self.pool.fetch(CLAIM_SQL, now, limit, float(lease_seconds), owner)
+        rows = sorted(rows, key=lambda r: (r["priority"], r["id"]))
+        return [
+            ClaimedDelivery(
+                id=r["id"],
+                broadcast_id=r["broadcast_id"],
+                recipient=r["recipient"],
+                domain=r["domain"],
+                attempts=r["attempts"],
+                expires_at=r["expires_at"],
+            )
+            for r in rows
+        ]
+
+    async def record(self, owner: str, results: Sequence[AttemptResult]) -> int:
+        """Write a batch of outcomes; returns how many rows this owner still held."""
+        if not results:
+            return 0
+        cols: list[list[Any]] = [[] for _ in range(10)]
+        for r in results:
+            for col, value in zip(
+                cols,
+                (
+                    r.delivery_id, r.outcome.value, 1 if r.counts else 0, r.code, r.status,
+                    r.text, r.reason, r.next_attempt_at, r.attempted_at, r.host,
+                ),
+                strict=True,
+            ):
+                col.append(value)
+        written: int = await self.pool.fetchval(RECORD_SQL, *cols, owner)
+        if written != len(results):
+            # The lease ran out and another runner took the delivery over; its outcome wins.
+            log.warning(
+                "%d of %d outcomes were not written: their leases had been taken over",
+                len(results) - written,
+                len(results),
+            )
+        return written
+
+    async def release(self, owner: str, ids: Sequence[int], now: datetime) -> None:
+        """Give claimed but unsent deliveries back to the queue, due at once."""
+        if ids:
+            await self.pool.execute(RELEASE_SQL, list(ids), owner, now)
+
+    async def broadcast_contents(self, ids: Sequence[int]) -> dict[int, BroadcastContent]:
+        rows = await self.pool.fetch(
+            "SELECT id, sender, subject, body, priority FROM broadcasts WHERE id = ANY($1)",
+            list(ids),
+        )
+        return {
+            r["id"]: BroadcastContent(
+                r["id"], r["sender"], r["subject"], r["body"], Priority(r["priority"])
+            )
+            for r in rows
+        }
+
+    async def has_due(self, now: datetime) -> bool:
+        """True when some delivery is due now (used to decide that the queue is drained)."""
+        return bool(
+            await self.pool.fetchval(
+                """
+                SELECT EXISTS (
+                    SELECT 1 FROM deliveries
+                    WHERE state IN ('queued', 'deferred', 'sending') AND next_attempt_at <= $1
+                )
+                """,
+                now,
+            )
+        )
+
+    async def state_counts(self) -> dict[State, int]:
+        rows = await self.pool.fetch("SELECT state, count(*) AS n FROM deliveries GROUP BY state")
+        counts = {s: 0 for s in State}
+        for r in rows:
+            counts[State(r["state"])] = r["n"]
+        return counts
+
+    async def broadcast_counts(
+        self, ids: Sequence[int] | None = None, latest: int = 20
+    ) -> list[BroadcastCounts]:
+        """Counts by state for the given broadcasts, or for the ``latest`` ones."""
+        if ids is None:
+            ids = [
+                r["id"]
+                for r in await self.pool.fetch(
+                    "SELECT id FROM broadcasts ORDER BY id DESC LIMIT $1", latest
+                )
+            ]
+        rows = await self.pool.fetch(COUNTS_SQL, list(ids))
+        out: dict[int, BroadcastCounts] = {}
+        for r in rows:
+            bc = out.get(r["id"])
+            if bc is None:
+                bc = out[r["id"]] = BroadcastCounts(
+                    id=r["id"],
+                    subject=r["subject"],
+                    priority=Priority(r["priority"]),
+                    created_at=r["created_at"],
+                    recipient_count=r["recipient_count"],
+                    suppressed_count=r["suppressed_count"],
+                    by_state={s: 0 for s in State},
+                )
+            if r["state"] is not None:
+                bc.by_state[State(r["state"])] = r["n"]
+        return list(out.values())
+
+    async def deliveries_of(self, broadcast_id: int) -> list[dict[str, Any]]:
+        """One row per recipient of a broadcast, in the order they were enqueued."""
+        exists = await self.pool.fetchval("SELECT 1 FROM broadcasts WHERE id = $1", broadcast_id)
+        if not exists:
+            raise QueueError(f"there is no broadcast {broadcast_id}")
+        rows = await self.pool.fetch(
+            """
+            SELECT id, recipient, state, attempts, last_code, last_status, last_text, reason,
+                   created_at, updated_at, finished_at
+            FROM deliveries WHERE broadcast_id = $1 ORDER BY id
+            """,
+            broadcast_id,
+        )
+        return [dict(r.items()) for r in rows]
+
+
+__all__ = ["NOTIFY_CHANNEL", "BroadcastCounts", "Queue", "Outcome"]
