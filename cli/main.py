@@ -6,7 +6,7 @@ import csv
 import json
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -44,10 +44,10 @@ def _settings(config: Path | None) -> Settings:
     return load_settings(config)
 
 
-def _run(make: Callable[[], Awaitable[T]]) -> T:
+def _run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine on uvloop; a MamoruError becomes one line on stderr and exit code 1."""
     try:
-        return uvloop.run(make())  # type: ignore[no-any-return]
+        return uvloop.run(make())
     except MamoruError as exc:
         err.print(f"mamoru: error: {exc}", markup=False, soft_wrap=True)
         raise typer.Exit(2 if isinstance(exc, InputError) else 1) from None
@@ -130,7 +130,9 @@ def send(
     """Enqueue a broadcast and print its id (一斉配信を登録する)."""
     try:
         settings = _settings(config)
-        broadcast = _read_broadcast(sender, subject, body_file, to or [], to_file, priority, send_at)
+        broadcast = _read_broadcast(
+            sender, subject, body_file, to or [], to_file, priority, send_at
+        )
     except MamoruError as exc:
         _fail(str(exc), 2 if isinstance(exc, InputError) else 1)
     except ValueError as exc:

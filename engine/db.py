@@ -50,7 +50,7 @@ def embedded_dsn(data_dir: str | Path) -> str:
         path.mkdir(parents=True, exist_ok=True)
         # cleanup_mode=None: the server outlives this process, so that `mamoru status` run
         # beside `mamoru serve` does not stop the serve's database when it exits.
-        server = pgserver.get_server(path, cleanup_mode=None)
+        server = pgserver.get_server(path, cleanup_mode=None)  # type: ignore[attr-defined]
     except Exception as exc:  # pgserver raises plain subprocess and OS errors
         raise DatabaseError(
             f"cannot start the embedded PostgreSQL in {path}: {exc}; "

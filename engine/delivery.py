@@ -247,7 +247,9 @@ class SmtpTransport:
             )
         conn.sent += 1
         status, text = split_enhanced(response.message)
-        return SendResult(outcome_for_code(response.code), response.code, status, text, "DATA", host)
+        return SendResult(
+            outcome_for_code(response.code), response.code, status, text, "DATA", host
+        )
 
     async def _give_back(self, pool: _HostPool, conn: _Connection, result: SendResult) -> None:
         usable = (

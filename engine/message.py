@@ -9,15 +9,14 @@ joins, and lets DKIM hash the body once per broadcast.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta, timezone
 from email.message import EmailMessage
 from email.policy import SMTP
-from datetime import timedelta, timezone
 from email.utils import format_datetime
 
 from engine.address import domain_of, smtp_path
 from engine.clock import Clock
 from engine.queue.models import BroadcastContent
-
 
 _JST = timezone(timedelta(hours=9), "JST")
 

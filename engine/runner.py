@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 
 # Broadcast templates kept in memory; a runner rarely works on more than a few at once.
 _TEMPLATE_CACHE = 64
+_DEPTH_INTERVAL = 5.0
 
 
 @dataclass
@@ -101,6 +103,11 @@ class Runner:
     async def run(self, exit_when_idle: bool = False) -> RunStats:
         q = self.settings.queue
         writer = asyncio.create_task(self._write_outcomes(), name="mamoru-writer")
+        depth = (
+            asyncio.create_task(self._report_depth(), name="mamoru-depth")
+            if self.settings.metrics.listen
+            else None
+        )
         listener = await self._listen()
         try:
             while not self._stopping.is_set():
@@ -123,6 +130,8 @@ class Runner:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=q.poll_interval)
         finally:
+            if depth is not None:
+                depth.cancel()
             await self._shut_down(writer, listener)
         return self.stats
 
@@ -138,9 +147,9 @@ class Runner:
         for d in claimed:
             task = asyncio.create_task(self._deliver(d))
             self._inflight[d.id] = task
-            task.add_done_callback(lambda _t, i=d.id: self._finished(i))
+            task.add_done_callback(functools.partial(self._finished, d.id))
 
-    def _finished(self, delivery_id: int) -> None:
+    def _finished(self, delivery_id: int, _task: asyncio.Task[None]) -> None:
         self._inflight.pop(delivery_id, None)
         self._wake.set()
 
@@ -148,11 +157,13 @@ class Runner:
         started = time.monotonic()
         now = self.clock.now()
         if now >= d.expires_at:
+            text = "not delivered within the maximum age"
+            if d.last_text:
+                text = f"{text}; last reply: {d.last_text}"
             self._add_result(
                 AttemptResult(
-                    d.id, Outcome.FAILED, now, None, None,
-                    "not delivered before the broadcast's maximum age", None, "expired",
-                    counts=False,
+                    d.id, Outcome.FAILED, now, d.last_code, d.last_status, text, None,
+                    "expired", counts=False,
                 )
             )
             return
@@ -257,6 +268,16 @@ class Runner:
                 else:
                     self.stats.failed += 1
             self.stats.last_record = time.monotonic()
+
+    async def _report_depth(self) -> None:
+        """Keep the queue-depth gauge current (one cheap grouped count every few seconds)."""
+        while True:
+            try:
+                for state, n in (await self.queue.state_counts()).items():
+                    metrics.QUEUE_DEPTH.labels(state.value).set(n)
+            except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+                log.warning("counting the queue for metrics failed: %s", exc)
+            await asyncio.sleep(_DEPTH_INTERVAL)
 
     async def _listen(self) -> asyncpg.Connection | None:
         """LISTEN for new broadcasts on a connection of its own; polling covers its absence."""

@@ -71,6 +71,10 @@ class ClaimedDelivery:
     domain: str
     attempts: int
     expires_at: datetime
+    # The previous attempt's reply, kept when the delivery expires before another attempt.
+    last_code: int | None = None
+    last_status: str | None = None
+    last_text: str | None = None
 
 
 class Outcome(enum.StrEnum):

@@ -52,7 +52,8 @@ SET state = 'sending',
     updated_at = $1
 FROM due
 WHERE d.id = due.id
-RETURNING d.id, d.broadcast_id, d.recipient, d.domain, d.attempts, d.expires_at, d.priority
+RETURNING d.id, d.broadcast_id, d.recipient, d.domain, d.attempts, d.expires_at, d.priority,
+          d.last_code, d.last_status, d.last_text
 """
 
 # One statement per batch of outcomes: update the rows still leased by this runner and log the
@@ -183,6 +184,9 @@ class Queue:
                 domain=r["domain"],
                 attempts=r["attempts"],
                 expires_at=r["expires_at"],
+                last_code=r["last_code"],
+                last_status=r["last_status"],
+                last_text=r["last_text"],
             )
             for r in rows
         ]

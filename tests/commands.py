@@ -1,0 +1,53 @@
+"""Running the mamoru command in tests: configuration files and subprocesses."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def config_file(
+    tmp_path: Path, db_url: str, target: str, queue: str = "", delivery: str = ""
+) -> Path:
+    """A configuration file for the test database, routing everything to ``target``."""
+    p = tmp_path / "mamoru.toml"
+    p.write_text(
+        f"""
+[database]
+url = "{db_url}"
+pool_min = 1
+pool_max = 4
+
+[queue]
+poll_interval = "50ms"
+retry_base = "50ms"
+retry_max = "200ms"
+{queue}
+
+[delivery]
+connect_timeout = "2s"
+command_timeout = "2s"
+data_timeout = "2s"
+{delivery}
+
+[routing.transport]
+"*" = "{target}"
+
+[metrics]
+listen = ""
+""",
+        encoding="utf-8",
+    )
+    return p
+
+
+def mamoru(*args: str | Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAMORU_")}
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *map(str, args)],
+        capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env,
+    )

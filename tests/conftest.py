@@ -1,0 +1,135 @@
+"""Shared fixtures: a real PostgreSQL (embedded, or MAMORU_TEST_DATABASE_URL) and settings.
+
+The schema is migrated once into a template database; each test that asks for ``db_url`` gets
+a fresh copy of it (CREATE DATABASE ... TEMPLATE), so tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from engine.config import Settings, load_settings
+from engine.context import Engine
+
+TEMPLATE_DB = "mamoru_test_template"
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("MAMORU_TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    import pgserver
+
+    # A short path: PostgreSQL's socket path must stay under ~100 bytes.
+    data = Path(f"/tmp/mamoru-test-pg-{os.getpid()}")
+    server = pgserver.get_server(data, cleanup_mode="delete")
+    try:
+        yield str(server.get_uri())
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+async def template_url(server_url: str) -> str:
+    from engine.config import DatabaseSettings
+    from engine.db import create_pool
+
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {TEMPLATE_DB}")
+        await admin.execute(f"CREATE DATABASE {TEMPLATE_DB}")
+    finally:
+        await admin.close()
+    url = with_database(server_url, TEMPLATE_DB)
+    pool = await create_pool(DatabaseSettings(url=url, pool_min=1, pool_max=1), url)
+    await pool.close()
+    return url
+
+
+@pytest.fixture
+async def db_url(server_url: str, template_url: str) -> AsyncIterator[str]:
+    name = f"mamoru_t_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}")
+    finally:
+        await admin.close()
+    yield with_database(server_url, name)
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await admin.close()
+
+
+def make_settings(db_url: str, **sections: dict[str, Any]) -> Settings:
+    """Settings for a test: the test database, fast retries, plus the given overrides."""
+    base = load_settings(None, environ={})
+    settings = replace(
+        base,
+        database=replace(base.database, url=db_url, pool_min=1, pool_max=5),
+        queue=replace(
+            base.queue, poll_interval=0.05, retry_base=0.05, retry_max=0.2, flush_interval=0.02
+        ),
+        delivery=replace(
+            base.delivery, connect_timeout=2.0, command_timeout=2.0, data_timeout=2.0,
+            shutdown_grace=2.0,
+        ),
+        metrics=replace(base.metrics, listen=""),
+    )
+    for name, values in sections.items():
+        settings = replace(settings, **{name: replace(getattr(settings, name), **values)})
+    return settings
+
+
+@pytest.fixture
+async def engine(db_url: str) -> AsyncIterator[Engine]:
+    eng = await Engine.open(make_settings(db_url))
+    try:
+        yield eng
+    finally:
+        await eng.close()
+
+
+async def wait_until(
+    condition: Any, timeout: float = 10.0, interval: float = 0.02  # noqa: ASYNC109
+) -> None:
+    """Wait until ``condition()`` (sync or async) is true, or fail after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = condition()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)
+
+
+@pytest.fixture
+def sink() -> Iterator[Any]:
+    from sinks import Sink
+
+    with Sink() as s:
+        yield s
