@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import signal
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import datetime
@@ -17,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from engine.address import normalise_address
-from engine.config import Settings, load_settings
+from engine.config import Settings, load_settings, parse_host_port
 from engine.errors import InputError, MamoruError
 from engine.queue import NewBroadcast, Priority, State
 from engine.queue.models import STATE_LABELS_JA
@@ -29,6 +28,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+from cli.dkim_cmd import app as dkim_app  # noqa: E402 - mounted right after app is made
+
+app.add_typer(dkim_app, name="dkim")
+
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
@@ -64,46 +67,57 @@ def serve(
     exit_when_idle: Annotated[
         bool, typer.Option(help="Deliver everything that is due, then exit 0.")
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Runner processes (default: one per CPU core)."),
+    ] = None,
 ) -> None:
     """Run the delivery runners (配信を実行する)."""
+    from engine.db import redact
+    from engine.workers import (
+        catch_early_stop,
+        default_worker_count,
+        run_one,
+        run_workers,
+        with_resolved_database,
+    )
+
+    catch_early_stop()
     try:
-        settings = _settings(config)
+        settings = with_resolved_database(_settings(config))
     except MamoruError as exc:
         _fail(str(exc), 1)
-    _run(lambda: _serve(settings, exit_when_idle))
+    count = workers or default_worker_count()
+    out.print(f"mamoru serve: configuration {settings.source}")
+    out.print(f"  database     {redact(settings.database.url)}")
+    if settings.metrics.listen and not exit_when_idle:
+        host, port = parse_host_port("metrics.listen", settings.metrics.listen, 9464)
+        ports = f"{port}" if count == 1 else f"{port}-{port + count - 1} (one per worker)"
+        out.print(f"  metrics      http://{host}:{ports}/metrics")
+    for domain, target in sorted(settings.routing.transport.items()):
+        out.print(f"  transport    {domain} -> {target}")
+    if not settings.routing.transport:
+        out.print("  transport    (none: MX lookup in DNS)")
+    out.print(
+        f"  runners      {count} process(es), up to {settings.delivery.concurrency} "
+        f"mails in flight each"
+    )
 
-
-async def _serve(settings: Settings, exit_when_idle: bool) -> None:
-    import asyncio
-
-    from engine import metrics
-    from engine.context import Engine
-    from engine.db import redact
-
-    engine = await Engine.open(settings)
-    try:
-        runner = await engine.runner()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, runner.stop)
-        where = metrics.serve_metrics(settings.metrics.listen) if not exit_when_idle else None
-        out.print(f"mamoru serve: configuration {settings.source}")
-        out.print(f"  database     {redact(engine.dsn)}")
-        if where:
-            out.print(f"  metrics      http://{where[0]}:{where[1]}/metrics")
-        for domain, target in sorted(settings.routing.transport.items()):
-            out.print(f"  transport    {domain} -> {target}")
-        if not settings.routing.transport:
-            out.print("  transport    (none: MX lookup in DNS)")
-        out.print(f"  runner       {runner.name}, up to {settings.delivery.concurrency} in flight")
+    def ready() -> None:
         out.print("配信を開始します。停止するには Ctrl+C (SIGTERM でも安全に停止します)。")
-        stats = await runner.run(exit_when_idle=exit_when_idle)
-        out.print(
-            f"停止しました: 配信済み {stats.delivered}, 再送待ち {stats.deferred}, "
-            f"失敗 {stats.failed}, 返却 {stats.released}"
-        )
-    finally:
-        await engine.close()
+
+    try:
+        if count == 1:
+            all_stats = [_run(lambda: run_one(settings, exit_when_idle, on_ready=ready))]
+        else:
+            all_stats = run_workers(settings, count, exit_when_idle, on_ready=ready)
+    except MamoruError as exc:
+        _fail(str(exc), 1)
+    out.print(
+        f"停止しました: 配信済み {sum(s.delivered for s in all_stats)}, "
+        f"再送待ち {sum(s.deferred for s in all_stats)}, "
+        f"失敗 {sum(s.failed for s in all_stats)}, 返却 {sum(s.released for s in all_stats)}"
+    )
 
 
 @app.command()
