@@ -1,0 +1,51 @@
+"""The accuracy benchmark runs on any folder of labelled mails and ends with its JSON line."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "bounce_accuracy.py"
+
+QMAIL = b"""\
+From: MAILER-DAEMON@mx.example.org
+Subject: failure notice
+
+<taro@example.org>:
+Remote host said: 550 5.1.1 <taro@example.org>... User Unknown
+
+<jiro@example.org>:
+Remote host said: 552 5.2.2 <jiro@example.org>... Mailbox full
+"""
+
+
+def _load_bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bounce_accuracy", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_prints_agreement_figures_as_its_last_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a.eml").write_bytes(QMAIL)
+    (tmp_path / "labels.csv").write_text(
+        "file,index,status,replycode,reason,hardbounce\n"
+        "a.eml,1,5.1.1,550,userunknown,true\n"
+        "a.eml,2,5.2.2,552,mailboxfull,false\n"
+        "a.eml,3,5.2.2,552,mailboxfull,false\n"
+    )
+    assert _load_bench().main(["--corpus", str(tmp_path)]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    figures = json.loads(last)
+    assert figures["recipients"] == 3
+    # The third label has no verdict at its index, so it disagrees on everything.
+    assert figures["reason_agreement"] == pytest.approx(2 / 3, abs=1e-3)
+    assert figures["hard_agreement"] == pytest.approx(2 / 3, abs=1e-3)
+    assert figures["address_agreement"] == pytest.approx(2 / 3, abs=1e-3)
