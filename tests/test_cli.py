@@ -141,3 +141,35 @@ async def test_sigterm_stops_serve_cleanly(tmp_path: Path, db_url: str) -> None:
     out, _ = await asyncio.wait_for(proc.communicate(), timeout=30)
     assert proc.returncode == 0
     assert "停止しました" in out.decode()
+
+
+@pytest.mark.slow
+async def test_two_workers_share_the_queue_and_send_each_mail_once(
+    tmp_path: Path, db_url: str, body: Path
+) -> None:
+    with Sink() as sink:
+        cfg = config_file(
+            tmp_path, db_url, sink.address,
+            queue="claim_batch = 10", delivery="concurrency = 10",
+        )
+        to = tmp_path / "to.txt"
+        to.write_text("".join(f"slow{i}@example.jp\n" for i in range(800)))
+        sent = await asyncio.to_thread(
+            mamoru, "send", "-c", cfg, "--sender", "s@example.jp", "--subject", "お知らせ",
+            "--body-file", body, "--to-file", to,
+        )
+        assert sent.returncode == 0, sent.stderr
+        served = await asyncio.to_thread(
+            mamoru, "serve", "-c", cfg, "--workers", "2", "--exit-when-idle", timeout=120
+        )
+        assert served.returncode == 0, served.stderr
+        received = sink.handler.message_ids()
+    assert len(received) == len(set(received)) == 800
+    conn = await asyncpg.connect(db_url)
+    try:
+        runners = await conn.fetchval("SELECT count(DISTINCT runner) FROM delivery_attempts")
+        delivered = await conn.fetchval("SELECT count(*) FROM deliveries WHERE state='delivered'")
+    finally:
+        await conn.close()
+    assert delivered == 800
+    assert runners == 2

@@ -22,7 +22,7 @@ RECIPIENTS = 400
 async def start_serve(cfg: Path) -> asyncio.subprocess.Process:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAMORU_")}
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cli", "serve", "-c", str(cfg),
+        sys.executable, "-m", "cli", "serve", "-c", str(cfg), "--workers", "1",
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         cwd=ROOT, env=env,
     )
