@@ -11,6 +11,7 @@ from engine.clock import Clock, SystemClock
 from engine.config import Settings
 from engine.db import create_pool, dsn_for
 from engine.delivery import SmtpTransport, Transport
+from engine.dkim import DkimSigner, dkim_settings
 from engine.queue import Queue
 from engine.routing import Router
 from engine.runner import Runner
@@ -26,6 +27,10 @@ class Engine:
 
     @classmethod
     async def open(cls, settings: Settings, clock: Clock | None = None) -> Engine:
+        # Key problems are found at start, before anything is claimed.
+        dkim = dkim_settings(settings.dkim)
+        if dkim.keys:
+            DkimSigner(dkim.keys)
         dsn = dsn_for(settings.database)
         pool = await create_pool(settings.database, dsn)
         return cls(settings, dsn, pool, Queue(pool), clock or SystemClock())
@@ -60,4 +65,9 @@ class Engine:
             clock=self.clock,
             name=name,
             dsn=self.dsn,
+            signer=self.signer(),
         )
+
+    def signer(self) -> DkimSigner | None:
+        keys = dkim_settings(self.settings.dkim).keys
+        return DkimSigner(keys, self.clock) if keys else None

@@ -22,7 +22,7 @@ import functools
 import hashlib
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
@@ -42,8 +42,10 @@ __all__ = [
     "SIGNED_HEADERS",
     "Algorithm",
     "DkimKey",
+    "DkimSettings",
     "DkimSigner",
     "PreparedBody",
+    "dkim_settings",
     "dns_record_name",
     "generate_key",
     "txt_record_strings",
@@ -381,3 +383,56 @@ def _write_new_private_file(path: Path, data: bytes, domain: str) -> None:
     with os.fdopen(fd, "wb") as out:
         os.fchmod(out.fileno(), 0o600)  # the umask may only narrow it, but be explicit
         out.write(data)
+
+
+@dataclass(frozen=True)
+class DkimSettings:
+    """The `[dkim]` section: the keys, and whether each recipient's mail is signed alone."""
+
+    keys: tuple[DkimKey, ...] = ()
+    # False (default): the header fields all recipients share (From, Subject, Date, MIME) and
+    # the body are signed once per broadcast and that signature goes on every mail; To and
+    # Message-ID are left out of it. True: every mail is signed on its own, To and Message-ID
+    # included, at one private-key operation (about 1 ms for RSA-2048) per mail.
+    sign_per_recipient: bool = False
+
+
+_KEY_FIELDS = {"domain", "selector", "private_key", "algorithm"}
+
+
+def dkim_settings(raw: Mapping[str, object]) -> DkimSettings:
+    """Read the `[dkim]` section of the configuration; ConfigError names the bad key."""
+    from engine.errors import ConfigError
+
+    unknown = set(raw) - {"keys", "sign_per_recipient"}
+    if unknown:
+        raise ConfigError(
+            f"unknown key dkim.{sorted(unknown)[0]} (known keys in [dkim]: keys, "
+            f"sign_per_recipient)"
+        )
+    per_recipient = raw.get("sign_per_recipient", False)
+    if not isinstance(per_recipient, bool):
+        raise ConfigError("dkim.sign_per_recipient must be true or false")
+    tables = raw.get("keys", [])
+    if not isinstance(tables, list):
+        raise ConfigError("dkim.keys must be an array of tables, written [[dkim.keys]]")
+    keys: list[DkimKey] = []
+    for i, table in enumerate(tables):
+        where = f"dkim.keys[{i}]"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where} must be a table with domain, selector and private_key")
+        extra = set(table) - _KEY_FIELDS
+        if extra:
+            raise ConfigError(f"unknown key {where}.{sorted(extra)[0]}")
+        for field in ("domain", "selector", "private_key"):
+            if not isinstance(table.get(field), str) or not table[field]:
+                raise ConfigError(f"{where}.{field} is missing or not a string")
+        algorithm = table.get("algorithm", "rsa-sha256")
+        if algorithm not in ALGORITHMS:
+            raise ConfigError(
+                f"{where}.algorithm must be one of {', '.join(ALGORITHMS)}, not {algorithm!r}"
+            )
+        keys.append(
+            DkimKey(table["domain"], table["selector"], Path(table["private_key"]), algorithm)
+        )
+    return DkimSettings(tuple(keys), per_recipient)

@@ -16,6 +16,7 @@ from email.utils import format_datetime
 
 from engine.address import domain_of, smtp_path
 from engine.clock import Clock
+from engine.dkim import DkimSigner, PreparedBody
 from engine.queue.models import BroadcastContent
 
 _JST = timezone(timedelta(hours=9), "JST")
@@ -31,6 +32,11 @@ class MessageTemplate:
     common_headers: bytes
     # The encoded body, CRLF line ends.
     body: bytes
+    # DKIM: the signature shared by every recipient (signed once per broadcast), or, when each
+    # mail is signed on its own, the signer and the body hash computed once.
+    shared_signature: bytes = b""
+    signer: DkimSigner | None = None
+    prepared_body: PreparedBody | None = None
 
     def message_id(self, delivery_id: int) -> str:
         """Stable per delivery, so that a retry is recognisably the same mail."""
@@ -41,12 +47,22 @@ class MessageTemplate:
         own = f"To: {smtp_path(recipient)}\r\nMessage-ID: {self.message_id(delivery_id)}\r\n"
         return own.encode("ascii") + self.common_headers
 
-    def render(self, recipient: str, delivery_id: int, signature: bytes = b"") -> bytes:
-        return signature + self.header_block(recipient, delivery_id) + b"\r\n" + self.body
+    def render(self, recipient: str, delivery_id: int) -> bytes:
+        """The whole mail for one recipient, CRLF line ends, DKIM-signed when configured."""
+        headers = self.header_block(recipient, delivery_id)
+        if self.signer is not None and self.prepared_body is not None:
+            signature = self.signer.sign(headers, self.prepared_body, self.sender_domain)
+        else:
+            signature = self.shared_signature
+        return signature + headers + b"\r\n" + self.body
 
 
 def build_template(
-    content: BroadcastContent, clock: Clock, id_domain: str = ""
+    content: BroadcastContent,
+    clock: Clock,
+    id_domain: str = "",
+    signer: DkimSigner | None = None,
+    sign_per_recipient: bool = False,
 ) -> MessageTemplate:
     msg = EmailMessage(policy=SMTP)
     msg["From"] = smtp_path(content.sender)
@@ -58,11 +74,21 @@ def build_template(
     raw = msg.as_bytes()
     headers, _, encoded_body = raw.partition(b"\r\n\r\n")
     sender_domain = domain_of(content.sender)
+    common_headers = headers + b"\r\n"
+    shared_signature = b""
+    prepared = None
+    if signer is not None and signer.signs_for(sender_domain):
+        prepared = signer.prepare_body(encoded_body)
+        if not sign_per_recipient:
+            shared_signature = signer.sign(common_headers, prepared, sender_domain)
     return MessageTemplate(
         broadcast_id=content.id,
         sender=content.sender,
         sender_domain=sender_domain,
         id_domain=id_domain or sender_domain,
-        common_headers=headers + b"\r\n",
+        common_headers=common_headers,
         body=encoded_body,
+        shared_signature=shared_signature,
+        signer=signer if (prepared is not None and sign_per_recipient) else None,
+        prepared_body=prepared,
     )

@@ -30,6 +30,7 @@ from engine.address import smtp_path
 from engine.clock import Clock, SystemClock
 from engine.config import Settings
 from engine.delivery import Envelope, SendResult, SourceAddress, Transport
+from engine.dkim import DkimSigner, dkim_settings
 from engine.errors import PermanentRoutingError, RoutingError
 from engine.message import MessageTemplate, build_template
 from engine.queue import (
@@ -77,6 +78,7 @@ class Runner:
         clock: Clock | None = None,
         name: str | None = None,
         dsn: str | None = None,
+        signer: DkimSigner | None = None,
     ) -> None:
         self.settings = settings
         self.queue = queue
@@ -86,12 +88,17 @@ class Runner:
         self.name = name or runner_name()
         self.stats = RunStats()
         self._verp_secret = verp_secret
+        self._signer = signer
+        self._sign_per_recipient = dkim_settings(settings.dkim).sign_per_recipient
         self._dsn = dsn
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._results: list[AttemptResult] = []
         self._results_ready = asyncio.Event()
+        # One flush at a time: two would take the same batch, write it twice and then drop
+        # the next batch unwritten.
+        self._flush_lock = asyncio.Lock()
         self._templates: OrderedDict[int, MessageTemplate] = OrderedDict()
         self._contents: dict[int, BroadcastContent] = {}
 
@@ -229,7 +236,10 @@ class Runner:
         template = self._templates.get(broadcast_id)
         if template is None:
             content = self._contents[broadcast_id]
-            template = build_template(content, self.clock, self.settings.message.id_domain)
+            template = build_template(
+                content, self.clock, self.settings.message.id_domain,
+                self._signer, self._sign_per_recipient,
+            )
             self._templates[broadcast_id] = template
             while len(self._templates) > _TEMPLATE_CACHE:
                 old, _ = self._templates.popitem(last=False)
@@ -250,6 +260,10 @@ class Runner:
             await self._flush()
 
     async def _flush(self) -> None:
+        async with self._flush_lock:
+            await self._flush_locked()
+
+    async def _flush_locked(self) -> None:
         while self._results:
             batch = self._results[: self.settings.queue.flush_batch]
             try:
