@@ -1,0 +1,58 @@
+"""Traffic shaping: carrier profiles, sites, rate and connection limits, AIMD, egress pools.
+
+Pure logic: no database, no SMTP library. The runner builds one `Shaper`, asks it for a `Grant`
+before opening a connection, and reports each outcome as a `Feedback` value.
+"""
+
+from __future__ import annotations
+
+from engine.throttle.aimd import AimdSettings, RateController
+from engine.throttle.bucket import TokenBucket
+from engine.throttle.feedback import Feedback, Outcome, Signal, is_own_fault, signal_of
+from engine.throttle.pool import DEFAULT_POOL, EgressPool, Source, Warmup, pools_from_config
+from engine.throttle.profiles import (
+    BUILTIN_PROFILES,
+    DEFAULT_PROFILE,
+    Profile,
+    QuietWindow,
+    load_profiles,
+)
+from engine.throttle.shaper import (
+    PRIORITY_BULK,
+    PRIORITY_EMERGENCY,
+    PRIORITY_NORMAL,
+    Grant,
+    Shaper,
+    SiteState,
+)
+from engine.throttle.sites import Site, SiteMap, registered_domain
+
+__all__ = [
+    "BUILTIN_PROFILES",
+    "DEFAULT_POOL",
+    "DEFAULT_PROFILE",
+    "PRIORITY_BULK",
+    "PRIORITY_EMERGENCY",
+    "PRIORITY_NORMAL",
+    "AimdSettings",
+    "EgressPool",
+    "Feedback",
+    "Grant",
+    "Outcome",
+    "Profile",
+    "QuietWindow",
+    "RateController",
+    "Shaper",
+    "Signal",
+    "Site",
+    "SiteMap",
+    "SiteState",
+    "Source",
+    "TokenBucket",
+    "Warmup",
+    "is_own_fault",
+    "load_profiles",
+    "pools_from_config",
+    "registered_domain",
+    "signal_of",
+]

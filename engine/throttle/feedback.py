@@ -1,0 +1,104 @@
+"""Outcomes the runner reports to the shaper, and what each means for the pace of sending.
+
+The throttle knows nothing of SMTP libraries: the runner turns whatever aiosmtplib raised or
+answered into one small `Feedback` value, and `signal_of` decides, with the site's profile,
+whether it is a plain result, a "slow down", a refused connection or an order to suspend.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from engine.throttle.profiles import Profile
+
+
+class Outcome(enum.Enum):
+    """What happened to one message (or one connection attempt)."""
+
+    DELIVERED = "delivered"  # 2xx after DATA
+    THROTTLED = "throttled"  # the runner already knows the reply meant "too fast"
+    # The connection failed: refused, reset, closed early, timed out while opening, or greeted
+    # with 421/554 instead of 220. Halves the allowed connection count as well as the rate.
+    REFUSED = "refused"
+    DEFERRED = "deferred"  # any other 4xx
+    FAILED = "failed"  # 5xx
+
+
+class Signal(enum.Enum):
+    """What an outcome means for the controller of one (egress IP, site)."""
+
+    SUCCESS = "success"
+    NEUTRAL = "neutral"  # about the recipient, not about our pace (550 unknown user, greylisting)
+    SLOW_DOWN = "slow_down"
+    CONNECTION_SLOW_DOWN = "connection_slow_down"  # slow down and open fewer connections
+    SUSPEND = "suspend"
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """One outcome as the runner saw it: kind, reply code (if any) and reply text."""
+
+    outcome: Outcome
+    code: int | None = None
+    text: str = ""
+
+    @classmethod
+    def delivered(cls, code: int = 250, text: str = "") -> Feedback:
+        return cls(Outcome.DELIVERED, code, text)
+
+    @classmethod
+    def throttled(cls, code: int, text: str = "") -> Feedback:
+        return cls(Outcome.THROTTLED, code, text)
+
+    @classmethod
+    def refused(cls, text: str = "") -> Feedback:
+        return cls(Outcome.REFUSED, None, text)
+
+    @classmethod
+    def deferred(cls, code: int, text: str = "") -> Feedback:
+        return cls(Outcome.DEFERRED, code, text)
+
+    @classmethod
+    def failed(cls, code: int, text: str = "") -> Feedback:
+        return cls(Outcome.FAILED, code, text)
+
+
+def signal_of(feedback: Feedback, profile: Profile) -> Signal:
+    """Classify an outcome for the adaptive controller, using the profile's reply patterns.
+
+    Suspend patterns win over everything (yahoo.co.jp's "VS98-IP0" comes as a 4xx and must stop
+    the IP, not merely halve its rate). 421 always means "closing, come back slower". A 4xx
+    counts as "slow down" only when its text matches the profile's throttle patterns, so that
+    greylisting or a full mailbox does not slow a whole carrier down.
+    """
+    if feedback.text and profile.says_suspend(feedback.text):
+        return Signal.SUSPEND
+    match feedback.outcome:
+        case Outcome.DELIVERED:
+            return Signal.SUCCESS
+        case Outcome.THROTTLED:
+            return Signal.SLOW_DOWN
+        case Outcome.REFUSED:
+            return Signal.CONNECTION_SLOW_DOWN
+        case Outcome.DEFERRED | Outcome.FAILED:
+            if feedback.code == 421:
+                return Signal.SLOW_DOWN
+            code = feedback.code or 0
+            if 400 <= code < 500 and profile.says_slow_down(feedback.text):
+                return Signal.SLOW_DOWN
+            return Signal.NEUTRAL
+
+
+def is_own_fault(code: int, text: str, profile: Profile) -> bool:
+    """Whether a reply means the sender went too fast, not that the recipient is at fault.
+
+    True for 421, for a 4xx whose text matches the throttle patterns, and for any reply matching
+    the suspend patterns (an IP-level block says nothing about the recipient). The runner
+    requeues such a delivery without counting an attempt.
+    """
+    if profile.says_suspend(text):
+        return True
+    if code == 421:
+        return True
+    return 400 <= code < 500 and profile.says_slow_down(text)
