@@ -68,7 +68,9 @@ async def _serve_aiosmtpd(host: str, port: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="counting SMTP sink for benchmarks")
     parser.add_argument("--listen", default="127.0.0.1:2525")
-    parser.add_argument("--aiosmtpd", action="store_true", help="use aiosmtpd even if smtp-sink exists")
+    parser.add_argument(
+        "--aiosmtpd", action="store_true", help="use aiosmtpd even if smtp-sink exists"
+    )
     args = parser.parse_args()
     host, _, port = args.listen.rpartition(":")
     import uvloop
