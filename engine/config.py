@@ -96,6 +96,31 @@ class MessageSettings:
 
 
 @dataclass(frozen=True)
+class InboundSettings:
+    """The inbound SMTP server: bounces to VERP addresses and mail to service addresses."""
+
+    # host:port; empty disables the inbound server.
+    listen: str = "127.0.0.1:2526"
+    hostname: str = "localhost"
+    max_message_size: int = 10 * 1024 * 1024
+    max_connections_per_client: int = 10
+    # PEM files for STARTTLS; both empty: no STARTTLS offered.
+    tls_cert: str = ""
+    tls_key: str = ""
+    # Addresses that accept mail besides the VERP return paths, e.g. "touroku@school.example.jp".
+    service_addresses: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SuppressionSettings:
+    """When failures put an address on the suppression list."""
+
+    # Soft failures (mailbox full, ...) suppress an address after this many within soft_window.
+    soft_threshold: int = 5
+    soft_window: Duration = Duration(7 * 86400.0)
+
+
+@dataclass(frozen=True)
 class MetricsSettings:
     # host:port for the Prometheus endpoint; empty disables it.
     listen: str = "127.0.0.1:9464"
@@ -109,6 +134,8 @@ class Settings:
     routing: RoutingSettings = field(default_factory=RoutingSettings)
     message: MessageSettings = field(default_factory=MessageSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    inbound: InboundSettings = field(default_factory=InboundSettings)
+    suppression: SuppressionSettings = field(default_factory=SuppressionSettings)
     # Owned and validated by other modules (throttle, dkim): kept as given.
     shaping: dict[str, Any] = field(default_factory=dict)
     egress: dict[str, Any] = field(default_factory=dict)
@@ -151,9 +178,9 @@ def _apply_environment(raw: dict[str, Any], env: Mapping[str, str]) -> None:
         sub = _section_type(section.name)
         if sub is None:
             continue
-        for f in dataclasses.fields(sub):
-            if _is_scalar(f.type):
-                known[f"MAMORU_{section.name}_{f.name}".upper()] = (section.name, f.name)
+        for key, tp in typing.get_type_hints(sub).items():
+            if _is_scalar(tp):
+                known[f"MAMORU_{section.name}_{key}".upper()] = (section.name, key)
     for name, value in env.items():
         if not name.startswith("MAMORU_") or name.startswith(_RESERVED_ENV):
             continue
@@ -182,7 +209,8 @@ def _section_type(name: str) -> type[Any] | None:
 
 
 def _is_scalar(tp: Any) -> bool:
-    return tp in (str, int, float, bool, Duration, "str", "int", "float", "bool", "Duration")
+    # Lists can be set from the environment too, as comma-separated text.
+    return tp in (str, int, float, bool, Duration) or typing.get_origin(tp) is list
 
 
 def _build_settings(raw: dict[str, Any], source: str) -> Settings:
@@ -252,6 +280,12 @@ def _convert(key: str, tp: Any, value: Any) -> Any:
             return str(value)
         raise ConfigError(f"{key} must be a string, not {value!r}")
     origin = typing.get_origin(tp)
+    if origin is list:
+        if from_env:
+            return [item.strip() for item in value.split(",") if item.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key} must be a list of strings, like [\"a@example.jp\"]")
+        return list(value)
     if origin is dict:
         if not isinstance(value, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in value.items()
@@ -323,3 +357,11 @@ def _check(s: Settings) -> None:
         parse_host_port(f"routing.transport.{domain}", target, 25)
     if s.metrics.listen:
         parse_host_port("metrics.listen", s.metrics.listen, 9464)
+    if s.inbound.listen:
+        parse_host_port("inbound.listen", s.inbound.listen, 25)
+    if bool(s.inbound.tls_cert) != bool(s.inbound.tls_key):
+        raise ConfigError("inbound.tls_cert and inbound.tls_key must be given together")
+    if s.inbound.max_message_size < 1024:
+        raise ConfigError("inbound.max_message_size must be at least 1024 bytes")
+    if s.suppression.soft_threshold < 1:
+        raise ConfigError("suppression.soft_threshold must be at least 1")

@@ -100,3 +100,13 @@ def test_values_out_of_range_are_refused(tmp_path: Path) -> None:
     p = write(tmp_path, "[delivery]\nconcurrency = 0\n")
     with pytest.raises(ConfigError, match=r"delivery\.concurrency must be at least 1"):
         load_settings(p, environ={})
+
+
+def test_list_settings_from_file_and_environment(tmp_path: Path) -> None:
+    p = write(tmp_path, '[inbound]\nservice_addresses = ["touroku@school.example.jp"]\n')
+    assert load_settings(p, environ={}).inbound.service_addresses == ["touroku@school.example.jp"]
+    s = load_settings(None, environ={"MAMORU_INBOUND_SERVICE_ADDRESSES": "a@x.jp, b@x.jp"})
+    assert s.inbound.service_addresses == ["a@x.jp", "b@x.jp"]
+    bad = write(tmp_path, "[inbound]\nservice_addresses = \"a@x.jp\"\n")
+    with pytest.raises(ConfigError, match=r"inbound\.service_addresses must be a list"):
+        load_settings(bad, environ={})
