@@ -318,7 +318,7 @@ async def _status(settings: Settings, latest: int) -> dict[str, Any]:
 
 _DELIVERY_COLUMNS = (
     "recipient", "state", "attempts", "last_code", "last_status", "last_text", "reason",
-    "created_at", "updated_at", "finished_at",
+    "category", "created_at", "updated_at", "finished_at",
 )
 
 
@@ -341,7 +341,7 @@ def deliveries(
             writer.writerow(_cell(r[c]) for c in _DELIVERY_COLUMNS)
         return
     table = Table(title=f"配信 {broadcast_id} の宛先別結果")
-    for c in ("宛先", "状態", "試行", "応答", "拡張", "応答文", "理由", "更新"):
+    for c in ("宛先", "状態", "試行", "応答", "拡張", "応答文", "分類", "更新"):
         table.add_column(c)
     for r in rows:
         table.add_row(
@@ -351,7 +351,7 @@ def deliveries(
             _cell(r["last_code"]),
             _cell(r["last_status"]),
             _cell(r["last_text"]),
-            _cell(r["reason"]),
+            _category_label(r["category"], r["reason"]),
             _cell(r["updated_at"]),
         )
     out.print(table)
@@ -365,6 +365,16 @@ async def _deliveries(settings: Settings, broadcast_id: int) -> list[dict[str, A
         return await engine.queue.deliveries_of(broadcast_id)
     finally:
         await engine.close()
+
+
+def _category_label(category: str | None, reason: str | None) -> str:
+    """The Japanese category label with the fine reason, e.g. "宛先不明 (userunknown)"."""
+    from engine.bounce import CATEGORIES
+
+    if not category:
+        return _cell(reason)
+    label = CATEGORIES[category].label_ja if category in CATEGORIES else category
+    return f"{label} ({reason})" if reason else label
 
 
 def _cell(value: object) -> str:

@@ -27,6 +27,7 @@ import asyncpg
 
 from engine import metrics
 from engine.address import smtp_path
+from engine.bounce import category_for_reason, classify_reply
 from engine.clock import Clock, SystemClock
 from engine.config import Settings
 from engine.delivery import Envelope, SendResult, SourceAddress, Transport
@@ -170,7 +171,7 @@ class Runner:
             self._add_result(
                 AttemptResult(
                     d.id, Outcome.FAILED, now, d.last_code, d.last_status, text, None,
-                    "expired", counts=False,
+                    "expired", counts=False, category=category_for_reason("expired"),
                 )
             )
             return
@@ -178,11 +179,19 @@ class Runner:
             route = await self.router.route(d.domain)
         except PermanentRoutingError as exc:
             self._add_result(
-                AttemptResult(d.id, Outcome.FAILED, now, None, None, str(exc), None, "hostunknown")
+                AttemptResult(
+                    d.id, Outcome.FAILED, now, None, None, str(exc), None, "hostunknown",
+                    category=category_for_reason("hostunknown"),
+                )
             )
             return
         except RoutingError as exc:
-            self._add_result(self._temporary(d, now, None, None, str(exc), None))
+            self._add_result(
+                self._temporary(
+                    d, now, None, None, str(exc), None, "networkerror",
+                    category_for_reason("networkerror"),
+                )
+            )
             return
         template = self._template(d.broadcast_id)
         envelope = Envelope(
@@ -205,9 +214,17 @@ class Runner:
 
     def _result_of(self, d: ClaimedDelivery, r: SendResult) -> AttemptResult:
         now = self.clock.now()
+        if r.outcome is Outcome.DELIVERED:
+            return AttemptResult(d.id, r.outcome, now, r.code, r.status, r.text, r.host)
+        verdict = classify_reply(r.code, r.status, r.text, r.command, d.recipient, d.domain)
         if r.outcome is Outcome.DEFERRED:
-            return self._temporary(d, now, r.code, r.status, r.text, r.host)
-        return AttemptResult(d.id, r.outcome, now, r.code, r.status, r.text, r.host)
+            return self._temporary(
+                d, now, r.code, r.status, r.text, r.host, verdict.reason, verdict.category
+            )
+        return AttemptResult(
+            d.id, r.outcome, now, r.code, r.status, r.text, r.host, verdict.reason,
+            category=verdict.category,
+        )
 
     def _temporary(
         self,
@@ -217,13 +234,19 @@ class Runner:
         status: str | None,
         text: str,
         host: str | None,
+        reason: str | None = None,
+        category: str | None = None,
     ) -> AttemptResult:
         q = self.settings.queue
         when = next_attempt(now, d.attempts + 1, q.retry_base, q.retry_max, d.expires_at)
         if when is None:
-            return AttemptResult(d.id, Outcome.FAILED, now, code, status, text, host, "expired")
+            return AttemptResult(
+                d.id, Outcome.FAILED, now, code, status, text, host, "expired",
+                category=category_for_reason("expired"),
+            )
         return AttemptResult(
-            d.id, Outcome.DEFERRED, now, code, status, text, host, next_attempt_at=when
+            d.id, Outcome.DEFERRED, now, code, status, text, host, reason,
+            next_attempt_at=when, category=category,
         )
 
     def _add_result(self, result: AttemptResult) -> None:

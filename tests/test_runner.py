@@ -126,6 +126,8 @@ async def test_permanent_failure_fails_at_once(db_url: str, sink: Sink) -> None:
         "failed", 1, 550, "5.1.1"
     )
     assert "User unknown" in bad["last_text"]
+    # Our own attempt's reply is classified as a bounce would be.
+    assert (bad["reason"], bad["category"]) == ("userunknown", "unknown_user")
     # The refusal did not spoil the connection for the next mail.
     assert rows["ok@example.jp"]["state"] == "delivered"
 
@@ -141,6 +143,7 @@ async def test_delivery_that_keeps_failing_expires(db_url: str, sink: Sink) -> N
             await wait_until(failed, timeout=15)
         row = (await rows_by_recipient(eng, bid))["busy@example.jp"]
     assert row["reason"] == "expired"
+    assert row["category"] is not None
     assert row["attempts"] >= 2
     assert row["last_code"] == 421
 

@@ -100,3 +100,5 @@ class AttemptResult:
     # False when the attempt did not reach the recipient's server through our own doing
     # (e.g. our shutdown): it does not count toward the delivery's attempts.
     counts: bool = True
+    # The operator category of the reason (engine.bounce.categories), for failures/deferrals.
+    category: str | None = None

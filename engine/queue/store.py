@@ -62,8 +62,8 @@ RECORD_SQL = """
 WITH u AS (
     SELECT * FROM unnest(
         $1::bigint[], $2::text[], $3::int[], $4::int[], $5::text[], $6::text[], $7::text[],
-        $8::timestamptz[], $9::timestamptz[], $10::text[]
-    ) AS u(id, outcome, counts, code, status, text, reason, next_at, at, host)
+        $8::timestamptz[], $9::timestamptz[], $10::text[], $12::text[]
+    ) AS u(id, outcome, counts, code, status, text, reason, next_at, at, host, category)
 ),
 upd AS (
     UPDATE deliveries d
@@ -73,6 +73,7 @@ upd AS (
         last_status = u.status,
         last_text = u.text,
         reason = u.reason,
+        category = u.category,
         next_attempt_at = COALESCE(u.next_at, d.next_attempt_at),
         lease_owner = NULL,
         updated_at = u.at,
@@ -195,18 +196,18 @@ class Queue:
         """Write a batch of outcomes; returns how many rows this owner still held."""
         if not results:
             return 0
-        cols: list[list[Any]] = [[] for _ in range(10)]
+        cols: list[list[Any]] = [[] for _ in range(11)]
         for r in results:
             for col, value in zip(
                 cols,
                 (
                     r.delivery_id, r.outcome.value, 1 if r.counts else 0, r.code, r.status,
-                    r.text, r.reason, r.next_attempt_at, r.attempted_at, r.host,
+                    r.text, r.reason, r.next_attempt_at, r.attempted_at, r.host, r.category,
                 ),
                 strict=True,
             ):
                 col.append(value)
-        written: int = await self.pool.fetchval(RECORD_SQL, *cols, owner)
+        written: int = await self.pool.fetchval(RECORD_SQL, *cols[:10], owner, cols[10])
         if written != len(results):
             # The lease ran out and another runner took the delivery over; its outcome wins.
             log.warning(
@@ -291,7 +292,7 @@ class Queue:
         rows = await self.pool.fetch(
             """
             SELECT id, recipient, state, attempts, last_code, last_status, last_text, reason,
-                   created_at, updated_at, finished_at
+                   category, created_at, updated_at, finished_at
             FROM deliveries WHERE broadcast_id = $1 ORDER BY id
             """,
             broadcast_id,
