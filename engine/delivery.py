@@ -132,6 +132,13 @@ class SmtpTransport:
     ) -> SendResult:
         """Try each destination in order until one answers the transaction."""
         source = source or SourceAddress()
+        if not (envelope.sender.isascii() and envelope.recipient.isascii()):
+            # Addresses are checked at enqueue; this guards rows written by other means.
+            return SendResult(
+                Outcome.FAILED, None, None,
+                "the address is not ASCII and the server was not asked for SMTPUTF8",
+                "RCPT", None,
+            )
         last: SendResult | None = None
         for dest in destinations:
             result = await self._send_to(dest, envelope, source)
@@ -220,6 +227,11 @@ class SmtpTransport:
             validate_certs=False,
         )
         await smtp.connect(timeout=s.connect_timeout)
+        if smtp.is_ehlo_or_helo_needed:
+            try:
+                await smtp.ehlo()
+            except aiosmtplib.SMTPHeloError:
+                await smtp.helo()
         return _Connection(smtp)
 
     async def _transaction(
@@ -227,14 +239,18 @@ class SmtpTransport:
     ) -> SendResult:
         smtp = conn.smtp
         try:
-            try:
-                await smtp.mail(envelope.sender)
-            except aiosmtplib.SMTPResponseException as exc:
-                raise _Refused("MAIL", exc.code, exc.message) from None
-            try:
-                await smtp.rcpt(envelope.recipient)
-            except aiosmtplib.SMTPResponseException as exc:
-                raise _Refused("RCPT", exc.code, exc.message) from None
+            # MAIL and RCPT go through execute_command: the envelope addresses were checked and
+            # written as SMTP paths when the broadcast was enqueued, and aiosmtplib's own mail()
+            # and rcpt() would parse them again with email.utils on every message (a fifth of
+            # the runner's time in profiles).
+            sender = envelope.sender.encode("ascii")
+            recipient = envelope.recipient.encode("ascii")
+            reply = await smtp.execute_command(b"MAIL", b"FROM:<" + sender + b">")
+            if reply.code != 250:
+                raise _Refused("MAIL", reply.code, reply.message)
+            reply = await smtp.execute_command(b"RCPT", b"TO:<" + recipient + b">")
+            if reply.code not in (250, 251):
+                raise _Refused("RCPT", reply.code, reply.message)
             try:
                 response = await smtp.data(envelope.data, timeout=self._settings.data_timeout)
             except aiosmtplib.SMTPResponseException as exc:

@@ -162,6 +162,17 @@ class Runner:
         self._wake.set()
 
     async def _deliver(self, d: ClaimedDelivery) -> None:
+        try:
+            await self._attempt(d)
+        except Exception as exc:  # a bug must not leave the delivery leased for minutes
+            log.exception("delivery %d: unexpected error", d.id)
+            self._add_result(
+                self._temporary(d, self.clock.now(), None, None,
+                                f"internal error: {type(exc).__name__}: {exc}", None,
+                                "systemerror", category_for_reason("systemerror"))
+            )
+
+    async def _attempt(self, d: ClaimedDelivery) -> None:
         started = time.monotonic()
         now = self.clock.now()
         if now >= d.expires_at:
