@@ -14,7 +14,8 @@ from engine.delivery import SmtpTransport, Transport
 from engine.dkim import DkimSigner, dkim_settings
 from engine.queue import Queue
 from engine.routing import Router
-from engine.runner import Runner
+from engine.runner import Runner, build_shaper
+from engine.throttle import Shaper
 
 
 @dataclass
@@ -31,6 +32,7 @@ class Engine:
         dkim = dkim_settings(settings.dkim)
         if dkim.keys:
             DkimSigner(dkim.keys)
+        build_shaper(settings, clock or SystemClock())
         dsn = dsn_for(settings.database)
         pool = await create_pool(settings.database, dsn)
         return cls(settings, dsn, pool, Queue(pool), clock or SystemClock())
@@ -60,13 +62,17 @@ class Engine:
             self.settings,
             self.queue,
             router or Router(self.settings.routing, clock=self.clock),
-            transport or SmtpTransport(self.settings.delivery, self.clock),
+            transport or SmtpTransport(self.settings.delivery),
             await self.verp_secret(),
             clock=self.clock,
             name=name,
             dsn=self.dsn,
             signer=self.signer(),
+            shaper=self.shaper(),
         )
+
+    def shaper(self) -> Shaper:
+        return build_shaper(self.settings, self.clock)
 
     def signer(self) -> DkimSigner | None:
         keys = dkim_settings(self.settings.dkim).keys

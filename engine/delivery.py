@@ -1,28 +1,26 @@
-"""The SMTP client side: pooled aiosmtplib connections, one transaction per recipient.
+"""The SMTP client side: aiosmtplib sessions, one transaction per recipient.
 
-Connections are kept per (source address, host, port) and reused for up to
-``delivery.messages_per_connection`` mails. A successful transaction leaves the connection
-ready for the next ``MAIL FROM`` (RFC 5321 §4.1.4), so no round trip is spent on RSET then;
-after a refused command the transaction is reset with RSET before reuse. STARTTLS is used when
-the server offers it (opportunistic, no certificate check, as between MTAs). Every step has a
-timeout.
+The runner opens a session for a connection slot the shaper granted (bound to the grant's
+source address, with its HELO name) and sends message after message on it. A successful
+transaction leaves the connection ready for the next ``MAIL FROM`` (RFC 5321 §4.1.4), so no
+round trip is spent on RSET then; after a refused command the transaction is reset with RSET.
+STARTTLS is used when the server offers it (opportunistic, no certificate check, as between
+MTAs). Every step has a timeout.
 
-``Transport`` is the seam: the runner calls ``send`` and gets a ``SendResult``; tests may pass
-any object with that method.
+``Transport`` is the seam: ``open`` gives a ``Session`` (or the ``SendResult`` saying why no
+server answered); tests may pass any object with that shape.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import aiosmtplib
 
-from engine.clock import Clock, SystemClock
 from engine.config import DeliverySettings
 from engine.queue.models import Outcome
 from engine.routing import Destination
@@ -30,9 +28,6 @@ from engine.routing import Destination
 log = logging.getLogger(__name__)
 
 _ENHANCED = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})\b\s*")
-# A pooled connection idle longer than this is closed rather than reused: servers drop idle
-# clients (RFC 5321 asks them to wait 5 minutes; many wait less).
-_IDLE_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -66,14 +61,9 @@ class SendResult:
 
 
 class Transport(Protocol):
-    async def send(
-        self,
-        destinations: Sequence[Destination],
-        envelope: Envelope,
-        source: SourceAddress | None = None,
-    ) -> SendResult: ...
-
-    async def close(self) -> None: ...
+    async def open(
+        self, destinations: Sequence[Destination], source: SourceAddress | None = None
+    ) -> Session | SendResult: ...
 
 
 def outcome_for_code(code: int) -> Outcome:
@@ -92,17 +82,15 @@ def split_enhanced(text: str) -> tuple[str | None, str]:
     return None, text
 
 
-@dataclass
-class _Connection:
-    smtp: aiosmtplib.SMTP
-    sent: int = 0
-    last_used: float = 0.0
+class Session(Protocol):
+    """One open SMTP connection, used for one message after another."""
 
+    @property
+    def usable(self) -> bool: ...
 
-@dataclass
-class _HostPool:
-    slots: asyncio.Semaphore
-    idle: list[_Connection] = field(default_factory=list)
+    async def send(self, envelope: Envelope) -> SendResult: ...
+
+    async def close(self) -> None: ...
 
 
 class _Refused(Exception):
@@ -115,129 +103,45 @@ class _Refused(Exception):
         self.message = message
 
 
-class SmtpTransport:
-    """Delivers envelopes over pooled SMTP connections."""
+class SmtpSession:
+    """An aiosmtplib connection that sends one transaction per message."""
 
-    def __init__(self, settings: DeliverySettings, clock: Clock | None = None) -> None:
+    def __init__(self, smtp: aiosmtplib.SMTP, host: str, settings: DeliverySettings) -> None:
+        self._smtp = smtp
+        self._host = host
         self._settings = settings
-        self._clock = clock or SystemClock()
-        self._pools: dict[tuple[str | None, str, int], _HostPool] = {}
-        self._closing = False
+        self._broken = False
+        self.sent = 0
 
-    async def send(
-        self,
-        destinations: Sequence[Destination],
-        envelope: Envelope,
-        source: SourceAddress | None = None,
-    ) -> SendResult:
-        """Try each destination in order until one answers the transaction."""
-        source = source or SourceAddress()
+    @property
+    def usable(self) -> bool:
+        return not self._broken and self._smtp.is_connected
+
+    async def send(self, envelope: Envelope) -> SendResult:
+        host = self._host
         if not (envelope.sender.isascii() and envelope.recipient.isascii()):
             # Addresses are checked at enqueue; this guards rows written by other means.
             return SendResult(
                 Outcome.FAILED, None, None,
                 "the address is not ASCII and the server was not asked for SMTPUTF8",
-                "RCPT", None,
+                "RCPT", host,
             )
-        last: SendResult | None = None
-        for dest in destinations:
-            result = await self._send_to(dest, envelope, source)
-            # Only a failure to get a session moves on to the next MX: once a transaction has
-            # begun, the mail may have been taken, and trying elsewhere would send it twice.
-            if result.command != "CONNECT":
-                return result
-            last = result
-        assert last is not None, "no destinations"
-        return last
-
-    async def _send_to(
-        self, dest: Destination, envelope: Envelope, source: SourceAddress
-    ) -> SendResult:
-        pool = self._pool_for(dest, source)
-        async with pool.slots:
-            # A pooled connection may have been closed by the server while idle; that shows
-            # only when we use it, so one such failure is retried on a fresh connection.
-            for attempt in range(2):
-                conn = self._take_idle(pool)
-                reused = conn is not None
-                if conn is None:
-                    try:
-                        conn = await self._connect(dest, source)
-                    except aiosmtplib.SMTPConnectResponseError as exc:
-                        status, text = split_enhanced(exc.message)
-                        return SendResult(
-                            Outcome.DEFERRED, exc.code, status, text, "CONNECT", str(dest)
-                        )
-                    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-                        return SendResult(
-                            Outcome.DEFERRED, None, None, _describe(exc), "CONNECT", str(dest)
-                        )
-                try:
-                    result = await self._transaction(conn, envelope, str(dest))
-                except (aiosmtplib.SMTPServerDisconnected, ConnectionError) as exc:
-                    await _close(conn)
-                    if reused and attempt == 0:
-                        continue
-                    return SendResult(
-                        Outcome.DEFERRED, None, None, _describe(exc), "DATA", str(dest)
-                    )
-                except (aiosmtplib.SMTPTimeoutError, TimeoutError) as exc:
-                    await _close(conn)
-                    return SendResult(
-                        Outcome.DEFERRED, None, None, f"timed out: {_describe(exc)}",
-                        "DATA", str(dest),
-                    )
-                except aiosmtplib.SMTPException as exc:
-                    await _close(conn)
-                    return SendResult(
-                        Outcome.DEFERRED, None, None, _describe(exc), "DATA", str(dest)
-                    )
-                await self._give_back(pool, conn, result)
-                return result
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _pool_for(self, dest: Destination, source: SourceAddress) -> _HostPool:
-        key = (source.address, dest.host, dest.port)
-        pool = self._pools.get(key)
-        if pool is None:
-            pool = self._pools[key] = _HostPool(
-                asyncio.Semaphore(self._settings.connections_per_host)
+        try:
+            result = await self._transaction(envelope)
+        except (aiosmtplib.SMTPTimeoutError, TimeoutError) as exc:
+            self._broken = True
+            return SendResult(
+                Outcome.DEFERRED, None, None, f"timed out: {_describe(exc)}", "DATA", host
             )
-        return pool
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            self._broken = True
+            return SendResult(Outcome.DEFERRED, None, None, _describe(exc), "DATA", host)
+        if result.code == 421:
+            self._broken = True  # the server is closing the connection
+        return result
 
-    def _take_idle(self, pool: _HostPool) -> _Connection | None:
-        now = self._clock.monotonic()
-        while pool.idle:
-            conn = pool.idle.pop()
-            if conn.smtp.is_connected and now - conn.last_used < _IDLE_SECONDS:
-                return conn
-            asyncio.get_running_loop().create_task(_close(conn))
-        return None
-
-    async def _connect(self, dest: Destination, source: SourceAddress) -> _Connection:
-        s = self._settings
-        smtp = aiosmtplib.SMTP(
-            hostname=dest.host,
-            port=dest.port,
-            local_hostname=source.helo or s.helo,
-            source_address=(source.address, 0) if source.address else None,
-            timeout=s.command_timeout,
-            # None: upgrade when the server offers STARTTLS; False: never.
-            start_tls=None if s.starttls == "opportunistic" else False,
-            validate_certs=False,
-        )
-        await smtp.connect(timeout=s.connect_timeout)
-        if smtp.is_ehlo_or_helo_needed:
-            try:
-                await smtp.ehlo()
-            except aiosmtplib.SMTPHeloError:
-                await smtp.helo()
-        return _Connection(smtp)
-
-    async def _transaction(
-        self, conn: _Connection, envelope: Envelope, host: str
-    ) -> SendResult:
-        smtp = conn.smtp
+    async def _transaction(self, envelope: Envelope) -> SendResult:
+        smtp = self._smtp
         try:
             # MAIL and RCPT go through execute_command: the envelope addresses were checked and
             # written as SMTP paths when the broadcast was enqueued, and aiosmtplib's own mail()
@@ -257,54 +161,89 @@ class SmtpTransport:
                 raise _Refused("DATA", exc.code, exc.message) from None
         except _Refused as refused:
             status, text = split_enhanced(refused.message)
-            await _reset(conn)
+            await self._reset()
             return SendResult(
-                outcome_for_code(refused.code), refused.code, status, text, refused.command, host
+                outcome_for_code(refused.code), refused.code, status, text, refused.command,
+                self._host,
             )
-        conn.sent += 1
+        self.sent += 1
         status, text = split_enhanced(response.message)
         return SendResult(
-            outcome_for_code(response.code), response.code, status, text, "DATA", host
+            outcome_for_code(response.code), response.code, status, text, "DATA", self._host
         )
 
-    async def _give_back(self, pool: _HostPool, conn: _Connection, result: SendResult) -> None:
-        usable = (
-            not self._closing
-            and conn.smtp.is_connected
-            and conn.sent < self._settings.messages_per_connection
-            # 421 means the server is closing the connection.
-            and result.code != 421
-        )
-        if usable:
-            conn.last_used = self._clock.monotonic()
-            pool.idle.append(conn)
-        else:
-            await _close(conn)
+    async def _reset(self) -> None:
+        try:
+            await self._smtp.rset(timeout=10)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            self._broken = True
 
     async def close(self) -> None:
-        """Close every pooled connection (QUIT, with a short timeout)."""
-        self._closing = True
-        conns = [c for pool in self._pools.values() for c in pool.idle]
-        for pool in self._pools.values():
-            pool.idle.clear()
-        await asyncio.gather(*(_close(c) for c in conns), return_exceptions=True)
+        """QUIT with a short timeout; a connection that does not answer is just closed."""
+        smtp = self._smtp
+        if not smtp.is_connected:
+            return
+        try:
+            await smtp.quit(timeout=5)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            smtp.close()
 
 
-async def _reset(conn: _Connection) -> None:
-    try:
-        await conn.smtp.rset(timeout=10)
-    except (aiosmtplib.SMTPException, OSError, TimeoutError):
-        await _close(conn)
+class SmtpTransport:
+    """Opens SMTP sessions: the destinations in order, bound to a source address."""
 
+    def __init__(self, settings: DeliverySettings) -> None:
+        self._settings = settings
 
-async def _close(conn: _Connection) -> None:
-    smtp = conn.smtp
-    if not smtp.is_connected:
-        return
-    try:
-        await smtp.quit(timeout=5)
-    except (aiosmtplib.SMTPException, OSError, TimeoutError):
-        smtp.close()
+    async def open(
+        self, destinations: Sequence[Destination], source: SourceAddress | None = None
+    ) -> Session | SendResult:
+        """A session with the first destination that answers, or why none did.
+
+        Only a failure to get a session moves on to the next MX: once a transaction has
+        begun, the mail may have been taken, and trying elsewhere would send it twice.
+        """
+        source = source or SourceAddress()
+        last: SendResult | None = None
+        for dest in destinations:
+            try:
+                smtp = await self._connect(dest, source)
+            except aiosmtplib.SMTPConnectResponseError as exc:
+                status, text = split_enhanced(exc.message)
+                last = SendResult(Outcome.DEFERRED, exc.code, status, text, "CONNECT", str(dest))
+                continue
+            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                last = SendResult(
+                    Outcome.DEFERRED, None, None, _describe(exc), "CONNECT", str(dest)
+                )
+                continue
+            return SmtpSession(smtp, str(dest), self._settings)
+        assert last is not None, "no destinations"
+        return last
+
+    async def _connect(self, dest: Destination, source: SourceAddress) -> aiosmtplib.SMTP:
+        s = self._settings
+        smtp = aiosmtplib.SMTP(
+            hostname=dest.host,
+            port=dest.port,
+            local_hostname=source.helo or s.helo,
+            source_address=(source.address, 0) if source.address else None,
+            timeout=s.command_timeout,
+            # None: upgrade when the server offers STARTTLS; False: never.
+            start_tls=None if s.starttls == "opportunistic" else False,
+            validate_certs=False,
+        )
+        await smtp.connect(timeout=s.connect_timeout)
+        try:
+            if smtp.is_ehlo_or_helo_needed:
+                try:
+                    await smtp.ehlo()
+                except aiosmtplib.SMTPHeloError:
+                    await smtp.helo()
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp
 
 
 def _describe(exc: BaseException) -> str:

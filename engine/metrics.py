@@ -22,6 +22,10 @@ QUEUE_DEPTH = Gauge(
     ["state"],
 )
 CLAIMED = Counter("mamoru_claimed_total", "Deliveries claimed from the queue.")
+OWN_FAULT = Counter(
+    "mamoru_own_fault_deferrals_total",
+    "Replies that said we sent too fast; the delivery went round again without an attempt.",
+)
 
 
 def serve_metrics(listen: str) -> tuple[str, int] | None:

@@ -1,9 +1,19 @@
-"""The delivery loop: claim -> route -> render -> send -> record, with graceful shutdown.
+"""The delivery loop: claim -> route -> shape -> sign -> send -> record, with graceful shutdown.
 
-One ``Runner`` per process. It claims as many due deliveries as it has free sending slots (so a
-claimed row never waits long in memory under its lease), sends each as its own task, and hands
-outcomes to a writer task that records them in batches. It wakes on the queue's NOTIFY, when a
-slot frees, or at the polling interval, whichever comes first.
+One ``Runner`` per process. It claims as many due deliveries as it has free slots
+(``delivery.concurrency``), so a claimed row never waits long in memory under its lease.
+
+Each claimed delivery is routed (MX or transport map) and put in the **lane** of its site and
+destinations, ordered by priority. A lane has connection workers: each asks the shaper for a
+grant (a connection slot for one egress address at that site, see ``engine/throttle``), opens
+one SMTP session bound to the grant's address, and sends the lane's deliveries one after another,
+taking a token from the shaper before each. The shaper hears every reply and adapts. A lane
+that holds many waiting deliveries stops the claim from taking more for its domains (emergency
+mail excepted), so one slow carrier does not fill the runner and hold up the others.
+
+A deferral that is the engine's own fault (the site said "too fast") does not count as an
+attempt: the delivery goes back to the front of its lane and leaves as soon as the shaper
+grants a slot again. Outcomes go to a writer task that records them in batches.
 
 Shutdown (SIGTERM, or ``stop()``): claiming stops; mails in flight get ``delivery.shutdown_grace``
 seconds to finish; whatever is still unsent after that is released back to the queue, due at
@@ -14,14 +24,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
+import heapq
+import itertools
 import logging
 import os
 import socket
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
 
@@ -30,7 +43,7 @@ from engine.address import smtp_path
 from engine.bounce import category_for_reason, classify_reply
 from engine.clock import Clock, SystemClock
 from engine.config import Settings
-from engine.delivery import Envelope, SendResult, SourceAddress, Transport
+from engine.delivery import Envelope, SendResult, Session, SourceAddress, Transport
 from engine.dkim import DkimSigner, dkim_settings
 from engine.errors import PermanentRoutingError, RoutingError
 from engine.message import MessageTemplate, build_template
@@ -42,8 +55,25 @@ from engine.queue import (
     Outcome,
     Queue,
 )
+from engine.queue.models import Priority
 from engine.queue.retry import next_attempt
-from engine.routing import Router
+from engine.routing import Destination, Route, Router
+from engine.throttle import (
+    DEFAULT_POOL,
+    DEFAULT_PROFILE,
+    PRIORITY_BULK,
+    PRIORITY_EMERGENCY,
+    PRIORITY_NORMAL,
+    EgressPool,
+    Feedback,
+    Grant,
+    Profile,
+    Shaper,
+    Site,
+    SiteMap,
+    Source,
+    pools_from_config,
+)
 from engine.verp import return_path
 
 log = logging.getLogger(__name__)
@@ -51,6 +81,20 @@ log = logging.getLogger(__name__)
 # Broadcast templates kept in memory; a runner rarely works on more than a few at once.
 _TEMPLATE_CACHE = 64
 _DEPTH_INTERVAL = 5.0
+# A connection worker whose lane is empty waits this long for more before closing.
+_LINGER_SECONDS = 0.05
+# A lane holding more waiting deliveries than this many per connection it may open is full:
+# the claim takes no more for its domains until it drains (emergency mail excepted).
+_LANE_DEPTH_PER_CONNECTION = 8
+# How often a delivery may go back to its lane after "too fast" replies before it is treated
+# as an ordinary deferral.
+_OWN_FAULT_RETRIES = 20
+
+_SHAPER_PRIORITY = {
+    Priority.EMERGENCY: PRIORITY_EMERGENCY,
+    Priority.NORMAL: PRIORITY_NORMAL,
+    Priority.BULK: PRIORITY_BULK,
+}
 
 
 @dataclass
@@ -62,6 +106,77 @@ class RunStats:
     released: int = 0
     first_claim: float | None = None
     last_record: float | None = None
+
+
+@dataclass
+class _Claim:
+    """A delivery this runner holds: claimed, and not yet given an outcome."""
+
+    delivery: ClaimedDelivery
+    priority: Priority
+    claimed_at: float
+    own_fault_retries: int = 0
+
+
+@dataclass
+class _Lane:
+    """Deliveries waiting for a connection to one site's destinations, most urgent first."""
+
+    site: Site
+    destinations: tuple[Destination, ...]
+    domains: set[str] = field(default_factory=set)
+    pending: list[tuple[int, int, _Claim]] = field(default_factory=list)
+    workers: int = 0
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def build_shaper(settings: Settings, clock: Clock) -> Shaper:
+    """The shaper the configuration asks for: ``[shaping] enabled = false`` gives no limits
+    but ``delivery.connections_per_host`` and ``delivery.messages_per_connection``."""
+    shaping = dict(settings.shaping)
+    enabled = shaping.pop("enabled", True)
+    if not isinstance(enabled, bool):
+        from engine.errors import ConfigError
+
+        raise ConfigError("shaping.enabled must be true or false")
+    if not enabled:
+        return unlimited_shaper(settings, clock)
+    return Shaper.from_settings(
+        shaping, settings.egress, clock, default_helo=settings.delivery.helo
+    )
+
+
+def unlimited_shaper(settings: Settings, clock: Clock) -> Shaper:
+    """One profile for every site that never limits the rate: for a relay or a test server
+    that the operator controls, and for benchmarks of the engine itself."""
+    d = settings.delivery
+    profile = Profile(
+        name=DEFAULT_PROFILE,
+        max_connections=d.connections_per_host,
+        max_messages_per_connection=d.messages_per_connection,
+        max_rate=1e9,
+        initial_rate=1e9,
+    )
+    sources = settings.egress.get("sources") or []
+    pools = (
+        pools_from_config(sources)
+        if sources
+        else {DEFAULT_POOL: EgressPool(DEFAULT_POOL, (Source("", d.helo),))}
+    )
+    return Shaper(SiteMap({DEFAULT_PROFILE: profile}), pools, clock)
+
+
+def _feedback(result: SendResult) -> Feedback:
+    """What an attempt's result tells the shaper about the site's capacity."""
+    if result.code is None:
+        return Feedback.refused(result.text)
+    if result.outcome is Outcome.DELIVERED:
+        return Feedback.delivered(result.code, result.text)
+    if result.code == 421:
+        return Feedback.throttled(result.code, result.text)
+    if result.outcome is Outcome.DEFERRED:
+        return Feedback.deferred(result.code, result.text)
+    return Feedback.failed(result.code, result.text)
 
 
 def runner_name() -> str:
@@ -80,6 +195,7 @@ class Runner:
         name: str | None = None,
         dsn: str | None = None,
         signer: DkimSigner | None = None,
+        shaper: Shaper | None = None,
     ) -> None:
         self.settings = settings
         self.queue = queue
@@ -93,8 +209,15 @@ class Runner:
         self._sign_per_recipient = dkim_settings(settings.dkim).sign_per_recipient
         self._dsn = dsn
         self._stopping = asyncio.Event()
+        # Set once the runner listens for new broadcasts and is about to claim.
+        self.ready = asyncio.Event()
         self._wake = asyncio.Event()
-        self._inflight: dict[int, asyncio.Task[None]] = {}
+        self.shaper = shaper or unlimited_shaper(settings, self.clock)
+        self._inflight: dict[int, _Claim] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._lanes: dict[tuple[str, tuple[Destination, ...]], _Lane] = {}
+        self._seq = itertools.count()
+        self._sources = self.shaper.active_sources()
         self._results: list[AttemptResult] = []
         self._results_ready = asyncio.Event()
         # One flush at a time: two would take the same batch, write it twice and then drop
@@ -117,14 +240,16 @@ class Runner:
             else None
         )
         listener = await self._listen()
+        self.ready.set()
         try:
             while not self._stopping.is_set():
+                self._give_back_stale()
                 free = self.settings.delivery.concurrency - len(self._inflight)
                 want = min(free, q.claim_batch)
                 claimed: list[ClaimedDelivery] = []
                 if want > 0:
                     claimed = await self.queue.claim(
-                        self.name, want, self.clock.now(), q.lease_seconds
+                        self.name, want, self.clock.now(), q.lease_seconds, self._full_domains()
                     )
                     if claimed:
                         await self._start(claimed)
@@ -153,57 +278,141 @@ class Runner:
         self.stats.claimed += len(claimed)
         metrics.CLAIMED.inc(len(claimed))
         for d in claimed:
-            task = asyncio.create_task(self._deliver(d))
-            self._inflight[d.id] = task
-            task.add_done_callback(functools.partial(self._finished, d.id))
+            claim = _Claim(d, d.priority, now)
+            self._inflight[d.id] = claim
+            self._spawn(self._route(claim))
 
-    def _finished(self, delivery_id: int, _task: asyncio.Task[None]) -> None:
-        self._inflight.pop(delivery_id, None)
-        self._wake.set()
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-    async def _deliver(self, d: ClaimedDelivery) -> None:
+    async def _route(self, claim: _Claim) -> None:
+        """Route one delivery and put it in its lane (or record why it cannot go)."""
+        d = claim.delivery
         try:
-            await self._attempt(d)
+            now = self.clock.now()
+            if now >= d.expires_at:
+                self._expire(d, now)
+                return
+            try:
+                route = await self.router.route(d.domain)
+            except PermanentRoutingError as exc:
+                self._add_result(
+                    AttemptResult(
+                        d.id, Outcome.FAILED, now, None, None, str(exc), None, "hostunknown",
+                        category=category_for_reason("hostunknown"),
+                    )
+                )
+                return
+            except RoutingError as exc:
+                self._add_result(
+                    self._temporary(
+                        d, now, None, None, str(exc), None, "networkerror",
+                        category_for_reason("networkerror"),
+                    )
+                )
+                return
+            self._dispatch(claim, route)
         except Exception as exc:  # a bug must not leave the delivery leased for minutes
-            log.exception("delivery %d: unexpected error", d.id)
-            self._add_result(
-                self._temporary(d, self.clock.now(), None, None,
-                                f"internal error: {type(exc).__name__}: {exc}", None,
-                                "systemerror", category_for_reason("systemerror"))
-            )
+            self._internal_error(d, exc)
 
-    async def _attempt(self, d: ClaimedDelivery) -> None:
-        started = time.monotonic()
-        now = self.clock.now()
-        if now >= d.expires_at:
-            text = "not delivered within the maximum age"
-            if d.last_text:
-                text = f"{text}; last reply: {d.last_text}"
-            self._add_result(
-                AttemptResult(
-                    d.id, Outcome.FAILED, now, d.last_code, d.last_status, text, None,
-                    "expired", counts=False, category=category_for_reason("expired"),
-                )
-            )
-            return
+    def _dispatch(self, claim: _Claim, route: Route) -> None:
+        d = claim.delivery
+        site = self.shaper.site_for(d.domain, route.mx_hosts)
+        key = (site.name, route.destinations)
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._lanes[key] = _Lane(site, route.destinations)
+        lane.domains.add(d.domain)
+        heapq.heappush(lane.pending, (int(claim.priority), next(self._seq), claim))
+        lane.arrived.set()
+        if lane.workers < min(len(lane.pending), self._lane_connections(lane)):
+            lane.workers += 1
+            self._spawn(self._lane_worker(lane))
+
+    def _lane_connections(self, lane: _Lane) -> int:
+        """How many connections a lane may try to hold: the shaper says how many it gets."""
+        return max(1, lane.site.profile.max_connections * self._sources)
+
+    def _full_domains(self) -> list[str]:
+        full: list[str] = []
+        for lane in self._lanes.values():
+            if len(lane.pending) > _LANE_DEPTH_PER_CONNECTION * self._lane_connections(lane):
+                full.extend(lane.domains)
+        return full
+
+    async def _lane_worker(self, lane: _Lane) -> None:
+        """Hold one connection at a time for the lane while it has deliveries waiting."""
         try:
-            route = await self.router.route(d.domain)
-        except PermanentRoutingError as exc:
-            self._add_result(
-                AttemptResult(
-                    d.id, Outcome.FAILED, now, None, None, str(exc), None, "hostunknown",
-                    category=category_for_reason("hostunknown"),
-                )
-            )
+            while True:
+                # No await between the check and the count: a delivery dispatched right after
+                # sees this worker gone and starts another.
+                if not lane.pending or self._stopping.is_set():
+                    lane.workers -= 1
+                    return
+                priority = _SHAPER_PRIORITY[Priority(lane.pending[0][0])]
+                grant = await self.shaper.acquire(lane.site, priority=priority)
+                try:
+                    await self._use_connection(lane, grant)
+                finally:
+                    self.shaper.release(grant)
+        except BaseException:
+            lane.workers -= 1
+            raise
+
+    async def _use_connection(self, lane: _Lane, grant: Grant) -> None:
+        source = SourceAddress(grant.source.address or None, grant.source.helo or None)
+        first = self._take(lane)
+        if first is None:
             return
-        except RoutingError as exc:
-            self._add_result(
-                self._temporary(
-                    d, now, None, None, str(exc), None, "networkerror",
-                    category_for_reason("networkerror"),
-                )
-            )
+        opened = await self.transport.open(lane.destinations, source)
+        if isinstance(opened, SendResult):
+            self.shaper.record(grant, Feedback.refused(opened.text))
+            self._finish(lane, first, opened)
             return
+        session: Session = opened
+        limit = min(grant.max_messages_per_connection,
+                    self.settings.delivery.messages_per_connection)
+        claim: _Claim | None = first
+        sent = 0
+        try:
+            while claim is not None:
+                result = await self._send(claim, session)
+                sent += 1
+                self.shaper.record(grant, _feedback(result))
+                self._finish(lane, claim, result)
+                if not session.usable or sent >= limit or self._stopping.is_set():
+                    break
+                claim = await self._next_for(lane)
+                if claim is None:
+                    break
+                if not await self.shaper.next_message(grant):
+                    self._put_back(lane, claim)
+                    break
+        finally:
+            await session.close()
+
+    def _take(self, lane: _Lane) -> _Claim | None:
+        if not lane.pending:
+            return None
+        return heapq.heappop(lane.pending)[2]
+
+    async def _next_for(self, lane: _Lane) -> _Claim | None:
+        """The lane's next delivery, waiting a moment for more to arrive before giving up."""
+        if not lane.pending:
+            lane.arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(lane.arrived.wait(), timeout=_LINGER_SECONDS)
+        return self._take(lane)
+
+    def _put_back(self, lane: _Lane, claim: _Claim) -> None:
+        heapq.heappush(lane.pending, (int(claim.priority), next(self._seq), claim))
+        lane.arrived.set()
+
+    async def _send(self, claim: _Claim, session: Session) -> SendResult:
+        d = claim.delivery
+        started = time.monotonic()
         template = self._template(d.broadcast_id)
         envelope = Envelope(
             sender=return_path(self._verp_secret, d.id, self._bounce_domain(template)),
@@ -214,14 +423,75 @@ class Runner:
         budget = self.settings.queue.lease_seconds * 0.8
         try:
             async with asyncio.timeout(budget):
-                result = await self.transport.send(route.destinations, envelope, SourceAddress())
+                result = await session.send(envelope)
         except TimeoutError:
             result = SendResult(
                 Outcome.DEFERRED, None, None, f"attempt took longer than {budget:.0f} s",
                 "DATA", None,
             )
         metrics.SEND_SECONDS.observe(time.monotonic() - started)
+        return result
+
+    def _finish(self, lane: _Lane, claim: _Claim, result: SendResult) -> None:
+        """Record an attempt's result, or send the delivery round again if we were too fast."""
+        d = claim.delivery
+        own_fault = (
+            result.outcome is Outcome.DEFERRED
+            and claim.own_fault_retries < _OWN_FAULT_RETRIES
+            and self.clock.now() < d.expires_at
+            and (
+                result.code is None and result.command == "CONNECT"
+                or result.code is not None
+                and self.shaper.is_own_fault(result.code, result.text, lane.site)
+            )
+        )
+        if own_fault:
+            claim.own_fault_retries += 1
+            metrics.OWN_FAULT.inc()
+            self._put_back(lane, claim)
+            if lane.workers == 0:
+                lane.workers += 1
+                self._spawn(self._lane_worker(lane))
+            return
         self._add_result(self._result_of(d, result))
+
+    def _give_back_stale(self) -> None:
+        """Deliveries waiting in lanes for half their lease go back to the queue, so that no
+        lease runs out while the mail sits here (another runner would then send it too)."""
+        limit = time.monotonic() - self.settings.queue.lease_seconds / 2
+        stale: list[int] = []
+        for lane in self._lanes.values():
+            keep = [item for item in lane.pending if item[2].claimed_at > limit]
+            if len(keep) != len(lane.pending):
+                stale.extend(item[2].delivery.id for item in lane.pending
+                             if item[2].claimed_at <= limit)
+                heapq.heapify(keep)
+                lane.pending = keep
+        if stale:
+            for i in stale:
+                self._inflight.pop(i, None)
+            due = self.clock.now() + timedelta(seconds=self.settings.queue.poll_interval)
+            self._spawn(self.queue.release(self.name, stale, self.clock.now(), due))
+            self.stats.released += len(stale)
+
+    def _expire(self, d: ClaimedDelivery, now: datetime) -> None:
+        text = "not delivered within the maximum age"
+        if d.last_text:
+            text = f"{text}; last reply: {d.last_text}"
+        self._add_result(
+            AttemptResult(
+                d.id, Outcome.FAILED, now, d.last_code, d.last_status, text, None,
+                "expired", counts=False, category=category_for_reason("expired"),
+            )
+        )
+
+    def _internal_error(self, d: ClaimedDelivery, exc: Exception) -> None:
+        log.exception("delivery %d: unexpected error", d.id)
+        self._add_result(
+            self._temporary(d, self.clock.now(), None, None,
+                            f"internal error: {type(exc).__name__}: {exc}", None,
+                            "systemerror", category_for_reason("systemerror"))
+        )
 
     def _result_of(self, d: ClaimedDelivery, r: SendResult) -> AttemptResult:
         now = self.clock.now()
@@ -261,6 +531,9 @@ class Runner:
         )
 
     def _add_result(self, result: AttemptResult) -> None:
+        if self._inflight.pop(result.delivery_id, None) is None:
+            return  # already given back to the queue; its outcome is no longer ours to write
+        self._wake.set()
         metrics.DELIVERIES.labels(result.outcome.value).inc()
         self._results.append(result)
         if len(self._results) >= self.settings.queue.flush_batch:
@@ -343,16 +616,17 @@ class Runner:
     async def _shut_down(
         self, writer: asyncio.Task[None], listener: asyncpg.Connection | None
     ) -> None:
-        unsent: list[int] = []
-        if self._inflight:
+        if self._tasks:
             _, pending = await asyncio.wait(
-                list(self._inflight.values()), timeout=self.settings.delivery.shutdown_grace
+                list(self._tasks), timeout=self.settings.delivery.shutdown_grace
             )
-            # Claimed but without an outcome: given back below, due at once.
-            unsent = [i for i, task in self._inflight.items() if task in pending]
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        # Claimed but without an outcome: given back below, due at once.
+        unsent = list(self._inflight)
+        self._inflight.clear()
+        self._lanes.clear()
         writer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await writer
@@ -360,7 +634,6 @@ class Runner:
         if unsent:
             await self.queue.release(self.name, unsent, self.clock.now())
             self.stats.released += len(unsent)
-        await self.transport.close()
         if listener is not None:
             with contextlib.suppress(Exception):
                 await listener.close()

@@ -39,6 +39,9 @@ data_timeout = "2s"
 
 [metrics]
 listen = ""
+
+[shaping]
+enabled = false
 """,
         encoding="utf-8",
     )

@@ -95,6 +95,9 @@ def make_settings(db_url: str, **sections: dict[str, Any]) -> Settings:
             shutdown_grace=2.0,
         ),
         metrics=replace(base.metrics, listen=""),
+        # The test servers are ours: shaping is tested on its own (tests/throttle) and with the
+        # carrier simulator (tests/test_shaping.py).
+        shaping={"enabled": False},
     )
     for name, values in sections.items():
         settings = replace(settings, **{name: replace(getattr(settings, name), **values)})

@@ -39,6 +39,7 @@ class Received:
     rcpt: str
     data: bytes
     peer: Any
+    helo: str = ""
 
     @property
     def message_id(self) -> str:
@@ -78,7 +79,7 @@ class RecordingHandler:
             for rcpt in envelope.rcpt_tos:
                 self.received.append(
                     Received(str(envelope.mail_from), rcpt, bytes(envelope.content or b""),
-                             session.peer)
+                             session.peer, str(session.host_name or ""))
                 )
         return "250 2.0.0 Ok: queued"
 

@@ -216,8 +216,8 @@ async def test_emergency_is_sent_before_bulk(db_url: str, sink: Sink) -> None:
 async def test_new_broadcast_wakes_an_idle_runner(db_url: str, sink: Sink) -> None:
     # A long polling interval: only the NOTIFY can wake the runner in time.
     async with engine_for(db_url, sink.address, queue={"poll_interval": 30}) as eng:
-        async with running(eng):
-            await asyncio.sleep(0)  # let the runner reach its wait
+        async with running(eng) as runner:
+            await asyncio.wait_for(runner.ready.wait(), timeout=10)
             await enqueue(eng, ["wake@example.jp"])
             await wait_until(lambda: len(sink.handler.received) == 1, timeout=5)
 

@@ -75,6 +75,7 @@ class ClaimedDelivery:
     last_code: int | None = None
     last_status: str | None = None
     last_text: str | None = None
+    priority: Priority = Priority.NORMAL
 
 
 class Outcome(enum.StrEnum):

@@ -41,6 +41,8 @@ CLAIM_SQL = """
 WITH due AS (
     SELECT id FROM deliveries
     WHERE state IN ('queued', 'deferred', 'sending') AND next_attempt_at <= $1
+      -- Domains whose lane in this runner is full wait, except for emergency mail.
+      AND (priority = 0 OR domain <> ALL($5::text[]))
     ORDER BY priority, next_attempt_at, id
     LIMIT $2
     FOR UPDATE SKIP LOCKED
@@ -95,7 +97,7 @@ SELECT count(*) FROM upd
 RELEASE_SQL = """
 UPDATE deliveries
 SET state = CASE WHEN attempts = 0 THEN 'queued' ELSE 'deferred' END,
-    next_attempt_at = $3,
+    next_attempt_at = $4,
     lease_owner = NULL,
     updated_at = $3
 WHERE id = ANY($1::bigint[]) AND state = 'sending' AND lease_owner = $2
@@ -131,7 +133,14 @@ class Queue:
     async def enqueue(
         self, broadcast: NewBroadcast, now: datetime, max_age: float
     ) -> int:
-        """Store the broadcast and fan it out to one delivery per recipient, all or nothing."""
+        """Store the broadcast and fan it out to one delivery per recipient, all or nothing.
+
+        Recipients on the suppression list are not sent to: they get a delivery already
+        ``failed`` with reason ``suppressed``, the suppression's category and a Japanese text
+        saying why, so the operator still sees every guardian; ``suppressed_count`` counts them.
+        """
+        from engine.suppression import suppressed_text
+
         if not broadcast.recipients:
             raise QueueError("the broadcast has no recipients")
         recipients = list(dict.fromkeys(broadcast.recipients))
@@ -139,11 +148,21 @@ class Queue:
         expires_at = send_at + timedelta(seconds=max_age)
         priority = int(broadcast.priority)
         async with self.pool.acquire() as conn, conn.transaction():
+            # One indexed lookup for the whole list, inside the transaction, before the COPY.
+            suppressed = {
+                r["address"]: r
+                for r in await conn.fetch(
+                    "SELECT address, reason, category, created_at FROM suppressions "
+                    "WHERE address = ANY($1::text[])",
+                    recipients,
+                )
+            }
             broadcast_id: int = await conn.fetchval(
                 """
                 INSERT INTO broadcasts
-                    (sender, subject, body, priority, send_at, created_at, recipient_count)
-                VALUES ($1, $2, $3, $4, $5, $6, $7)
+                    (sender, subject, body, priority, send_at, created_at, recipient_count,
+                     suppressed_count)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                 RETURNING id
                 """,
                 broadcast.sender,
@@ -153,29 +172,63 @@ class Queue:
                 send_at,
                 now,
                 len(recipients),
+                len(suppressed),
             )
-            await conn.copy_records_to_table(
-                "deliveries",
-                columns=[
-                    "broadcast_id", "recipient", "domain", "priority",
-                    "next_attempt_at", "expires_at", "created_at", "updated_at",
-                ],
-                records=(
-                    (broadcast_id, r, domain_of(r), priority, send_at, expires_at, now, now)
-                    for r in recipients
-                ),
-            )
+            columns = [
+                "broadcast_id", "recipient", "domain", "priority",
+                "next_attempt_at", "expires_at", "created_at", "updated_at",
+            ]
+            if not suppressed:
+                await conn.copy_records_to_table(
+                    "deliveries",
+                    columns=columns,
+                    records=(
+                        (broadcast_id, r, domain_of(r), priority, send_at, expires_at, now, now)
+                        for r in recipients
+                    ),
+                )
+            else:
+                # One COPY in the recipients' order; only the suppressed rows carry a state.
+                fresh = ("queued", None, None, None, None)
+                marks = {
+                    r: (
+                        "failed", "suppressed", s["category"],
+                        suppressed_text(s["category"], s["reason"], s["created_at"]), now,
+                    )
+                    for r, s in suppressed.items()
+                }
+                await conn.copy_records_to_table(
+                    "deliveries",
+                    columns=[*columns, "state", "reason", "category", "last_text", "finished_at"],
+                    records=(
+                        (
+                            broadcast_id, r, domain_of(r), priority, send_at, expires_at, now,
+                            now, *marks.get(r, fresh),
+                        )
+                        for r in recipients
+                    ),
+                )
             # Delivered at commit: runners wake once per broadcast, not once per row.
             await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(broadcast_id))
         return broadcast_id
 
     async def claim(
-        self, owner: str, limit: int, now: datetime, lease_seconds: float
+        self,
+        owner: str,
+        limit: int,
+        now: datetime,
+        lease_seconds: float,
+        skip_domains: Sequence[str] = (),
     ) -> list[ClaimedDelivery]:
-        """Take up to ``limit`` due deliveries under a lease, most urgent first."""
+        """Take up to ``limit`` due deliveries under a lease, most urgent first.
+
+        Non-emergency deliveries to ``skip_domains`` are left for later.
+        """
         if limit <= 0:
             return []
-        rows = await self.pool.fetch(CLAIM_SQL, now, limit, float(lease_seconds), owner)
+        rows = await self.pool.fetch(
+            CLAIM_SQL, now, limit, float(lease_seconds), owner, list(skip_domains)
+        )
         rows = sorted(rows, key=lambda r: (r["priority"], r["id"]))
         return [
             ClaimedDelivery(
@@ -188,6 +241,7 @@ class Queue:
                 last_code=r["last_code"],
                 last_status=r["last_status"],
                 last_text=r["last_text"],
+                priority=Priority(r["priority"]),
             )
             for r in rows
         ]
@@ -217,10 +271,12 @@ class Queue:
             )
         return written
 
-    async def release(self, owner: str, ids: Sequence[int], now: datetime) -> None:
-        """Give claimed but unsent deliveries back to the queue, due at once."""
+    async def release(
+        self, owner: str, ids: Sequence[int], now: datetime, due: datetime | None = None
+    ) -> None:
+        """Give claimed but unsent deliveries back to the queue, due at ``due`` (default now)."""
         if ids:
-            await self.pool.execute(RELEASE_SQL, list(ids), owner, now)
+            await self.pool.execute(RELEASE_SQL, list(ids), owner, now, due or now)
 
     async def broadcast_contents(self, ids: Sequence[int]) -> dict[int, BroadcastContent]:
         rows = await self.pool.fetch(

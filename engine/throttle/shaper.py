@@ -240,6 +240,10 @@ class Shaper:
 
     # --- the runner's calls ------------------------------------------------------------------
 
+    def active_sources(self, pool: str = DEFAULT_POOL) -> int:
+        """How many sources of the pool may send (weight above 0)."""
+        return sum(1 for s in self._pool(pool).sources if s.weight > 0)
+
     def site_for(self, domain: str, mx_hosts: Sequence[str]) -> Site:
         """The site a recipient domain belongs to (cached MX roll-up, see sites.py)."""
         return self.site_map.site_for(domain, mx_hosts)

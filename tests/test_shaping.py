@@ -1,0 +1,113 @@
+"""The runner under the traffic shaper: egress addresses, slowing down, priority lanes."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import make_settings, wait_until
+from sinks import Sink
+
+from engine import metrics
+from engine.context import Engine
+from engine.queue import NewBroadcast, Priority
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from carriersim import CarrierLimits, CarrierSim  # noqa: E402
+
+SOURCES = [
+    {"address": "127.0.0.2", "helo": "a.mamoru.example.jp", "weight": 1},
+    {"address": "127.0.0.3", "helo": "b.mamoru.example.jp", "weight": 1},
+    {"address": "127.0.0.4", "helo": "c.mamoru.example.jp", "weight": 0},
+]
+
+
+async def open_engine(db_url: str, transport: dict[str, str], shaping: dict[str, Any]) -> Engine:
+    settings = make_settings(db_url, routing={"transport": transport})
+    settings = replace(settings, shaping=shaping, egress={"sources": SOURCES})
+    return await Engine.open(settings)
+
+
+async def enqueue(eng: Engine, recipients: list[str], priority: Priority = Priority.NORMAL) -> int:
+    b = NewBroadcast("kyouiku@city.example.jp", "お知らせ", "本文です。\n", recipients, priority)
+    return await eng.queue.enqueue(b, eng.clock.now(), eng.settings.queue.max_age)
+
+
+async def test_connections_come_from_the_egress_sources_with_their_helo(db_url: str) -> None:
+    fast = {"profiles": {"default": {"max_rate": 1000.0, "initial_rate": 1000.0}}}
+    with Sink() as sink:
+        eng = await open_engine(db_url, {"*": sink.address}, fast)
+        try:
+            await enqueue(eng, [f"g{i}@example.jp" for i in range(60)])
+            runner = await eng.runner()
+            await asyncio.wait_for(runner.run(exit_when_idle=True), timeout=30)
+        finally:
+            await eng.close()
+        received = list(sink.handler.received)
+    assert len(received) == 60
+    used = {r.peer[0] for r in received}
+    assert used == {"127.0.0.2", "127.0.0.3"}  # both weighted sources, never the weight-0 one
+    helo_of = {r.peer[0]: r.helo for r in received}
+    assert helo_of == {"127.0.0.2": "a.mamoru.example.jp", "127.0.0.3": "b.mamoru.example.jp"}
+
+
+@pytest.mark.slow
+async def test_runner_finds_a_carriers_hidden_limit_without_being_blocked(db_url: str) -> None:
+    # The simulated docomo takes 15 mails/s per source IP; the profile starts four times faster.
+    limits = {"docomo": CarrierLimits("docomo", "docomo", ("docomo.ne.jp",), 4, 15.0, 4.0, 50)}
+    too_fast = {"profiles": {"docomo": {"initial_rate": 60.0, "max_rate": 100.0}}}
+    own_fault_before = metrics.OWN_FAULT._value.get()
+    async with CarrierSim(limits) as sim:
+        transport = {"docomo.ne.jp": f"127.0.0.1:{sim.ports['docomo']}"}
+        eng = await open_engine(db_url, transport, too_fast)
+        try:
+            bid = await enqueue(eng, [f"hogosha{i}@docomo.ne.jp" for i in range(150)])
+            runner = await eng.runner()
+            await asyncio.wait_for(runner.run(exit_when_idle=True), timeout=60)
+            rows = await eng.queue.deliveries_of(bid)
+            states = runner.shaper.snapshot()
+        finally:
+            await eng.close()
+        stats = sim.stats()["docomo"]["totals"]
+    assert all(r["state"] == "delivered" for r in rows)
+    # "Too fast" replies went round again without counting as attempts.
+    assert all(r["attempts"] == 1 for r in rows)
+    assert stats["violations"], "the carrier never said 'too fast': nothing was tested"
+    assert metrics.OWN_FAULT._value.get() > own_fault_before
+    assert stats["blocks"] == 0
+    docomo = [s for s in states if s.site == "docomo"]
+    assert docomo and sum(s.cuts for s in docomo) > 0
+    assert all(s.rate < 60.0 for s in docomo)  # the rate came down from where it started
+
+
+@pytest.mark.slow
+async def test_emergency_overtakes_a_bulk_backlog(db_url: str) -> None:
+    # 20 mails/s at most: 300 bulk mails need 15 s; the emergency must not wait for them.
+    slow = {"profiles": {"default": {"max_rate": 20.0, "initial_rate": 20.0}}}
+    with Sink() as sink:
+        eng = await open_engine(db_url, {"*": sink.address}, slow)
+        try:
+            await enqueue(eng, [f"bulk{i}@example.jp" for i in range(300)], Priority.BULK)
+            runner = await eng.runner()
+            task = asyncio.create_task(runner.run())
+            await wait_until(lambda: len(sink.handler.received) >= 20, timeout=20)
+            submitted = time.monotonic()
+            await enqueue(eng, [f"urgent{i}@example.jp" for i in range(5)], Priority.EMERGENCY)
+
+            def urgent_count() -> int:
+                return sum(r.rcpt.startswith("urgent") for r in sink.handler.received)
+
+            await wait_until(lambda: urgent_count() == 5, timeout=10)
+            took = time.monotonic() - submitted
+            bulk_done = sum(r.rcpt.startswith("bulk") for r in sink.handler.received)
+            runner.stop()
+            await asyncio.wait_for(task, timeout=30)
+        finally:
+            await eng.close()
+    assert took < 3.0, f"the emergency took {took:.1f} s behind the bulk backlog"
+    assert bulk_done < 250, "the bulk broadcast was nearly done: nothing was overtaken"
