@@ -6,7 +6,7 @@ import csv
 import json
 import sys
 from collections.abc import Callable, Coroutine
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -80,6 +80,7 @@ def serve(
         run_one,
         run_workers,
         with_resolved_database,
+        worker_count,
     )
 
     catch_early_stop()
@@ -87,7 +88,7 @@ def serve(
         settings = with_resolved_database(_settings(config))
     except MamoruError as exc:
         _fail(str(exc), 1)
-    count = workers or default_worker_count()
+    count = worker_count(settings, workers or default_worker_count())
     out.print(f"mamoru serve: configuration {settings.source}")
     out.print(f"  database     {redact(settings.database.url)}")
     if settings.metrics.listen and not exit_when_idle:
@@ -383,3 +384,53 @@ def _cell(value: object) -> str:
     if isinstance(value, datetime):
         return value.isoformat(timespec="seconds")
     return str(value)
+
+
+shaping_app = typer.Typer(help="Traffic shaping: what the runners are doing (送信速度の制御).")
+app.add_typer(shaping_app, name="shaping")
+
+
+@shaping_app.command("status")
+def shaping_status(
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Rate, connections and suspensions per egress address and site (送信元・宛先ごとの状況)."""
+    try:
+        settings = _settings(config)
+    except MamoruError as exc:
+        _fail(str(exc), 1)
+    rows = _run(lambda: _shaping_rows(settings))
+    if as_json:
+        print(json.dumps({"pairs": rows}, ensure_ascii=False, default=_cell))
+        return
+    if not rows:
+        out.print("まだ送信の記録がありません (mamoru serve が送信を始めると表示されます)。")
+        return
+    table = Table(title="送信速度の制御 (送信元 × 宛先サイト)")
+    for c in ("送信元", "サイト", "プロファイル", "速度/上限 (通/秒)", "接続 (使用/許可)",
+              "停止中 (まで)", "減速", "送信", "遅延指示", "拒否", "更新"):
+        table.add_column(c)
+    now = datetime.now(UTC)
+    for r in rows:
+        suspended = r["suspended_until"]
+        table.add_row(
+            r["source"] or "(既定)", r["site"], r["profile"],
+            f"{r['rate']:.1f} / {r['ceiling']:.1f}",
+            f"{r['connections_in_use']} / {r['connections_allowed']}",
+            _cell(suspended) if suspended and suspended > now else "",
+            str(r["cuts"]), str(r["sent"]), str(r["throttled"]), str(r["refused"]),
+            _cell(r["updated_at"]),
+        )
+    out.print(table)
+
+
+async def _shaping_rows(settings: Settings) -> list[dict[str, Any]]:
+    from engine import shaping_state
+    from engine.context import Engine
+
+    engine = await Engine.open(settings)
+    try:
+        return await shaping_state.read(engine.pool)
+    finally:
+        await engine.close()

@@ -22,6 +22,15 @@ QUEUE_DEPTH = Gauge(
     ["state"],
 )
 CLAIMED = Counter("mamoru_claimed_total", "Deliveries claimed from the queue.")
+SHAPING_RATE = Gauge(
+    "mamoru_shaping_rate", "Messages per second the shaper allows now.", ["source", "site"]
+)
+SHAPING_CONNECTIONS = Gauge(
+    "mamoru_shaping_connections", "Connections open now.", ["source", "site"]
+)
+SHAPING_SUSPENDED = Gauge(
+    "mamoru_shaping_suspended", "1 while the (source, site) is suspended.", ["source", "site"]
+)
 OWN_FAULT = Counter(
     "mamoru_own_fault_deferrals_total",
     "Replies that said we sent too fast; the delivery went round again without an attempt.",

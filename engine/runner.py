@@ -38,7 +38,7 @@ from typing import Any
 
 import asyncpg
 
-from engine import metrics
+from engine import metrics, shaping_state
 from engine.address import smtp_path
 from engine.bounce import category_for_reason, classify_reply
 from engine.clock import Clock, SystemClock
@@ -80,7 +80,7 @@ log = logging.getLogger(__name__)
 
 # Broadcast templates kept in memory; a runner rarely works on more than a few at once.
 _TEMPLATE_CACHE = 64
-_DEPTH_INTERVAL = 5.0
+_REPORT_INTERVAL = 5.0
 # A connection worker whose lane is empty waits this long for more before closing.
 _LINGER_SECONDS = 0.05
 # A lane holding more waiting deliveries than this many per connection it may open is full:
@@ -234,11 +234,7 @@ class Runner:
     async def run(self, exit_when_idle: bool = False) -> RunStats:
         q = self.settings.queue
         writer = asyncio.create_task(self._write_outcomes(), name="mamoru-writer")
-        depth = (
-            asyncio.create_task(self._report_depth(), name="mamoru-depth")
-            if self.settings.metrics.listen
-            else None
-        )
+        reporter = asyncio.create_task(self._report(), name="mamoru-report")
         listener = await self._listen()
         self.ready.set()
         try:
@@ -263,8 +259,7 @@ class Runner:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=q.poll_interval)
         finally:
-            if depth is not None:
-                depth.cancel()
+            reporter.cancel()
             await self._shut_down(writer, listener)
         return self.stats
 
@@ -590,15 +585,28 @@ class Runner:
                     self.stats.failed += 1
             self.stats.last_record = time.monotonic()
 
-    async def _report_depth(self) -> None:
-        """Keep the queue-depth gauge current (one cheap grouped count every few seconds)."""
+    async def _report(self) -> None:
+        """Every few seconds: publish the shaper's state, and keep the gauges current."""
         while True:
+            await asyncio.sleep(_REPORT_INTERVAL)
             try:
-                for state, n in (await self.queue.state_counts()).items():
-                    metrics.QUEUE_DEPTH.labels(state.value).set(n)
+                await self._publish_state()
+                if self.settings.metrics.listen:
+                    for state, n in (await self.queue.state_counts()).items():
+                        metrics.QUEUE_DEPTH.labels(state.value).set(n)
             except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
-                log.warning("counting the queue for metrics failed: %s", exc)
-            await asyncio.sleep(_DEPTH_INTERVAL)
+                log.warning("publishing the runner's state failed: %s", exc)
+
+    async def _publish_state(self) -> None:
+        states = self.shaper.snapshot()
+        for st in states:
+            metrics.SHAPING_RATE.labels(st.source or "-", st.site).set(st.rate)
+            metrics.SHAPING_CONNECTIONS.labels(st.source or "-", st.site).set(
+                st.connections_in_use
+            )
+            suspended = st.suspended_until is not None and st.suspended_until > self.clock.now()
+            metrics.SHAPING_SUSPENDED.labels(st.source or "-", st.site).set(int(suspended))
+        await shaping_state.publish(self.queue.pool, self.name, states, self.clock.now())
 
     async def _listen(self) -> asyncpg.Connection | None:
         """LISTEN for new broadcasts on a connection of its own; polling covers its absence."""
@@ -634,6 +642,8 @@ class Runner:
         if unsent:
             await self.queue.release(self.name, unsent, self.clock.now())
             self.stats.released += len(unsent)
+        with contextlib.suppress(asyncpg.PostgresError, OSError, asyncpg.InterfaceError):
+            await self._publish_state()
         if listener is not None:
             with contextlib.suppress(Exception):
                 await listener.close()

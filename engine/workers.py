@@ -56,8 +56,30 @@ def with_resolved_database(settings: Settings) -> Settings:
     return replace(settings, database=replace(settings.database, url=dsn))
 
 
-def worker_settings(settings: Settings, index: int) -> Settings:
-    """Worker ``index``'s settings: each serves metrics on its own port (base port + index)."""
+def worker_count(settings: Settings, wanted: int) -> int:
+    """No more workers than egress sources: each source belongs to one worker, whose shaper
+    alone knows its pace (two shapers on one address would each send the carrier's limit)."""
+    pools = _sources_by_pool(settings)
+    if not pools:
+        return wanted
+    return max(1, min(wanted, *(len(members) for members in pools.values())))
+
+
+def _sources_by_pool(settings: Settings) -> dict[str, list[Any]]:
+    pools: dict[str, list[Any]] = {}
+    for source in settings.egress.get("sources") or []:
+        name = source.get("pool", "default") if isinstance(source, dict) else "default"
+        pools.setdefault(str(name), []).append(source)
+    return pools
+
+
+def worker_settings(settings: Settings, index: int, count: int) -> Settings:
+    """Worker ``index``'s settings: its share of each pool's egress sources, its own metrics
+    port (base port + index)."""
+    pools = _sources_by_pool(settings)
+    if pools and count > 1:
+        mine = [s for members in pools.values() for s in members[index::count]]
+        settings = replace(settings, egress={**settings.egress, "sources": mine})
     if not settings.metrics.listen or index == 0:
         return settings
     host, port = parse_host_port("metrics.listen", settings.metrics.listen, 9464)
@@ -136,7 +158,7 @@ def run_workers(
     procs = [
         ctx.Process(
             target=_worker_main,
-            args=(worker_settings(settings, i), exit_when_idle, results, os.getpid()),
+            args=(worker_settings(settings, i, count), exit_when_idle, results, os.getpid()),
             name=f"mamoru-worker-{i}",
         )
         for i in range(count)

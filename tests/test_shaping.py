@@ -111,3 +111,37 @@ async def test_emergency_overtakes_a_bulk_backlog(db_url: str) -> None:
             await eng.close()
     assert took < 3.0, f"the emergency took {took:.1f} s behind the bulk backlog"
     assert bulk_done < 250, "the bulk broadcast was nearly done: nothing was overtaken"
+
+
+async def test_shaping_status_shows_each_source_and_site(db_url: str, tmp_path: Path) -> None:
+    import json as json_module
+
+    from commands import config_file, mamoru
+
+    fast = {"profiles": {"default": {"max_rate": 1000.0, "initial_rate": 1000.0}}}
+    with Sink() as sink:
+        eng = await open_engine(db_url, {"*": sink.address}, fast)
+        try:
+            await enqueue(eng, [f"g{i}@example.jp" for i in range(10)])
+            runner = await eng.runner()
+            await asyncio.wait_for(runner.run(exit_when_idle=True), timeout=30)
+        finally:
+            await eng.close()
+    cfg = config_file(tmp_path, db_url, "127.0.0.1:25")
+    shown = await asyncio.to_thread(mamoru, "shaping", "status", "-c", cfg, "--json")
+    assert shown.returncode == 0, shown.stderr
+    pairs = json_module.loads(shown.stdout)["pairs"]
+    assert {p["source"] for p in pairs} == {"127.0.0.2", "127.0.0.3"}
+    assert sum(p["sent"] for p in pairs) == 10
+    table = await asyncio.to_thread(mamoru, "shaping", "status", "-c", cfg)
+    assert table.returncode == 0 and "送信速度の制御" in table.stdout
+
+
+def test_workers_split_the_egress_sources_between_them(db_url: str) -> None:
+    from engine.workers import worker_count, worker_settings
+
+    settings = replace(make_settings(db_url), egress={"sources": SOURCES})
+    assert worker_count(settings, 8) == 3
+    shares = [worker_settings(settings, i, 2).egress["sources"] for i in range(2)]
+    assert [s["address"] for s in shares[0]] == ["127.0.0.2", "127.0.0.4"]
+    assert [s["address"] for s in shares[1]] == ["127.0.0.3"]
