@@ -133,7 +133,14 @@ class Queue:
     async def enqueue(
         self, broadcast: NewBroadcast, now: datetime, max_age: float
     ) -> int:
-        """Store the broadcast and fan it out to one delivery per recipient, all or nothing."""
+        """Store the broadcast and fan it out to one delivery per recipient, all or nothing.
+
+        Recipients on the suppression list are not sent to: they get a delivery already
+        ``failed`` with reason ``suppressed``, the suppression's category and a Japanese text
+        saying why, so the operator still sees every guardian; ``suppressed_count`` counts them.
+        """
+        from engine.suppression import suppressed_text
+
         if not broadcast.recipients:
             raise QueueError("the broadcast has no recipients")
         recipients = list(dict.fromkeys(broadcast.recipients))
@@ -141,11 +148,21 @@ class Queue:
         expires_at = send_at + timedelta(seconds=max_age)
         priority = int(broadcast.priority)
         async with self.pool.acquire() as conn, conn.transaction():
+            # One indexed lookup for the whole list, inside the transaction, before the COPY.
+            suppressed = {
+                r["address"]: r
+                for r in await conn.fetch(
+                    "SELECT address, reason, category, created_at FROM suppressions "
+                    "WHERE address = ANY($1::text[])",
+                    recipients,
+                )
+            }
             broadcast_id: int = await conn.fetchval(
                 """
                 INSERT INTO broadcasts
-                    (sender, subject, body, priority, send_at, created_at, recipient_count)
-                VALUES ($1, $2, $3, $4, $5, $6, $7)
+                    (sender, subject, body, priority, send_at, created_at, recipient_count,
+                     suppressed_count)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                 RETURNING id
                 """,
                 broadcast.sender,
@@ -155,18 +172,42 @@ class Queue:
                 send_at,
                 now,
                 len(recipients),
+                len(suppressed),
             )
-            await conn.copy_records_to_table(
-                "deliveries",
-                columns=[
-                    "broadcast_id", "recipient", "domain", "priority",
-                    "next_attempt_at", "expires_at", "created_at", "updated_at",
-                ],
-                records=(
-                    (broadcast_id, r, domain_of(r), priority, send_at, expires_at, now, now)
-                    for r in recipients
-                ),
-            )
+            columns = [
+                "broadcast_id", "recipient", "domain", "priority",
+                "next_attempt_at", "expires_at", "created_at", "updated_at",
+            ]
+            if not suppressed:
+                await conn.copy_records_to_table(
+                    "deliveries",
+                    columns=columns,
+                    records=(
+                        (broadcast_id, r, domain_of(r), priority, send_at, expires_at, now, now)
+                        for r in recipients
+                    ),
+                )
+            else:
+                # One COPY in the recipients' order; only the suppressed rows carry a state.
+                fresh = ("queued", None, None, None, None)
+                marks = {
+                    r: (
+                        "failed", "suppressed", s["category"],
+                        suppressed_text(s["category"], s["reason"], s["created_at"]), now,
+                    )
+                    for r, s in suppressed.items()
+                }
+                await conn.copy_records_to_table(
+                    "deliveries",
+                    columns=[*columns, "state", "reason", "category", "last_text", "finished_at"],
+                    records=(
+                        (
+                            broadcast_id, r, domain_of(r), priority, send_at, expires_at, now,
+                            now, *marks.get(r, fresh),
+                        )
+                        for r in recipients
+                    ),
+                )
             # Delivered at commit: runners wake once per broadcast, not once per row.
             await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(broadcast_id))
         return broadcast_id
@@ -222,9 +263,11 @@ class Queue:
                 col.append(value)
         written: int = await self.pool.fetchval(RECORD_SQL, *cols[:10], owner, cols[10])
         if written != len(results):
-            # The lease ran out and another runner took the delivery over; its outcome wins.
+            # Settled elsewhere first: the lease ran out and another runner took the delivery
+            # over, or a bounce for it arrived before our own outcome. That outcome stands.
             log.warning(
-                "%d of %d outcomes were not written: their leases had been taken over",
+                "%d of %d outcomes were not written: those deliveries had already been settled "
+                "(lease taken over, or a bounce arrived first)",
                 len(results) - written,
                 len(results),
             )

@@ -1,0 +1,139 @@
+"""`mamoru report`: reports for operators; `errors` says why mails failed, by category."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+import uvloop
+from rich.console import Console
+from rich.table import Table
+
+from engine.config import Settings, load_settings
+from engine.errors import InputError, MamoruError
+
+app = typer.Typer(
+    help="レポート (reports): errors by category.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML configuration file (default: $MAMORU_CONFIG)."),
+]
+
+CSV_COLUMNS = ("category", "label", "hard", "count", "suppressed", "address", "reason",
+               "code", "status", "text")
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    Console(stderr=True, highlight=False).print(
+        f"mamoru: error: {message}", markup=False, soft_wrap=True
+    )
+    raise typer.Exit(code)
+
+
+@app.callback()
+def report() -> None:
+    """レポート (reports): errors by category."""
+
+
+def _since(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(
+            f"--since {text!r} is not a date or time (e.g. 2026-11-20 or 2026-11-20T07:00+09:00)"
+        ) from None
+    if when.tzinfo is None:
+        # A date or time without a zone is Japanese time, as operators write it.
+        from engine.suppression import JST
+
+        when = when.replace(tzinfo=JST)
+    return when
+
+
+async def _report(
+    settings: Settings, broadcast: int | None, since: datetime | None, examples: int
+) -> dict[str, Any]:
+    from engine.context import Engine
+    from engine.report import error_report
+
+    engine = await Engine.open(settings)
+    try:
+        return await error_report(engine.pool, broadcast, since, examples)
+    finally:
+        await engine.close()
+
+
+@app.command()
+def errors(
+    broadcast: Annotated[
+        int | None, typer.Option("--broadcast", help="Only this broadcast's deliveries.")
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Only failures from this time on (ISO date/time; JST)."),
+    ] = None,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV: one line per example.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    examples: Annotated[int, typer.Option(min=0, help="Examples per category.")] = 3,
+    config: ConfigOption = None,
+) -> None:
+    """Failures grouped by category, with examples (エラー区分別レポート)."""
+    if as_csv and as_json:
+        _fail("choose one of --csv and --json")
+    try:
+        settings = load_settings(config)
+        when = _since(since)
+    except MamoruError as exc:
+        _fail(str(exc), 2 if isinstance(exc, InputError) else 1)
+    try:
+        data = uvloop.run(_report(settings, broadcast, when, examples))
+    except MamoruError as exc:
+        _fail(str(exc), 2 if isinstance(exc, InputError) else 1)
+    if as_json:
+        print(json.dumps(data, ensure_ascii=False))
+        return
+    if as_csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        for g in data["categories"]:
+            head = (g["key"], g["label"], "hard" if g["hard"] else "soft", g["count"],
+                    g["suppressed"])
+            for e in g["examples"] or [{}]:
+                writer.writerow(
+                    (*head, *(e.get(k) if e.get(k) is not None else ""
+                              for k in ("address", "reason", "code", "status", "text")))
+                )
+        return
+    scope = f"配信 {broadcast}" if broadcast is not None else "全配信"
+    if when is not None:
+        scope += f"、{when.isoformat(timespec='minutes')} 以降"
+    table = Table(title=f"エラー区分別レポート ({scope})")
+    for column in ("区分", "扱い", "件数", "うち配信停止", "例 (宛先・理由・応答)"):
+        table.add_column(column, overflow="fold")
+    for g in data["categories"]:
+        shown = "\n".join(
+            f"{e['address']}  {e['reason']}  {e['status'] or e['code'] or ''}  "
+            f"{(e['text'] or '')[:60]}"
+            for e in g["examples"]
+        )
+        table.add_row(
+            g["label"], "停止" if g["hard"] else "再送", str(g["count"]), str(g["suppressed"]),
+            shown,
+        )
+    out = Console(highlight=False)
+    out.print(table)
+    out.print(
+        f"合計 {data['total']} 件、未分類のエラーメール {data['unclassified']} 件", markup=False
+    )

@@ -1,0 +1,209 @@
+"""The inbound SMTP conversation: which recipients are accepted, and what a received mail does.
+
+Recipients accepted (anything else is ``550 5.7.1``: this is not a relay):
+
+- a VERP return path whose token verifies (``engine.verp.delivery_id_of``), at any domain;
+- one of ``inbound.service_addresses`` (the domain compared without case).
+
+A mail to a VERP address is classified with ``engine.bounce.parse_bounce`` and stored in
+``bounces``, one row per verdict, or one unclassified row when nothing could be read from it.
+What it does to its delivery:
+
+- a final failure (any reason except ``delivered``, ``vacation`` and ``feedback``, whose DSN
+  action is not ``delayed``) turns a ``delivered`` delivery into ``failed`` with the verdict's
+  reason, category, reply code, status and diagnostic: the mail did not reach the guardian,
+  whether the cause is hard (user unknown) or soft (mailbox full). A delivery still ``sending``
+  is failed too (the MX bounced before the runner wrote its outcome; see
+  ``inbound.store.LATE_FAILURE_SQL``). A failed one already says why and is left alone, and a
+  queued or deferred one was never accepted.
+- a delay notice (``Action: delayed``), an auto-reply and a delivery report change nothing.
+- a complaint (``feedback``) leaves the delivery as it is (the mail did arrive) but suppresses
+  the address.
+
+Final failures and complaints are then given to ``Suppressions.record_verdicts`` with the
+delivery's own recipient address. Mail to a service address is stored in ``inbound_messages``.
+
+A database error answers ``451 4.3.0`` so that the sender tries again later; nothing else that
+can go wrong with one mail stops the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from engine.bounce import BounceReport, Verdict, parse_bounce
+from engine.clock import Clock
+from engine.config import Settings
+from engine.suppression import FEEDBACK, FailedVerdict, Suppressions
+from engine.verp import delivery_id_of
+from inbound import store
+from inbound.store import BounceRow, LateFailure
+
+log = logging.getLogger(__name__)
+
+MAX_RECIPIENTS = 100
+#: Reasons that never say a mail failed to arrive.
+NOT_FAILURES = frozenset({"delivered", "vacation", FEEDBACK})
+
+OK_RCPT = "250 2.1.5 OK"
+RELAY_DENIED = (
+    "550 5.7.1 <{}>: relay access denied (this server takes only bounces and its own addresses)"
+)
+TOO_MANY_RCPTS = "452 4.5.3 Too many recipients"
+TRY_LATER = "451 4.3.0 Temporary failure storing the mail, try again later"
+
+
+def service_key(address: str) -> str:
+    """The address with its domain in lower case, as service addresses are compared."""
+    local, at, domain = address.strip().strip("<>").rpartition("@")
+    return f"{local}@{domain.lower()}" if at else address
+
+
+def is_final_failure(verdict: Verdict) -> bool:
+    return (
+        verdict.reason not in NOT_FAILURES
+        and verdict.source != "autoreply"
+        and verdict.action != "delayed"
+    )
+
+
+class InboundHandler:
+    """aiosmtpd handler hooks for bounces and service mail."""
+
+    def __init__(
+        self, settings: Settings, pool: asyncpg.Pool, verp_secret: bytes, clock: Clock
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.secret = verp_secret
+        self.clock = clock
+        self.service = {service_key(a) for a in settings.inbound.service_addresses}
+        self.in_flight = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
+    ) -> str:
+        if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
+            return TOO_MANY_RCPTS
+        is_verp = delivery_id_of(self.secret, address) is not None
+        if not is_verp and service_key(address) not in self.service:
+            log.info("refused RCPT %r from %r", address, session.peer)
+            return RELAY_DENIED.format(address)
+        envelope.rcpt_tos.append(address)
+        return OK_RCPT
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.in_flight += 1
+        self.idle.clear()
+        try:
+            raw = envelope.original_content or b""
+            if isinstance(envelope.content, bytes) and not raw:
+                raw = envelope.content
+            # aiosmtpd reports the null reverse-path of a DSN as "<>"; it is stored as "".
+            mail_from = str(envelope.mail_from or "").strip("<>")
+            return await self._take(mail_from, list(envelope.rcpt_tos), raw)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+            log.warning("cannot store mail from %r: %s", session.peer, exc)
+            return TRY_LATER
+        except Exception:
+            # A bug must not lose the bounce: the sender keeps it and tries again.
+            log.exception("unexpected error taking mail from %r", session.peer)
+            return TRY_LATER
+        finally:
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                self.idle.set()
+
+    async def _take(self, mail_from: str, rcpts: Sequence[str], raw: bytes) -> str:
+        verp = [(r, d) for r in rcpts if (d := delivery_id_of(self.secret, r)) is not None]
+        service = [r for r in rcpts if delivery_id_of(self.secret, r) is None]
+        report = await self._parse(raw) if verp else BounceReport(kind="unknown")
+        now = self.clock.now()
+        async with self.pool.acquire() as conn, conn.transaction():
+            if service:
+                await store.insert_messages(conn, now, mail_from, raw, service)
+            if verp:
+                await self._record_bounce(conn, mail_from, raw, report, verp)
+        if verp and not report.verdicts:
+            return "250 2.0.0 OK: stored unclassified for a person to read"
+        return "250 2.0.0 OK"
+
+    async def _parse(self, raw: bytes) -> BounceReport:
+        try:
+            # Pure but CPU-bound on big mails: off the event loop.
+            return await asyncio.to_thread(parse_bounce, raw)
+        except Exception:
+            log.exception("parse_bounce failed; storing the mail unclassified")
+            return BounceReport(kind="unknown")
+
+    async def _record_bounce(
+        self,
+        conn: asyncpg.Connection,
+        mail_from: str,
+        raw: bytes,
+        report: BounceReport,
+        verp: Sequence[tuple[str, int]],
+    ) -> None:
+        now = self.clock.now()
+        found = await store.deliveries(conn, [d for _, d in verp])
+        rows: list[BounceRow] = []
+        late: list[LateFailure] = []
+        failed: list[FailedVerdict] = []
+        for rcpt, delivery_id in verp:
+            if not report.verdicts:
+                rows.append(
+                    BounceRow(rcpt, delivery_id, report.kind, None, None, None, False, None,
+                              None, None, None, False)
+                )
+                continue
+            for v in report.verdicts:
+                rows.append(
+                    BounceRow(rcpt, delivery_id, report.kind, v.recipient, v.reason, v.category,
+                              v.hard, v.reply_code, v.status, v.action, v.diagnostic, True)
+                )
+            delivery = found.get(delivery_id)
+            if delivery is None:
+                log.info("bounce for delivery %d, which no longer exists", delivery_id)
+                continue
+            verdict = _verdict_for(delivery["recipient"], report.verdicts)
+            if verdict is None:
+                continue
+            if is_final_failure(verdict):
+                late.append(
+                    LateFailure(
+                        delivery_id, verdict.reason, verdict.category, verdict.reply_code,
+                        verdict.status, f"エラーメール受信: {verdict.diagnostic}".strip(),
+                    )
+                )
+            if is_final_failure(verdict) or verdict.reason == FEEDBACK:
+                failed.append(
+                    FailedVerdict(delivery["recipient"], delivery_id, verdict.reason,
+                                  verdict.category, verdict.hard)
+                )
+        await store.insert_bounces(conn, now, mail_from, raw, rows)
+        await store.mark_failed_late(conn, now, late)
+        suppressions = Suppressions(conn, self.settings.suppression, self.clock)
+        added = await suppressions.record_verdicts(failed, source="bounce")
+        if added:
+            log.info("suppressed after a bounce: %s", ", ".join(added))
+
+
+def _verdict_for(recipient: str, verdicts: Sequence[Verdict]) -> Verdict | None:
+    """The verdict about this delivery's recipient: a VERP address names one recipient, so a
+    report that names others (forwarding, aliases) still speaks of ours. A failure is
+    preferred over a delay or a delivery report for the same recipient."""
+    wanted = recipient.lower()
+    mine = [v for v in verdicts if v.recipient and v.recipient.lower() == wanted] or list(verdicts)
+    if not mine:
+        return None
+    return next((v for v in mine if is_final_failure(v)), None) or next(
+        (v for v in mine if v.reason == FEEDBACK), mine[0]
+    )
