@@ -29,8 +29,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 from cli.dkim_cmd import app as dkim_app  # noqa: E402 - mounted right after app is made
+from cli.report_cmd import app as report_app  # noqa: E402
+from cli.suppression_cmd import app as suppression_app  # noqa: E402
 
 app.add_typer(dkim_app, name="dkim")
+app.add_typer(suppression_app, name="suppression")
+app.add_typer(report_app, name="report")
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -95,6 +99,8 @@ def serve(
         host, port = parse_host_port("metrics.listen", settings.metrics.listen, 9464)
         ports = f"{port}" if count == 1 else f"{port}-{port + count - 1} (one per worker)"
         out.print(f"  metrics      http://{host}:{ports}/metrics")
+    if settings.inbound.listen and not exit_when_idle:
+        out.print(f"  inbound SMTP {settings.inbound.listen} (bounces to VERP addresses)")
     for domain, target in sorted(settings.routing.transport.items()):
         out.print(f"  transport    {domain} -> {target}")
     if not settings.routing.transport:

@@ -40,7 +40,7 @@ import asyncpg
 
 from engine import metrics, shaping_state
 from engine.address import smtp_path
-from engine.bounce import category_for_reason, classify_reply
+from engine.bounce import CATEGORIES, category_for_reason, classify_reply
 from engine.clock import Clock, SystemClock
 from engine.config import Settings
 from engine.delivery import Envelope, SendResult, Session, SourceAddress, Transport
@@ -58,6 +58,7 @@ from engine.queue import (
 from engine.queue.models import Priority
 from engine.queue.retry import next_attempt
 from engine.routing import Destination, Route, Router
+from engine.suppression import FailedVerdict, Suppressions
 from engine.throttle import (
     DEFAULT_POOL,
     DEFAULT_PROFILE,
@@ -219,6 +220,9 @@ class Runner:
         self._seq = itertools.count()
         self._sources = self.shaper.active_sources()
         self._results: list[AttemptResult] = []
+        # Final failures waiting to be told to the suppression list, after their outcome.
+        self._failures: list[FailedVerdict] = []
+        self._suppressions = Suppressions(queue.pool, settings.suppression, self.clock)
         self._results_ready = asyncio.Event()
         # One flush at a time: two would take the same batch, write it twice and then drop
         # the next batch unwritten.
@@ -526,8 +530,17 @@ class Runner:
         )
 
     def _add_result(self, result: AttemptResult) -> None:
-        if self._inflight.pop(result.delivery_id, None) is None:
+        claim = self._inflight.pop(result.delivery_id, None)
+        if claim is None:
             return  # already given back to the queue; its outcome is no longer ours to write
+        if result.outcome is Outcome.FAILED and result.reason and result.category:
+            category = CATEGORIES.get(result.category)
+            self._failures.append(
+                FailedVerdict(
+                    claim.delivery.recipient, result.delivery_id, result.reason,
+                    result.category, bool(category and category.hard),
+                )
+            )
         self._wake.set()
         metrics.DELIVERIES.labels(result.outcome.value).inc()
         self._results.append(result)
@@ -576,6 +589,7 @@ class Runner:
                 await asyncio.sleep(1.0)
                 continue
             del self._results[: len(batch)]
+            await self._tell_suppressions()
             for r in batch:
                 if r.outcome is Outcome.DELIVERED:
                     self.stats.delivered += 1
@@ -585,17 +599,33 @@ class Runner:
                     self.stats.failed += 1
             self.stats.last_record = time.monotonic()
 
+    async def _tell_suppressions(self) -> None:
+        """Hand the final failures written so far to the suppression rules (hard failures
+        suppress the address at once, soft ones count toward the threshold)."""
+        if not self._failures:
+            return
+        batch, self._failures = self._failures, []
+        try:
+            await self._suppressions.record_verdicts(batch, source="smtp")
+        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+            # The outcomes are written; only the list missed these. Keep them for next time.
+            log.warning("updating the suppression list failed, will retry: %s", exc)
+            self._failures = batch + self._failures
+
     async def _report(self) -> None:
         """Every few seconds: publish the shaper's state, and keep the gauges current."""
         while True:
             await asyncio.sleep(_REPORT_INTERVAL)
-            try:
-                await self._publish_state()
-                if self.settings.metrics.listen:
-                    for state, n in (await self.queue.state_counts()).items():
-                        metrics.QUEUE_DEPTH.labels(state.value).set(n)
-            except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
-                log.warning("publishing the runner's state failed: %s", exc)
+            await self._report_once()
+
+    async def _report_once(self) -> None:
+        try:
+            await self._publish_state()
+            if self.settings.metrics.listen:
+                for state, n in (await self.queue.state_counts()).items():
+                    metrics.QUEUE_DEPTH.labels(state.value).set(n)
+        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+            log.warning("publishing the runner's state failed: %s", exc)
 
     async def _publish_state(self) -> None:
         states = self.shaper.snapshot()
@@ -642,8 +672,7 @@ class Runner:
         if unsent:
             await self.queue.release(self.name, unsent, self.clock.now())
             self.stats.released += len(unsent)
-        with contextlib.suppress(asyncpg.PostgresError, OSError, asyncpg.InterfaceError):
-            await self._publish_state()
+        await self._report_once()
         if listener is not None:
             with contextlib.suppress(Exception):
                 await listener.close()

@@ -91,8 +91,11 @@ async def run_one(
     exit_when_idle: bool,
     parent_pid: int | None = None,
     on_ready: Callable[[], None] | None = None,
+    with_inbound: bool = True,
 ) -> RunStats:
-    """One runner in this process until it is idle (if asked) or signalled to stop."""
+    """One runner in this process until it is idle (if asked) or signalled to stop; with
+    ``with_inbound`` (one process of a serve only: one can bind the port) also the inbound
+    server for bounces, unless asked to exit when idle."""
     from engine import metrics
     from engine.context import Engine
 
@@ -104,8 +107,16 @@ async def run_one(
             loop.add_signal_handler(sig, runner.stop)
         if _early_stop:
             runner.stop()
+        inbound = None
         if not exit_when_idle:
             metrics.serve_metrics(settings.metrics.listen)
+            if with_inbound and settings.inbound.listen:
+                from inbound import InboundServer
+
+                inbound = InboundServer(
+                    settings, engine.pool, await engine.verp_secret(), engine.clock
+                )
+                await inbound.start()
         if on_ready is not None:
             on_ready()
         watchdog = (
@@ -118,18 +129,20 @@ async def run_one(
         finally:
             if watchdog is not None:
                 watchdog.cancel()
+            if inbound is not None:
+                await inbound.stop()
     finally:
         await engine.close()
 
 
 def _worker_main(
-    settings: Settings, exit_when_idle: bool, results: Any, parent_pid: int
+    settings: Settings, exit_when_idle: bool, results: Any, parent_pid: int, index: int
 ) -> None:
     catch_early_stop()
     stats = uvloop.run(
         run_one(
             settings, exit_when_idle, parent_pid=parent_pid,
-            on_ready=lambda: results.put(("ready", None)),
+            on_ready=lambda: results.put(("ready", None)), with_inbound=index == 0,
         )
     )
     results.put(("stats", dataclasses.asdict(stats)))
@@ -158,7 +171,7 @@ def run_workers(
     procs = [
         ctx.Process(
             target=_worker_main,
-            args=(worker_settings(settings, i, count), exit_when_idle, results, os.getpid()),
+            args=(worker_settings(settings, i, count), exit_when_idle, results, os.getpid(), i),
             name=f"mamoru-worker-{i}",
         )
         for i in range(count)

@@ -11,7 +11,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def config_file(
-    tmp_path: Path, db_url: str, target: str, queue: str = "", delivery: str = ""
+    tmp_path: Path,
+    db_url: str,
+    target: str,
+    queue: str = "",
+    delivery: str = "",
+    inbound: str = "",
 ) -> Path:
     """A configuration file for the test database, routing everything to ``target``."""
     p = tmp_path / "mamoru.toml"
@@ -42,6 +47,9 @@ listen = ""
 
 [shaping]
 enabled = false
+
+[inbound]
+listen = "{inbound}"
 """,
         encoding="utf-8",
     )

@@ -173,3 +173,33 @@ async def test_two_workers_share_the_queue_and_send_each_mail_once(
         await conn.close()
     assert delivered == 800
     assert runners == 2
+
+
+async def test_serve_starts_the_inbound_server_for_bounces(tmp_path: Path, db_url: str) -> None:
+    import aiosmtplib
+
+    port = free_port()
+    cfg = config_file(tmp_path, db_url, "127.0.0.1:25", inbound=f"127.0.0.1:{port}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAMORU_")}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cli", "serve", "-c", str(cfg), "--workers", "2",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT, env=env,
+    )
+    assert proc.stdout is not None
+    banner = b""
+    while b"Ctrl+C" not in banner:
+        banner += await asyncio.wait_for(proc.stdout.readline(), timeout=30)
+    try:
+        assert f"inbound SMTP 127.0.0.1:{port}".encode() in banner
+        smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False, timeout=10)
+        await smtp.connect()
+        await smtp.ehlo()
+        await smtp.mail("")
+        # A return path that is not a valid VERP address is refused: no open relay.
+        reply = await smtp.execute_command(b"RCPT", b"TO:<b-1-aaaaaaaaaa@example.jp>")
+        assert reply.code == 550
+        await smtp.quit()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.communicate(), timeout=30)
+    assert proc.returncode == 0

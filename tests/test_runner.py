@@ -347,3 +347,26 @@ def test_dkim_section_errors_name_the_key() -> None:
         dkim_settings({"keys": [{"domain": "a.jp", "private_key": "k.pem"}]})
     with pytest.raises(ConfigError, match=r"unknown key dkim\.sign"):
         dkim_settings({"sign": True})
+
+
+async def test_hard_failure_in_session_suppresses_the_address(db_url: str, sink: Sink) -> None:
+    async with engine_for(db_url, sink.address) as eng:
+        await enqueue(eng, ["reject-gone@example.jp", "ok@example.jp"])
+        runner = await eng.runner()
+        await asyncio.wait_for(runner.run(exit_when_idle=True), timeout=20)
+        listed = await eng.pool.fetch("SELECT address, reason, source FROM suppressions")
+        assert [(r["address"], r["reason"], r["source"]) for r in listed] == [
+            ("reject-gone@example.jp", "userunknown", "smtp")
+        ]
+        tries_before = sink.handler.tries["reject-gone@example.jp"]
+        bid = await enqueue(eng, ["reject-gone@example.jp", "ok@example.jp"])
+        runner = await eng.runner()
+        await asyncio.wait_for(runner.run(exit_when_idle=True), timeout=20)
+        rows = await rows_by_recipient(eng, bid)
+        counts = await eng.queue.broadcast_counts([bid])
+    assert (rows["reject-gone@example.jp"]["state"], rows["reject-gone@example.jp"]["reason"]) == (
+        "failed", "suppressed"
+    )
+    assert sink.handler.tries["reject-gone@example.jp"] == tries_before  # not tried again
+    assert counts[0].suppressed_count == 1
+    assert rows["ok@example.jp"]["state"] == "delivered"
