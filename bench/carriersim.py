@@ -40,6 +40,7 @@ import struct
 import sys
 import time
 import tomllib
+import typing
 from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -370,8 +371,8 @@ class _SimSMTP(SMTP):
         if reply is None:
             _reset(transport)
             return
-        assert isinstance(transport, asyncio.WriteTransport)
-        transport.write(reply.encode("ascii") + b"\r\n")
+        # Not isinstance(asyncio.WriteTransport): uvloop's transports are not subclasses of it.
+        typing.cast(asyncio.WriteTransport, transport).write(reply.encode("ascii") + b"\r\n")
         transport.close()
 
 
@@ -383,8 +384,7 @@ def _reset(transport: asyncio.BaseTransport | None) -> None:
     if sock is not None:
         with contextlib.suppress(OSError, AttributeError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    assert isinstance(transport, asyncio.WriteTransport)
-    transport.abort()
+    typing.cast(asyncio.WriteTransport, transport).abort()
 
 
 class CarrierSim:

@@ -63,7 +63,7 @@ class QueueSettings:
 @dataclass(frozen=True)
 class DeliverySettings:
     helo: str = "localhost"
-    concurrency: int = 200
+    concurrency: int = 500
     connections_per_host: int = 20
     messages_per_connection: int = 100
     connect_timeout: Duration = Duration(15.0)

@@ -73,6 +73,7 @@ from engine.throttle import (
     Site,
     SiteMap,
     Source,
+    is_session_limit,
     pools_from_config,
 )
 from engine.verp import return_path
@@ -84,9 +85,10 @@ _TEMPLATE_CACHE = 64
 _REPORT_INTERVAL = 5.0
 # A connection worker whose lane is empty waits this long for more before closing.
 _LINGER_SECONDS = 0.05
-# A lane holding more waiting deliveries than this many per connection it may open is full:
-# the claim takes no more for its domains until it drains (emergency mail excepted).
-_LANE_DEPTH_PER_CONNECTION = 8
+# A lane holding more waiting deliveries than it can send in this many seconds at the shaper's
+# current rate (plus two per connection) is full: the claim takes no more for its domains until
+# it drains, so the runner's slots are shared among all the sites with mail due.
+_LANE_DEPTH_SECONDS = 1.0
 # How often a delivery may go back to its lane after "too fast" replies before it is treated
 # as an ordinary deferral.
 _OWN_FAULT_RETRIES = 20
@@ -131,17 +133,21 @@ class _Lane:
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-def build_shaper(settings: Settings, clock: Clock) -> Shaper:
-    """The shaper the configuration asks for: ``[shaping] enabled = false`` gives no limits
-    but ``delivery.connections_per_host`` and ``delivery.messages_per_connection``."""
-    shaping = dict(settings.shaping)
-    enabled = shaping.pop("enabled", True)
+def shaping_enabled(settings: Settings) -> bool:
+    enabled = settings.shaping.get("enabled", True)
     if not isinstance(enabled, bool):
         from engine.errors import ConfigError
 
         raise ConfigError("shaping.enabled must be true or false")
-    if not enabled:
+    return enabled
+
+
+def build_shaper(settings: Settings, clock: Clock) -> Shaper:
+    """The shaper the configuration asks for: ``[shaping] enabled = false`` gives no limits
+    but ``delivery.connections_per_host`` and ``delivery.messages_per_connection``."""
+    if not shaping_enabled(settings):
         return unlimited_shaper(settings, clock)
+    shaping = {k: v for k, v in settings.shaping.items() if k != "enabled"}
     return Shaper.from_settings(
         shaping, settings.egress, clock, default_helo=settings.delivery.helo
     )
@@ -214,6 +220,7 @@ class Runner:
         self.ready = asyncio.Event()
         self._wake = asyncio.Event()
         self.shaper = shaper or unlimited_shaper(settings, self.clock)
+        self.shaping = shaping_enabled(settings)
         self._inflight: dict[int, _Claim] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._lanes: dict[tuple[str, tuple[Destination, ...]], _Lane] = {}
@@ -248,8 +255,10 @@ class Runner:
                 want = min(free, q.claim_batch)
                 claimed: list[ClaimedDelivery] = []
                 if want > 0:
+                    full, full_of_emergency = self._full_domains()
                     claimed = await self.queue.claim(
-                        self.name, want, self.clock.now(), q.lease_seconds, self._full_domains()
+                        self.name, want, self.clock.now(), q.lease_seconds, full,
+                        full_of_emergency,
                     )
                     if claimed:
                         await self._start(claimed)
@@ -334,12 +343,20 @@ class Runner:
         """How many connections a lane may try to hold: the shaper says how many it gets."""
         return max(1, lane.site.profile.max_connections * self._sources)
 
-    def _full_domains(self) -> list[str]:
+    def _full_domains(self) -> tuple[list[str], list[str]]:
+        """Domains of full lanes, and of lanes full of emergency mail alone."""
         full: list[str] = []
+        full_of_emergency: list[str] = []
         for lane in self._lanes.values():
-            if len(lane.pending) > _LANE_DEPTH_PER_CONNECTION * self._lane_connections(lane):
-                full.extend(lane.domains)
-        return full
+            rate = self.shaper.site_rate(lane.site)
+            depth = rate * _LANE_DEPTH_SECONDS + 2 * self._lane_connections(lane)
+            if len(lane.pending) <= depth:
+                continue
+            full.extend(lane.domains)
+            urgent = sum(1 for p, _, _ in lane.pending if p == Priority.EMERGENCY)
+            if urgent > depth:
+                full_of_emergency.extend(lane.domains)
+        return full, full_of_emergency
 
     async def _lane_worker(self, lane: _Lane) -> None:
         """Hold one connection at a time for the lane while it has deliveries waiting."""
@@ -375,11 +392,26 @@ class Runner:
                     self.settings.delivery.messages_per_connection)
         claim: _Claim | None = first
         sent = 0
+        delivered = 0
         try:
             while claim is not None:
                 result = await self._send(claim, session)
                 sent += 1
-                self.shaper.record(grant, _feedback(result))
+                if result.outcome is Outcome.DELIVERED:
+                    delivered += 1
+                ended_session = delivered > 0 and (
+                    result.code is None or result.code == 421
+                ) and result.command in ("MAIL", "RCPT", "DATA")
+                if ended_session and result.code is not None and is_session_limit(result.text):
+                    # "Too many messages in this session": a per-connection limit, learned
+                    # as such; the message rate was fine, so the shaper is not told to cut.
+                    self.shaper.session_limit(grant, delivered)
+                else:
+                    if ended_session and result.code is None:
+                        # Dropped after some mail went through (au resets): perhaps a
+                        # per-connection limit; stop there next time, and slow down once.
+                        self.shaper.session_limit(grant, delivered)
+                    self.shaper.record(grant, _feedback(result))
                 self._finish(lane, claim, result)
                 if not session.usable or sent >= limit or self._stopping.is_set():
                     break
@@ -439,7 +471,9 @@ class Runner:
             and claim.own_fault_retries < _OWN_FAULT_RETRIES
             and self.clock.now() < d.expires_at
             and (
-                result.code is None and result.command == "CONNECT"
+                # A refused or reset connection is how some carriers (au) say "too fast"; with
+                # shaping off nobody would slow down for it, so there it is a plain deferral.
+                result.code is None and self.shaping
                 or result.code is not None
                 and self.shaper.is_own_fault(result.code, result.text, lane.site)
             )

@@ -12,8 +12,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 from commands import ROOT, config_file, mamoru
-from conftest import wait_until
 from sinks import Sink
+from support import wait_until
 
 CONCURRENCY = 20
 RECIPIENTS = 400

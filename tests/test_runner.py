@@ -10,8 +10,8 @@ from email.header import decode_header, make_header
 from typing import Any
 
 import pytest
-from conftest import make_settings, wait_until
 from sinks import Sink, free_port
+from support import make_settings, wait_until
 
 from engine import verp
 from engine.context import Engine

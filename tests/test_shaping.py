@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_settings, wait_until
 from sinks import Sink
+from support import make_settings, wait_until
 
 from engine import metrics
 from engine.context import Engine

@@ -41,8 +41,11 @@ CLAIM_SQL = """
 WITH due AS (
     SELECT id FROM deliveries
     WHERE state IN ('queued', 'deferred', 'sending') AND next_attempt_at <= $1
-      -- Domains whose lane in this runner is full wait, except for emergency mail.
+      -- Domains whose lane in this runner is full wait: $6 lists lanes full of emergency
+      -- mail, which wait for every priority; $5 the other full lanes, which do not hold up an
+      -- emergency.
       AND (priority = 0 OR domain <> ALL($5::text[]))
+      AND domain <> ALL($6::text[])
     ORDER BY priority, next_attempt_at, id
     LIMIT $2
     FOR UPDATE SKIP LOCKED
@@ -219,15 +222,18 @@ class Queue:
         now: datetime,
         lease_seconds: float,
         skip_domains: Sequence[str] = (),
+        skip_domains_all: Sequence[str] = (),
     ) -> list[ClaimedDelivery]:
         """Take up to ``limit`` due deliveries under a lease, most urgent first.
 
-        Non-emergency deliveries to ``skip_domains`` are left for later.
+        Non-emergency deliveries to ``skip_domains``, and any to ``skip_domains_all``, are
+        left for later.
         """
         if limit <= 0:
             return []
         rows = await self.pool.fetch(
-            CLAIM_SQL, now, limit, float(lease_seconds), owner, list(skip_domains)
+            CLAIM_SQL, now, limit, float(lease_seconds), owner, list(skip_domains),
+            list(skip_domains_all),
         )
         rows = sorted(rows, key=lambda r: (r["priority"], r["id"]))
         return [

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from engine.throttle.aimd import AimdSettings, RateController
 from engine.throttle.bucket import TokenBucket
-from engine.throttle.feedback import Feedback, Outcome, Signal, is_own_fault, signal_of
+from engine.throttle.feedback import (
+    Feedback,
+    Outcome,
+    Signal,
+    is_own_fault,
+    is_session_limit,
+    signal_of,
+)
 from engine.throttle.pool import DEFAULT_POOL, EgressPool, Source, Warmup, pools_from_config
 from engine.throttle.profiles import (
     BUILTIN_PROFILES,
@@ -51,6 +58,7 @@ __all__ = [
     "TokenBucket",
     "Warmup",
     "is_own_fault",
+    "is_session_limit",
     "load_profiles",
     "pools_from_config",
     "registered_domain",

@@ -34,8 +34,11 @@ class AimdSettings:
     cut_interval: float = 0.5  # s; signals closer than this to the last cut are one overload
     increase_fraction: float = 0.02  # per step, of max_rate: floor to ceiling in ~50 s
     increase_interval: float = 1.0  # s of success per additive step
-    suspend_after: int = 4  # cuts within signal_window that suspend the pair
-    signal_window: float = 60.0
+    # Cuts within signal_window that suspend the pair. The window is short on purpose: on a
+    # carrier with a hard limit the normal sawtooth cuts every 10-20 s, and that must not
+    # suspend; four cuts within 10 s mean halving is not helping.
+    suspend_after: int = 4
+    signal_window: float = 10.0
     max_suspend_seconds: float = 3600.0
     forgive_after: float = 3600.0  # s without suspension before the backoff resets
     connection_step_seconds: float = 10.0
@@ -73,6 +76,7 @@ class RateController:
         self._last_connection_step: float | None = None
         self._last_suspension = float("-inf")
         self._recent_cuts: deque[float] = deque()
+        self._last_connection_cut = float("-inf")
 
     def is_suspended(self, now: float) -> bool:
         return now < self.suspended_until
@@ -88,6 +92,13 @@ class RateController:
                 cut = self._on_slow_down(now, sent_at)
                 if cut:
                     self.allowed_connections = max(1, (self.allowed_connections + 1) // 2)
+                    self._last_connection_step = now
+            case Signal.CONNECTION_LIMIT:
+                # One fewer than we had open when the site said "too many": the site's
+                # connection limit is found without touching the message rate.
+                if now - self._last_connection_cut >= self.settings.cut_interval:
+                    self._last_connection_cut = now
+                    self.allowed_connections = max(1, self.allowed_connections - 1)
                     self._last_connection_step = now
             case Signal.SUSPEND:
                 self.suspend(now)

@@ -8,6 +8,7 @@ whether it is a plain result, a "slow down", a refused connection or an order to
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 
 from engine.throttle.profiles import Profile
@@ -32,6 +33,8 @@ class Signal(enum.Enum):
     NEUTRAL = "neutral"  # about the recipient, not about our pace (550 unknown user, greylisting)
     SLOW_DOWN = "slow_down"
     CONNECTION_SLOW_DOWN = "connection_slow_down"  # slow down and open fewer connections
+    # Too many connections at once: open fewer, but the message rate was not the problem.
+    CONNECTION_LIMIT = "connection_limit"
     SUSPEND = "suspend"
 
 
@@ -74,6 +77,8 @@ def signal_of(feedback: Feedback, profile: Profile) -> Signal:
     """
     if feedback.text and profile.says_suspend(feedback.text):
         return Signal.SUSPEND
+    if feedback.text and _CONNECTION_LIMIT.search(feedback.text):
+        return Signal.CONNECTION_LIMIT
     match feedback.outcome:
         case Outcome.DELIVERED:
             return Signal.SUCCESS
@@ -88,6 +93,24 @@ def signal_of(feedback: Feedback, profile: Profile) -> Signal:
             if 400 <= code < 500 and profile.says_slow_down(feedback.text):
                 return Signal.SLOW_DOWN
             return Signal.NEUTRAL
+
+
+# Replies that name the number of connections (not the message rate) as the problem.
+_CONNECTION_LIMIT = re.compile(
+    r"too many (concurrent )?(connections|sessions)|connection limit|too many smtp sessions",
+    re.IGNORECASE,
+)
+# Replies that end a session because it carried too many messages: a per-connection limit.
+_SESSION_LIMIT = re.compile(
+    r"too many (messages|mails|deliveries) (in|per|on) (this |one )?(session|connection)"
+    r"|(session|connection) (message )?limit",
+    re.IGNORECASE,
+)
+
+
+def is_session_limit(text: str) -> bool:
+    """Whether a reply says the session carried too many messages (not: too fast)."""
+    return bool(_SESSION_LIMIT.search(text))
 
 
 def is_own_fault(code: int, text: str, profile: Profile) -> bool:

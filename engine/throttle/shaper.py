@@ -51,7 +51,7 @@ from engine.clock import Clock
 from engine.errors import ConfigError
 from engine.throttle.aimd import AimdSettings, RateController
 from engine.throttle.bucket import TokenBucket
-from engine.throttle.feedback import Feedback, Outcome, is_own_fault, signal_of
+from engine.throttle.feedback import Feedback, Outcome, Signal, is_own_fault, signal_of
 from engine.throttle.pool import (
     DEFAULT_POOL,
     EgressPool,
@@ -141,6 +141,8 @@ class _Pair:
         self.bucket = TokenBucket(clock, self.controller.rate, self._burst())
         self.in_use = 0
         self.sent = 0
+        # Messages per session the site allows, once learned from its replies.
+        self.session_cap: int | None = None
         self.counts: dict[Outcome, int] = dict.fromkeys(Outcome, 0)
 
     def _burst(self) -> float:
@@ -244,6 +246,17 @@ class Shaper:
         """How many sources of the pool may send (weight above 0)."""
         return sum(1 for s in self._pool(pool).sources if s.weight > 0)
 
+    def site_rate(self, site: Site, pool: str = DEFAULT_POOL) -> float:
+        """Messages per second the pool's active sources may send to the site right now (a
+        source not yet used counts at the profile's starting rate)."""
+        total = 0.0
+        for source in self._pool(pool).sources:
+            if source.weight <= 0:
+                continue
+            pair = self._pairs.get((source.address, site.name))
+            total += pair.controller.rate if pair is not None else site.profile.initial_rate
+        return total
+
     def site_for(self, domain: str, mx_hosts: Sequence[str]) -> Site:
         """The site a recipient domain belongs to (cached MX roll-up, see sites.py)."""
         return self.site_map.site_for(domain, mx_hosts)
@@ -321,12 +334,24 @@ class Shaper:
         pair = self._pair(grant.source, grant.site)
         pair.counts[feedback.outcome] += 1
         allowed_before = pair.allowed
-        pair.controller.on_signal(
-            signal_of(feedback, grant.site.profile), self._clock.monotonic(), grant.token_at
-        )
+        signal = signal_of(feedback, grant.site.profile)
+        if signal is Signal.CONNECTION_SLOW_DOWN and pair.in_use > 1:
+            # A connection refused while others to the same site work: most likely the
+            # site's limit on connections, not on the message rate.
+            signal = Signal.CONNECTION_LIMIT
+        pair.controller.on_signal(signal, self._clock.monotonic(), grant.token_at)
         pair.sync_bucket()
         if pair.allowed > allowed_before:
             self._wake_heads(grant.site.name)
+
+    def session_limit(self, grant: Grant, messages: int) -> None:
+        """The site ended the grant's session after ``messages`` messages because of their
+        number: later connections of this (source, site) send at most that many."""
+        pair = self._pair(grant.source, grant.site)
+        cap = max(1, messages)
+        if pair.session_cap is None or cap < pair.session_cap:
+            pair.session_cap = cap
+        grant.max_messages_per_connection = min(grant.max_messages_per_connection, cap)
 
     def release(self, grant: Grant) -> None:
         """Give the grant's connection slot back; calling it twice is harmless."""
@@ -456,7 +481,10 @@ class Shaper:
                 pool=pool_name,
                 priority=priority,
                 max_recipients=site.profile.max_recipients,
-                max_messages_per_connection=site.profile.max_messages_per_connection,
+                max_messages_per_connection=min(
+                    site.profile.max_messages_per_connection,
+                    pair.session_cap or site.profile.max_messages_per_connection,
+                ),
                 token_at=now,
             )
         delays = []

@@ -8,8 +8,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import aiosmtplib
-from conftest import make_settings
 from sinks import free_port
+from support import make_settings
 
 from engine import verp
 from engine.context import Engine

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from conftest import wait_until
 from inbound_helpers import engine_with_inbound, enqueue, make_dsn, smtp_send
 from sinks import free_port
+from support import wait_until
 
 from engine import verp
 from inbound import InboundServer

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import wait_until
 from inbound_helpers import engine_with_inbound, enqueue
 from sinks import Sink, free_port
+from support import wait_until
 
 POSTFIX = "/usr/sbin/postfix"
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import aiosmtplib
 import pytest
-from conftest import wait_until
 from inbound_helpers import (
     delivered_ids,
     engine_with_inbound,
@@ -20,6 +19,7 @@ from inbound_helpers import (
     smtp_send,
     verp_of,
 )
+from support import wait_until
 
 
 async def test_forged_verp_token_is_refused_at_rcpt(db_url: str) -> None:

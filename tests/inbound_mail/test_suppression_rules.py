@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-from conftest import make_settings
+from support import make_settings
 
 from engine.clock import FakeClock
 from engine.context import Engine

@@ -34,7 +34,8 @@ def test_controller_starts_at_the_initial_rate() -> None:
 
 def test_421_cuts_the_rate_in_half_at_once() -> None:
     ctl = controller()
-    ctl.on_signal(signal_of(Feedback.deferred(421, "4.7.0 Too many connections"), DOCOMO), 0.0)
+    reply = Feedback.deferred(421, "4.7.0 Try again later, closing connection")
+    ctl.on_signal(signal_of(reply, DOCOMO), 0.0)
     assert ctl.rate == pytest.approx(DOCOMO.initial_rate / 2)
     assert ctl.cuts == 1
 
@@ -74,11 +75,29 @@ def test_successes_right_after_a_cut_do_not_undo_it() -> None:
 
 def test_repeated_slow_downs_suspend_the_pair_until_it_expires() -> None:
     ctl = controller()
-    for i in range(4):  # four distinct overloads, 5 s apart: within the 60 s window
-        ctl.on_signal(Signal.SLOW_DOWN, 5.0 * i)
-    assert ctl.is_suspended(15.0)
-    assert ctl.suspended_until == pytest.approx(15.0 + DOCOMO.suspend_seconds)
-    assert not ctl.is_suspended(15.0 + DOCOMO.suspend_seconds)
+    for i in range(4):  # four distinct overloads, 2.5 s apart: within the 10 s window
+        ctl.on_signal(Signal.SLOW_DOWN, 2.5 * i)
+    assert ctl.is_suspended(7.5)
+    assert ctl.suspended_until == pytest.approx(7.5 + DOCOMO.suspend_seconds)
+    assert not ctl.is_suspended(7.5 + DOCOMO.suspend_seconds)
+
+
+def test_the_normal_sawtooth_on_a_hard_limit_does_not_suspend() -> None:
+    ctl = controller()
+    for i in range(6):  # a cut every 12 s, as climbing back to a hard limit gives
+        ctl.on_signal(Signal.SLOW_DOWN, 12.0 * i)
+    assert ctl.cuts == 6
+    assert not ctl.is_suspended(60.0)
+
+
+def test_too_many_connections_lowers_connections_not_the_rate() -> None:
+    ctl = controller()
+    before = ctl.allowed_connections
+    reply = Feedback.deferred(421, "4.7.0 Too many connections")
+    ctl.on_signal(signal_of(reply, DOCOMO), 0.0)
+    assert ctl.allowed_connections == before - 1
+    assert ctl.rate == pytest.approx(DOCOMO.initial_rate)
+    assert ctl.cuts == 0
 
 
 def test_suspension_grows_exponentially_when_it_repeats_and_is_capped() -> None:
