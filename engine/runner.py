@@ -33,7 +33,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -250,7 +250,7 @@ class Runner:
         self.ready.set()
         try:
             while not self._stopping.is_set():
-                self._give_back_stale()
+                self._renew_stale_leases()
                 free = self.settings.delivery.concurrency - len(self._inflight)
                 want = min(free, q.claim_batch)
                 claimed: list[ClaimedDelivery] = []
@@ -488,24 +488,25 @@ class Runner:
             return
         self._add_result(self._result_of(d, result))
 
-    def _give_back_stale(self) -> None:
-        """Deliveries waiting in lanes for half their lease go back to the queue, so that no
+    def _renew_stale_leases(self) -> None:
+        """Deliveries waiting in lanes for half their lease get a new lease, so that no
         lease runs out while the mail sits here (another runner would then send it too)."""
-        limit = time.monotonic() - self.settings.queue.lease_seconds / 2
-        stale: list[int] = []
-        for lane in self._lanes.values():
-            keep = [item for item in lane.pending if item[2].claimed_at > limit]
-            if len(keep) != len(lane.pending):
-                stale.extend(item[2].delivery.id for item in lane.pending
-                             if item[2].claimed_at <= limit)
-                heapq.heapify(keep)
-                lane.pending = keep
-        if stale:
-            for i in stale:
-                self._inflight.pop(i, None)
-            due = self.clock.now() + timedelta(seconds=self.settings.queue.poll_interval)
-            self._spawn(self.queue.release(self.name, stale, self.clock.now(), due))
-            self.stats.released += len(stale)
+        now_mono = time.monotonic()
+        limit = now_mono - self.settings.queue.lease_seconds / 2
+        stale = [claim for claim in self._inflight.values() if claim.claimed_at <= limit]
+        if not stale:
+            return
+        for claim in stale:
+            claim.claimed_at = now_mono
+        self._spawn(self._extend([c.delivery.id for c in stale]))
+
+    async def _extend(self, ids: list[int]) -> None:
+        try:
+            await self.queue.extend_leases(
+                self.name, ids, self.clock.now(), self.settings.queue.lease_seconds
+            )
+        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+            log.warning("renewing %d leases failed: %s", len(ids), exc)
 
     def _expire(self, d: ClaimedDelivery, now: datetime) -> None:
         text = "not delivered within the maximum age"

@@ -145,3 +145,26 @@ def test_workers_split_the_egress_sources_between_them(db_url: str) -> None:
     shares = [worker_settings(settings, i, 2).egress["sources"] for i in range(2)]
     assert [s["address"] for s in shares[0]] == ["127.0.0.2", "127.0.0.4"]
     assert [s["address"] for s in shares[1]] == ["127.0.0.3"]
+
+
+@pytest.mark.slow
+async def test_mail_waiting_for_a_slow_site_keeps_its_lease(db_url: str) -> None:
+    # 4 mails/s and a 2 s lease: most mail waits in the lane longer than its first lease.
+    slow = {"profiles": {"default": {"max_rate": 4.0, "initial_rate": 4.0, "max_connections": 1}}}
+    with Sink() as sink:
+        settings = make_settings(db_url, routing={"transport": {"*": sink.address}},
+                                 queue={"lease_seconds": 2.0})
+        eng = await Engine.open(replace(settings, shaping=slow, egress={"sources": SOURCES[:1]}))
+        try:
+            bid = await enqueue(eng, [f"wait{i}@example.jp" for i in range(24)])
+            runner = await eng.runner()
+            task = asyncio.create_task(runner.run(exit_when_idle=True))
+            await wait_until(lambda: len(sink.handler.received) >= 12, timeout=20)
+            # Past the first leases: another runner must still find nothing to take.
+            assert await eng.queue.claim("intruder", 100, eng.clock.now(), 60) == []
+            await asyncio.wait_for(task, timeout=30)
+            rows = await eng.queue.deliveries_of(bid)
+        finally:
+            await eng.close()
+    assert all(r["state"] == "delivered" and r["attempts"] == 1 for r in rows)
+    assert len(sink.handler.received) == 24

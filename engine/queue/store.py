@@ -286,6 +286,23 @@ class Queue:
         if ids:
             await self.pool.execute(RELEASE_SQL, list(ids), owner, now, due or now)
 
+    async def extend_leases(
+        self, owner: str, ids: Sequence[int], now: datetime, lease_seconds: float
+    ) -> int:
+        """Renew the lease of deliveries this owner still holds; returns how many it held."""
+        if not ids:
+            return 0
+        result: str = await self.pool.execute(
+            """
+            UPDATE deliveries
+            SET next_attempt_at = $3::timestamptz + make_interval(secs => $4),
+                updated_at = $3
+            WHERE id = ANY($1::bigint[]) AND state = 'sending' AND lease_owner = $2
+            """,
+            list(ids), owner, now, float(lease_seconds),
+        )
+        return int(result.split()[-1])
+
     async def broadcast_contents(self, ids: Sequence[int]) -> dict[int, BroadcastContent]:
         rows = await self.pool.fetch(
             "SELECT id, sender, subject, body, priority FROM broadcasts WHERE id = ANY($1)",

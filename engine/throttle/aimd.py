@@ -30,18 +30,26 @@ class AimdSettings:
     """Tuning of the controller, the same for every site (the profile gives floor-to-ceiling)."""
 
     floor: float = 0.2  # msg/s; never stop entirely because of cuts alone: suspension does that
-    decrease: float = 0.5  # multiplicative cut
+    decrease: float = 0.7  # multiplicative cut near the limit
+    hard_decrease: float = 0.5  # the first cut, and cuts within hard_cut_window of the last
+    hard_cut_window: float = 2.0
     cut_interval: float = 0.5  # s; signals closer than this to the last cut are one overload
     increase_fraction: float = 0.02  # per step, of max_rate: floor to ceiling in ~50 s
     increase_interval: float = 1.0  # s of success per additive step
     # Cuts within signal_window that suspend the pair. The window is short on purpose: on a
     # carrier with a hard limit the normal sawtooth cuts every 10-20 s, and that must not
-    # suspend; four cuts within 10 s mean halving is not helping.
-    suspend_after: int = 4
+    # suspend; six cuts within 10 s mean cutting is not helping.
+    suspend_after: int = 6
     signal_window: float = 10.0
     max_suspend_seconds: float = 3600.0
     forgive_after: float = 3600.0  # s without suspension before the backoff resets
     connection_step_seconds: float = 10.0
+    # After a cut, climb recovery_speedup times faster until recovery_target of the rate at
+    # which the cut came, then probe slowly again.
+    recovery_target: float = 0.9
+    recovery_speedup: float = 4.0
+    # Before the first cut the rate grows by this factor per increase_interval.
+    slow_start_growth: float = 1.25
 
     def __post_init__(self) -> None:
         if not (0 < self.floor and 0 < self.decrease < 1 and self.suspend_after >= 1):
@@ -77,6 +85,7 @@ class RateController:
         self._last_suspension = float("-inf")
         self._recent_cuts: deque[float] = deque()
         self._last_connection_cut = float("-inf")
+        self._rate_at_last_cut = 0.0
 
     def is_suspended(self, now: float) -> bool:
         return now < self.suspended_until
@@ -132,9 +141,14 @@ class RateController:
             or (sent_at is not None and sent_at < self._last_cut)
         ):
             return False
+        # Halve on the first cut and when cuts follow each other quickly: the rate is far above
+        # the site's limit. Once near it, cut gently, so the sawtooth stays close to the limit.
+        hard = self.cuts == 0 or now - self._last_cut < self.settings.hard_cut_window
         self._last_cut = now
         self.cuts += 1
-        self.rate = max(self.floor, self.rate * self.settings.decrease)
+        self._rate_at_last_cut = self.rate
+        factor = self.settings.hard_decrease if hard else self.settings.decrease
+        self.rate = max(self.floor, self.rate * factor)
         self._last_increase = None
         window = self._recent_cuts
         window.append(now)
@@ -155,6 +169,14 @@ class RateController:
             self._last_increase = now
         elif now - self._last_increase >= self.settings.increase_interval:
             step = self.ceiling * self.settings.increase_fraction
+            # Fast recovery: back to just under the rate at which the site last said "too
+            # fast" quickly, then probe above it slowly (the idea of TCP CUBIC's W_max).
+            if self.rate < self._rate_at_last_cut * self.settings.recovery_target:
+                step *= self.settings.recovery_speedup
+            if self.cuts == 0:
+                # Slow start (as TCP): until the site first says "too fast", grow by a factor,
+                # not a step, so a new pair finds its pace in seconds rather than a minute.
+                step = max(step, self.rate * (self.settings.slow_start_growth - 1.0))
             self.rate = min(self.ceiling, self.rate + step)
             self._last_increase = now
         if self.allowed_connections < self.max_connections:

@@ -75,11 +75,22 @@ def test_successes_right_after_a_cut_do_not_undo_it() -> None:
 
 def test_repeated_slow_downs_suspend_the_pair_until_it_expires() -> None:
     ctl = controller()
-    for i in range(4):  # four distinct overloads, 2.5 s apart: within the 10 s window
-        ctl.on_signal(Signal.SLOW_DOWN, 2.5 * i)
+    for i in range(6):  # six distinct overloads, 1.5 s apart: within the 10 s window
+        ctl.on_signal(Signal.SLOW_DOWN, 1.5 * i)
     assert ctl.is_suspended(7.5)
     assert ctl.suspended_until == pytest.approx(7.5 + DOCOMO.suspend_seconds)
     assert not ctl.is_suspended(7.5 + DOCOMO.suspend_seconds)
+
+
+def test_cuts_are_hard_far_above_the_limit_and_gentle_near_it() -> None:
+    ctl = controller()
+    start = ctl.rate
+    ctl.on_signal(Signal.SLOW_DOWN, 0.0)  # the first cut halves
+    assert ctl.rate == pytest.approx(start * 0.5)
+    ctl.on_signal(Signal.SLOW_DOWN, 1.0)  # quickly again: still far above, halve
+    assert ctl.rate == pytest.approx(start * 0.25)
+    ctl.on_signal(Signal.SLOW_DOWN, 20.0)  # a lone cut after a calm spell is gentle
+    assert ctl.rate == pytest.approx(start * 0.25 * 0.7)
 
 
 def test_the_normal_sawtooth_on_a_hard_limit_does_not_suspend() -> None:
