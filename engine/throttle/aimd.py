@@ -114,6 +114,12 @@ class RateController:
             case Signal.NEUTRAL:
                 pass
 
+    def cap_connections(self, accepted: int, now: float) -> None:
+        """The site took ``accepted`` connections and refused one more: allow no more than
+        that (at least one) until successes earn more back."""
+        self.allowed_connections = max(1, min(self.allowed_connections, accepted))
+        self._last_connection_step = now
+
     def suspend(self, now: float) -> None:
         """Stop this pair for suspend_seconds, doubled for each repeat, capped."""
         if self.is_suspended(now):

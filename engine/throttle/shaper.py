@@ -339,7 +339,11 @@ class Shaper:
             # A connection refused while others to the same site work: most likely the
             # site's limit on connections, not on the message rate.
             signal = Signal.CONNECTION_LIMIT
-        pair.controller.on_signal(signal, self._clock.monotonic(), grant.token_at)
+        now = self._clock.monotonic()
+        pair.controller.on_signal(signal, now, grant.token_at)
+        if signal is Signal.CONNECTION_LIMIT:
+            # The connections open besides this grant's are what the site accepted.
+            pair.controller.cap_connections(pair.in_use - 1, now)
         pair.sync_bucket()
         if pair.allowed > allowed_before:
             self._wake_heads(grant.site.name)

@@ -375,3 +375,13 @@ async def test_warmup_ceiling_holds_a_new_address_until_the_next_japan_day(
     assert again.source is new
     state = shaper.snapshot()[0]
     assert (state.warmup_sent_today, state.warmup_limit_today) == (1, 50)
+
+
+async def test_too_many_connections_caps_the_allowance_at_what_the_site_took(
+    clock: FakeClock, fake_sleep: Sleep
+) -> None:
+    shaper = make_shaper(clock, fake_sleep, {"gmail": {"max_connections": 20}})
+    site = shaper.site_for("gmail.com", [])
+    grants = [await asyncio.wait_for(shaper.acquire(site), 5) for _ in range(11)]
+    shaper.record(grants[10], Feedback.deferred(421, "4.7.0 Too many connections"))
+    assert shaper.snapshot()[0].connections_allowed == 10
