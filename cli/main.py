@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 import uvloop
@@ -48,7 +48,11 @@ ConfigOption = Annotated[
 
 
 def _settings(config: Path | None) -> Settings:
-    return load_settings(config)
+    """The settings, or exit with the configuration error on one line (exit code 1)."""
+    try:
+        return load_settings(config)
+    except MamoruError as exc:
+        _fail(str(exc), 1)
 
 
 def _run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -60,7 +64,7 @@ def _run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
         raise typer.Exit(2 if isinstance(exc, InputError) else 1) from None
 
 
-def _fail(message: str, code: int = 2) -> None:
+def _fail(message: str, code: int = 2) -> NoReturn:
     err.print(f"mamoru: error: {message}", markup=False, soft_wrap=True)
     raise typer.Exit(code)
 
@@ -268,10 +272,7 @@ def status(
     latest: Annotated[int, typer.Option(help="How many recent broadcasts to list.")] = 20,
 ) -> None:
     """Deliveries by state, overall and per broadcast (配信状況)."""
-    try:
-        settings = _settings(config)
-    except MamoruError as exc:
-        _fail(str(exc), 1)
+    settings = _settings(config)
     data = _run(lambda: _status(settings, latest))
     if as_json:
         print(json.dumps(data, ensure_ascii=False))
@@ -336,10 +337,7 @@ def deliveries(
     as_csv: Annotated[bool, typer.Option("--csv", help="CSV on standard output.")] = False,
 ) -> None:
     """One row per recipient of a broadcast (宛先ごとの配信結果)."""
-    try:
-        settings = _settings(config)
-    except MamoruError as exc:
-        _fail(str(exc), 1)
+    settings = _settings(config)
     rows = _run(lambda: _deliveries(settings, broadcast_id))
     if as_csv:
         writer = csv.writer(sys.stdout, lineterminator="\n")
@@ -402,10 +400,7 @@ def shaping_status(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
 ) -> None:
     """Rate, connections and suspensions per egress address and site (送信元・宛先ごとの状況)."""
-    try:
-        settings = _settings(config)
-    except MamoruError as exc:
-        _fail(str(exc), 1)
+    settings = _settings(config)
     rows = _run(lambda: _shaping_rows(settings))
     if as_json:
         print(json.dumps({"pairs": rows}, ensure_ascii=False, default=_cell))
