@@ -101,8 +101,8 @@ def serve(
     out.print(f"  database     {redact(settings.database.url)}")
     if settings.metrics.listen and not exit_when_idle:
         host, port = parse_host_port("metrics.listen", settings.metrics.listen, 9464)
-        ports = f"{port}" if count == 1 else f"{port}-{port + count - 1} (one per worker)"
-        out.print(f"  metrics      http://{host}:{ports}/metrics")
+        more = f" (worker 1; worker N on port {port} + N - 1)" if count > 1 else ""
+        out.print(f"  metrics      http://{host}:{port}/metrics{more}")
     if settings.inbound.listen and not exit_when_idle:
         out.print(f"  inbound SMTP {settings.inbound.listen} (bounces to VERP addresses)")
     for domain, target in sorted(settings.routing.transport.items()):
