@@ -127,6 +127,7 @@ class _Lane:
 
     site: Site
     destinations: tuple[Destination, ...]
+    pool: str = DEFAULT_POOL
     domains: set[str] = field(default_factory=set)
     pending: list[tuple[int, int, _Claim]] = field(default_factory=list)
     workers: int = 0
@@ -223,9 +224,9 @@ class Runner:
         self.shaping = shaping_enabled(settings)
         self._inflight: dict[int, _Claim] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._lanes: dict[tuple[str, tuple[Destination, ...]], _Lane] = {}
+        self._lanes: dict[tuple[str, tuple[Destination, ...], str], _Lane] = {}
         self._seq = itertools.count()
-        self._sources = self.shaper.active_sources()
+        self._sources: dict[str, int] = {}
         self._results: list[AttemptResult] = []
         # Final failures waiting to be told to the suppression list, after their outcome.
         self._failures: list[FailedVerdict] = []
@@ -328,10 +329,11 @@ class Runner:
     def _dispatch(self, claim: _Claim, route: Route) -> None:
         d = claim.delivery
         site = self.shaper.site_for(d.domain, route.mx_hosts)
-        key = (site.name, route.destinations)
+        pool = self._pool_for(d.broadcast_id)
+        key = (site.name, route.destinations, pool)
         lane = self._lanes.get(key)
         if lane is None:
-            lane = self._lanes[key] = _Lane(site, route.destinations)
+            lane = self._lanes[key] = _Lane(site, route.destinations, pool)
         lane.domains.add(d.domain)
         heapq.heappush(lane.pending, (int(claim.priority), next(self._seq), claim))
         lane.arrived.set()
@@ -339,16 +341,25 @@ class Runner:
             lane.workers += 1
             self._spawn(self._lane_worker(lane))
 
+    def _pool_for(self, broadcast_id: int) -> str:
+        """The egress pool of a broadcast: the pool named like its sender's domain, if one is
+        configured (a municipality sending from its own addresses), else the default pool."""
+        domain = self._template(broadcast_id).sender_domain
+        return domain if self.shaper.has_pool(domain) else DEFAULT_POOL
+
     def _lane_connections(self, lane: _Lane) -> int:
         """How many connections a lane may try to hold: the shaper says how many it gets."""
-        return max(1, lane.site.profile.max_connections * self._sources)
+        sources = self._sources.get(lane.pool)
+        if sources is None:
+            sources = self._sources[lane.pool] = self.shaper.active_sources(lane.pool)
+        return max(1, lane.site.profile.max_connections * sources)
 
     def _full_domains(self) -> tuple[list[str], list[str]]:
         """Domains of full lanes, and of lanes full of emergency mail alone."""
         full: list[str] = []
         full_of_emergency: list[str] = []
         for lane in self._lanes.values():
-            rate = self.shaper.site_rate(lane.site)
+            rate = self.shaper.site_rate(lane.site, lane.pool)
             depth = rate * _LANE_DEPTH_SECONDS + 2 * self._lane_connections(lane)
             if len(lane.pending) <= depth:
                 continue
@@ -368,7 +379,7 @@ class Runner:
                     lane.workers -= 1
                     return
                 priority = _SHAPER_PRIORITY[Priority(lane.pending[0][0])]
-                grant = await self.shaper.acquire(lane.site, priority=priority)
+                grant = await self.shaper.acquire(lane.site, lane.pool, priority=priority)
                 try:
                     await self._use_connection(lane, grant)
                 finally:

@@ -168,3 +168,28 @@ async def test_mail_waiting_for_a_slow_site_keeps_its_lease(db_url: str) -> None
             await eng.close()
     assert all(r["state"] == "delivered" and r["attempts"] == 1 for r in rows)
     assert len(sink.handler.received) == 24
+
+
+async def test_a_sender_with_its_own_egress_pool_sends_from_it(db_url: str) -> None:
+    fast = {"profiles": {"default": {"max_rate": 1000.0, "initial_rate": 1000.0}}}
+    sources = [
+        {"address": "127.0.0.2", "helo": "a.mamoru.example.jp", "weight": 1},
+        {"address": "127.0.0.5", "helo": "mail.city.example.jp", "weight": 1,
+         "pool": "city.example.jp"},
+    ]
+    with Sink() as sink:
+        settings = make_settings(db_url, routing={"transport": {"*": sink.address}})
+        eng = await Engine.open(replace(settings, shaping=fast, egress={"sources": sources}))
+        try:
+            for sender, prefix in (("kyouiku@city.example.jp", "city"),
+                                   ("school@other.example.jp", "other")):
+                b = NewBroadcast(sender, "お知らせ", "本文\n",
+                                 [f"{prefix}{i}@example.jp" for i in range(10)])
+                await eng.queue.enqueue(b, eng.clock.now(), 3600)
+            runner = await eng.runner()
+            await asyncio.wait_for(runner.run(exit_when_idle=True), timeout=30)
+        finally:
+            await eng.close()
+        peers = {(r.rcpt[:4], r.peer[0]) for r in sink.handler.received}
+    assert len(sink.handler.received) == 20
+    assert peers == {("city", "127.0.0.5"), ("othe", "127.0.0.2")}

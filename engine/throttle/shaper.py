@@ -242,6 +242,9 @@ class Shaper:
 
     # --- the runner's calls ------------------------------------------------------------------
 
+    def has_pool(self, name: str) -> bool:
+        return name in self._pools
+
     def active_sources(self, pool: str = DEFAULT_POOL) -> int:
         """How many sources of the pool may send (weight above 0)."""
         return sum(1 for s in self._pool(pool).sources if s.weight > 0)
