@@ -184,14 +184,7 @@ def _read_broadcast(
         raise InputError("--subject is empty")
     if "\n" in subject or "\r" in subject:
         raise InputError("--subject must be one line")
-    try:
-        body = body_file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"--body-file {body_file} does not exist") from None
-    except UnicodeDecodeError:
-        raise InputError(f"--body-file {body_file} is not UTF-8 text") from None
-    except OSError as exc:
-        raise InputError(f"--body-file {body_file} cannot be read: {exc.strerror}") from None
+    body = _read_text("--body-file", body_file)
     if not body.strip():
         raise InputError(f"--body-file {body_file} is empty: there is nothing to send")
     recipients: list[str] = []
@@ -222,20 +215,25 @@ def _read_broadcast(
     )
 
 
+def _read_text(option: str, path: Path) -> str:
+    """A UTF-8 text file an operator named (a leading BOM, as Excel writes, is dropped)."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InputError(f"{option} {path} does not exist") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{option} {path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise InputError(f"{option} {path} cannot be read: {exc.strerror}") from None
+
+
 def _read_recipient_file(path: Path) -> list[str]:
     """One address per line; blank lines and lines starting with # are skipped.
 
     Every line is checked before anything is stored, and all bad lines are reported together so
     the operator can fix the file in one go.
     """
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except FileNotFoundError:
-        raise InputError(f"--to-file {path} does not exist") from None
-    except UnicodeDecodeError:
-        raise InputError(f"--to-file {path} is not UTF-8 text") from None
-    except OSError as exc:
-        raise InputError(f"--to-file {path} cannot be read: {exc.strerror}") from None
+    lines = _read_text("--to-file", path).splitlines()
     good: list[str] = []
     bad: list[str] = []
     for number, line in enumerate(lines, start=1):

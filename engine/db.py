@@ -14,7 +14,6 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -150,6 +149,3 @@ async def migrate(pool: asyncpg.Pool) -> list[int]:
                 log.info("applied migration %03d_%s", mig.version, mig.name)
     return applied_now
 
-
-def record_to_dict(record: Any) -> dict[str, Any]:
-    return dict(record.items())

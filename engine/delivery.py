@@ -55,10 +55,6 @@ class SendResult:
     command: str
     host: str | None
 
-    @property
-    def connection_failed(self) -> bool:
-        return self.code is None
-
 
 class Transport(Protocol):
     async def open(
@@ -111,7 +107,6 @@ class SmtpSession:
         self._host = host
         self._settings = settings
         self._broken = False
-        self.sent = 0
 
     @property
     def usable(self) -> bool:
@@ -166,7 +161,6 @@ class SmtpSession:
                 outcome_for_code(refused.code), refused.code, status, text, refused.command,
                 self._host,
             )
-        self.sent += 1
         status, text = split_enhanced(response.message)
         return SendResult(
             outcome_for_code(response.code), response.code, status, text, "DATA", self._host

@@ -65,16 +65,14 @@ from engine.throttle import (
     PRIORITY_BULK,
     PRIORITY_EMERGENCY,
     PRIORITY_NORMAL,
-    EgressPool,
     Feedback,
     Grant,
     Profile,
     Shaper,
     Site,
     SiteMap,
-    Source,
+    egress_pools,
     is_session_limit,
-    pools_from_config,
 )
 from engine.verp import return_path
 
@@ -116,7 +114,6 @@ class _Claim:
     """A delivery this runner holds: claimed, and not yet given an outcome."""
 
     delivery: ClaimedDelivery
-    priority: Priority
     claimed_at: float
     own_fault_retries: int = 0
 
@@ -165,12 +162,7 @@ def unlimited_shaper(settings: Settings, clock: Clock) -> Shaper:
         max_rate=1e9,
         initial_rate=1e9,
     )
-    sources = settings.egress.get("sources") or []
-    pools = (
-        pools_from_config(sources)
-        if sources
-        else {DEFAULT_POOL: EgressPool(DEFAULT_POOL, (Source("", d.helo),))}
-    )
+    pools = egress_pools(settings.egress, d.helo)
     return Shaper(SiteMap({DEFAULT_PROFILE: profile}), pools, clock)
 
 
@@ -287,7 +279,7 @@ class Runner:
         self.stats.claimed += len(claimed)
         metrics.CLAIMED.inc(len(claimed))
         for d in claimed:
-            claim = _Claim(d, d.priority, now)
+            claim = _Claim(d, now)
             self._inflight[d.id] = claim
             self._spawn(self._route(claim))
 
@@ -335,8 +327,7 @@ class Runner:
         if lane is None:
             lane = self._lanes[key] = _Lane(site, route.destinations, pool)
         lane.domains.add(d.domain)
-        heapq.heappush(lane.pending, (int(claim.priority), next(self._seq), claim))
-        lane.arrived.set()
+        self._put_back(lane, claim)
         if lane.workers < min(len(lane.pending), self._lane_connections(lane)):
             lane.workers += 1
             self._spawn(self._lane_worker(lane))
@@ -449,7 +440,9 @@ class Runner:
         return self._take(lane)
 
     def _put_back(self, lane: _Lane, claim: _Claim) -> None:
-        heapq.heappush(lane.pending, (int(claim.priority), next(self._seq), claim))
+        """Queue the delivery in its lane (again), by priority, and wake a waiting worker."""
+        priority = int(claim.delivery.priority)
+        heapq.heappush(lane.pending, (priority, next(self._seq), claim))
         lane.arrived.set()
 
     async def _send(self, claim: _Claim, session: Session) -> SendResult:

@@ -31,6 +31,7 @@ from engine.throttle.shaper import (
     Grant,
     Shaper,
     SiteState,
+    egress_pools,
 )
 from engine.throttle.sites import Site, SiteMap, registered_domain
 
@@ -57,6 +58,7 @@ __all__ = [
     "Source",
     "TokenBucket",
     "Warmup",
+    "egress_pools",
     "is_own_fault",
     "is_session_limit",
     "load_profiles",

@@ -157,6 +157,21 @@ class _Pair:
         return min(self.profile.max_connections, self.controller.allowed_connections)
 
 
+def egress_pools(egress: Mapping[str, object], default_helo: str) -> dict[str, EgressPool]:
+    """The pools of the `[egress]` section. Without any `[[egress.sources]]` (a development
+    setup), the default pool has one source with an empty address, meaning "do not bind, let
+    the system choose", and `default_helo`."""
+    for key in egress:
+        if key != "sources":
+            raise ConfigError(f"egress.{key}: unknown setting; known ones are sources")
+    sources = egress.get("sources", [])
+    if isinstance(sources, str | bytes) or not isinstance(sources, Sequence):
+        raise ConfigError("egress.sources: expected an array of tables, [[egress.sources]]")
+    if sources:
+        return pools_from_config(sources)
+    return {DEFAULT_POOL: EgressPool(DEFAULT_POOL, (Source("", default_helo),))}
+
+
 class Shaper:
     """Grants connections and message tokens per (egress IP, site); learns from feedback."""
 
@@ -223,21 +238,12 @@ class Shaper:
         for key in shaping:
             if key != "profiles":
                 raise ConfigError(f"shaping.{key}: unknown setting; known ones are profiles")
-        for key in egress:
-            if key != "sources":
-                raise ConfigError(f"egress.{key}: unknown setting; known ones are sources")
         profiles = shaping.get("profiles", {})
         if not isinstance(profiles, Mapping):
             raise ConfigError("shaping.profiles: expected tables such as [shaping.profiles.docomo]")
-        sources = egress.get("sources", [])
-        if isinstance(sources, str | bytes) or not isinstance(sources, Sequence):
-            raise ConfigError("egress.sources: expected an array of tables, [[egress.sources]]")
-        if sources:
-            pools = pools_from_config(sources)
-        else:
-            pools = {DEFAULT_POOL: EgressPool(DEFAULT_POOL, (Source("", default_helo),))}
         return cls(
-            SiteMap(load_profiles(profiles)), pools, clock, settings=settings, sleep=sleep
+            SiteMap(load_profiles(profiles)), egress_pools(egress, default_helo), clock,
+            settings=settings, sleep=sleep,
         )
 
     # --- the runner's calls ------------------------------------------------------------------
