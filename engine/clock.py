@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Protocol
 
 
@@ -41,7 +41,13 @@ class FakeClock:
         return self._mono
 
     def advance(self, seconds: float) -> None:
-        from datetime import timedelta
-
         self._wall += timedelta(seconds=seconds)
         self._mono += seconds
+
+
+JST = timezone(timedelta(hours=9), "JST")
+
+
+def jst(moment: datetime) -> datetime:
+    """``moment`` in Japan Standard Time, the time every person reading mamoru sees."""
+    return moment.astimezone(JST)

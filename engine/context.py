@@ -14,8 +14,9 @@ from engine.delivery import SmtpTransport, Transport
 from engine.dkim import DkimSigner, dkim_settings
 from engine.queue import Queue
 from engine.routing import Router
-from engine.runner import Runner, build_shaper
+from engine.runner import Runner
 from engine.throttle import Shaper
+from engine.throttle.build import build_shaper
 
 
 @dataclass

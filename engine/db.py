@@ -23,6 +23,20 @@ from engine.errors import DatabaseError
 
 log = logging.getLogger(__name__)
 
+#: Errors that mean "the database did not take this statement": a restart, an outage, a broken
+#: connection, a connection left mid-operation. Whoever catches them keeps what it was writing
+#: and tries again later; nothing is dropped.
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    TimeoutError,
+)
+
+#: The one line an operator sees while the database is away (Japanese first).
+UNREACHABLE_MESSAGE = "データベースに接続できません。再試行します / database unreachable, retrying"
+
 # Any constant works; it only has to be the same in every mamoru process.
 _MIGRATION_LOCK = 0x6D616D6F
 

@@ -97,6 +97,29 @@ ins AS (
 SELECT count(*) FROM upd
 """
 
+# A connection attempt that did not count (the site said "too fast", or refused the connection
+# while the delivery goes back to its lane): the delivery shows why it is still waiting, and
+# the attempt is logged. Only rows still leased by this runner are touched.
+NOTE_SQL = """
+WITH u AS (
+    SELECT * FROM unnest(
+        $1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[],
+        $7::timestamptz[], $8::text[]
+    ) AS u(id, code, status, text, reason, category, at, host)
+),
+upd AS (
+    UPDATE deliveries d
+    SET last_code = u.code, last_status = u.status, last_text = u.text, reason = u.reason,
+        category = u.category, updated_at = u.at
+    FROM u
+    WHERE d.id = u.id AND d.state = 'sending' AND d.lease_owner = $9
+    RETURNING d.id
+)
+INSERT INTO delivery_attempts (delivery_id, attempted_at, outcome, code, status, text, host, runner)
+SELECT u.id, u.at, 'deferred', u.code, u.status, u.text, u.host, $9
+FROM u JOIN upd ON upd.id = u.id
+"""
+
 RELEASE_SQL = """
 UPDATE deliveries
 SET state = CASE WHEN attempts = 0 THEN 'queued' ELSE 'deferred' END,
@@ -279,6 +302,18 @@ class Queue:
             )
         return written
 
+    async def note(self, owner: str, results: Sequence[AttemptResult]) -> None:
+        """Log attempts that do not settle their delivery (it stays leased by ``owner``)."""
+        if not results:
+            return
+        await self.pool.execute(
+            NOTE_SQL,
+            [r.delivery_id for r in results], [r.code for r in results],
+            [r.status for r in results], [r.text for r in results],
+            [r.reason for r in results], [r.category for r in results],
+            [r.attempted_at for r in results], [r.host for r in results], owner,
+        )
+
     async def release(
         self, owner: str, ids: Sequence[int], now: datetime, due: datetime | None = None
     ) -> None:
@@ -288,20 +323,22 @@ class Queue:
 
     async def extend_leases(
         self, owner: str, ids: Sequence[int], now: datetime, lease_seconds: float
-    ) -> int:
-        """Renew the lease of deliveries this owner still holds; returns how many it held."""
+    ) -> set[int]:
+        """Renew the lease of deliveries this owner still holds; returns the ids it held
+        (a lease that ran out may have been taken over by another runner)."""
         if not ids:
-            return 0
-        result: str = await self.pool.execute(
+            return set()
+        rows = await self.pool.fetch(
             """
             UPDATE deliveries
             SET next_attempt_at = $3::timestamptz + make_interval(secs => $4),
                 updated_at = $3
             WHERE id = ANY($1::bigint[]) AND state = 'sending' AND lease_owner = $2
+            RETURNING id
             """,
             list(ids), owner, now, float(lease_seconds),
         )
-        return int(result.split()[-1])
+        return {r["id"] for r in rows}
 
     async def broadcast_contents(self, ids: Sequence[int]) -> dict[int, BroadcastContent]:
         rows = await self.pool.fetch(

@@ -184,6 +184,7 @@ class Shaper:
         settings: AimdSettings | None = None,
         sleep: SleepFunction = asyncio.sleep,
         burst_seconds: float = 0.2,
+        adaptive: bool = True,
     ) -> None:
         if DEFAULT_POOL not in pools:
             raise ConfigError(
@@ -199,6 +200,8 @@ class Shaper:
         self._settings = settings or AimdSettings()
         self._sleep = sleep
         self._burst_seconds = burst_seconds
+        # False: fixed limits only (shaping off): replies are counted, never acted on.
+        self.adaptive = adaptive
         self._pairs: dict[tuple[str, str], _Pair] = {}
         self._queues: dict[tuple[str, str], list[_Waiter]] = {}
         self._seq = itertools.count()
@@ -342,6 +345,8 @@ class Shaper:
         """
         pair = self._pair(grant.source, grant.site)
         pair.counts[feedback.outcome] += 1
+        if not self.adaptive:
+            return
         allowed_before = pair.allowed
         signal = signal_of(feedback, grant.site.profile)
         if signal is Signal.CONNECTION_SLOW_DOWN and pair.in_use > 1:
@@ -360,6 +365,8 @@ class Shaper:
     def session_limit(self, grant: Grant, messages: int) -> None:
         """The site ended the grant's session after ``messages`` messages because of their
         number: later connections of this (source, site) send at most that many."""
+        if not self.adaptive:
+            return
         pair = self._pair(grant.source, grant.site)
         cap = max(1, messages)
         if pair.session_cap is None or cap < pair.session_cap:
@@ -387,8 +394,9 @@ class Shaper:
             self.release(grant)
 
     def is_own_fault(self, code: int, text: str, site: Site) -> bool:
-        """True when a reply means we went too fast (requeue without counting an attempt)."""
-        return is_own_fault(code, text, site.profile)
+        """True when a reply means we went too fast (requeue without counting an attempt).
+        Never with fixed limits: nobody would slow down, so it is a plain deferral."""
+        return self.adaptive and is_own_fault(code, text, site.profile)
 
     def snapshot(self) -> list[SiteState]:
         """One entry per (source, site) pair seen so far, sorted by site then source."""

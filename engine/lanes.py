@@ -1,0 +1,378 @@
+"""Lanes and their connection workers: deliveries waiting for a site, sent under the shaper.
+
+Each routed delivery waits in the **lane** of its site and destinations, ordered by priority. A
+lane has connection workers: each asks the shaper for a grant (a connection slot for one egress
+address at that site), opens one SMTP session bound to the grant's address, and sends the lane's
+deliveries one after another, taking a token from the shaper before each. The shaper hears every
+reply and adapts.
+
+A deferral that is the engine's own fault (the site said "too fast") does not count as an
+attempt: the delivery goes back to the front of its lane and leaves as soon as the shaper grants
+a slot again. A connection that could not be opened is noted on the delivery (reply text and an
+attempt row), and the lane waits a growing back-off before the next try, so a receiver that
+refuses or answers 421 at the greeting never meets a tight loop.
+
+Nothing is sent while outcomes cannot be written, nor under a lease not known to be valid, nor
+past the delivery's maximum age: such deliveries wait, are released, or fail as ``expired``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine import metrics
+from engine.address import smtp_path
+from engine.broadcast_cache import BroadcastCache
+from engine.clock import Clock
+from engine.config import Settings
+from engine.delivery import Envelope, SendResult, Session, SourceAddress, Transport
+from engine.message import MessageTemplate
+from engine.outcomes import Outcomes, feedback_of
+from engine.queue import Outcome
+from engine.queue.models import Priority
+from engine.recorder import Claim, Recorder
+from engine.routing import Destination, Route
+from engine.throttle import (
+    DEFAULT_POOL,
+    PRIORITY_BULK,
+    PRIORITY_EMERGENCY,
+    PRIORITY_NORMAL,
+    Feedback,
+    Grant,
+    Shaper,
+    Site,
+    is_session_limit,
+)
+from engine.verp import return_path
+
+log = logging.getLogger(__name__)
+
+# A connection worker whose lane is empty waits this long for more before closing.
+_LINGER_SECONDS = 0.05
+# A lane holding more waiting deliveries than it can send in this many seconds at the shaper's
+# current rate (plus two per connection) is full: the claim takes no more for its domains until
+# it drains, so the runner's slots are shared among all the sites with mail due.
+_LANE_DEPTH_SECONDS = 1.0
+# How often a delivery may go back to its lane after "too fast" replies before it is treated
+# as an ordinary deferral.
+_OWN_FAULT_RETRIES = 20
+# Back-off between failed connection attempts of one lane: first, doubling up to the last.
+_CONNECT_BACKOFF_FIRST = 0.5
+_CONNECT_BACKOFF_MAX = 30.0
+
+_SHAPER_PRIORITY = {
+    Priority.EMERGENCY: PRIORITY_EMERGENCY,
+    Priority.NORMAL: PRIORITY_NORMAL,
+    Priority.BULK: PRIORITY_BULK,
+}
+
+Spawn = Callable[[Coroutine[Any, Any, None]], None]
+
+
+@dataclass
+class Lane:
+    """Deliveries waiting for a connection to one site's destinations, most urgent first."""
+
+    site: Site
+    destinations: tuple[Destination, ...]
+    pool: str = DEFAULT_POOL
+    domains: set[str] = field(default_factory=set)
+    pending: list[tuple[int, int, Claim]] = field(default_factory=list)
+    workers: int = 0
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    # Failed connection attempts in a row, and when the next may be made (monotonic).
+    connect_failures: int = 0
+    connect_after: float = 0.0
+
+
+class Lanes:
+    def __init__(
+        self,
+        settings: Settings,
+        shaper: Shaper,
+        transport: Transport,
+        recorder: Recorder,
+        outcomes: Outcomes,
+        broadcasts: BroadcastCache,
+        verp_secret: bytes,
+        clock: Clock,
+        spawn: Spawn,
+        stopping: asyncio.Event,
+    ) -> None:
+        self.settings = settings
+        self.shaper = shaper
+        self.transport = transport
+        self.recorder = recorder
+        self.outcomes = outcomes
+        self.broadcasts = broadcasts
+        self._verp_secret = verp_secret
+        self.clock = clock
+        self._spawn = spawn
+        self._stopping = stopping
+        self._lanes: dict[tuple[str, tuple[Destination, ...], str], Lane] = {}
+        self._seq = itertools.count()
+        self._sources: dict[str, int] = {}
+
+    def dispatch(self, claim: Claim, route: Route) -> None:
+        """Put a routed delivery in its lane and make sure a worker serves the lane."""
+        d = claim.delivery
+        site = self.shaper.site_for(d.domain, route.mx_hosts)
+        pool = self._pool_for(d.broadcast_id)
+        key = (site.name, route.destinations, pool)
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._lanes[key] = Lane(site, route.destinations, pool)
+        lane.domains.add(d.domain)
+        self._put_back(lane, claim)
+        if lane.workers < min(len(lane.pending), self._lane_connections(lane)):
+            lane.workers += 1
+            self._spawn(self._lane_worker(lane))
+
+    def clear(self) -> None:
+        self._lanes.clear()
+
+    def full_domains(self) -> tuple[list[str], list[str]]:
+        """Domains of full lanes, and of lanes full of emergency mail alone."""
+        full: list[str] = []
+        full_of_emergency: list[str] = []
+        for lane in self._lanes.values():
+            rate = self.shaper.site_rate(lane.site, lane.pool)
+            depth = rate * _LANE_DEPTH_SECONDS + 2 * self._lane_connections(lane)
+            if len(lane.pending) <= depth:
+                continue
+            full.extend(lane.domains)
+            urgent = sum(1 for p, _, _ in lane.pending if p == Priority.EMERGENCY)
+            if urgent > depth:
+                full_of_emergency.extend(lane.domains)
+        return full, full_of_emergency
+
+    def expire_overdue(self) -> int:
+        """Fail every waiting delivery past its maximum age, whatever the site does; returns
+        how many."""
+        now = self.clock.now()
+        expired = 0
+        for lane in self._lanes.values():
+            keep = []
+            for entry in lane.pending:
+                claim = entry[2]
+                if claim.delivery.id not in self.recorder.held:
+                    continue
+                if now >= claim.delivery.expires_at:
+                    self.recorder.add(self.outcomes.expired(claim.delivery, now))
+                    expired += 1
+                else:
+                    keep.append(entry)
+            if len(keep) != len(lane.pending):
+                heapq.heapify(keep)
+                lane.pending = keep
+        return expired
+
+    def settle_broadcasts(self, ids: set[int], make: Callable[[Claim], Any]) -> int:
+        """Settle every waiting delivery of the broadcasts ``ids`` with ``make(claim)`` (an
+        ``AttemptResult``): the operator cancelled them. Mails already on the wire finish."""
+        settled = 0
+        for lane in self._lanes.values():
+            keep = []
+            for entry in lane.pending:
+                claim = entry[2]
+                if claim.delivery.broadcast_id in ids and claim.delivery.id in self.recorder.held:
+                    self.recorder.add(make(claim))
+                    settled += 1
+                else:
+                    keep.append(entry)
+            if len(keep) != len(lane.pending):
+                heapq.heapify(keep)
+                lane.pending = keep
+        return settled
+
+    # --- connection workers -------------------------------------------------------------
+
+    def _pool_for(self, broadcast_id: int) -> str:
+        """The egress pool of a broadcast: the pool named like its sender's domain, if one is
+        configured (a municipality sending from its own addresses), else the default pool."""
+        domain = self.broadcasts.template(broadcast_id).sender_domain
+        return domain if self.shaper.has_pool(domain) else DEFAULT_POOL
+
+    def _lane_connections(self, lane: Lane) -> int:
+        """How many connections a lane may try to hold: the shaper says how many it gets."""
+        sources = self._sources.get(lane.pool)
+        if sources is None:
+            sources = self._sources[lane.pool] = self.shaper.active_sources(lane.pool)
+        return max(1, lane.site.profile.max_connections * sources)
+
+    async def _lane_worker(self, lane: Lane) -> None:
+        """Hold one connection at a time for the lane while it has deliveries waiting."""
+        try:
+            while True:
+                # No await between the check and the count: a delivery dispatched right after
+                # sees this worker gone and starts another.
+                if not lane.pending or self._stopping.is_set():
+                    lane.workers -= 1
+                    return
+                if not self.recorder.writable.is_set():
+                    await self.recorder.writable.wait()
+                    continue
+                wait = lane.connect_after - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(min(wait, 1.0))
+                    continue
+                priority = _SHAPER_PRIORITY[Priority(lane.pending[0][0])]
+                grant = await self.shaper.acquire(lane.site, lane.pool, priority=priority)
+                try:
+                    await self._use_connection(lane, grant)
+                finally:
+                    self.shaper.release(grant)
+        except BaseException:
+            lane.workers -= 1
+            raise
+
+    async def _use_connection(self, lane: Lane, grant: Grant) -> None:
+        source = SourceAddress(grant.source.address or None, grant.source.helo or None)
+        first = self._take(lane)
+        if first is None:
+            return
+        opened = await self.transport.open(lane.destinations, source)
+        if isinstance(opened, SendResult):
+            self.shaper.record(grant, Feedback.refused(opened.text) if opened.code is None
+                               else feedback_of(opened))
+            lane.connect_failures += 1
+            backoff = min(_CONNECT_BACKOFF_FIRST * 2 ** (lane.connect_failures - 1),
+                          _CONNECT_BACKOFF_MAX)
+            lane.connect_after = time.monotonic() + backoff
+            self._finish(lane, first, opened)
+            return
+        lane.connect_failures = 0
+        session: Session = opened
+        limit = min(grant.max_messages_per_connection,
+                    self.settings.delivery.messages_per_connection)
+        claim: Claim | None = first
+        sent = 0
+        delivered = 0
+        try:
+            while claim is not None:
+                result = await self._send(claim, session)
+                sent += 1
+                if result.outcome is Outcome.DELIVERED:
+                    delivered += 1
+                ended_session = delivered > 0 and (
+                    result.code is None or result.code == 421
+                ) and result.command in ("MAIL", "RCPT", "DATA")
+                if ended_session and result.code is not None and is_session_limit(result.text):
+                    # "Too many messages in this session": a per-connection limit, learned
+                    # as such; the message rate was fine, so the shaper is not told to cut.
+                    self.shaper.session_limit(grant, delivered)
+                else:
+                    if ended_session and result.code is None:
+                        # Dropped after some mail went through (au resets): perhaps a
+                        # per-connection limit; stop there next time, and slow down once.
+                        self.shaper.session_limit(grant, delivered)
+                    self.shaper.record(grant, feedback_of(result))
+                self._finish(lane, claim, result)
+                if not session.usable or sent >= limit or self._stopping.is_set():
+                    break
+                claim = await self._next_for(lane)
+                if claim is None:
+                    break
+                if not await self.shaper.next_message(grant):
+                    self._put_back(lane, claim)
+                    break
+        finally:
+            await session.close()
+
+    def _take(self, lane: Lane) -> Claim | None:
+        """The lane's most urgent delivery that may be sent now. Deliveries no longer ours are
+        dropped, expired ones fail; while outcomes cannot be written, or when the lease is not
+        known to be valid, nothing is taken (the lease is renewed by the runner)."""
+        while lane.pending:
+            if not self.recorder.writable.is_set():
+                return None
+            claim = lane.pending[0][2]
+            d = claim.delivery
+            if d.id not in self.recorder.held:
+                heapq.heappop(lane.pending)
+                continue
+            if not self.recorder.lease_valid(claim):
+                return None
+            heapq.heappop(lane.pending)
+            now = self.clock.now()
+            if now >= d.expires_at:
+                self.recorder.add(self.outcomes.expired(d, now))
+                continue
+            return claim
+        return None
+
+    async def _next_for(self, lane: Lane) -> Claim | None:
+        """The lane's next delivery, waiting a moment for more to arrive before giving up."""
+        if not lane.pending:
+            lane.arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(lane.arrived.wait(), timeout=_LINGER_SECONDS)
+        return self._take(lane)
+
+    def _put_back(self, lane: Lane, claim: Claim) -> None:
+        """Queue the delivery in its lane (again), by priority, and wake a waiting worker."""
+        priority = int(claim.delivery.priority)
+        heapq.heappush(lane.pending, (priority, next(self._seq), claim))
+        lane.arrived.set()
+
+    async def _send(self, claim: Claim, session: Session) -> SendResult:
+        d = claim.delivery
+        started = time.monotonic()
+        template = self.broadcasts.template(d.broadcast_id)
+        envelope = Envelope(
+            sender=return_path(self._verp_secret, d.id, self._bounce_domain(template)),
+            recipient=smtp_path(d.recipient),
+            data=template.render(d.recipient, d.id),
+        )
+        # The lease must outlive the attempt: bound the attempt well inside it.
+        budget = self.settings.queue.lease_seconds * 0.8
+        try:
+            async with asyncio.timeout(budget):
+                result = await session.send(envelope)
+        except TimeoutError:
+            result = SendResult(
+                Outcome.DEFERRED, None, None, f"attempt took longer than {budget:.0f} s",
+                "DATA", None,
+            )
+        metrics.SEND_SECONDS.observe(time.monotonic() - started)
+        return result
+
+    def _bounce_domain(self, template: MessageTemplate) -> str:
+        return self.settings.message.bounce_domain or template.sender_domain
+
+    def _finish(self, lane: Lane, claim: Claim, result: SendResult) -> None:
+        """Record an attempt's result, or send the delivery round again if we were too fast."""
+        d = claim.delivery
+        now = self.clock.now()
+        own_fault = (
+            result.outcome is Outcome.DEFERRED
+            and claim.own_fault_retries < _OWN_FAULT_RETRIES
+            and now < d.expires_at
+            and (
+                # A refused or reset connection is how some carriers (au) say "too fast"; with
+                # fixed limits nobody would slow down for it, so there it is a plain deferral.
+                result.code is None and self.shaper.adaptive
+                or result.code is not None
+                and self.shaper.is_own_fault(result.code, result.text, lane.site)
+            )
+        )
+        if not own_fault:
+            self.recorder.add(self.outcomes.of_send(d, result, now))
+            return
+        claim.own_fault_retries += 1
+        metrics.OWN_FAULT.inc()
+        if result.command == "CONNECT" or result.code is None:
+            # Not an attempt that counts, but the operator sees why the mail is still waiting.
+            self.recorder.note(self.outcomes.of_send(d, result, now))
+        self._put_back(lane, claim)
+        if lane.workers == 0:
+            lane.workers += 1
+            self._spawn(self._lane_worker(lane))

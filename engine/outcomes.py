@@ -1,0 +1,109 @@
+"""What an attempt means for its delivery: the ``AttemptResult`` to record, and the
+``Feedback`` the shaper hears.
+
+Pure decisions, no I/O: a reply is classified (``engine/bounce``), a deferral gets its next
+attempt time (``engine/queue/retry``) or, past ``max_age``, becomes ``failed``/``expired``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from engine.bounce import category_for_reason, classify_reply
+from engine.config import QueueSettings
+from engine.delivery import SendResult
+from engine.queue import AttemptResult, ClaimedDelivery, Outcome
+from engine.queue.retry import next_attempt
+from engine.throttle import Feedback
+
+EXPIRED_TEXT = "not delivered within the maximum age"
+
+
+def feedback_of(result: SendResult) -> Feedback:
+    """What an attempt's result tells the shaper about the site's capacity."""
+    if result.code is None:
+        return Feedback.refused(result.text)
+    if result.outcome is Outcome.DELIVERED:
+        return Feedback.delivered(result.code, result.text)
+    if result.code == 421:
+        return Feedback.throttled(result.code, result.text)
+    if result.outcome is Outcome.DEFERRED:
+        return Feedback.deferred(result.code, result.text)
+    return Feedback.failed(result.code, result.text)
+
+
+class Outcomes:
+    """Builds the results the runner records, under the queue's retry settings."""
+
+    def __init__(self, queue: QueueSettings) -> None:
+        self._q = queue
+
+    def of_send(self, d: ClaimedDelivery, r: SendResult, now: datetime) -> AttemptResult:
+        """The result of one SMTP attempt (or connection attempt) for ``d``."""
+        if r.outcome is Outcome.DELIVERED:
+            return AttemptResult(d.id, r.outcome, now, r.code, r.status, r.text, r.host)
+        verdict = classify_reply(r.code, r.status, r.text, r.command, d.recipient, d.domain)
+        if r.outcome is Outcome.DEFERRED:
+            return self.temporary(
+                d, now, r.code, r.status, r.text, r.host, verdict.reason, verdict.category
+            )
+        return AttemptResult(
+            d.id, r.outcome, now, r.code, r.status, r.text, r.host, verdict.reason,
+            category=verdict.category,
+        )
+
+    def temporary(
+        self,
+        d: ClaimedDelivery,
+        now: datetime,
+        code: int | None,
+        status: str | None,
+        text: str,
+        host: str | None,
+        reason: str | None = None,
+        category: str | None = None,
+    ) -> AttemptResult:
+        """A deferral, due again after the back-off; ``failed``/``expired`` when that would
+        fall past the delivery's maximum age."""
+        q = self._q
+        when = next_attempt(now, d.attempts + 1, q.retry_base, q.retry_max, d.expires_at)
+        if when is None:
+            return AttemptResult(
+                d.id, Outcome.FAILED, now, code, status, text, host, "expired",
+                category=category_for_reason("expired"),
+            )
+        return AttemptResult(
+            d.id, Outcome.DEFERRED, now, code, status, text, host, reason,
+            next_attempt_at=when, category=category,
+        )
+
+    def expired(self, d: ClaimedDelivery, now: datetime) -> AttemptResult:
+        """``d`` reached its maximum age before it could be sent (again)."""
+        text = EXPIRED_TEXT
+        if d.last_text:
+            text = f"{text}; last reply: {d.last_text}"
+        return AttemptResult(
+            d.id, Outcome.FAILED, now, d.last_code, d.last_status, text, None,
+            "expired", counts=False, category=category_for_reason("expired"),
+        )
+
+    def routing_failed(self, d: ClaimedDelivery, now: datetime, text: str) -> AttemptResult:
+        """The domain does not exist or accepts no mail (null MX): final."""
+        return AttemptResult(
+            d.id, Outcome.FAILED, now, None, None, text, None, "hostunknown",
+            category=category_for_reason("hostunknown"),
+        )
+
+    def routing_deferred(self, d: ClaimedDelivery, now: datetime, text: str) -> AttemptResult:
+        """The domain could not be resolved now (resolver trouble): try again later."""
+        return self.temporary(
+            d, now, None, None, text, None, "networkerror", category_for_reason("networkerror")
+        )
+
+    def internal_error(
+        self, d: ClaimedDelivery, now: datetime, exc: BaseException
+    ) -> AttemptResult:
+        return self.temporary(
+            d, now, None, None, f"internal error: {type(exc).__name__}: {exc}", None,
+            "systemerror", category_for_reason("systemerror"),
+        )
