@@ -34,6 +34,14 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
     TimeoutError,
 )
 
+async def recover(pool: asyncpg.Pool) -> None:
+    """After a statement failed on an unreachable or restarted database: every pooled
+    connection is replaced at its next use. A connection that lived through a restart can be
+    left mid-operation ("cannot switch to state ...; another operation is in progress") and
+    would fail every statement after it."""
+    await pool.expire_connections()
+
+
 #: The one line an operator sees while the database is away (Japanese first).
 UNREACHABLE_MESSAGE = "データベースに接続できません。再試行します / database unreachable, retrying"
 

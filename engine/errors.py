@@ -7,6 +7,7 @@
     ├── InputError              bad input from an operator: addresses, files, payloads
     ├── RoutingError            no way to reach a recipient domain
     │   └── PermanentRoutingError   the domain does not exist or refuses all mail (null MX)
+    │       └── NoSuchDomainError   NXDOMAIN (a resolver fault when the domain is known)
     ├── DeliveryError           the SMTP client side failed in a way the runner must record
     ├── DkimError               a signing key is missing or unusable
     └── BounceError             a bounce or feedback mail could not be taken in
@@ -43,6 +44,11 @@ class RoutingError(MamoruError):
 
 class PermanentRoutingError(RoutingError):
     """The recipient domain can never be routed (NXDOMAIN, null MX)."""
+
+
+class NoSuchDomainError(PermanentRoutingError):
+    """The resolver answered NXDOMAIN. Final for an unknown domain; for a domain known to take
+    mail it is the resolver's fault, and the runner defers instead."""
 
 
 class DeliveryError(MamoruError):

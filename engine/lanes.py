@@ -166,7 +166,8 @@ class Lanes:
                 if claim.delivery.id not in self.recorder.held:
                     continue
                 if now >= claim.delivery.expires_at:
-                    self.recorder.add(self.outcomes.expired(claim.delivery, now))
+                    expired_result = self.outcomes.expired(claim.delivery, now, claim.last_note)
+                    self.recorder.add(expired_result)
                     expired += 1
                 else:
                     keep.append(entry)
@@ -304,7 +305,7 @@ class Lanes:
             heapq.heappop(lane.pending)
             now = self.clock.now()
             if now >= d.expires_at:
-                self.recorder.add(self.outcomes.expired(d, now))
+                self.recorder.add(self.outcomes.expired(d, now, claim.last_note))
                 continue
             return claim
         return None

@@ -77,13 +77,17 @@ class Outcomes:
             next_attempt_at=when, category=category,
         )
 
-    def expired(self, d: ClaimedDelivery, now: datetime) -> AttemptResult:
-        """``d`` reached its maximum age before it could be sent (again)."""
-        text = EXPIRED_TEXT
-        if d.last_text:
-            text = f"{text}; last reply: {d.last_text}"
+    def expired(
+        self, d: ClaimedDelivery, now: datetime, last: AttemptResult | None = None
+    ) -> AttemptResult:
+        """``d`` reached its maximum age before it could be sent (again); ``last`` is the
+        latest attempt noted since it was claimed, if any."""
+        code, status, text = d.last_code, d.last_status, d.last_text
+        if last is not None:
+            code, status, text = last.code, last.status, last.text
+        full = f"{EXPIRED_TEXT}; last reply: {text}" if text else EXPIRED_TEXT
         return AttemptResult(
-            d.id, Outcome.FAILED, now, d.last_code, d.last_status, text, None,
+            d.id, Outcome.FAILED, now, code, status, full, None,
             "expired", counts=False, category=category_for_reason("expired"),
         )
 
@@ -98,6 +102,15 @@ class Outcomes:
         """The domain could not be resolved now (resolver trouble): try again later."""
         return self.temporary(
             d, now, None, None, text, None, "networkerror", category_for_reason("networkerror")
+        )
+
+    def resolver_fault(self, d: ClaimedDelivery, now: datetime, text: str) -> AttemptResult:
+        """NXDOMAIN for a domain known to take mail: the resolver is wrong, not the address."""
+        return self.temporary(
+            d, now, None, None,
+            f"{text}; the domain is known to take mail, so the resolver is at fault "
+            "(DNSの不具合の可能性: 宛先の誤りではありません), retrying",
+            None, "networkerror", category_for_reason("networkerror"),
         )
 
     def internal_error(

@@ -22,7 +22,7 @@ from engine import metrics
 from engine.bounce import CATEGORIES
 from engine.clock import Clock
 from engine.config import QueueSettings
-from engine.db import UNAVAILABLE, UNREACHABLE_MESSAGE
+from engine.db import UNAVAILABLE, UNREACHABLE_MESSAGE, recover
 from engine.queue import AttemptResult, ClaimedDelivery, Outcome, Queue
 from engine.suppression import FailedVerdict, Suppressions
 
@@ -50,6 +50,8 @@ class Claim:
     delivery: ClaimedDelivery
     claimed_at: float
     own_fault_retries: int = 0
+    # The latest attempt that left the delivery here (noted, not settled): shown if it expires.
+    last_note: AttemptResult | None = None
 
 
 class Recorder:
@@ -62,6 +64,7 @@ class Recorder:
         clock: Clock,
         stats: RunStats,
         on_settled: Callable[[], None],
+        on_delivered: Callable[[str], None] = lambda _domain: None,
     ) -> None:
         self.name = name
         self.queue = queue
@@ -70,6 +73,7 @@ class Recorder:
         self._clock = clock
         self.stats = stats
         self._on_settled = on_settled
+        self._on_delivered = on_delivered
         self.held: dict[int, Claim] = {}
         self._results: list[AttemptResult] = []
         # Attempts that do not settle their delivery, logged with the next batch.
@@ -98,7 +102,9 @@ class Recorder:
         claim = self.held.pop(result.delivery_id, None)
         if claim is None:
             return  # given back to the queue already; its outcome is no longer ours to write
-        if result.outcome is Outcome.FAILED and result.reason and result.category:
+        if result.outcome is Outcome.DELIVERED:
+            self._on_delivered(claim.delivery.domain)
+        elif result.outcome is Outcome.FAILED and result.reason and result.category:
             category = CATEGORIES.get(result.category)
             self._failures.append(
                 FailedVerdict(
@@ -114,7 +120,9 @@ class Recorder:
 
     def note(self, result: AttemptResult) -> None:
         """Log an attempt that leaves the delivery held (it goes back to its lane)."""
-        if result.delivery_id in self.held:
+        claim = self.held.get(result.delivery_id)
+        if claim is not None:
+            claim.last_note = result
             self._notes.append(result)
 
     def lease_valid(self, claim: Claim) -> bool:
@@ -160,6 +168,7 @@ class Recorder:
                 await self.queue.record(self.name, batch)
             except Exception as exc:
                 self._write_failed(len(batch), exc)
+                await recover(self.queue.pool)
                 if deadline is not None and time.monotonic() + delay > deadline:
                     return False
                 await asyncio.sleep(delay)

@@ -20,7 +20,7 @@ from typing import Protocol
 
 from engine.clock import Clock, SystemClock
 from engine.config import RoutingSettings, parse_host_port
-from engine.errors import PermanentRoutingError, RoutingError
+from engine.errors import NoSuchDomainError, PermanentRoutingError, RoutingError
 
 # How long to remember that a domain does not exist or failed to resolve.
 _NEGATIVE_TTL = 300.0
@@ -157,7 +157,7 @@ class Router:
         ttl = min(max(answer.ttl, 1.0), self._max_ttl)
         result: Route | RoutingError
         if not answer.exists:
-            result = PermanentRoutingError(f"the domain {domain} does not exist (NXDOMAIN)")
+            result = NoSuchDomainError(f"the domain {domain} does not exist (NXDOMAIN)")
         elif answer.records and all(host in ("", ".") for _, host in answer.records):
             result = PermanentRoutingError(f"the domain {domain} accepts no mail (null MX)")
         elif answer.records:

@@ -34,19 +34,20 @@ from engine import metrics
 from engine.broadcast_cache import BroadcastCache
 from engine.clock import Clock, SystemClock
 from engine.config import Settings
-from engine.db import UNAVAILABLE, UNREACHABLE_MESSAGE
+from engine.db import UNAVAILABLE, UNREACHABLE_MESSAGE, recover
 from engine.delivery import Transport
 from engine.dkim import DkimSigner, dkim_settings
-from engine.errors import PermanentRoutingError, RoutingError
+from engine.errors import NoSuchDomainError, PermanentRoutingError, RoutingError
 from engine.lanes import Lanes
 from engine.outcomes import Outcomes
-from engine.queue import NOTIFY_CHANNEL, ClaimedDelivery, Queue
+from engine.queue import NOTIFY_CHANNEL, ClaimedDelivery, Queue, liveness
 from engine.recorder import Claim, Recorder, RunStats
 from engine.reporter import Reporter
 from engine.routing import Router
 from engine.suppression import Suppressions
 from engine.throttle import Shaper
 from engine.throttle.build import unlimited_shaper
+from engine.upkeep import Upkeep
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +91,11 @@ class Runner:
         self.shaper = shaper or unlimited_shaper(settings, self.clock)
         self._tasks: set[asyncio.Task[None]] = set()
         self.outcomes = Outcomes(settings.queue)
+        self.upkeep = Upkeep(self.name, queue.pool, self.clock)
         self.recorder = Recorder(
             self.name, queue, settings.queue,
             Suppressions(queue.pool, settings.suppression, self.clock),
-            self.clock, self.stats, self._wake.set,
+            self.clock, self.stats, self._wake.set, self.upkeep.delivered_to,
         )
         self.broadcasts = BroadcastCache(
             queue, self.clock, settings.message.id_domain, signer,
@@ -106,6 +108,7 @@ class Runner:
         self.reporter = Reporter(self.name, queue, self.shaper, self.clock, settings)
         self._listener: asyncpg.Connection | None = None
         self._db_down_since: float | None = None
+        self._resolver_alerts: set[str] = set()
 
     @property
     def transport(self) -> Transport:
@@ -119,6 +122,9 @@ class Runner:
     async def run(self, exit_when_idle: bool = False) -> RunStats:
         writer = asyncio.create_task(self.recorder.run(), name="mamoru-writer")
         reporter = asyncio.create_task(self.reporter.run(), name="mamoru-report")
+        # Announced before the first claim: a lease is never held by an unknown runner.
+        await self.upkeep.beat()
+        upkeep = asyncio.create_task(self.upkeep.run(), name="mamoru-upkeep")
         await self._listen()
         self.ready.set()
         next_expiry = 0.0
@@ -144,6 +150,7 @@ class Runner:
                 await self._wait(self.settings.queue.poll_interval)
         finally:
             reporter.cancel()
+            upkeep.cancel()
             await self._shut_down(writer)
         return self.stats
 
@@ -170,7 +177,7 @@ class Runner:
             return False
         if not await self.recorder.flush(time.monotonic() + _RETRY_MAX):
             return False
-        return not await self.queue.has_due(self.clock.now())
+        return not await liveness.has_work(self.queue.pool, self.clock.now())
 
     async def _wait(self, seconds: float) -> None:
         self._wake.clear()
@@ -178,6 +185,7 @@ class Runner:
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
 
     async def _database_down(self, exc: BaseException) -> None:
+        await recover(self.queue.pool)
         now = time.monotonic()
         if self._db_down_since is None:
             self._db_down_since = now
@@ -218,6 +226,9 @@ class Runner:
                 return
             try:
                 route = await self.router.route(d.domain)
+            except NoSuchDomainError as exc:
+                await self._no_such_domain(d, str(exc))
+                return
             except PermanentRoutingError as exc:
                 self.recorder.add(self.outcomes.routing_failed(d, self.clock.now(), str(exc)))
                 return
@@ -228,6 +239,19 @@ class Runner:
         except Exception as exc:  # a bug must not leave the delivery leased for minutes
             log.exception("delivery %d: unexpected error", d.id)
             self.recorder.add(self.outcomes.internal_error(d, self.clock.now(), exc))
+
+    async def _no_such_domain(self, d: ClaimedDelivery, text: str) -> None:
+        """NXDOMAIN: final for a domain nobody knows; for a well-known provider or a domain
+        that took our mail before, a resolver fault — deferred, logged, never suppressed."""
+        if not await self.upkeep.domain_known(d.domain):
+            self.recorder.add(self.outcomes.routing_failed(d, self.clock.now(), text))
+            return
+        if d.domain not in self._resolver_alerts:
+            self._resolver_alerts.add(d.domain)
+            log.error("DNSの不具合の可能性 / resolver fault: %s is known to take mail but the "
+                      "resolver says it does not exist; deliveries to it are deferred, not "
+                      "failed", d.domain)
+        self.recorder.add(self.outcomes.resolver_fault(d, self.clock.now(), text))
 
     async def _listen(self) -> None:
         """LISTEN for new broadcasts on a connection of its own; polling covers its absence."""
@@ -257,7 +281,8 @@ class Runner:
         with contextlib.suppress(asyncio.CancelledError):
             await writer
         deadline = time.monotonic() + max(grace, 5.0)
-        if not await self.recorder.flush(deadline):
+        clean = await self.recorder.flush(deadline)
+        if not clean:
             log.error("%d outcomes could not be written before stopping (database unreachable); "
                       "those deliveries are sent again when their lease runs out / "
                       "記録できなかった配信結果があります", self.recorder.pending)
@@ -266,8 +291,12 @@ class Runner:
                 await self.queue.release(self.name, unsent, self.clock.now())
                 self.stats.released += len(unsent)
         except UNAVAILABLE as exc:
+            clean = False
             log.error("releasing %d unsent deliveries failed (%s); they become due again when "
                       "their lease runs out", len(unsent), exc)
+        if clean:
+            # Nothing of ours is leased any more; a runner that is gone holds nothing.
+            await self.upkeep.sign_off()
         await self.reporter.report_once()
         if self._listener is not None:
             with contextlib.suppress(Exception):
