@@ -11,6 +11,7 @@ from typing import Final
 
 from engine.bounce import reasons as r
 from engine.bounce.phrases import names_unknown_mailbox_plainly, reason_from_text
+from engine.bounce.rules import allowed
 
 # RFC 3463 subject.detail → reason, for statuses whose meaning does not depend on the wording.
 # x.0.0, x.7.0, x.7.1 and friends are deliberately absent: servers use them for anything, so
@@ -175,7 +176,12 @@ def decide_reason(
             by_text = reason_from_text(extra)
             if by_text is not None:
                 break
-    if by_text == r.USER_UNKNOWN and by_status != r.USER_UNKNOWN and command != "RCPT":
+    if (
+        by_text == r.USER_UNKNOWN
+        and by_status != r.USER_UNKNOWN
+        and command != "RCPT"
+        and allowed("command:user unknown not at RCPT")
+    ):
         # "User unknown" after DATA cannot be about the mailbox, which the server accepted at
         # RCPT: it is the recipient's filter speaking (Sisimai reads it the same way).
         return r.FILTERED

@@ -37,6 +37,7 @@ from engine.bounce.mime import (
 from engine.bounce.nonstandard import TextRecipient, find_recipients, report_section
 from engine.bounce.phrases import reason_from_text
 from engine.bounce.reply import apply_carrier_rules
+from engine.bounce.rules import allowed
 from engine.bounce.verdict import BounceReport, ReportKind, Verdict, make_verdict
 
 _DSN_TYPES: Final = frozenset({"message/delivery-status", "message/global-delivery-status"})
@@ -340,7 +341,12 @@ def _group_rules(reason: str, recipient: str | None, status: str | None) -> str:
     Only when the bounce carries no status of its own; a group that does not exist at all
     comes back as an ordinary 5.1.1.
     """
-    if status is None and recipient and recipient.lower().endswith("@googlegroups.com"):
+    if (
+        status is None
+        and recipient
+        and recipient.lower().endswith("@googlegroups.com")
+        and allowed("provider:googlegroups:non-member")
+    ):
         return r.REJECTED
     return reason
 

@@ -9,16 +9,39 @@ wording ("rejected", "blocked") that would otherwise swallow it.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Final
 
 from engine.bounce import reasons as r
+from engine.bounce.rules import allowed, is_tracing
 
 
-def _rule(reason: str, *patterns: str) -> tuple[str, re.Pattern[str]]:
-    return reason, re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
+@dataclass(frozen=True, slots=True)
+class PhraseGroup:
+    """Phrases that all mean one reason: one regex for speed, and each phrase for tracing."""
+
+    reason: str
+    pattern: re.Pattern[str]
+    phrases: tuple[tuple[str, re.Pattern[str]], ...]
+
+    def decides(self, text: str) -> bool:
+        """True when a phrase of this group is in the text (and, when tracing, allowed)."""
+        if not self.pattern.search(text):
+            return False
+        if not is_tracing():
+            return True
+        return any(p.search(text) and allowed(rule_id) for rule_id, p in self.phrases)
 
 
-_RULES: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
+def _rule(reason: str, *patterns: str, kind: str = "phrase") -> PhraseGroup:
+    return PhraseGroup(
+        reason,
+        re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE),
+        tuple((f"{kind}:{reason}:{p}", re.compile(p, re.IGNORECASE)) for p in patterns),
+    )
+
+
+_RULES: Final[tuple[PhraseGroup, ...]] = (
     # Narrow wording first: these phrases are unambiguous wherever they appear.
     _rule(
         r.SYSTEM_FULL,
@@ -477,27 +500,24 @@ _CONTINUATION_RE: Final = re.compile(r"(?:\n\s*|\s)[245]\d\d[ -](?:#?[245]\.\d{1
 
 # Wording that names a non-existent mailbox so plainly that it stands whatever SMTP command it
 # answered (see ``diagnosis.decide_reason`` for why the command usually matters).
-_CERTAIN_USER_UNKNOWN: Final = re.compile(
-    r"|".join(
-        (
-            r"recipient name is not recognized",
-            r"did not reach the following recipient",
-            r"invalid final delivery userid",
-            r"invalid recipient",
-            r"destinataire invalide",
-            r"address rejected\.(?:\s|$)",
-            r"recipient address rejected: access denied",
-            r"recipient ?not ?found by smtp address lookup",
-            r"recip(?:ient)?notfound",
-        )
-    ),
-    re.IGNORECASE,
+_CERTAIN_USER_UNKNOWN: Final = _rule(
+    r.USER_UNKNOWN,
+    r"recipient name is not recognized",
+    r"did not reach the following recipient",
+    r"invalid final delivery userid",
+    r"invalid recipient",
+    r"destinataire invalide",
+    r"address rejected\.(?:\s|$)",
+    r"recipient address rejected: access denied",
+    r"recipient ?not ?found by smtp address lookup",
+    r"recip(?:ient)?notfound",
+    kind="certain",
 )
 
 
 def names_unknown_mailbox_plainly(text: str) -> bool:
     """True when the text says the mailbox does not exist in words no filter uses."""
-    return bool(_CERTAIN_USER_UNKNOWN.search(text[:20_000]))
+    return _CERTAIN_USER_UNKNOWN.decides(text[:20_000])
 
 
 def reason_from_text(text: str) -> str | None:
@@ -505,7 +525,7 @@ def reason_from_text(text: str) -> str | None:
     if not text:
         return None
     text = _CONTINUATION_RE.sub(" ", text[:20_000])
-    for reason, pattern in _RULES:
-        if pattern.search(text):
-            return reason
+    for group in _RULES:
+        if group.decides(text):
+            return group.reason
     return None
