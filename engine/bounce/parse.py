@@ -20,6 +20,8 @@ from engine.bounce.diagnosis import (
     decide_reason,
     find_enhanced_status,
     find_reply_code,
+    find_specific_status,
+    is_generic,
     is_temporary,
     reason_from_status,
 )
@@ -310,17 +312,20 @@ def _text_verdicts(mail: _Mail, report: str) -> list[Verdict]:
         status = find_enhanced_status(block) or find_enhanced_status(report)
         code = find_reply_code(block) or find_reply_code(report)
         command = _command_in(block) or _command_in(report)
+        delayed = _is_delay_notice(status, code, context)
         reason = decide_reason(
             status=status,
             code=code,
             text=block,
             command=command,
             fallback_texts=(report, mail.subject),
+            final=not delayed,
         )
         reason = apply_carrier_rules(
             reason, code, context, item.recipient, status=status, command=command
         )
         reason = _group_rules(reason, item.recipient, status)
+        reason = _on_hold_if_unread(reason, report, item.recipient)
         verdicts.append(
             make_verdict(
                 recipient=item.recipient,
@@ -328,7 +333,7 @@ def _text_verdicts(mail: _Mail, report: str) -> list[Verdict]:
                 status=status,
                 diagnostic=_diagnostic_excerpt(block if block.strip() else report),
                 reason=reason,
-                action="delayed" if _is_delay_notice(status, code, context) else "failed",
+                action="delayed" if delayed else "failed",
                 source="nonstandard",
             )
         )
@@ -349,6 +354,21 @@ def _group_rules(reason: str, recipient: str | None, status: str | None) -> str:
     ):
         return r.REJECTED
     return reason
+
+
+_WORD_RE: Final = re.compile(r"[^\W\d_]{2,}")
+
+
+def _on_hold_if_unread(reason: str, diagnostic: str, recipient: str | None) -> str:
+    """An unreadable failure that still came with an explanation is on hold for a person.
+
+    Like Sisimai, ``undefined`` is kept for a failure that says nothing at all, and ``onhold``
+    marks one whose wording the rules could not read; both stay soft and unclassified.
+    """
+    if reason != r.UNDEFINED:
+        return reason
+    text = diagnostic.replace(recipient, " ") if recipient else diagnostic
+    return r.ON_HOLD if _WORD_RE.search(text) else reason
 
 
 def _is_delay_notice(status: str | None, code: int | None, text: str) -> bool:
@@ -380,8 +400,11 @@ def _dsn_verdicts(mail: _Mail, report: str) -> list[Verdict]:
                 recipient = human[0].recipient
         diagnostic = entry.diagnostic
         status = entry.status
-        in_diagnostic = find_enhanced_status(diagnostic)
-        if in_diagnostic and (status is None or status.endswith(".0.0")):
+        in_diagnostic = find_specific_status(diagnostic)
+        if in_diagnostic and (status is None or is_generic(status)) and not is_generic(in_diagnostic):
+            # RFC 3463: detail 0 means "other"; the remote server's own specific status says more.
+            status = in_diagnostic
+        elif in_diagnostic and status is None:
             status = in_diagnostic
         code = find_reply_code(diagnostic)
         key = (recipient or "").lower()
@@ -402,6 +425,7 @@ def _dsn_verdicts(mail: _Mail, report: str) -> list[Verdict]:
                 text=diagnostic,
                 command=_command_in(text),
                 fallback_texts=(extra, mail.subject),
+                final=entry.action not in ("delayed", "relayed", "delivered", "expanded"),
             )
             if (
                 entry.action == "delayed"
@@ -413,6 +437,7 @@ def _dsn_verdicts(mail: _Mail, report: str) -> list[Verdict]:
             reason, code, text, recipient, status=status, command=_command_in(text)
         )
         reason = _group_rules(reason, recipient, status)
+        reason = _on_hold_if_unread(reason, diagnostic, recipient)
         verdicts.append(
             make_verdict(
                 recipient=recipient,
@@ -489,7 +514,7 @@ def _json_notification(body: str) -> list[Verdict] | None:
             diagnostic = str(item.get("diagnosticCode") or "")
             status = item.get("status") or find_enhanced_status(diagnostic)
             code = find_reply_code(diagnostic)
-            reason = decide_reason(status=status, code=code, text=diagnostic)
+            reason = decide_reason(status=status, code=code, text=diagnostic, final=True)
             verdicts.append(
                 make_verdict(
                     recipient=first_address(str(item.get("emailAddress", ""))),

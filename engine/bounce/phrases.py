@@ -21,8 +21,12 @@ class PhraseGroup:
     """Phrases that all mean one reason: one regex for speed, and each phrase for tracing."""
 
     reason: str
+    rule_id: str
     pattern: re.Pattern[str]
     phrases: tuple[tuple[str, re.Pattern[str]], ...]
+    #: Broad wording ("rejected", "try again later", "timed out") that a precise RFC 3463
+    #: status outranks; narrow wording outranks the status.
+    weak: bool = False
 
     def decides(self, text: str) -> bool:
         """True when a phrase of this group is in the text (and, when tracing, allowed)."""
@@ -30,14 +34,21 @@ class PhraseGroup:
             return False
         if not is_tracing():
             return True
+        # Traced at two levels: the meaning (the group) and each wording of it.
+        if not allowed(self.rule_id):
+            return False
         return any(p.search(text) and allowed(rule_id) for rule_id, p in self.phrases)
 
 
-def _rule(reason: str, *patterns: str, kind: str = "phrase") -> PhraseGroup:
+def _rule(
+    reason: str, meaning: str, *patterns: str, kind: str = "phrase", weak: bool = False
+) -> PhraseGroup:
     return PhraseGroup(
         reason,
+        f"{kind}:{reason}:{meaning}",
         re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE),
-        tuple((f"{kind}:{reason}:{p}", re.compile(p, re.IGNORECASE)) for p in patterns),
+        tuple((f"wording:{kind}:{reason}:{p}", re.compile(p, re.IGNORECASE)) for p in patterns),
+        weak,
     )
 
 
@@ -45,6 +56,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
     # Narrow wording first: these phrases are unambiguous wherever they appear.
     _rule(
         r.SYSTEM_FULL,
+        "the receiving system is out of storage",
         r"insufficient (?:system storage|disk space)",
         r"(?:disk|system|file ?system) (?:is )?full",
         r"out of (?:disk|storage)",
@@ -52,6 +64,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
     ),
     _rule(
         r.SYSTEM_ERROR,
+        "a part of the receiving system failed",
         r"ldap",
         r"queue file write error",
         r"internal (?:server |system )?error",
@@ -59,6 +72,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
     ),
     _rule(
         r.NOT_ACCEPT,
+        "the domain takes no mail",
         r"doesn'?t receive (?:e-?)?mail",
         r"does not receive (?:e-?)?mail",
         r"null mx",
@@ -67,15 +81,22 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
     # could pin them on the recipient's address.
     _rule(
         r.REJECTED,
+        "our envelope sender is refused",
         r"sender address rejected",
         r"domain of sender address",
         r"sender verify failed",
         r"sender domain (?:must|does not|not found)",
         r"envelope sender .{0,40}(?:rejected|invalid|unknown)",
     ),
-    _rule(r.HOST_UNKNOWN, r"host or domain name not found", r"account or domain may not exist"),
+    _rule(
+        r.HOST_UNKNOWN,
+        "the domain does not exist, in so many words",
+        r"host or domain name not found",
+        r"account or domain may not exist",
+    ),
     _rule(
         r.SPAM_DETECTED,
+        "the content is judged spam",
         r"spam classification",
         r"classified as spam",
         r"(?:rejected|blocked) as spam",
@@ -83,6 +104,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
     ),
     _rule(
         r.BLOCKED,
+        "the sending address is banned",
         r"banned sending ip",
         r"client host blocked",
         r"not accepted from this ip",
@@ -90,6 +112,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
     ),
     _rule(
         r.NETWORK_ERROR,
+        "a mail loop or a failed DNS lookup",
         r"hop count",
         r"mail loop",
         r"loops? back to myself",
@@ -102,6 +125,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
     ),
     _rule(
         r.VIRUS_DETECTED,
+        "malware was found",
         r"\bvirus",
         r"malware",
         r"infected",
@@ -110,6 +134,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
     ),
     _rule(
         r.NOT_COMPLIANT_RFC,
+        "the message breaks the message format RFCs",
         r"rfc ?(?:2822|5322|5321|822)\s*(?:compliant|complian|standard|violation|require)",
         r"not (?:rfc[ -]?\d* )?compliant",
         r"comply with rfc",
@@ -120,6 +145,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
     ),
     _rule(
         r.AUTH_FAILURE,
+        "SPF, DKIM or DMARC failed",
         r"\bdmarc\b",
         r"\bspf\b",
         r"\bdkim\b",
@@ -135,6 +161,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
     ),
     _rule(
         r.REQUIRE_PTR,
+        "the sending host lacks reverse DNS",
         r"reverse (?:dns|lookup|hostname|name)",
         r"\bptr\b",
         r"rdns",
@@ -151,6 +178,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
     ),
     _rule(
         r.BAD_REPUTATION,
+        "the sender's reputation is too low",
         r"(?:poor|low|bad) reputation",
         r"reputation (?:is|of)",
         r"ip reputation",
@@ -160,6 +188,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
     ),
     _rule(
         r.TOO_MANY_CONN,
+        "too many connections or recipients",
         r"too many (?:connections|sessions|concurrent|simultaneous|recipients|hosts)",
         r"connection (?:limit|rate)",
         r"concurrent connections",
@@ -168,6 +197,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
     ),
     _rule(
         r.SPEEDING,
+        "we send too fast",
         r"try again slower",
         r"slow down",
         r"sending (?:too )?fast",
@@ -175,6 +205,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
     ),
     _rule(
         r.BLOCKED,
+        "the sending host is on a block list",
         r"client host (?:\S+ )?(?:rejected|blocked)",
         r"(?:ip|host) .{0,30}blocked for spam",
         r"invalid ip",
@@ -184,6 +215,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
     ),
     _rule(
         r.SPAM_DETECTED,
+        "the content looks like spam",
         r"\bspam(?!haus|cop)",
         r"junk ?mail",
         r"unsolicited",
@@ -199,6 +231,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
     ),
     _rule(
         r.MAILBOX_FULL,
+        "the mailbox is over quota",
         r"mail ?box (?:is )?(?:full|over ?quota)",
         r"(?:mailbox|quota|storage) .{0,20}(?:is full|exceeded)",
         r"exceeds? .{0,20}quota",
@@ -221,6 +254,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
     ),
     _rule(
         r.CONTENT_ERROR,
+        "the message structure is refused",
         r"headers? (?:too large|too long)",
         r"media error",
         r"invalid mime",
@@ -230,6 +264,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
     ),
     _rule(
         r.MESG_TOO_BIG,
+        "the message is too large",
         r"message (?:is )?too (?:large|big)",
         r"message size exceeds",
         r"(?:size|length) (?:of (?:the )?message )?exceeds",
@@ -241,12 +276,14 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
     ),
     _rule(
         r.HAS_MOVED,
+        "the address has moved",
         r"has (?:been )?moved",
         r"address (?:has )?changed",
         r"no longer (?:valid|in use|at)",
     ),
     _rule(
         r.NOT_ACCEPT,
+        "the domain has no mail service",
         r"null mx",
         r"does not accept (?:any )?mail",
         r"accepts? no mail",
@@ -259,6 +296,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
     ),
     _rule(
         r.SUSPEND,
+        "the account is disabled or suspended",
         r"account (?:has been |is )?(?:disabled|suspended|inactive|deactivated|blocked|locked"
         r"|frozen|expired)",
         r"(?:mailbox|user|recipient|address) (?:has been |is )?(?:disabled|suspended|inactive"
@@ -274,6 +312,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
     ),
     _rule(
         r.USER_UNKNOWN,
+        "the mailbox does not exist",
         r"user ?unknown",
         r"unknown (?:user|recipient|local|mailbox|address)",
         r"no such (?:user|mailbox|recipient|account|address|person)",
@@ -304,6 +343,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
     ),
     _rule(
         r.HOST_UNKNOWN,
+        "the domain does not exist",
         r"host ?unknown",
         r"unknown (?:host|domain)",
         r"(?:host|domain) (?:name )?not found",
@@ -321,6 +361,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
     ),
     _rule(
         r.SECURITY_ERROR,
+        "authentication or authorisation is required",
         r"authentication (?:is )?required",
         r"authentication (?:failed|failure|credentials)",
         r"auth(?:entication)? (?:mechanism|error)",
@@ -336,6 +377,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
     ),
     _rule(
         r.NO_RELAYING,
+        "relaying is refused",
         r"relay(?:ing)? (?:access )?(?:denied|not (?:permitted|allowed))",
         r"unable to relay",
         r"not (?:permitted|allowed) to relay",
@@ -346,6 +388,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
     ),
     _rule(
         r.FAILED_STARTTLS,
+        "TLS is required or failed",
         r"starttls",
         r"tls (?:is )?required",
         r"must (?:use|issue) (?:a )?(?:tls|starttls)",
@@ -353,6 +396,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
     ),
     _rule(
         r.SYNTAX_ERROR,
+        "a command is refused as malformed",
         r"syntax error",
         r"command (?:not )?(?:unrecognized|recognized|not implemented)",
         r"unrecognized command",
@@ -364,6 +408,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
     ),
     _rule(
         r.POLICY_VIOLATION,
+        "a local policy refuses the mail",
         r"polic(?:y|ies) (?:violation|reasons|rejection)",
         r"violat",
         r"local policy",
@@ -372,9 +417,11 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
         r"acceptable use",
         r"\bdlp\b",
         r"header error",
+        weak=True,
     ),
     _rule(
         r.RATE_LIMITED,
+        "a sending quota is exceeded",
         r"rate ?limit",
         r"too many (?:messages|mails|emails)",
         r"(?:sending|message) (?:rate|limit) exceeded",
@@ -386,6 +433,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
     ),
     _rule(
         r.MAILER_ERROR,
+        "a local delivery program failed",
         r"mailer error",
         r"command (?:died|failed|output)",
         r"exit (?:code|status)",
@@ -397,6 +445,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
     ),
     _rule(
         r.REJECTED,
+        "the sender is refused",
         r"sender (?:address )?(?:rejected|refused|denied|blocked|verify failed|unknown|domain)",
         r"(?:mail from|from address|envelope sender|sender) .{0,40}(?:rejected|refused|invalid"
         r"|denied)",
@@ -406,9 +455,11 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
         r"access denied",
         r"purported responsible address",
         r"send mail as",
+        weak=True,
     ),
     _rule(
         r.BLOCKED,
+        "the sender is refused as blocked",
         r"block(?:ed| ?list)",
         r"black ?list",
         r"deny ?list",
@@ -427,9 +478,11 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
         r"refused to talk",
         r"\bcblp?\b",
         r"\bip\b.{0,30}\brejected",
+        weak=True,
     ),
     _rule(
         r.FILTERED,
+        "the recipient's filter refuses the mail",
         r"filter",
         r"refuse[sd]? (?:to accept|mail|messages)",
         r"user refuses",
@@ -441,9 +494,11 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
         r"rejected by (?:the )?recipient",
         r"受信拒否",
         r"拒否",
+        weak=True,
     ),
     _rule(
         r.EXPIRED,
+        "the queue gave up",
         r"(?:message|delivery|retry) (?:time ?out|timed out|expired|period expired)",
         r"queue too long",
         r"(?:in|on) the queue (?:too long|for)",
@@ -461,9 +516,11 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
         r"socket error",
         r"host not reachable",
         r"delivery failed \d+ attempts",
+        weak=True,
     ),
     _rule(
         r.NETWORK_ERROR,
+        "the connection failed",
         r"connection (?:refused|reset|closed|lost|dropped)",
         r"could not connect",
         r"couldn'?t connect",
@@ -476,9 +533,11 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
         r"broken pipe",
         r"network error",
         r"unexpected (?:eof|disconnect)",
+        weak=True,
     ),
     _rule(
         r.SYSTEM_ERROR,
+        "the server has temporary trouble",
         r"system error",
         r"server error",
         r"configuration error",
@@ -490,6 +549,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
         r"too many (?:errors|failures)",
         r"service (?:currently )?(?:unavailable|not available)",
         r"duplicated message-id",
+        weak=True,
     ),
 )
 
@@ -502,6 +562,7 @@ _CONTINUATION_RE: Final = re.compile(r"(?:\n\s*|\s)[245]\d\d[ -](?:#?[245]\.\d{1
 # answered (see ``diagnosis.decide_reason`` for why the command usually matters).
 _CERTAIN_USER_UNKNOWN: Final = _rule(
     r.USER_UNKNOWN,
+    "the mailbox does not exist, beyond doubt",
     r"recipient name is not recognized",
     r"did not reach the following recipient",
     r"invalid final delivery userid",
@@ -520,12 +581,18 @@ def names_unknown_mailbox_plainly(text: str) -> bool:
     return _CERTAIN_USER_UNKNOWN.decides(text[:20_000])
 
 
-def reason_from_text(text: str) -> str | None:
-    """Return the reason the wording of a reply or bounce points to, or None if it says nothing."""
+def phrase_reason(text: str) -> tuple[str, bool] | None:
+    """Return the reason the wording points to and whether the wording is weak (broad)."""
     if not text:
         return None
     text = _CONTINUATION_RE.sub(" ", text[:20_000])
     for group in _RULES:
         if group.decides(text):
-            return group.reason
+            return group.reason, group.weak
     return None
+
+
+def reason_from_text(text: str) -> str | None:
+    """Return the reason the wording of a reply or bounce points to, or None if it says nothing."""
+    found = phrase_reason(text)
+    return found[0] if found else None
