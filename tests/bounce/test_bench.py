@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -27,6 +28,8 @@ def _load_bench() -> ModuleType:
     spec = importlib.util.spec_from_file_location("bounce_accuracy", BENCH)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    # dataclasses look their module up in sys.modules while the module is being executed.
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 
