@@ -61,6 +61,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
         r"(?:disk|system|file ?system) (?:is )?full",
         r"out of (?:disk|storage)",
         r"no space left",
+        r"(?:disk|file ?system|system storage)\b.{0,20}\b(?:full|exhausted|insufficient)",
     ),
     _rule(
         r.SYSTEM_ERROR,
@@ -69,6 +70,8 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
         r"queue file write error",
         r"internal (?:server |system )?error",
         r"local configuration error",
+        r"\b(?:internal|local|configuration|queue ?file|i/o|ldap|database)\b[\w\s]{0,20}\b(?:error|failure)",
+        r"(?:unable to|could not|cannot) (?:contact|reach) .{0,20}(?:ldap|database|directory)",
     ),
     _rule(
         r.NOT_ACCEPT,
@@ -76,6 +79,8 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
         r"doesn'?t receive (?:e-?)?mail",
         r"does not receive (?:e-?)?mail",
         r"null mx",
+        r"\bno (?:mx|smtp service|mail (?:service|exchanger))\b",
+        r"\b(?:mx|srv) .{0,40}\bno (?:smtp|mail)\b",
     ),
     # Refusals of our own envelope sender, before any wording about unknown domains or users
     # could pin them on the recipient's address.
@@ -101,6 +106,8 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
         r"classified as spam",
         r"(?:rejected|blocked) as spam",
         r"detected as spam",
+        r"(?:black ?listed|listed|blocked|bad) (?:url|uri|link|domain)s?\b",
+        r"\b(?:url|uri|link)s?\b.{0,30}\b(?:black ?listed|blocked)",
     ),
     _rule(
         r.BLOCKED,
@@ -109,6 +116,8 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
         r"client host blocked",
         r"not accepted from this ip",
         r"helo command rejected",
+        r"\b(?:ip|address|host)\b.{0,30}?\bbanned\b|\bbanned\b.{0,20}\b(?:ip|address|host)\b",
+        r"\binvalid ip\b|\bip\b.{0,20}\binvalid\b",
     ),
     _rule(
         r.NETWORK_ERROR,
@@ -158,6 +167,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
         r"authentication information",
         r"5\.7\.2[0-36]\b",
         r"5\.7\.509\b",
+        r"(?:does not have|lacks?) authentication|fails? to pass .{0,20}authentication|authentication checks?",
     ),
     _rule(
         r.REQUIRE_PTR,
@@ -175,6 +185,8 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
         r"5\.7\.25\b",
         r"without hostname",
         r"mismatches client ip",
+        r"\b(?:rdns|ptr|reverse[- ]?dns)\b",
+        r"\bmismatch\w* .{0,20}\bip\b|\bip\b.{0,20}\bmismatch",
     ),
     _rule(
         r.BAD_REPUTATION,
@@ -202,6 +214,8 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
         r"slow down",
         r"sending (?:too )?fast",
         r"at a rate that prevents",
+        r"\bat a rate\b",
+        r"\btoo (?:fast|quickly)\b",
     ),
     _rule(
         r.BLOCKED,
@@ -216,6 +230,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
     _rule(
         r.SPAM_DETECTED,
         "the content looks like spam",
+        r"\b(?:message )?content\b.{0,20}\b(?:rejected|refused|not accepted|blocked)",
         r"\bspam(?!haus|cop)",
         r"junk ?mail",
         r"unsolicited",
@@ -261,6 +276,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
         r"mime (?:error|header)",
         r"improper use of 8-?bit",
         r"malformed (?:mime|message|header)",
+        r"\bheaders?\b.{0,20}?\b(?:too (?:large|long|many|big)|exceed\w*)",
     ),
     _rule(
         r.MESG_TOO_BIG,
@@ -309,6 +325,8 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
         r"extended inactivity",
         r"mailbox is frozen",
         r"\bis inactive\b",
+        r"\b(?:account|mailbox|user|recipient)\b.{0,30}?\b(?:disabled|suspended|inactive|deactivated|locked|frozen)\b",
+        r"\b(?:account|mailbox)\b.{0,12}\bblocked\b",
     ),
     _rule(
         r.USER_UNKNOWN,
@@ -358,6 +376,9 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
         r"invalid domain",
         r"dns lookup fail",
         r"domain is not reachable",
+        r"\b(?:host|domain)\b.{0,40}?\b(?:not found|(?:may |does )?not exist|doesn'?t exist)",
+        r"\bdomain\b.{0,30}?\bnot reachable",
+        r"\b(?:no such|unknown|non-?existent) (?:host|domain)\b",
     ),
     _rule(
         r.SECURITY_ERROR,
@@ -385,6 +406,8 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
         r"relay not",
         r"no relaying",
         r"open relay",
+        r"\brelay(?:ing)?\b.{0,30}?\b(?:denied|not (?:permitted|allowed)|refused|prohibited)",
+        r"\b(?:no|unable to|cannot|can ?not|not (?:permitted|allowed) to|do not|don'?t|will not) relay",
     ),
     _rule(
         r.FAILED_STARTTLS,
@@ -405,6 +428,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
         r"bad sequence of commands",
         r"invalid command",
         r"malformed address",
+        r"\bsyntax\b|\bmalformed\b|\bnot implemented\b|\bunrecogni[sz]ed\b",
     ),
     _rule(
         r.POLICY_VIOLATION,
@@ -417,6 +441,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
         r"acceptable use",
         r"\bdlp\b",
         r"header error",
+        r"\bpolic(?:y|ies)\b",
         weak=True,
     ),
     _rule(
@@ -442,6 +467,8 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
         r"pipe to",
         r"program (?:error|failed)",
         r"local delivery failed",
+        r"\b(?:pipe|program|command|mailer|procmail|maildrop|delivery agent)\b.{0,40}?\b(?:fail\w*|died|error|exit\w*|status \d+)",
+        r"\bpipe to \|",
     ),
     _rule(
         r.REJECTED,
@@ -516,6 +543,12 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
         r"socket error",
         r"host not reachable",
         r"delivery failed \d+ attempts",
+        r"\b(?:giv(?:ing|en)|gave) up\b",
+        r"\bexpir",
+        r"\bretr(?:y|ied|ies)\b",
+        r"\bqueue\b.{0,40}(?:too long|\d+ (?:days?|hours?))",
+        r"(?:failed|after|exceeded) \d+ (?:delivery )?attempts|\d+ (?:delivery )?attempts? (?:failed|exceeded)",
+        r"for the last \d+ (?:seconds|minutes|hours|days)",
         weak=True,
     ),
     _rule(
@@ -549,6 +582,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
         r"too many (?:errors|failures)",
         r"service (?:currently )?(?:unavailable|not available)",
         r"duplicated message-id",
+        r"\b(?:service|server|system)\b.{0,20}?\b(?:unavailable|not available|busy)",
         weak=True,
     ),
 )
