@@ -79,6 +79,10 @@ _COMMAND_PATTERNS: Final = tuple(
 _TRANSCRIPT_SENT_RE: Final = re.compile(r"^\s*>>>\s*(RCPT|MAIL|DATA|EHLO|HELO)", re.IGNORECASE)
 _TRANSCRIPT_REPLY_RE: Final = re.compile(r"^\s*<<<\s*[45]\d\d")
 _CODE_LINE_RE: Final = re.compile(r"(?<![\d.])[245]\d\d(?![\d.])|[245]\.\d{1,3}\.\d{1,3}")
+_HEADER_LINE_RE: Final = re.compile(r"^[A-Za-z][A-Za-z0-9-]*:\s")
+_DELAY_RE: Final = re.compile(
+    r"will (?:be )?retr|still trying|delayed|not yet been delivered", re.IGNORECASE
+)
 _MAX_DIAGNOSTIC: Final = 1000
 # Delivery-status fields written into a plain-text body (no message/delivery-status part).
 _INLINE_DSN_RE: Final = re.compile(r"^(?:final|original)-recipient\s*:\s*rfc822", re.I | re.M)
@@ -148,7 +152,7 @@ def _original_from_text(body: str, report: str) -> Message | None:
     lines = rest.split("\n")
     # Skip the marker line itself and any blank or decoration lines after it.
     start = 0
-    while start < len(lines) and not re.match(r"^[A-Za-z][A-Za-z0-9-]*:\s", lines[start]):
+    while start < len(lines) and not _HEADER_LINE_RE.match(lines[start]):
         start += 1
         if start > 5:
             return None
@@ -375,7 +379,7 @@ def _is_delay_notice(status: str | None, code: int | None, text: str) -> bool:
     if not is_temporary(status, code):
         return False
     return bool(
-        re.search(r"will (?:be )?retr|still trying|delayed|not yet been delivered", text, re.I)
+        _DELAY_RE.search(text)
     )
 
 

@@ -8,6 +8,7 @@ wording ("rejected", "blocked") that would otherwise swallow it.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Final
@@ -43,11 +44,13 @@ class PhraseGroup:
 def _rule(
     reason: str, meaning: str, *patterns: str, kind: str = "phrase", weak: bool = False
 ) -> PhraseGroup:
+    # Patterns are written in lower case and matched against lower-cased text: twice as fast
+    # as IGNORECASE matching.
     return PhraseGroup(
         reason,
         f"{kind}:{reason}:{meaning}",
-        re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE),
-        tuple((f"wording:{kind}:{reason}:{p}", re.compile(p, re.IGNORECASE)) for p in patterns),
+        re.compile("|".join(f"(?:{p})" for p in patterns)),
+        tuple((f"wording:{kind}:{reason}:{p}", re.compile(p)) for p in patterns),
         weak,
     )
 
@@ -612,18 +615,36 @@ _CERTAIN_USER_UNKNOWN: Final = _rule(
 
 def names_unknown_mailbox_plainly(text: str) -> bool:
     """True when the text says the mailbox does not exist in words no filter uses."""
-    return _CERTAIN_USER_UNKNOWN.decides(text[:20_000])
+    if is_tracing():
+        return _CERTAIN_USER_UNKNOWN.decides(text[:20_000].lower())
+    return _cached_certain(text)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_certain(text: str) -> bool:
+    return _CERTAIN_USER_UNKNOWN.decides(text[:20_000].lower())
 
 
 def phrase_reason(text: str) -> tuple[str, bool] | None:
     """Return the reason the wording points to and whether the wording is weak (broad)."""
     if not text:
         return None
-    text = _CONTINUATION_RE.sub(" ", text[:20_000])
+    if is_tracing():
+        return _phrase_reason(text)
+    # A bounce's report section is read once per recipient and once per question asked of
+    # it; remembering the last few answers keeps a bounce well under a millisecond.
+    return _cached_phrase_reason(text)
+
+
+def _phrase_reason(text: str) -> tuple[str, bool] | None:
+    text = _CONTINUATION_RE.sub(" ", text[:20_000]).lower()
     for group in _RULES:
         if group.decides(text):
             return group.reason, group.weak
     return None
+
+
+_cached_phrase_reason: Final = functools.lru_cache(maxsize=64)(_phrase_reason)
 
 
 def reason_from_text(text: str) -> str | None:
