@@ -26,7 +26,15 @@ from engine.bounce.diagnosis import (
     reason_from_status,
 )
 from engine.bounce.dsn import DsnRecipient, delivery_status_text, read_recipients
-from engine.bounce.feedback import feedback_fields, feedback_recipient, is_autoreply
+from engine.bounce.feedback import (
+    feedback_fields,
+    feedback_recipient,
+    fields_in_text,
+    has_inline_report,
+    is_autoreply,
+    is_unsubscribe_request,
+    jmrp_recipient,
+)
 from engine.bounce.mime import (
     MAX_PARTS,
     MAX_TEXT_CHARS,
@@ -121,6 +129,10 @@ class _Mail:
         elif ctype in _ORIGINAL_TYPES:
             if self.original is None:
                 self.original = _original_from_part(part)
+                # A complaint forwarded by a person arrives as an attached mail that is itself
+                # the report: its feedback part still counts.
+                if self.original is not None and self.original.is_multipart():
+                    self.feedback_parts.extend(_feedback_parts(self.original))
         elif part.is_multipart():
             payload = part.get_payload()
             if isinstance(payload, list):
@@ -136,6 +148,16 @@ class _Mail:
             if isinstance(raw, str):
                 self.texts.append(raw[:MAX_TEXT_CHARS])
         return count
+
+
+def _feedback_parts(message: Message) -> list[Message]:
+    found: list[Message] = []
+    for count, sub in enumerate(message.walk()):
+        if count >= MAX_PARTS:
+            break
+        if sub.get_content_type() == "message/feedback-report":
+            found.append(sub)
+    return found
 
 
 def _original_from_part(part: Message) -> Message | None:
@@ -191,8 +213,15 @@ def _parse_message(message: Message, depth: int) -> BounceReport:
         )
 
     report_type = str(message.get_param("report-type", "") or "").lower()
-    if mail.feedback_parts or report_type == "feedback-report":
-        return done("arf", _feedback_verdicts(mail))
+    jmrp = jmrp_recipient(message, mail.original)
+    if (
+        mail.feedback_parts
+        or report_type == "feedback-report"
+        or jmrp is not None
+        or is_unsubscribe_request(message)
+        or has_inline_report(mail.body)
+    ):
+        return done("arf", _feedback_verdicts(mail, jmrp))
     notification = _json_notification(mail.body)
     if notification is not None:
         return done("dsn", notification)
@@ -456,13 +485,20 @@ def _dsn_verdicts(mail: _Mail, report: str) -> list[Verdict]:
     return verdicts
 
 
-def _feedback_verdicts(mail: _Mail) -> list[Verdict]:
+def _feedback_verdicts(mail: _Mail, jmrp: str | None) -> list[Verdict]:
     fields: dict[str, str] = {}
     for part in mail.feedback_parts:
         fields.update(feedback_fields(part))
+    if not fields:
+        fields = fields_in_text(mail.body)
+    if is_unsubscribe_request(mail.message):
+        fields.setdefault("feedback-type", "unsubscribe")
     # A complaint whose recipient is redacted still counts: the engine matches it to the
     # delivery by Message-ID, so the verdict is kept with recipient None.
-    recipient = feedback_recipient(fields, mail.original)
+    recipient = jmrp or feedback_recipient(fields, mail.original)
+    if recipient is None and is_unsubscribe_request(mail.message):
+        # Apple Mail sends the request from the subscriber's own address.
+        recipient = first_address(decode_header_value(mail.message.get("From")))
     return [
         make_verdict(
             recipient=recipient,
