@@ -111,9 +111,36 @@ _DECISIVE: Final = frozenset(
 # time expired) that, in a report of a delivery given up, mean the queue time ran out.
 _QUEUE_TIMEOUTS: Final = frozenset({"4.4.1", "4.4.2", "4.4.7"})
 
+# RFC 5321 section 4.2 reply codes whose meaning is defined narrowly enough to name a reason
+# when neither a status nor the wording says anything: 501-504 are syntax and command errors,
+# 552 "exceeded storage allocation" and 452 "insufficient system storage".
+_CODE_REASONS: Final[dict[int, str]] = {
+    501: r.SYNTAX_ERROR,
+    502: r.SYNTAX_ERROR,
+    503: r.SYNTAX_ERROR,
+    504: r.SYNTAX_ERROR,
+    552: r.MAILBOX_FULL,
+    452: r.SYSTEM_FULL,
+}
+
+# Reasons that blame the sending side (host, reputation, authentication), not the mailbox.
+_ABOUT_THE_SENDER: Final = frozenset(
+    {
+        r.BLOCKED,
+        r.SPAM_DETECTED,
+        r.BAD_REPUTATION,
+        r.REQUIRE_PTR,
+        r.AUTH_FAILURE,
+        r.SECURITY_ERROR,
+        r.POLICY_VIOLATION,
+        r.REJECTED,
+        r.NO_RELAYING,
+    }
+)
+
 _ENHANCED_RE: Final = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
 _CODE_WITH_STATUS_RE: Final = re.compile(r"(?<![\d.=])([245]\d\d)[ -]#?[245]\.\d{1,3}\.\d{1,3}")
-_CODE_RE: Final = re.compile(r"(?:^|(?<=[\s:(\[<'\";]))([45][0-5]\d)(?=[ \-]|$)", re.MULTILINE)
+_CODE_RE: Final = re.compile(r"(?:^|(?<=[\s:(\[<'\";]))([45][0-5]\d)(?=[ \-,;]|$)", re.MULTILINE)
 _OK_CODE_RE: Final = re.compile(r"(?:^|(?<=[\s:(\[<'\";]))(2[0-5]\d)(?=[ \-]|$)", re.MULTILINE)
 
 
@@ -232,6 +259,10 @@ def decide_reason(
         # "User unknown" after DATA cannot be about the mailbox, which the server accepted at
         # RCPT: it is the recipient's filter speaking (Sisimai reads it the same way).
         return r.FILTERED
+    if by_status == r.USER_UNKNOWN and by_text in _ABOUT_THE_SENDER:
+        # x.1.1 and x.1.3 are about the recipient's mailbox (RFC 3463); wording about our host
+        # in the same reply is the server's boilerplate (block-list links, policy notes).
+        return by_status
     specific = by_status is not None and status is not None and _is_trusted(status)
     if by_text is not None and not (weak and specific):
         return by_text
@@ -239,6 +270,9 @@ def decide_reason(
         return by_status
     if by_text is not None:
         return by_text
+    by_code = _CODE_REASONS.get(code) if code is not None else None
+    if by_code is not None:
+        return by_code
     cmd = (command or "").upper()
     if cmd in ("CONNECT", "HELO", "EHLO") and code is not None and code >= 500:
         # A server that refuses us before any address is named is refusing the sender host.

@@ -432,6 +432,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
         r"invalid command",
         r"malformed address",
         r"\bsyntax\b|\bmalformed\b|\bnot implemented\b|\bunrecogni[sz]ed\b",
+        weak=True,
     ),
     _rule(
         r.POLICY_VIOLATION,
