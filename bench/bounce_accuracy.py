@@ -221,7 +221,9 @@ def main(argv: list[str] | None = None) -> int:
         out_ok = file_out.per_reason[reason][0]
         print(f"  {reason:>16} {ok:>3}/{n:<3} {ok / n:.2f} | {out_ok:>3}/{n:<3} {out_ok / n:.2f}")
     single = sorted(
-        rule for rule, users in needed.items() if len(users) == 1 and not rule.startswith("wording:")
+        rule
+        for rule, users in needed.items()
+        if len(users) == 1 and not rule.startswith("wording:")
     )
     rules = [rule for rule in needed if not rule.startswith("wording:")]
     print(f"Rules: {len(rules)} needed by some file; {len(single)} needed by one file only")

@@ -415,9 +415,7 @@ def _on_hold_if_unread(reason: str, diagnostic: str, recipient: str | None) -> s
 def _is_delay_notice(status: str | None, code: int | None, text: str) -> bool:
     if not is_temporary(status, code):
         return False
-    return bool(
-        _DELAY_RE.search(text)
-    )
+    return bool(_DELAY_RE.search(text))
 
 
 def _dsn_verdicts(mail: _Mail, report: str) -> list[Verdict]:

@@ -73,7 +73,8 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
         r"queue file write error",
         r"internal (?:server |system )?error",
         r"local configuration error",
-        r"\b(?:internal|local|configuration|queue ?file|i/o|ldap|database)\b[\w\s]{0,20}\b(?:error|failure)",
+        r"\b(?:internal|local|configuration|queue ?file|i/o|ldap|database)\b"
+        r"[\w\s]{0,20}\b(?:error|failure)",
         r"(?:unable to|could not|cannot) (?:contact|reach) .{0,20}(?:ldap|database|directory)",
     ),
     _rule(
@@ -170,7 +171,8 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
         r"authentication information",
         r"5\.7\.2[0-36]\b",
         r"5\.7\.509\b",
-        r"(?:does not have|lacks?) authentication|fails? to pass .{0,20}authentication|authentication checks?",
+        r"(?:does not have|lacks?) authentication|fails? to pass .{0,20}authentication"
+        r"|authentication checks?",
     ),
     _rule(
         r.REQUIRE_PTR,
@@ -410,7 +412,8 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
         r"no relaying",
         r"open relay",
         r"\brelay(?:ing)?\b.{0,30}?\b(?:denied|not (?:permitted|allowed)|refused|prohibited)",
-        r"\b(?:no|unable to|cannot|can ?not|not (?:permitted|allowed) to|do not|don'?t|will not) relay",
+        r"\b(?:no|unable to|cannot|can ?not|not (?:permitted|allowed) to|do not|don'?t"
+        r"|will not) relay",
     ),
     _rule(
         r.FAILED_STARTTLS,
@@ -471,7 +474,8 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
         r"pipe to",
         r"program (?:error|failed)",
         r"local delivery failed",
-        r"\b(?:pipe|program|command|mailer|procmail|maildrop|delivery agent)\b.{0,40}?\b(?:fail\w*|died|error|exit\w*|status \d+)",
+        r"\b(?:pipe|program|command|mailer|procmail|maildrop|delivery agent)\b"
+        r".{0,40}?\b(?:fail\w*|died|error|exit\w*|status \d+)",
         r"\bpipe to \|",
     ),
     _rule(
@@ -551,7 +555,8 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
         r"\bexpir",
         r"\bretr(?:y|ied|ies)\b",
         r"\bqueue\b.{0,40}(?:too long|\d+ (?:days?|hours?))",
-        r"(?:failed|after|exceeded) \d+ (?:delivery )?attempts|\d+ (?:delivery )?attempts? (?:failed|exceeded)",
+        r"(?:failed|after|exceeded) \d+ (?:delivery )?attempts"
+        r"|\d+ (?:delivery )?attempts? (?:failed|exceeded)",
         r"for the last \d+ (?:seconds|minutes|hours|days)",
         weak=True,
     ),
