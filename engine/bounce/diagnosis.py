@@ -266,10 +266,12 @@ def decide_reason(
     specific = by_status is not None and status is not None and _is_trusted(status)
     if by_text is not None and not (weak and specific):
         return by_text
-    if by_status is not None and (specific or by_text is None):
+    if by_status is not None and specific:
         return by_status
     if by_text is not None:
         return by_text
+    if by_status is not None and status is not None and not is_generic(status):
+        return by_status
     by_code = _CODE_REASONS.get(code) if code is not None else None
     if by_code is not None:
         return by_code

@@ -366,7 +366,7 @@ def _text_verdicts(mail: _Mail, report: str) -> list[Verdict]:
             reason, code, context, item.recipient, status=status, command=command
         )
         reason = _group_rules(reason, item.recipient, status)
-        reason = _on_hold_if_unread(reason, report, item.recipient)
+        reason = _on_hold_if_unread(reason, block, item.recipient)
         verdicts.append(
             make_verdict(
                 recipient=item.recipient,
