@@ -102,6 +102,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
         "the domain does not exist, in so many words",
         r"host or domain name not found",
         r"account or domain may not exist",
+        r"ドメイン.{0,10}(?:存在しません|存在しない|見つかりません|不明)",
     ),
     _rule(
         r.SPAM_DETECTED,
@@ -248,6 +249,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
         r"suspicious",
         r"phish",
         r"迷惑メール",
+        r"スパム",
     ),
     _rule(
         r.MAILBOX_FULL,
@@ -271,6 +273,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
         r"full mailbox",
         r"容量",
         r"exceeds? (?:the )?(?:allowed|maximum) (?:size|mailbox)",
+        r"(?:メールボックス|受信箱|ボックス).{0,10}(?:いっぱい|一杯|満杯|容量)|容量.{0,6}(?:超|オーバー)",
     ),
     _rule(
         r.CONTENT_ERROR,
@@ -294,6 +297,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
         r"mail size",
         r"too large",
         r"exceeds? (?:the )?maximum (?:message )?size",
+        r"(?:メール|メッセージ)?(?:の)?サイズ.{0,10}(?:超|大き|制限)",
     ),
     _rule(
         r.HAS_MOVED,
@@ -332,6 +336,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
         r"\bis inactive\b",
         r"\b(?:account|mailbox|user|recipient)\b.{0,30}?\b(?:disabled|suspended|inactive|deactivated|locked|frozen)\b",
         r"\b(?:account|mailbox)\b.{0,12}\bblocked\b",
+        r"(?:アカウント|アドレス|メールボックス).{0,10}(?:停止|休止|無効|凍結)",
     ),
     _rule(
         r.USER_UNKNOWN,
@@ -363,6 +368,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
         r"destinataire invalide",
         r"宛先.{0,10}(?:存在しません|不明)",
         r"存在しない",
+        r"(?:ユーザー?|アカウント|アドレス|宛先|受信者).{0,10}(?:見つかりません|存在しません|ありません)",
     ),
     _rule(
         r.HOST_UNKNOWN,
@@ -558,6 +564,7 @@ _RULES: Final[tuple[PhraseGroup, ...]] = (
         r"(?:failed|after|exceeded) \d+ (?:delivery )?attempts"
         r"|\d+ (?:delivery )?attempts? (?:failed|exceeded)",
         r"for the last \d+ (?:seconds|minutes|hours|days)",
+        r"タイムアウト|時間切れ|期限切れ|配信期限",
         weak=True,
     ),
     _rule(

@@ -147,3 +147,33 @@ Content-Type: text/plain; charset=utf-8
         "mailboxfull",
         False,
     )
+
+
+@pytest.mark.parametrize(
+    ("wording", "reason"),
+    [
+        # Without the SMTP command or a status, "user unknown" may be a filter speaking
+        # (see test_reply); the status says it is the mailbox.
+        ("550 5.1.1 指定されたユーザーが見つかりません", "userunknown"),
+        ("指定されたユーザーが見つかりません", "filtered"),
+        ("宛先ドメインが存在しません", "hostunknown"),
+        ("メールボックスがいっぱいです", "mailboxfull"),
+        ("このアカウントは停止されています", "suspend"),
+        ("メールのサイズが制限を超えています", "mesgtoobig"),
+        ("配信期限が切れたため配信できませんでした", "expired"),
+    ],
+)
+def test_japanese_mail_systems_wording_is_read_by_meaning(wording: str, reason: str) -> None:
+    report = _parse(
+        f"""\
+From: MAILER-DAEMON@mail.example.ne.jp
+To: b-42-abc@bounce.school.example.jp
+Subject: =?UTF-8?B?44Ko44Op44O844Oh44O844Or?=
+Content-Type: text/plain; charset=utf-8
+
+<hanako@example.ne.jp>
+{wording}
+"""
+    )
+    (verdict,) = report.verdicts
+    assert (verdict.recipient, verdict.reason) == ("hanako@example.ne.jp", reason)
