@@ -216,9 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     print("Mismatches, whole half (expected -> got: count)")
     for (expected, got), count in whole.confusion.most_common():
         print(f"  {expected:>16} -> {got:<16} {count}")
-    print("Per-reason agreement (whole half | one file left out)")
+    print("Per-reason agreement (whole half | one file left out, single wordings as rules)")
     for reason, (ok, n) in sorted(whole.per_reason.items(), key=lambda kv: -kv[1][1]):
-        out_ok = file_out.per_reason[reason][0]
+        out_ok = file_out_strict.per_reason[reason][0]
         print(f"  {reason:>16} {ok:>3}/{n:<3} {ok / n:.2f} | {out_ok:>3}/{n:<3} {out_ok / n:.2f}")
     single = sorted(
         rule

@@ -263,6 +263,17 @@ def decide_reason(
         # x.1.1 and x.1.3 are about the recipient's mailbox (RFC 3463); wording about our host
         # in the same reply is the server's boilerplate (block-list links, policy notes).
         return by_status
+    cmd = (command or "").upper()
+    if (
+        cmd in ("CONNECT", "HELO", "EHLO")
+        and code is not None
+        and code >= 500
+        and (by_text is None or weak)
+        and by_status is None
+    ):
+        # Refused before any address was named: the server refuses our host, whatever broad
+        # words ("access denied", "rejected") it uses for that.
+        return r.BLOCKED
     specific = by_status is not None and status is not None and _is_trusted(status)
     if by_text is not None and not (weak and specific):
         return by_text
@@ -275,7 +286,6 @@ def decide_reason(
     by_code = _CODE_REASONS.get(code) if code is not None else None
     if by_code is not None:
         return by_code
-    cmd = (command or "").upper()
     if cmd in ("CONNECT", "HELO", "EHLO") and code is not None and code >= 500:
         # A server that refuses us before any address is named is refusing the sender host.
         return r.BLOCKED

@@ -73,8 +73,9 @@ _BOUNCE_SUBJECT_RE: Final = re.compile(
 _COMMAND_PATTERNS: Final = tuple(
     re.compile(p, re.IGNORECASE)
     for p in (
-        r"(?:after|in reply to|response to|during|while|for|at)\s+(?:the\s+)?(?:final\s+|our\s+)?"
-        r"(RCPT TO|RCPT|MAIL FROM|MAIL|DATA|end of data|EHLO|HELO|TEXT|connect)\b",
+        r"(?:after|in reply to|response to|during|while|for|at)\s+(?:the\s+)?"
+        r"(?:final\s+|our\s+|initial\s+)?"
+        r"(RCPT TO|RCPT|MAIL FROM|MAIL|DATA|end of data|EHLO|HELO|TEXT|connect(?:ion)?|greeting)\b",
         r"did not like (?:our\s+)?(?:final\s+)?(RCPT|MAIL|DATA)",
         r"does not like (recipient)",
         r"(sender) was rejected",
@@ -339,7 +340,7 @@ def _normalise_command(word: str) -> str:
         return "MAIL"
     if word in ("DATA", "END OF DATA", "TEXT"):
         return "DATA"
-    if word.startswith("CONNECT"):
+    if word.startswith("CONNECT") or word == "GREETING":
         return "CONNECT"
     return word
 
