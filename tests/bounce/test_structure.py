@@ -328,3 +328,23 @@ def test_narrow_wording_beats_a_status_that_says_less() -> None:
 def test_reply_code_meaning_decides_when_nothing_else_speaks() -> None:
     assert classify_reply(552, None, "552 Requested mail action aborted").reason == "mailboxfull"
     assert classify_reply(501, None, "501 Nyaan").reason == "syntaxerror"
+
+
+def test_refusal_at_the_greeting_is_our_host_blocked_whatever_the_words() -> None:
+    report = _parse(
+        """\
+From: Mail Delivery System <Mailer-Daemon@relay.school.example.jp>
+To: b-42-abc@bounce.school.example.jp
+Subject: Mail delivery failed: returning message to sender
+X-Failed-Recipients: guardian@example.net
+
+This message was created automatically by mail delivery software.
+
+  guardian@example.net
+    host mx.example.net [192.0.2.9]
+    SMTP error from remote mail server after initial connection:
+    550 Access denied
+"""
+    )
+    (verdict,) = report.verdicts
+    assert (verdict.reason, verdict.hard, verdict.category) == ("blocked", False, "spam_blocked")
