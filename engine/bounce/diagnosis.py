@@ -107,6 +107,10 @@ _DECISIVE: Final = frozenset(
     }
 )
 
+# Generic statuses whose subject alone still names a reason: x.2.0 (the mailbox refused the
+# mail: its filter) and x.6.0 (the content or media was refused).
+_GENERIC_WITH_MEANING: Final = frozenset({"2.0", "6.0"})
+
 # Temporary network statuses (RFC 3463 x.4.1 no answer, x.4.2 bad connection, x.4.7 delivery
 # time expired) that, in a report of a delivery given up, mean the queue time ran out.
 _QUEUE_TIMEOUTS: Final = frozenset({"4.4.1", "4.4.2", "4.4.7"})
@@ -281,7 +285,9 @@ def decide_reason(
         return by_status
     if by_text is not None:
         return by_text
-    if by_status is not None and status is not None and not is_generic(status):
+    if by_status is not None and status is not None and (
+        not is_generic(status) or subject_detail in _GENERIC_WITH_MEANING
+    ):
         return by_status
     by_code = _CODE_REASONS.get(code) if code is not None else None
     if by_code is not None:
