@@ -348,3 +348,36 @@ This message was created automatically by mail delivery software.
     )
     (verdict,) = report.verdicts
     assert (verdict.reason, verdict.hard, verdict.category) == ("blocked", False, "spam_blocked")
+
+
+def test_notice_without_codes_that_names_a_failure_narrowly_is_a_bounce() -> None:
+    report = _parse(
+        """\
+From: info@mail.example.ne.jp
+To: b-42-abc@bounce.school.example.jp
+Subject: =?UTF-8?B?44GK55+l44KJ44Gb?=
+Content-Type: text/plain; charset=utf-8
+
+次の宛先はメールボックスがいっぱいのため、メールをお届けできませんでした。
+hanako@example.ne.jp
+"""
+    )
+    assert report.kind == "nonstandard"
+    assert [(v.recipient, v.reason) for v in report.verdicts] == [
+        ("hanako@example.ne.jp", "mailboxfull")
+    ]
+
+
+def test_auto_reply_that_mentions_a_full_mailbox_stays_an_auto_reply() -> None:
+    report = _parse(
+        """\
+From: Guardian <guardian@example.net>
+To: info@school.example.jp
+Subject: Re: notice
+Auto-Submitted: auto-replied
+
+I am away and my mailbox is full; write to kazoku@example.net instead.
+"""
+    )
+    assert report.kind == "autoreply"
+    assert report.verdicts[0].reason == "vacation"
