@@ -285,8 +285,10 @@ def decide_reason(
         return by_status
     if by_text is not None:
         return by_text
-    if by_status is not None and status is not None and (
-        not is_generic(status) or subject_detail in _GENERIC_WITH_MEANING
+    if (
+        by_status is not None
+        and status is not None
+        and (not is_generic(status) or subject_detail in _GENERIC_WITH_MEANING)
     ):
         return by_status
     by_code = _CODE_REASONS.get(code) if code is not None else None

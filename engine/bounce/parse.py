@@ -9,7 +9,6 @@ engine stores as unclassified for a person to look at.
 from __future__ import annotations
 
 import email
-import json
 import re
 from email import policy
 from email.message import Message
@@ -48,6 +47,7 @@ from engine.bounce.nonstandard import TextRecipient, find_recipients, report_sec
 from engine.bounce.phrases import phrase_reason, reason_from_text
 from engine.bounce.reply import apply_carrier_rules
 from engine.bounce.rules import allowed
+from engine.bounce.ses import json_notification
 from engine.bounce.verdict import BounceReport, ReportKind, Verdict, make_verdict
 
 _DSN_TYPES: Final = frozenset({"message/delivery-status", "message/global-delivery-status"})
@@ -225,7 +225,7 @@ def _parse_message(message: Message, depth: int) -> BounceReport:
         or has_inline_report(mail.body)
     ):
         return done("arf", _feedback_verdicts(mail, jmrp))
-    notification = _json_notification(mail.body)
+    notification = json_notification(mail.body)
     if notification is not None:
         return done("dsn", notification)
     if mail.dsn_parts or _INLINE_DSN_RE.search(mail.body):
@@ -548,74 +548,3 @@ def _autoreply_verdicts(mail: _Mail) -> list[Verdict]:
             source="autoreply",
         )
     ]
-
-
-def _json_notification(body: str) -> list[Verdict] | None:
-    """Read an Amazon SES bounce/complaint notification delivered as JSON (directly or via SNS)."""
-    if "notificationType" not in body and "eventType" not in body:
-        return None
-    start = body.find("{")
-    end = body.rfind("}")
-    if start < 0 or end <= start:
-        return None
-    try:
-        # strict=False: mail transport folds long lines, leaving raw newlines inside strings.
-        data = json.loads(body[start : end + 1], strict=False)
-        if isinstance(data, dict) and isinstance(data.get("Message"), str):
-            data = json.loads(data["Message"], strict=False)
-    except ValueError:
-        return None
-    if not isinstance(data, dict):
-        return None
-    kind = str(data.get("notificationType") or data.get("eventType") or "").lower()
-    verdicts: list[Verdict] = []
-    if kind == "bounce":
-        bounce = data.get("bounce") or {}
-        for item in bounce.get("bouncedRecipients") or []:
-            diagnostic = str(item.get("diagnosticCode") or "")
-            status = item.get("status") or find_enhanced_status(diagnostic)
-            code = find_reply_code(diagnostic)
-            reason = decide_reason(status=status, code=code, text=diagnostic, final=True)
-            verdicts.append(
-                make_verdict(
-                    recipient=first_address(str(item.get("emailAddress", ""))),
-                    reply_code=code,
-                    status=status,
-                    diagnostic=diagnostic[:_MAX_DIAGNOSTIC],
-                    reason=reason,
-                    action=str(item.get("action") or "failed"),
-                    source="dsn",
-                )
-            )
-    elif kind == "complaint":
-        complaint = data.get("complaint") or {}
-        for item in complaint.get("complainedRecipients") or []:
-            verdicts.append(
-                make_verdict(
-                    recipient=first_address(str(item.get("emailAddress", ""))),
-                    reply_code=None,
-                    status=None,
-                    diagnostic=str(complaint.get("complaintFeedbackType") or "complaint"),
-                    reason=r.FEEDBACK,
-                    action=None,
-                    source="arf",
-                )
-            )
-    elif kind == "delivery":
-        delivery = data.get("delivery") or {}
-        for address in delivery.get("recipients") or []:
-            text = str(delivery.get("smtpResponse") or "")
-            verdicts.append(
-                make_verdict(
-                    recipient=first_address(str(address)),
-                    reply_code=find_reply_code(text),
-                    status="2.6.0",
-                    diagnostic=text[:_MAX_DIAGNOSTIC],
-                    reason=r.DELIVERED,
-                    action="delivered",
-                    source="dsn",
-                )
-            )
-    else:
-        return None
-    return verdicts
