@@ -121,6 +121,8 @@ BROAD: Final[tuple[PhraseGroup, ...]] = (
         r"|\d+ (?:delivery )?attempts? (?:failed|exceeded)",
         r"for the last \d+ (?:seconds|minutes|hours|days)",
         r"タイムアウト|時間切れ|期限切れ|配信期限",
+        r"(?:cannot|could not|couldn'?t|unable to) (?:send|deliver)\w*\b.{0,40}"
+        r"\bfor (?:the (?:last|past) )?\d+ (?:seconds|minutes|hours|days)",
         weak=True,
     ),
     rule(

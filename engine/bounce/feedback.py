@@ -23,10 +23,12 @@ _FEEDBACK_FIELD_RE: Final = re.compile(
     r"^(original-rcpt-to|removal-recipient|original-mail-from|feedback-type)\s*:\s*(.+)$",
     re.IGNORECASE | re.MULTILINE,
 )
-# RFC 5965 section 3.1: Feedback-Type, User-Agent and Version are the required fields; two of
-# them at line starts are a feedback report even when no MIME part says so.
+# RFC 5965 section 3.1: Feedback-Type at a line start followed by another of the report's own
+# fields is a feedback report even when no MIME part says so.
 _INLINE_REPORT_RE: Final = re.compile(
-    r"^feedback-type\s*:\s*[a-z-]+\s*$(?:.|\n){0,400}?^(?:user-agent|version)\s*:",
+    r"^feedback-type\s*:\s*[a-z-]+\s*$(?:.|\n){0,600}?"
+    r"^(?:user-agent|version|original-rcpt-to|original-mail-from|arrival-date|source-ip"
+    r"|reported-domain)\s*:",
     re.IGNORECASE | re.MULTILINE,
 )
 _JMRP_HEADER: Final = "X-HmXmrOriginalRecipient"

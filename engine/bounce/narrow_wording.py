@@ -54,6 +54,8 @@ NARROW: Final[tuple[PhraseGroup, ...]] = (
         r"sender verify failed",
         r"sender domain (?:must|does not|not found)",
         r"envelope sender .{0,40}(?:rejected|invalid|unknown)",
+        r"badmailfrom",
+        r"return[- ]path\b.{0,30}\b(?:invalid|rejected|refused|not (?:valid|allowed))",
     ),
     rule(
         r.HOST_UNKNOWN,
@@ -232,6 +234,7 @@ NARROW: Final[tuple[PhraseGroup, ...]] = (
         r"容量",
         r"exceeds? (?:the )?(?:allowed|maximum) (?:size|mailbox)",
         r"(?:メールボックス|受信箱|ボックス).{0,10}(?:いっぱい|一杯|満杯|容量)|容量.{0,6}(?:超|オーバー)",
+        r"(?:exceeded )?storage allocation",
     ),
     rule(
         r.CONTENT_ERROR,
@@ -430,5 +433,6 @@ CERTAIN_USER_UNKNOWN: Final = rule(
     r"recipient address rejected: access denied",
     r"recipient ?not ?found by smtp address lookup",
     r"recip(?:ient)?notfound",
+    r"not listed in (?:the )?(?:public )?(?:name|address|domino)",
     kind="certain",
 )
