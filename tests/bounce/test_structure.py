@@ -7,6 +7,8 @@ is checked on replies where two kinds of evidence disagree.
 
 from __future__ import annotations
 
+import pytest
+
 from engine.bounce import BounceReport, classify_reply, parse_bounce
 
 ORIGINAL = """\
@@ -381,3 +383,30 @@ I am away and my mailbox is full; write to kazoku@example.net instead.
     )
     assert report.kind == "autoreply"
     assert report.verdicts[0].reason == "vacation"
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        # One meaning, worded by different mailers.
+        ("Could not deliver for the last 432000 seconds. Giving up.", "expired"),
+        ("Cannot send message for 5 days", "expired"),
+        ("Message will be retried for 2 more days", "expired"),
+        ("Envelope expired", "expired"),
+        ("Relay access denied", "norelaying"),
+        ("we do not relay for example.net", "norelaying"),
+        ("Relaying mail to example.net is not allowed", "norelaying"),
+        ("Requested mail action aborted: exceeded storage allocation", "mailboxfull"),
+        ("User example@example.net temporary locked", "suspend"),
+        ("The recipient account is blocked", "suspend"),
+        ("Mailbox is frozen", "suspend"),
+        ("DNS lookup failure: host mx.example.net not found", "hostunknown"),
+        ("No such domain", "hostunknown"),
+        ("Your envelope sender is in my badmailfrom list", "rejected"),
+        ("Message denied by policy", "policyviolation"),
+        ("Blacklisted URL in message", "spamdetected"),
+        ("forbidden by invalid RDNS record of your mail server", "requireptr"),
+    ],
+)
+def test_wordings_of_one_meaning_from_different_mailers_agree(text: str, reason: str) -> None:
+    assert classify_reply(550, None, f"550 {text}", command="RCPT").reason == reason
