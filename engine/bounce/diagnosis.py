@@ -10,7 +10,8 @@ import re
 from typing import Final
 
 from engine.bounce import reasons as r
-from engine.bounce.phrases import names_unknown_mailbox_plainly, reason_from_text
+from engine.bounce.phrases import names_unknown_mailbox_plainly, phrase_reason
+from engine.bounce.rules import allowed
 
 # RFC 3463 subject.detail → reason, for statuses whose meaning does not depend on the wording.
 # x.0.0, x.7.0, x.7.1 and friends are deliberately absent: servers use them for anything, so
@@ -106,9 +107,44 @@ _DECISIVE: Final = frozenset(
     }
 )
 
+# Generic statuses whose subject alone still names a reason: x.2.0 (the mailbox refused the
+# mail: its filter) and x.6.0 (the content or media was refused).
+_GENERIC_WITH_MEANING: Final = frozenset({"2.0", "6.0"})
+
+# Temporary network statuses (RFC 3463 x.4.1 no answer, x.4.2 bad connection, x.4.7 delivery
+# time expired) that, in a report of a delivery given up, mean the queue time ran out.
+_QUEUE_TIMEOUTS: Final = frozenset({"4.4.1", "4.4.2", "4.4.7"})
+
+# RFC 5321 section 4.2 reply codes whose meaning is defined narrowly enough to name a reason
+# when neither a status nor the wording says anything: 501-504 are syntax and command errors,
+# 552 "exceeded storage allocation" and 452 "insufficient system storage".
+_CODE_REASONS: Final[dict[int, str]] = {
+    501: r.SYNTAX_ERROR,
+    502: r.SYNTAX_ERROR,
+    503: r.SYNTAX_ERROR,
+    504: r.SYNTAX_ERROR,
+    552: r.MAILBOX_FULL,
+    452: r.SYSTEM_FULL,
+}
+
+# Reasons that blame the sending side (host, reputation, authentication), not the mailbox.
+_ABOUT_THE_SENDER: Final = frozenset(
+    {
+        r.BLOCKED,
+        r.SPAM_DETECTED,
+        r.BAD_REPUTATION,
+        r.REQUIRE_PTR,
+        r.AUTH_FAILURE,
+        r.SECURITY_ERROR,
+        r.POLICY_VIOLATION,
+        r.REJECTED,
+        r.NO_RELAYING,
+    }
+)
+
 _ENHANCED_RE: Final = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
 _CODE_WITH_STATUS_RE: Final = re.compile(r"(?<![\d.=])([245]\d\d)[ -]#?[245]\.\d{1,3}\.\d{1,3}")
-_CODE_RE: Final = re.compile(r"(?:^|(?<=[\s:(\[<'\";]))([45][0-5]\d)(?=[ \-]|$)", re.MULTILINE)
+_CODE_RE: Final = re.compile(r"(?:^|(?<=[\s:(\[<'\";]))([45][0-5]\d)(?=[ \-,;]|$)", re.MULTILINE)
 _OK_CODE_RE: Final = re.compile(r"(?:^|(?<=[\s:(\[<'\";]))(2[0-5]\d)(?=[ \-]|$)", re.MULTILINE)
 
 
@@ -118,6 +154,17 @@ def find_enhanced_status(text: str) -> str | None:
     if m is None:
         return None
     return f"{m.group(1)}.{int(m.group(2))}.{int(m.group(3))}"
+
+
+def find_specific_status(text: str) -> str | None:
+    """Return the first status in the text whose detail is not 0, else the first status."""
+    first: str | None = None
+    for m in _ENHANCED_RE.finditer(text):
+        status = f"{m.group(1)}.{int(m.group(2))}.{int(m.group(3))}"
+        if not is_generic(status):
+            return status
+        first = first or status
+    return first
 
 
 def find_reply_code(text: str) -> int | None:
@@ -141,6 +188,26 @@ def reason_from_status(status: str | None) -> str | None:
     return _STATUS_REASONS.get(rest)
 
 
+def is_generic(status: str) -> bool:
+    """True for an RFC 3463 status whose detail is 0 ("other or undefined" in its subject)."""
+    return status.endswith(".0")
+
+
+def _is_trusted(status: str) -> bool:
+    """True when a status is specific enough to outrank broad wording.
+
+    Detail 0 means "other" (RFC 3463). Security or policy (x.7.x) codes are used by servers
+    for every kind of refusal, and a permanent x.4.x (network) code is often a relay's label
+    for a refusal it passed on; neither says more than broad wording does.
+    """
+    if is_generic(status):
+        return False
+    subject = status.split(".")[1]
+    if subject == "7":
+        return False
+    return not (subject == "4" and status.startswith("5"))
+
+
 def is_temporary(status: str | None, code: int | None) -> bool:
     """True when the status or reply code says the failure is temporary (4xx / 4.x.x)."""
     if status:
@@ -155,35 +222,78 @@ def decide_reason(
     text: str,
     command: str | None = None,
     fallback_texts: tuple[str, ...] = (),
+    final: bool = False,
 ) -> str:
-    """Combine status, wording and command into one reason name.
+    """Combine status, wording and command into one reason name, most trusted evidence first.
 
     ``text`` is the reply itself; ``fallback_texts`` (e.g. the whole bounce, its subject) are
-    read, in order, only when the reply's own wording says nothing.
+    read, in order, only when the reply's own wording says nothing. ``final`` is True for a
+    bounce mail that reports a delivery given up, where a temporary failure means the message
+    expired in the sender's queue.
+
+    Order of trust: wording that names a missing mailbox beyond doubt; an RFC 3463 status whose
+    meaning is precise; narrow wording; any other specific status (detail not 0); broad
+    wording; a generic status (detail 0); the SMTP command refused; the reply class.
     """
-    by_status = reason_from_status(status)
-    subject_detail = status.partition(".")[2] if status else ""
     # Checked before the status: Exchange reports a missing mailbox as 5.1.10, which RFC 7505
     # gives to null MX.
     if any(names_unknown_mailbox_plainly(t) for t in (text, *fallback_texts)):
         return r.USER_UNKNOWN
+    by_status = reason_from_status(status)
+    subject_detail = status.partition(".")[2] if status else ""
     if by_status is not None and subject_detail in _DECISIVE:
         return by_status
-    by_text = reason_from_text(text)
-    if by_text is None:
+    if final and status in _QUEUE_TIMEOUTS:
+        # No answer, bad connection, delivery time expired: after the sender's queue gave up,
+        # these temporary network statuses mean the message expired.
+        by_status = r.EXPIRED
+    found = phrase_reason(text)
+    if found is None:
         for extra in fallback_texts:
-            by_text = reason_from_text(extra)
-            if by_text is not None:
+            found = phrase_reason(extra)
+            if found is not None:
                 break
-    if by_text == r.USER_UNKNOWN and by_status != r.USER_UNKNOWN and command != "RCPT":
+    by_text, weak = found if found else (None, False)
+    if (
+        by_text == r.USER_UNKNOWN
+        and by_status != r.USER_UNKNOWN
+        and command != "RCPT"
+        and allowed("command:user unknown not at RCPT")
+    ):
         # "User unknown" after DATA cannot be about the mailbox, which the server accepted at
         # RCPT: it is the recipient's filter speaking (Sisimai reads it the same way).
         return r.FILTERED
-    if by_text is not None:
-        return by_text
-    if by_status is not None:
+    if by_status == r.USER_UNKNOWN and by_text in _ABOUT_THE_SENDER:
+        # x.1.1 and x.1.3 are about the recipient's mailbox (RFC 3463); wording about our host
+        # in the same reply is the server's boilerplate (block-list links, policy notes).
         return by_status
     cmd = (command or "").upper()
+    if (
+        cmd in ("CONNECT", "HELO", "EHLO")
+        and code is not None
+        and code >= 500
+        and (by_text is None or weak)
+        and by_status is None
+    ):
+        # Refused before any address was named: the server refuses our host, whatever broad
+        # words ("access denied", "rejected") it uses for that.
+        return r.BLOCKED
+    specific = by_status is not None and status is not None and _is_trusted(status)
+    if by_text is not None and not (weak and specific):
+        return by_text
+    if by_status is not None and specific:
+        return by_status
+    if by_text is not None:
+        return by_text
+    if (
+        by_status is not None
+        and status is not None
+        and (not is_generic(status) or subject_detail in _GENERIC_WITH_MEANING)
+    ):
+        return by_status
+    by_code = _CODE_REASONS.get(code) if code is not None else None
+    if by_code is not None:
+        return by_code
     if cmd in ("CONNECT", "HELO", "EHLO") and code is not None and code >= 500:
         # A server that refuses us before any address is named is refusing the sender host.
         return r.BLOCKED
@@ -192,4 +302,8 @@ def decide_reason(
         return r.BLOCKED
     if cmd == "DATA" and code is not None and code >= 500:
         return r.REJECTED
+    if final and is_temporary(status, code) and (status is None or status.startswith("4.4.")):
+        # A report that gives up after temporary (network or routing) failures: RFC 3463's
+        # x.4.x, or a bare 4xx reply, became final because the message outlived its queue time.
+        return r.EXPIRED
     return r.UNDEFINED

@@ -16,6 +16,8 @@ from typing import Final
 from engine.bounce.mime import first_address, part_text
 
 _FIELD_RE: Final = re.compile(r"^([A-Za-z][A-Za-z0-9-]{1,40})\s*:\s*(.*)$")
+_TYPE_RE: Final = re.compile(r"\s*[A-Za-z0-9-]{1,20}\s*")
+_STATUS_RE: Final = re.compile(r"[245]\.\d{1,3}\.\d{1,3}")
 _RECIPIENT_FIELDS: Final = ("final-recipient", "original-recipient", "x-actual-recipient")
 
 
@@ -76,7 +78,7 @@ def _blocks(text: str) -> list[list[tuple[str, str]]]:
 def _strip_type(value: str) -> tuple[str | None, str]:
     """Split "smtp; 550 ..." into ("smtp", "550 ..."); values without a type keep theirs."""
     head, sep, tail = value.partition(";")
-    if sep and re.fullmatch(r"\s*[A-Za-z0-9-]{1,20}\s*", head):
+    if sep and _TYPE_RE.fullmatch(head):
         return head.strip().lower(), tail.strip()
     return None, value.strip()
 
@@ -101,7 +103,7 @@ def read_recipients(text: str) -> list[DsnRecipient]:
                     break
         diag_type, diagnostic = _strip_type(fields.get("diagnostic-code", ""))
         status_raw = fields.get("status", "").strip()
-        status_m = re.search(r"[245]\.\d{1,3}\.\d{1,3}", status_raw)
+        status_m = _STATUS_RE.search(status_raw)
         remote = fields.get("remote-mta")
         action_words = fields.get("action", "").lower().split()
         found.append(

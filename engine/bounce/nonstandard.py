@@ -34,6 +34,8 @@ _ORIGINAL_MARKER_RE: Final = re.compile(
     re.IGNORECASE,
 )
 
+_RULE_LINE_RE: Final = re.compile(r"[-=]{5,}")
+_REPLY_CODE_RE: Final = re.compile(r"\b[245]\d\d\b")
 _NOT_RECIPIENT_LOCAL: Final = frozenset(
     {"mailer-daemon", "mail-daemon", "maildaemon", "mailerdaemon"}
 )
@@ -74,11 +76,11 @@ def report_section(text: str) -> str:
 
 def _is_frame(stripped: str, lines: list[str], index: int) -> bool:
     """True when a bare rule of dashes or equals signs frames report text rather than ending it."""
-    if not re.fullmatch(r"[-=]{5,}", stripped):
+    if not _RULE_LINE_RE.fullmatch(stripped):
         return False
     # Report text frames usually carry an address or a reply code in the next few lines.
     following = "\n".join(lines[index + 1 : index + 6])
-    return bool(ADDRESS_RE.search(following) or re.search(r"\b[245]\d\d\b", following))
+    return bool(ADDRESS_RE.search(following) or _REPLY_CODE_RE.search(following))
 
 
 def find_recipients(report: str, exclude: set[str]) -> list[TextRecipient]:

@@ -9,7 +9,6 @@ engine stores as unclassified for a person to look at.
 from __future__ import annotations
 
 import email
-import json
 import re
 from email import policy
 from email.message import Message
@@ -20,11 +19,21 @@ from engine.bounce.diagnosis import (
     decide_reason,
     find_enhanced_status,
     find_reply_code,
+    find_specific_status,
+    is_generic,
     is_temporary,
     reason_from_status,
 )
 from engine.bounce.dsn import DsnRecipient, delivery_status_text, read_recipients
-from engine.bounce.feedback import feedback_fields, feedback_recipient, is_autoreply
+from engine.bounce.feedback import (
+    feedback_fields,
+    feedback_recipient,
+    fields_in_text,
+    has_inline_report,
+    is_autoreply,
+    is_unsubscribe_request,
+    jmrp_recipient,
+)
 from engine.bounce.mime import (
     MAX_PARTS,
     MAX_TEXT_CHARS,
@@ -35,8 +44,10 @@ from engine.bounce.mime import (
     part_text,
 )
 from engine.bounce.nonstandard import TextRecipient, find_recipients, report_section
-from engine.bounce.phrases import reason_from_text
+from engine.bounce.phrases import phrase_reason, reason_from_text
 from engine.bounce.reply import apply_carrier_rules
+from engine.bounce.rules import allowed
+from engine.bounce.ses import json_notification
 from engine.bounce.verdict import BounceReport, ReportKind, Verdict, make_verdict
 
 _DSN_TYPES: Final = frozenset({"message/delivery-status", "message/global-delivery-status"})
@@ -50,20 +61,23 @@ _ORIGINAL_TYPES: Final = frozenset(
     }
 )
 _BOUNCE_SENDER_RE: Final = re.compile(
-    r"mailer-?daemon|postmaster|mail ?delivery|post_master|bounce|mdaemon|mail administrator",
+    r"mailer-?daemon|postmaster|mail ?delivery|post_master|bounce|mdaemon|mail administrator"
+    r"|system administrator|mail ?system",
     re.IGNORECASE,
 )
 _BOUNCE_SUBJECT_RE: Final = re.compile(
-    r"undeliver|undelivered|delivery|returned|failure|failed|bounce|not delivered|"
-    r"could not|rejected|error|notification|warning|loop alert|配信|不達|エラー|送信できません|届",
+    r"undeliver|undelivered|delivery|deliverable|returned|failure|failed|bounce|not delivered|"
+    r"could not|rejected|error|notification|warning|loop alert|unzustellbar|non remis|"
+    r"配信|配送|返送|不達|エラー|送信できません|届",
     re.IGNORECASE,
 )
 # Ways bounces say which SMTP command the remote server refused; group 1 is the command.
 _COMMAND_PATTERNS: Final = tuple(
     re.compile(p, re.IGNORECASE)
     for p in (
-        r"(?:after|in reply to|response to|during|while|for|at)\s+(?:the\s+)?(?:final\s+|our\s+)?"
-        r"(RCPT TO|RCPT|MAIL FROM|MAIL|DATA|end of data|EHLO|HELO|TEXT|connect)\b",
+        r"(?:after|in reply to|response to|during|while|for|at)\s+(?:the\s+)?"
+        r"(?:final\s+|our\s+|initial\s+)?"
+        r"(RCPT TO|RCPT|MAIL FROM|MAIL|DATA|end of data|EHLO|HELO|TEXT|connect(?:ion)?|greeting)\b",
         r"did not like (?:our\s+)?(?:final\s+)?(RCPT|MAIL|DATA)",
         r"does not like (recipient)",
         r"(sender) was rejected",
@@ -76,6 +90,10 @@ _COMMAND_PATTERNS: Final = tuple(
 _TRANSCRIPT_SENT_RE: Final = re.compile(r"^\s*>>>\s*(RCPT|MAIL|DATA|EHLO|HELO)", re.IGNORECASE)
 _TRANSCRIPT_REPLY_RE: Final = re.compile(r"^\s*<<<\s*[45]\d\d")
 _CODE_LINE_RE: Final = re.compile(r"(?<![\d.])[245]\d\d(?![\d.])|[245]\.\d{1,3}\.\d{1,3}")
+_HEADER_LINE_RE: Final = re.compile(r"^[A-Za-z][A-Za-z0-9-]*:\s")
+_DELAY_RE: Final = re.compile(
+    r"will (?:be )?retr|still trying|delayed|not yet been delivered", re.IGNORECASE
+)
 _MAX_DIAGNOSTIC: Final = 1000
 # Delivery-status fields written into a plain-text body (no message/delivery-status part).
 _INLINE_DSN_RE: Final = re.compile(r"^(?:final|original)-recipient\s*:\s*rfc822", re.I | re.M)
@@ -114,6 +132,10 @@ class _Mail:
         elif ctype in _ORIGINAL_TYPES:
             if self.original is None:
                 self.original = _original_from_part(part)
+                # A complaint forwarded by a person arrives as an attached mail that is itself
+                # the report: its feedback part still counts.
+                if self.original is not None and self.original.is_multipart():
+                    self.feedback_parts.extend(_feedback_parts(self.original))
         elif part.is_multipart():
             payload = part.get_payload()
             if isinstance(payload, list):
@@ -131,6 +153,16 @@ class _Mail:
         return count
 
 
+def _feedback_parts(message: Message) -> list[Message]:
+    found: list[Message] = []
+    for count, sub in enumerate(message.walk()):
+        if count >= MAX_PARTS:
+            break
+        if sub.get_content_type() == "message/feedback-report":
+            found.append(sub)
+    return found
+
+
 def _original_from_part(part: Message) -> Message | None:
     payload = part.get_payload()
     if isinstance(payload, list) and payload and isinstance(payload[0], Message):
@@ -145,7 +177,7 @@ def _original_from_text(body: str, report: str) -> Message | None:
     lines = rest.split("\n")
     # Skip the marker line itself and any blank or decoration lines after it.
     start = 0
-    while start < len(lines) and not re.match(r"^[A-Za-z][A-Za-z0-9-]*:\s", lines[start]):
+    while start < len(lines) and not _HEADER_LINE_RE.match(lines[start]):
         start += 1
         if start > 5:
             return None
@@ -184,9 +216,16 @@ def _parse_message(message: Message, depth: int) -> BounceReport:
         )
 
     report_type = str(message.get_param("report-type", "") or "").lower()
-    if mail.feedback_parts or report_type == "feedback-report":
-        return done("arf", _feedback_verdicts(mail))
-    notification = _json_notification(mail.body)
+    jmrp = jmrp_recipient(message, mail.original)
+    if (
+        mail.feedback_parts
+        or report_type == "feedback-report"
+        or jmrp is not None
+        or is_unsubscribe_request(message)
+        or has_inline_report(mail.body)
+    ):
+        return done("arf", _feedback_verdicts(mail, jmrp))
+    notification = json_notification(mail.body)
     if notification is not None:
         return done("dsn", notification)
     if mail.dsn_parts or _INLINE_DSN_RE.search(mail.body):
@@ -222,7 +261,22 @@ def _looks_like_bounce(mail: _Mail, report: str) -> bool:
         return True
     if mail.message.get("X-Failed-Recipients"):
         return True
-    return bool(_CODE_LINE_RE.search(report)) and reason_from_text(report) is not None
+    if mail.message.get_content_type() == "multipart/report":
+        return True
+    says_why = bool(_CODE_LINE_RE.search(report)) or reason_from_text(report) is not None
+    if says_why and str(mail.message.get("Auto-Submitted", "")).lower().startswith(
+        "auto-generated"
+    ):
+        # RFC 3834: a mail generated by software, not a person's reply, that names a failure.
+        return True
+    if is_autoreply(mail.message):
+        return False
+    # A mail at the bounce address that names a failure in narrow words is a bounce even
+    # without codes (Japanese notices often carry none); broad words alone are not enough.
+    found = phrase_reason(report)
+    if found is not None and not found[1]:
+        return True
+    return bool(_CODE_LINE_RE.search(report)) and found is not None
 
 
 def _is_forwarded_bounce(mail: _Mail, original: Message, report: str) -> bool:
@@ -295,7 +349,7 @@ def _normalise_command(word: str) -> str:
         return "MAIL"
     if word in ("DATA", "END OF DATA", "TEXT"):
         return "DATA"
-    if word.startswith("CONNECT"):
+    if word.startswith("CONNECT") or word == "GREETING":
         return "CONNECT"
     return word
 
@@ -309,17 +363,20 @@ def _text_verdicts(mail: _Mail, report: str) -> list[Verdict]:
         status = find_enhanced_status(block) or find_enhanced_status(report)
         code = find_reply_code(block) or find_reply_code(report)
         command = _command_in(block) or _command_in(report)
+        delayed = _is_delay_notice(status, code, context)
         reason = decide_reason(
             status=status,
             code=code,
             text=block,
             command=command,
             fallback_texts=(report, mail.subject),
+            final=not delayed,
         )
         reason = apply_carrier_rules(
             reason, code, context, item.recipient, status=status, command=command
         )
         reason = _group_rules(reason, item.recipient, status)
+        reason = _on_hold_if_unread(reason, block, item.recipient)
         verdicts.append(
             make_verdict(
                 recipient=item.recipient,
@@ -327,7 +384,7 @@ def _text_verdicts(mail: _Mail, report: str) -> list[Verdict]:
                 status=status,
                 diagnostic=_diagnostic_excerpt(block if block.strip() else report),
                 reason=reason,
-                action="delayed" if _is_delay_notice(status, code, context) else "failed",
+                action="delayed" if delayed else "failed",
                 source="nonstandard",
             )
         )
@@ -340,17 +397,35 @@ def _group_rules(reason: str, recipient: str | None, status: str | None) -> str:
     Only when the bounce carries no status of its own; a group that does not exist at all
     comes back as an ordinary 5.1.1.
     """
-    if status is None and recipient and recipient.lower().endswith("@googlegroups.com"):
+    if (
+        status is None
+        and recipient
+        and recipient.lower().endswith("@googlegroups.com")
+        and allowed("provider:googlegroups:non-member")
+    ):
         return r.REJECTED
     return reason
+
+
+_WORD_RE: Final = re.compile(r"[^\W\d_]{2,}")
+
+
+def _on_hold_if_unread(reason: str, diagnostic: str, recipient: str | None) -> str:
+    """An unreadable failure that still came with an explanation is on hold for a person.
+
+    Like Sisimai, ``undefined`` is kept for a failure that says nothing at all, and ``onhold``
+    marks one whose wording the rules could not read; both stay soft and unclassified.
+    """
+    if reason != r.UNDEFINED:
+        return reason
+    text = diagnostic.replace(recipient, " ") if recipient else diagnostic
+    return r.ON_HOLD if _WORD_RE.search(text) else reason
 
 
 def _is_delay_notice(status: str | None, code: int | None, text: str) -> bool:
     if not is_temporary(status, code):
         return False
-    return bool(
-        re.search(r"will (?:be )?retr|still trying|delayed|not yet been delivered", text, re.I)
-    )
+    return bool(_DELAY_RE.search(text))
 
 
 def _dsn_verdicts(mail: _Mail, report: str) -> list[Verdict]:
@@ -374,8 +449,16 @@ def _dsn_verdicts(mail: _Mail, report: str) -> list[Verdict]:
                 recipient = human[0].recipient
         diagnostic = entry.diagnostic
         status = entry.status
-        in_diagnostic = find_enhanced_status(diagnostic)
-        if in_diagnostic and (status is None or status.endswith(".0.0")):
+        in_diagnostic = find_specific_status(diagnostic)
+        if (
+            in_diagnostic
+            and (status is None or is_generic(status) or status == "4.4.7")
+            and not is_generic(in_diagnostic)
+        ):
+            # RFC 3463: detail 0 means "other", and 4.4.7 only that the queue time ran out; the
+            # remote server's own specific status in the diagnostic says why.
+            status = in_diagnostic
+        elif in_diagnostic and status is None:
             status = in_diagnostic
         code = find_reply_code(diagnostic)
         key = (recipient or "").lower()
@@ -396,6 +479,7 @@ def _dsn_verdicts(mail: _Mail, report: str) -> list[Verdict]:
                 text=diagnostic,
                 command=_command_in(text),
                 fallback_texts=(extra, mail.subject),
+                final=entry.action not in ("delayed", "relayed", "delivered", "expanded"),
             )
             if (
                 entry.action == "delayed"
@@ -407,6 +491,7 @@ def _dsn_verdicts(mail: _Mail, report: str) -> list[Verdict]:
             reason, code, text, recipient, status=status, command=_command_in(text)
         )
         reason = _group_rules(reason, recipient, status)
+        reason = _on_hold_if_unread(reason, diagnostic, recipient)
         verdicts.append(
             make_verdict(
                 recipient=recipient,
@@ -421,13 +506,20 @@ def _dsn_verdicts(mail: _Mail, report: str) -> list[Verdict]:
     return verdicts
 
 
-def _feedback_verdicts(mail: _Mail) -> list[Verdict]:
+def _feedback_verdicts(mail: _Mail, jmrp: str | None) -> list[Verdict]:
     fields: dict[str, str] = {}
     for part in mail.feedback_parts:
         fields.update(feedback_fields(part))
+    if not fields:
+        fields = fields_in_text(mail.body)
+    if is_unsubscribe_request(mail.message):
+        fields.setdefault("feedback-type", "unsubscribe")
     # A complaint whose recipient is redacted still counts: the engine matches it to the
     # delivery by Message-ID, so the verdict is kept with recipient None.
-    recipient = feedback_recipient(fields, mail.original)
+    recipient = jmrp or feedback_recipient(fields, mail.original)
+    if recipient is None and is_unsubscribe_request(mail.message):
+        # Apple Mail sends the request from the subscriber's own address.
+        recipient = first_address(decode_header_value(mail.message.get("From")))
     return [
         make_verdict(
             recipient=recipient,
@@ -456,74 +548,3 @@ def _autoreply_verdicts(mail: _Mail) -> list[Verdict]:
             source="autoreply",
         )
     ]
-
-
-def _json_notification(body: str) -> list[Verdict] | None:
-    """Read an Amazon SES bounce/complaint notification delivered as JSON (directly or via SNS)."""
-    if "notificationType" not in body and "eventType" not in body:
-        return None
-    start = body.find("{")
-    end = body.rfind("}")
-    if start < 0 or end <= start:
-        return None
-    try:
-        # strict=False: mail transport folds long lines, leaving raw newlines inside strings.
-        data = json.loads(body[start : end + 1], strict=False)
-        if isinstance(data, dict) and isinstance(data.get("Message"), str):
-            data = json.loads(data["Message"], strict=False)
-    except ValueError:
-        return None
-    if not isinstance(data, dict):
-        return None
-    kind = str(data.get("notificationType") or data.get("eventType") or "").lower()
-    verdicts: list[Verdict] = []
-    if kind == "bounce":
-        bounce = data.get("bounce") or {}
-        for item in bounce.get("bouncedRecipients") or []:
-            diagnostic = str(item.get("diagnosticCode") or "")
-            status = item.get("status") or find_enhanced_status(diagnostic)
-            code = find_reply_code(diagnostic)
-            reason = decide_reason(status=status, code=code, text=diagnostic)
-            verdicts.append(
-                make_verdict(
-                    recipient=first_address(str(item.get("emailAddress", ""))),
-                    reply_code=code,
-                    status=status,
-                    diagnostic=diagnostic[:_MAX_DIAGNOSTIC],
-                    reason=reason,
-                    action=str(item.get("action") or "failed"),
-                    source="dsn",
-                )
-            )
-    elif kind == "complaint":
-        complaint = data.get("complaint") or {}
-        for item in complaint.get("complainedRecipients") or []:
-            verdicts.append(
-                make_verdict(
-                    recipient=first_address(str(item.get("emailAddress", ""))),
-                    reply_code=None,
-                    status=None,
-                    diagnostic=str(complaint.get("complaintFeedbackType") or "complaint"),
-                    reason=r.FEEDBACK,
-                    action=None,
-                    source="arf",
-                )
-            )
-    elif kind == "delivery":
-        delivery = data.get("delivery") or {}
-        for address in delivery.get("recipients") or []:
-            text = str(delivery.get("smtpResponse") or "")
-            verdicts.append(
-                make_verdict(
-                    recipient=first_address(str(address)),
-                    reply_code=find_reply_code(text),
-                    status="2.6.0",
-                    diagnostic=text[:_MAX_DIAGNOSTIC],
-                    reason=r.DELIVERED,
-                    action="delivered",
-                    source="dsn",
-                )
-            )
-    else:
-        return None
-    return verdicts

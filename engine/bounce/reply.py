@@ -16,6 +16,7 @@ from typing import Final
 from engine.bounce import reasons as r
 from engine.bounce.diagnosis import decide_reason, find_enhanced_status, is_temporary
 from engine.bounce.phrases import reason_from_text
+from engine.bounce.rules import allowed
 from engine.bounce.verdict import Verdict, make_verdict
 
 _DOCOMO: Final = frozenset({"docomo.ne.jp", "mopera.net", "dwmail.jp"})
@@ -71,30 +72,37 @@ def apply_carrier_rules(
     carrier = _carrier(_domain_of(recipient, domain))
     lowered = text.lower()
     if carrier == "docomo":
-        if "too many recipients" in lowered:
+        if "too many recipients" in lowered and allowed("carrier:docomo:too many recipients"):
             return r.TOO_MANY_CONN
-        if "too much mail data" in lowered:
+        if "too much mail data" in lowered and allowed("carrier:docomo:too much mail data"):
             return r.MAILBOX_FULL
-        if "unknown user" in lowered or "user unknown" in lowered:
+        if ("unknown user" in lowered or "user unknown" in lowered) and allowed(
+            "carrier:docomo:unknown user"
+        ):
             # docomo answers "550 Unknown user" at RCPT for a missing mailbox, but after DATA
             # also when the recipient's own reception filter refuses the mail.
             return r.USER_UNKNOWN if command == "RCPT" else r.FILTERED
-        if status == "5.2.0":
+        if status == "5.2.0" and allowed("carrier:docomo:5.2.0"):
             return r.FILTERED
     elif carrier == "kddi":
         # KDDI names the address when the mailbox does not exist ("550 <x@ezweb.ne.jp>: User
         # unknown"); the bare form is what its reception filter answers, and the address is fine.
-        if _KDDI_ADDRESSED_UNKNOWN_RE.search(text):
+        if _KDDI_ADDRESSED_UNKNOWN_RE.search(text) and allowed("carrier:kddi:<addr>: user unknown"):
             return r.USER_UNKNOWN
-        if "user unknown" in lowered:
+        if "user unknown" in lowered and allowed("carrier:kddi:bare user unknown"):
             return r.FILTERED
-        if "relay access denied" in lowered and code is not None and code >= 500:
+        if (
+            "relay access denied" in lowered
+            and code is not None
+            and code >= 500
+            and allowed("carrier:kddi:relay access denied")
+        ):
             # KDDI answers malformed (non-FQDN, RFC-breaking) recipient addresses this way.
             return r.USER_UNKNOWN
     elif carrier == "softbank":
-        if "invalid recipient" in lowered:
+        if "invalid recipient" in lowered and allowed("carrier:softbank:invalid recipient"):
             return r.USER_UNKNOWN
-        if code == 553 and "does not exist" in lowered:
+        if code == 553 and "does not exist" in lowered and allowed("carrier:softbank:553"):
             # Our envelope sender's domain has no DNS records: the sender is refused.
             return r.REJECTED
     return reason
