@@ -30,7 +30,10 @@ async def test_add_and_remove_treat_spellings_as_one_address(engine: Engine) -> 
 async def test_import_dedupes_spellings_and_keeps_the_last_line(engine: Engine) -> None:
     s = suppressions(engine)
     await s.add("Old@ezweb.ne.jp", "userunknown")
-    text = "address,reason\nA@docomo.ne.jp,userunknown\na@docomo.ne.jp,保護者の依頼\nold@ezweb.ne.jp,x\n"
+    text = (
+        "address,reason\nA@docomo.ne.jp,userunknown\na@docomo.ne.jp,保護者の依頼\n"
+        "old@ezweb.ne.jp,x\n"
+    )
     assert await s.import_csv(text) == 2
     got = {e.address.lower(): e.reason for e in await s.list()}
     assert got == {"a@docomo.ne.jp": "保護者の依頼", "old@ezweb.ne.jp": "x"}
