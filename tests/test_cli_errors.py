@@ -138,26 +138,28 @@ async def test_suppression_import_with_an_unterminated_quote_imports_nothing(
     assert await count(db_url, "SELECT count(*) FROM suppressions") == 0
 
 
-async def test_serve_with_a_missing_dkim_key_is_one_line(cfg: Path) -> None:
+def test_serve_with_a_missing_dkim_key_is_one_line(cfg: Path) -> None:
     with cfg.open("a", encoding="utf-8") as f:
         f.write(
             '\n[[dkim.keys]]\ndomain = "example.jp"\nselector = "s1"\n'
             'private_key = "/nonexistent/mamoru-test.pem"\n'
         )
-    code, _, err = await cli("serve", "-c", cfg, "--workers", "2")
+    result = mamoru("serve", "-c", cfg, "--workers", "2")
+    code, err = result.returncode, result.stderr
     assert code == 1
     line = one_line(err)
     assert "/nonexistent/mamoru-test.pem" in line and "Traceback" not in err
 
 
-async def test_serve_with_its_metrics_port_in_use_is_one_line(cfg: Path) -> None:
+def test_serve_with_its_metrics_port_in_use_is_one_line(cfg: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         listen = f'[metrics]\nlisten = "127.0.0.1:{port}"'
         cfg.write_text(cfg.read_text().replace('[metrics]\nlisten = ""', listen))
-        code, _, err = await cli("serve", "-c", cfg, "--workers", "2")
+        result = mamoru("serve", "-c", cfg, "--workers", "2")
+    code, err = result.returncode, result.stderr
     assert code == 1
     line = one_line(err)
     assert f"port {port}" in line and "metrics.listen" in line
