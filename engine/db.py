@@ -73,6 +73,9 @@ def dsn_for(settings: DatabaseSettings) -> str:
 
 async def create_pool(settings: DatabaseSettings, dsn: str | None = None) -> asyncpg.Pool:
     """Open the pool and bring the schema up to date."""
+    from engine.outage import quiet_pool_reconnects
+
+    quiet_pool_reconnects()
     dsn = dsn or dsn_for(settings)
     try:
         pool = await asyncio.wait_for(
