@@ -165,3 +165,13 @@ async def test_a_suppression_stops_every_spelling_of_the_address(engine: Engine)
     assert by["other@docomo.ne.jp"]["state"] == "queued"
     [counts] = await engine.queue.broadcast_counts([bid])
     assert counts.suppressed_count == 1
+
+
+async def test_cancelled_deliveries_are_not_in_the_error_report(engine: Engine) -> None:
+    from engine.report import error_report
+
+    now = engine.clock.now()
+    bid = await engine.queue.enqueue(broadcast(3), now, 3600)
+    await engine.queue.cancel(bid, now)
+    report = await error_report(engine.pool, bid, None, 3)
+    assert report["total"] == 0 and report["categories"] == []
