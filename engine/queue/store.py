@@ -49,11 +49,7 @@ NOTIFY_CHANNEL = "mamoru_due"
 # recorded after it) is not claimed but failed as cancelled ($7 is its text).
 CLAIM_SQL = """
 WITH due AS (
-    SELECT id, EXISTS (
-        SELECT 1 FROM broadcasts b
-        WHERE b.id = deliveries.broadcast_id AND b.cancelled_at IS NOT NULL
-    ) AS cancelled
-    FROM deliveries
+    SELECT id, broadcast_id FROM deliveries
     WHERE state IN ('queued', 'deferred', 'sending') AND next_attempt_at <= $1
       -- Domains whose lane in this runner is full wait: $6 lists lanes full of emergency
       -- mail, which wait for every priority; $5 the other full lanes, which do not hold up an
@@ -64,13 +60,18 @@ WITH due AS (
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 ),
+-- One look-up per broadcast of the batch (usually one), not one per row.
+cancelled AS (
+    SELECT id FROM broadcasts
+    WHERE id IN (SELECT DISTINCT broadcast_id FROM due) AND cancelled_at IS NOT NULL
+),
 dropped AS (
     UPDATE deliveries d
     SET state = 'failed', reason = 'cancelled', category = NULL, last_code = NULL,
         last_status = NULL, last_text = $7, lease_owner = NULL, finished_at = $1,
         updated_at = $1
     FROM due
-    WHERE d.id = due.id AND due.cancelled
+    WHERE d.id = due.id AND due.broadcast_id IN (SELECT id FROM cancelled)
 )
 UPDATE deliveries d
 SET state = 'sending',
@@ -78,7 +79,7 @@ SET state = 'sending',
     lease_owner = $4,
     updated_at = $1
 FROM due
-WHERE d.id = due.id AND NOT due.cancelled
+WHERE d.id = due.id AND due.broadcast_id NOT IN (SELECT id FROM cancelled)
 RETURNING d.id, d.broadcast_id, d.recipient, d.domain, d.attempts, d.expires_at, d.priority,
           d.last_code, d.last_status, d.last_text
 """
