@@ -19,6 +19,7 @@ from engine.address import normalise_address
 from engine.config import Settings, parse_host_port
 from engine.errors import InputError, MamoruError
 from engine.queue import NewBroadcast, Priority, State
+from engine.queue.broadcasts import refuse_past_send_at
 from engine.queue.models import STATE_LABELS_JA
 
 app = typer.Typer(
@@ -217,6 +218,8 @@ def _read_broadcast(
             raise InputError(f"--send-at {send_at!r} is not an ISO 8601 time") from None
         if when.tzinfo is None:
             raise InputError("--send-at needs a time zone, e.g. 2026-11-23T07:00+09:00")
+        # Said before the database is opened; Queue.enqueue applies the same rule again.
+        refuse_past_send_at(when, datetime.now(UTC))
     return NewBroadcast(
         sender=sender_addr,
         subject=subject,
