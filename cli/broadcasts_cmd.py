@@ -84,26 +84,24 @@ def list_(
         out.print("予約中の配信はありません。" if scheduled else "配信はまだありません。")
         return
     title = "予約中の配信 (新しい順)" if scheduled else "配信一覧 (新しい順)"
-    # Two lines per broadcast keep the table within 80 columns.
+    # Several lines per broadcast keep the table readable within 80 columns.
     table = Table(title=title, box=box.SIMPLE_HEAD)
     table.add_column("id", justify="right", no_wrap=True)
     table.add_column("送信時刻 (JST)\n登録", no_wrap=True)
-    table.add_column("件名\n差出人", overflow="fold")
-    table.add_column("優先度", no_wrap=True)
-    table.add_column("状態", no_wrap=True)
-    table.add_column("宛先", justify="right", no_wrap=True)
-    table.add_column("配信済み\n失敗", justify="right", no_wrap=True)
-    table.add_column("未送信", justify="right", no_wrap=True)
+    table.add_column("件名\n差出人", overflow="fold", min_width=20)
+    table.add_column("優先度\n状態", no_wrap=True)
+    table.add_column("件数", overflow="fold")
     for b in rows:
         unsent = b.by_state[State.QUEUED] + b.by_state[State.DEFERRED] + b.by_state[State.SENDING]
         state = BROADCAST_STATE_LABELS_JA[b.state]
         if b.cancelled_at is not None:
-            state += f"\n{_jst(b.cancelled_at)[5:]}"
+            state += f"\n({_jst(b.cancelled_at)[5:]})"
+        priority = b.priority.name.lower()
         table.add_row(
             str(b.id), f"{_jst(b.send_at)}\n{_jst(b.created_at)}", f"{b.subject}\n{b.sender}",
-            PRIORITY_LABELS_JA.get(b.priority.name.lower(), b.priority.name.lower()), state,
-            str(b.recipient_count),
-            f"{b.by_state[State.DELIVERED]}\n{b.by_state[State.FAILED]}", str(unsent),
+            f"{PRIORITY_LABELS_JA.get(priority, priority)}\n{state}",
+            f"宛先 {b.recipient_count} 未送信 {unsent}\n"
+            f"済 {b.by_state[State.DELIVERED]} 失敗 {b.by_state[State.FAILED]}",
         )
     out.print(table)
 
