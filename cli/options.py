@@ -39,7 +39,7 @@ def remember_config(config: Path | None) -> None:
 def config_path(config: Path | None) -> Path | None:
     """The configuration file named before or after the subcommand (the same one if both)."""
     before = _before_subcommand
-    if config is not None and before is not None and config != before:
+    if config is not None and before is not None and config.resolve() != before.resolve():
         fail(
             f"--config が 2 回、別のファイルで指定されています / --config given twice with "
             f"different files: {before} and {config}"
