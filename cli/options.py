@@ -68,8 +68,15 @@ def settings(config: Path | None) -> Settings:
 
 
 def run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine on uvloop; a MamoruError becomes one line and its exit code."""
+    """Run a coroutine on uvloop; a MamoruError becomes one line and its exit code, and so
+    does a database that goes away while the command runs (exit code 1)."""
+    from engine.outage import is_unreachable
+
     try:
         return uvloop.run(make())
     except MamoruError as exc:
         fail(str(exc), exit_code(exc))
+    except Exception as exc:
+        if not is_unreachable(exc):
+            raise
+        fail(f"データベースに接続できません / database unreachable: {exc}", 1)

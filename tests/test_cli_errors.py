@@ -163,3 +163,17 @@ def test_serve_with_its_metrics_port_in_use_is_one_line(cfg: Path) -> None:
     assert code == 1
     line = one_line(err)
     assert f"port {port}" in line and "metrics.listen" in line
+
+
+def test_a_database_lost_mid_command_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    import typer
+
+    from cli.options import run
+
+    async def lost() -> None:
+        raise ConnectionResetError(104, "Connection reset by peer")
+
+    with pytest.raises(typer.Exit) as stopped:
+        run(lost)
+    assert stopped.value.exit_code == 1
+    assert "database unreachable" in one_line(capsys.readouterr().err)
