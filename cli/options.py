@@ -77,6 +77,8 @@ def run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
     except MamoruError as exc:
         fail(str(exc), exit_code(exc))
     except Exception as exc:
-        if not is_unreachable(exc):
+        # Only what can be the database: an OSError such as a port in use is not an outage.
+        other_os_error = isinstance(exc, OSError) and not isinstance(exc, ConnectionError)
+        if other_os_error or not is_unreachable(exc):
             raise
         fail(f"データベースに接続できません / database unreachable: {exc}", 1)

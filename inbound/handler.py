@@ -14,8 +14,8 @@ What it does to its delivery:
   reason, category, reply code, status and diagnostic: the mail did not reach the guardian,
   whether the cause is hard (user unknown) or soft (mailbox full). A delivery still ``sending``
   is failed too (the MX bounced before the runner wrote its outcome; see
-  ``engine.queue.bounced.LATE_FAILURE_SQL``). A failed one already says why and is left alone, and a
-  queued or deferred one was never accepted.
+  ``engine.queue.bounced.LATE_FAILURE_SQL``). A failed one already says why and is left alone,
+  and a queued or deferred one was never accepted.
 - a delay notice (``Action: delayed``), an auto-reply and a delivery report change nothing.
 - a complaint (``feedback``) leaves the delivery as it is (the mail did arrive) but suppresses
   the address.
