@@ -19,7 +19,7 @@ from engine.address import normalise_address
 from engine.config import Settings, parse_host_port
 from engine.errors import InputError, MamoruError
 from engine.queue import NewBroadcast, Priority, State
-from engine.queue.broadcasts import refuse_past_send_at
+from engine.queue.broadcasts import refuse_past_send_at, unique_recipients
 from engine.queue.models import STATE_LABELS_JA
 
 app = typer.Typer(
@@ -177,7 +177,9 @@ def send(
         fail(str(exc))
     broadcast_id = run(lambda: _enqueue(settings, broadcast))
     out.print(broadcast_id)
-    err.print(f"{len(broadcast.recipients)} 件の宛先で配信 {broadcast_id} を登録しました。")
+    # Counted as stored: the same address twice (in any case) is one recipient.
+    count = len(unique_recipients(broadcast.recipients))
+    err.print(f"{count} 件の宛先で配信 {broadcast_id} を登録しました。")
 
 
 def _read_broadcast(

@@ -68,6 +68,7 @@ async def test_scheduled_broadcast_is_listed_and_cancelled(
             *(("--send-at", send_at) if send_at else ()),
         )
         assert code == 0, err
+        assert "2 件の宛先" in err
         sent.append(int(out))
     now_id, later_id = sent
 
