@@ -103,7 +103,8 @@ class InboundHandler:
             return TOO_MANY_RCPTS
         delivery_id = delivery_id_of(self.secret, address)
         if delivery_id is None and service_key(address) not in self.service:
-            log.info("refused RCPT %r from %r", address, session.peer)
+            # The domain only: the address may be a person's.
+            log.info("refused RCPT to @%s from %r", address.rpartition("@")[2], session.peer)
             return RELAY_DENIED.format(address)
         if any(self._same_recipient(address, delivery_id, r) for r in envelope.rcpt_tos):
             # Accepted, but kept once: the mail is stored once per recipient, not per RCPT.
