@@ -5,20 +5,21 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any
 
 import typer
-import uvloop
 from rich.console import Console
 from rich.table import Table
 
+from cli.options import ConfigOption, exit_code, fail, remember_config, run
+from cli.options import settings as load_settings
 from engine.address import normalise_address
-from engine.config import Settings, load_settings, parse_host_port
+from engine.config import Settings, parse_host_port
 from engine.errors import InputError, MamoruError
 from engine.queue import NewBroadcast, Priority, State
+from engine.queue.broadcasts import refuse_past_send_at, unique_recipients
 from engine.queue.models import STATE_LABELS_JA
 
 app = typer.Typer(
@@ -28,6 +29,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+from cli.broadcasts_cmd import app as broadcasts_app  # noqa: E402 - mounted right after app
 from cli.dkim_cmd import app as dkim_app  # noqa: E402 - mounted right after app is made
 from cli.report_cmd import app as report_app  # noqa: E402
 from cli.suppression_cmd import app as suppression_app  # noqa: E402
@@ -35,38 +37,45 @@ from cli.suppression_cmd import app as suppression_app  # noqa: E402
 app.add_typer(dkim_app, name="dkim")
 app.add_typer(suppression_app, name="suppression")
 app.add_typer(report_app, name="report")
+app.add_typer(broadcasts_app, name="broadcasts")
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
-T = TypeVar("T")
+def _click_error(name: str) -> type[Exception]:
+    """The click exception class ``name`` as typer uses it. Recent typer vendors click and
+    re-exports only ``BadParameter``; the others live in the same module."""
+    cls: type[Exception] = getattr(sys.modules[typer.BadParameter.__module__], name)
+    return cls
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="TOML configuration file (default: $MAMORU_CONFIG)."),
-]
 
-
-def _settings(config: Path | None) -> Settings:
-    """The settings, or exit with the configuration error on one line (exit code 1)."""
+def main() -> None:
+    """The ``mamoru`` console script: the app, with usage errors as one line (exit code 2)."""
+    no_args = _click_error("NoArgsIsHelpError")
+    click_error = _click_error("ClickException")
     try:
-        return load_settings(config)
-    except MamoruError as exc:
-        _fail(str(exc), 1)
+        code = app(prog_name="mamoru", standalone_mode=False)
+    except no_args as exc:
+        # `mamoru` (or `mamoru suppression`) alone: the help, whole, as click shows it.
+        print(exc.format_message(), file=sys.stderr)  # type: ignore[attr-defined]
+        code = exc.exit_code  # type: ignore[attr-defined]
+    except click_error as exc:
+        ctx: Any = getattr(exc, "ctx", None)
+        message = " ".join(exc.format_message().split())  # type: ignore[attr-defined]
+        hint = f" (see: {ctx.command_path} --help)" if ctx is not None else ""
+        err.print(f"mamoru: error: {message}{hint}", markup=False, soft_wrap=True)
+        code = exc.exit_code  # type: ignore[attr-defined]
+    except typer.Abort:
+        err.print("mamoru: 中断しました / aborted", markup=False)
+        code = 1
+    sys.exit(code if isinstance(code, int) else 0)
 
 
-def _run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine on uvloop; a MamoruError becomes one line on stderr and exit code 1."""
-    try:
-        return uvloop.run(make())
-    except MamoruError as exc:
-        err.print(f"mamoru: error: {exc}", markup=False, soft_wrap=True)
-        raise typer.Exit(2 if isinstance(exc, InputError) else 1) from None
-
-
-def _fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"mamoru: error: {message}", markup=False, soft_wrap=True)
-    raise typer.Exit(code)
+@app.callback()
+def options(config: ConfigOption = None) -> None:
+    """mamoru — 学校・自治体の安全・緊急メール配信エンジン (mail transfer engine)."""
+    # --config before the subcommand; the subcommand's own --config is merged with it.
+    remember_config(config)
 
 
 @app.command()
@@ -82,6 +91,7 @@ def serve(
 ) -> None:
     """Run the delivery runners (配信を実行する)."""
     from engine.db import redact
+    from engine.preflight import preflight
     from engine.workers import (
         catch_early_stop,
         default_worker_count,
@@ -92,11 +102,14 @@ def serve(
     )
 
     catch_early_stop()
-    try:
-        settings = with_resolved_database(_settings(config))
-    except MamoruError as exc:
-        _fail(str(exc), 1)
+    settings = load_settings(config)
     count = worker_count(settings, workers or default_worker_count())
+    try:
+        # One line for a missing key or a port in use, before any worker starts.
+        preflight(settings, workers=count, listening=not exit_when_idle)
+        settings = with_resolved_database(settings)
+    except MamoruError as exc:
+        fail(str(exc), 1)
     out.print(f"mamoru serve: configuration {settings.source}")
     out.print(f"  database     {redact(settings.database.url)}")
     if settings.metrics.listen and not exit_when_idle:
@@ -119,11 +132,11 @@ def serve(
 
     try:
         if count == 1:
-            all_stats = [_run(lambda: run_one(settings, exit_when_idle, on_ready=ready))]
+            all_stats = [run(lambda: run_one(settings, exit_when_idle, on_ready=ready))]
         else:
             all_stats = run_workers(settings, count, exit_when_idle, on_ready=ready)
     except MamoruError as exc:
-        _fail(str(exc), 1)
+        fail(str(exc), 1)
     out.print(
         f"停止しました: 配信済み {sum(s.delivered for s in all_stats)}, "
         f"再送待ち {sum(s.deferred for s in all_stats)}, "
@@ -154,17 +167,19 @@ def send(
 ) -> None:
     """Enqueue a broadcast and print its id (一斉配信を登録する)."""
     try:
-        settings = _settings(config)
+        settings = load_settings(config)
         broadcast = _read_broadcast(
             sender, subject, body_file, to or [], to_file, priority, send_at
         )
     except MamoruError as exc:
-        _fail(str(exc), 2 if isinstance(exc, InputError) else 1)
+        fail(str(exc), exit_code(exc))
     except ValueError as exc:
-        _fail(str(exc))
-    broadcast_id = _run(lambda: _enqueue(settings, broadcast))
+        fail(str(exc))
+    broadcast_id = run(lambda: _enqueue(settings, broadcast))
     out.print(broadcast_id)
-    err.print(f"{len(broadcast.recipients)} 件の宛先で配信 {broadcast_id} を登録しました。")
+    # Counted as stored: the same address twice (in any case) is one recipient.
+    count = len(unique_recipients(broadcast.recipients))
+    err.print(f"{count} 件の宛先で配信 {broadcast_id} を登録しました。")
 
 
 def _read_broadcast(
@@ -205,6 +220,8 @@ def _read_broadcast(
             raise InputError(f"--send-at {send_at!r} is not an ISO 8601 time") from None
         if when.tzinfo is None:
             raise InputError("--send-at needs a time zone, e.g. 2026-11-23T07:00+09:00")
+        # Said before the database is opened; Queue.enqueue applies the same rule again.
+        refuse_past_send_at(when, datetime.now(UTC))
     return NewBroadcast(
         sender=sender_addr,
         subject=subject,
@@ -267,11 +284,13 @@ async def _enqueue(settings: Settings, broadcast: NewBroadcast) -> int:
 def status(
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
-    latest: Annotated[int, typer.Option(help="How many recent broadcasts to list.")] = 20,
+    latest: Annotated[
+        int, typer.Option(min=0, help="How many recent broadcasts to list.")
+    ] = 20,
 ) -> None:
     """Deliveries by state, overall and per broadcast (配信状況)."""
-    settings = _settings(config)
-    data = _run(lambda: _status(settings, latest))
+    settings = load_settings(config)
+    data = run(lambda: _status(settings, latest))
     if as_json:
         print(json.dumps(data, ensure_ascii=False))
         return
@@ -335,8 +354,8 @@ def deliveries(
     as_csv: Annotated[bool, typer.Option("--csv", help="CSV on standard output.")] = False,
 ) -> None:
     """One row per recipient of a broadcast (宛先ごとの配信結果)."""
-    settings = _settings(config)
-    rows = _run(lambda: _deliveries(settings, broadcast_id))
+    settings = load_settings(config)
+    rows = run(lambda: _deliveries(settings, broadcast_id))
     if as_csv:
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(_DELIVERY_COLUMNS)
@@ -373,9 +392,10 @@ async def _deliveries(settings: Settings, broadcast_id: int) -> list[dict[str, A
 def _category_label(category: str | None, reason: str | None) -> str:
     """The Japanese category label with the fine reason, e.g. "宛先不明 (userunknown)"."""
     from engine.bounce import CATEGORIES
+    from engine.queue.broadcasts import CANCELLED_LABEL_JA, REASON_CANCELLED
 
     if not category:
-        return _cell(reason)
+        return f"{CANCELLED_LABEL_JA} ({reason})" if reason == REASON_CANCELLED else _cell(reason)
     label = CATEGORIES[category].label_ja if category in CATEGORIES else category
     return f"{label} ({reason})" if reason else label
 
@@ -398,8 +418,8 @@ def shaping_status(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
 ) -> None:
     """Rate, connections and suspensions per egress address and site (送信元・宛先ごとの状況)."""
-    settings = _settings(config)
-    rows = _run(lambda: _shaping_rows(settings))
+    settings = load_settings(config)
+    rows = run(lambda: _shaping_rows(settings))
     if as_json:
         print(json.dumps({"pairs": rows}, ensure_ascii=False, default=_cell))
         return

@@ -6,14 +6,15 @@ import csv
 import json
 import sys
 from datetime import datetime
-from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 import uvloop
 from rich.console import Console
 from rich.table import Table
 
+from cli.options import ConfigOption, config_path, exit_code
+from cli.options import fail as _fail
 from engine.config import Settings, load_settings
 from engine.errors import InputError, MamoruError
 
@@ -24,20 +25,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="TOML configuration file (default: $MAMORU_CONFIG)."),
-]
-
 CSV_COLUMNS = ("category", "label", "hard", "count", "suppressed", "address", "reason",
                "code", "status", "text")
-
-
-def _fail(message: str, code: int = 2) -> NoReturn:
-    Console(stderr=True, highlight=False).print(
-        f"mamoru: error: {message}", markup=False, soft_wrap=True
-    )
-    raise typer.Exit(code)
 
 
 @app.callback()
@@ -93,14 +82,14 @@ def errors(
     if as_csv and as_json:
         _fail("choose one of --csv and --json")
     try:
-        settings = load_settings(config)
+        settings = load_settings(config_path(config))
         when = _since(since)
     except MamoruError as exc:
-        _fail(str(exc), 2 if isinstance(exc, InputError) else 1)
+        _fail(str(exc), exit_code(exc))
     try:
         data = uvloop.run(_report(settings, broadcast, when, examples))
     except MamoruError as exc:
-        _fail(str(exc), 2 if isinstance(exc, InputError) else 1)
+        _fail(str(exc), exit_code(exc))
     if as_json:
         print(json.dumps(data, ensure_ascii=False))
         return

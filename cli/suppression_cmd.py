@@ -8,16 +8,19 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 import uvloop
 from rich.console import Console
 from rich.table import Table
 
+from cli.options import ConfigOption, exit_code
+from cli.options import fail as _fail
+from cli.options import settings as _settings
 from engine.bounce.categories import CATEGORIES
-from engine.config import Settings, load_settings
-from engine.errors import InputError, MamoruError
+from engine.config import Settings
+from engine.errors import MamoruError
 from engine.suppression import JST, Suppression, Suppressions
 
 app = typer.Typer(
@@ -28,11 +31,6 @@ app = typer.Typer(
 )
 
 T = TypeVar("T")
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="TOML configuration file (default: $MAMORU_CONFIG)."),
-]
 
 SOURCE_LABELS_JA = {
     "bounce": "エラーメール",
@@ -45,20 +43,6 @@ SOURCE_LABELS_JA = {
 
 def _out() -> Console:
     return Console(highlight=False)
-
-
-def _fail(message: str, code: int = 2) -> NoReturn:
-    Console(stderr=True, highlight=False).print(
-        f"mamoru: error: {message}", markup=False, soft_wrap=True
-    )
-    raise typer.Exit(code)
-
-
-def _settings(config: Path | None) -> Settings:
-    try:
-        return load_settings(config)
-    except MamoruError as exc:
-        _fail(str(exc), 1)
 
 
 def _run(settings: Settings, use: Callable[[Suppressions], Coroutine[Any, Any, T]]) -> T:
@@ -75,7 +59,7 @@ def _run(settings: Settings, use: Callable[[Suppressions], Coroutine[Any, Any, T
     try:
         return uvloop.run(main())
     except MamoruError as exc:
-        _fail(str(exc), 2 if isinstance(exc, InputError) else 1)
+        _fail(str(exc), exit_code(exc))
 
 
 @app.callback()

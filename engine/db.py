@@ -23,27 +23,6 @@ from engine.errors import DatabaseError
 
 log = logging.getLogger(__name__)
 
-#: Errors that mean "the database did not take this statement": a restart, an outage, a broken
-#: connection, a connection left mid-operation. Whoever catches them keeps what it was writing
-#: and tries again later; nothing is dropped.
-UNAVAILABLE: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    OSError,
-    TimeoutError,
-)
-
-async def recover(pool: asyncpg.Pool) -> None:
-    """After a statement failed on an unreachable or restarted database: every pooled
-    connection is replaced at its next use. A connection that lived through a restart can be
-    left mid-operation ("cannot switch to state ...; another operation is in progress") and
-    would fail every statement after it."""
-    await pool.expire_connections()
-
-
-#: The one line an operator sees while the database is away (Japanese first).
-UNREACHABLE_MESSAGE = "データベースに接続できません。再試行します / database unreachable, retrying"
 
 # Any constant works; it only has to be the same in every mamoru process.
 _MIGRATION_LOCK = 0x6D616D6F
@@ -95,6 +74,9 @@ def dsn_for(settings: DatabaseSettings) -> str:
 
 async def create_pool(settings: DatabaseSettings, dsn: str | None = None) -> asyncpg.Pool:
     """Open the pool and bring the schema up to date."""
+    from engine.outage import quiet_pool_reconnects
+
+    quiet_pool_reconnects()
     dsn = dsn or dsn_for(settings)
     try:
         pool = await asyncio.wait_for(

@@ -176,23 +176,25 @@ class Lanes:
                 lane.pending = keep
         return expired
 
-    def settle_broadcasts(self, ids: set[int], make: Callable[[Claim], Any]) -> int:
-        """Settle every waiting delivery of the broadcasts ``ids`` with ``make(claim)`` (an
-        ``AttemptResult``): the operator cancelled them. Mails already on the wire finish."""
-        settled = 0
+    def withdraw_broadcasts(self, ids: set[int]) -> list[int]:
+        """Take every waiting delivery of the broadcasts ``ids`` out of the lanes and out of
+        the recorder's hands (the operator cancelled them); returns their delivery ids, for
+        the runner to give back. Mails already on the wire finish."""
+        withdrawn: list[int] = []
         for lane in self._lanes.values():
             keep = []
             for entry in lane.pending:
-                claim = entry[2]
-                if claim.delivery.broadcast_id in ids and claim.delivery.id in self.recorder.held:
-                    self.recorder.add(make(claim))
-                    settled += 1
+                d = entry[2].delivery
+                if d.broadcast_id in ids:
+                    if d.id in self.recorder.held:
+                        withdrawn.append(d.id)
                 else:
                     keep.append(entry)
             if len(keep) != len(lane.pending):
                 heapq.heapify(keep)
                 lane.pending = keep
-        return settled
+        self.recorder.drop(set(withdrawn))
+        return withdrawn
 
     # --- connection workers -------------------------------------------------------------
 

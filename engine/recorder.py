@@ -22,7 +22,7 @@ from engine import metrics
 from engine.bounce import CATEGORIES
 from engine.clock import Clock
 from engine.config import QueueSettings
-from engine.db import UNAVAILABLE, UNREACHABLE_MESSAGE, recover
+from engine.outage import DATABASE_ERRORS, UNREACHABLE, recover
 from engine.queue import AttemptResult, ClaimedDelivery, Outcome, Queue
 from engine.suppression import FailedVerdict, Suppressions
 
@@ -196,9 +196,9 @@ class Recorder:
         self.writable.clear()
         if not first:
             return
-        if isinstance(exc, UNAVAILABLE):
+        if isinstance(exc, DATABASE_ERRORS):
             log.error("%s: writing %d outcomes failed (%s: %s); sending paused until they are "
-                      "written", UNREACHABLE_MESSAGE, count, type(exc).__name__, exc)
+                      "written", UNREACHABLE, count, type(exc).__name__, exc)
         else:
             log.exception("writing %d outcomes failed unexpectedly; sending paused, retrying "
                           "/ 配信結果を記録できません。送信を止めて再試行します", count)
@@ -211,7 +211,7 @@ class Recorder:
         batch, self._failures = self._failures, []
         try:
             await self._suppressions.record_verdicts(batch, source="smtp")
-        except UNAVAILABLE as exc:
+        except DATABASE_ERRORS as exc:
             # The outcomes are written; only the list missed these. Keep them for next time.
             log.warning("updating the suppression list failed, will retry: %s", exc)
             self._failures = batch + self._failures
@@ -236,7 +236,7 @@ class Recorder:
             kept = await self.queue.extend_leases(
                 self.name, ids, self._clock.now(), self._q.lease_seconds
             )
-        except UNAVAILABLE as exc:
+        except DATABASE_ERRORS as exc:
             log.warning("renewing %d leases failed, will retry: %s", len(stale), exc)
             return
         finally:

@@ -3,7 +3,8 @@
 What counts as an error:
 
 - every delivery in state ``failed`` (its own reply, expiry, a bounce that arrived later, or
-  the suppression list; the last are also counted in ``suppressed``), under its category;
+  the suppression list; the last are also counted in ``suppressed``), under its category,
+  except those failed because the operator cancelled their broadcast (reason ``cancelled``);
 - every classified bounce whose delivery is not failed (a delay notice, an auto-reply, a
   complaint, or a bounce whose delivery is gone), under the bounce's category; a bounce that
   made its delivery fail is counted once, through the delivery.
@@ -29,7 +30,8 @@ WITH failures AS (
            d.last_code AS code, d.last_status AS status, d.last_text AS text,
            COALESCE(d.finished_at, d.updated_at) AS at, d.reason = 'suppressed' AS suppressed
     FROM deliveries d
-    WHERE d.state = 'failed'
+    -- A cancelled delivery is the operator's own decision, not a failure to explain.
+    WHERE d.state = 'failed' AND d.reason IS DISTINCT FROM 'cancelled'
       AND ($1::bigint IS NULL OR d.broadcast_id = $1)
       AND ($2::timestamptz IS NULL OR COALESCE(d.finished_at, d.updated_at) >= $2)
     UNION ALL

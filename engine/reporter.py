@@ -14,7 +14,7 @@ import logging
 from engine import metrics, shaping_state
 from engine.clock import Clock, jst
 from engine.config import Settings
-from engine.db import UNAVAILABLE
+from engine.outage import DATABASE_ERRORS
 from engine.queue import Queue
 from engine.throttle import Shaper, SiteState
 
@@ -86,5 +86,5 @@ class Reporter:
             if self.settings.metrics.listen:
                 for state, n in (await self.queue.state_counts()).items():
                     metrics.QUEUE_DEPTH.labels(state.value).set(n)
-        except UNAVAILABLE as exc:
+        except DATABASE_ERRORS as exc:
             log.debug("publishing the runner's state failed: %s", exc)

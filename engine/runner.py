@@ -34,13 +34,13 @@ from engine import metrics
 from engine.broadcast_cache import BroadcastCache
 from engine.clock import Clock, SystemClock
 from engine.config import Settings
-from engine.db import UNAVAILABLE, UNREACHABLE_MESSAGE, recover
 from engine.delivery import Transport
 from engine.dkim import DkimSigner, dkim_settings
 from engine.errors import NoSuchDomainError, PermanentRoutingError, RoutingError
 from engine.lanes import Lanes
+from engine.outage import DATABASE_ERRORS, UNREACHABLE, recover
 from engine.outcomes import Outcomes
-from engine.queue import NOTIFY_CHANNEL, ClaimedDelivery, Queue, liveness
+from engine.queue import CANCEL_CHANNEL, NOTIFY_CHANNEL, ClaimedDelivery, Queue, liveness
 from engine.recorder import Claim, Recorder, RunStats
 from engine.reporter import Reporter
 from engine.routing import Router
@@ -51,8 +51,10 @@ from engine.upkeep import Upkeep
 
 log = logging.getLogger(__name__)
 
-# How often waiting deliveries are checked for their maximum age.
+# How often waiting deliveries are checked for their maximum age, and their broadcasts for a
+# cancellation (NOTIFY tells at once; this covers a missed notice).
 _EXPIRY_INTERVAL = 1.0
+_CANCEL_POLL_INTERVAL = 2.0
 _RETRY_FIRST = 0.2
 _RETRY_MAX = 5.0
 
@@ -109,6 +111,7 @@ class Runner:
         self._listener: asyncpg.Connection | None = None
         self._db_down_since: float | None = None
         self._resolver_alerts: set[str] = set()
+        self._cancelled: set[int] = set()
 
     @property
     def transport(self) -> Transport:
@@ -127,7 +130,7 @@ class Runner:
         upkeep = asyncio.create_task(self.upkeep.run(), name="mamoru-upkeep")
         await self._listen()
         self.ready.set()
-        next_expiry = 0.0
+        next_expiry = next_cancel_poll = 0.0
         try:
             while not self._stopping.is_set():
                 self.recorder.renew_stale_leases(self._spawn)
@@ -138,13 +141,16 @@ class Runner:
                     await self._wait(_RETRY_MAX)
                     continue
                 try:
+                    if self._cancelled or time.monotonic() >= next_cancel_poll:
+                        await self._withdraw_cancelled()
+                        next_cancel_poll = time.monotonic() + _CANCEL_POLL_INTERVAL
                     claimed = await self._claim_once()
                     if claimed is None:
                         continue  # a full batch: there may be more due
                     if exit_when_idle and not claimed and await self._idle():
                         break
                     self._database_back()
-                except UNAVAILABLE as exc:
+                except DATABASE_ERRORS as exc:
                     await self._database_down(exc)
                     continue
                 await self._wait(self.settings.queue.poll_interval)
@@ -189,7 +195,7 @@ class Runner:
         now = time.monotonic()
         if self._db_down_since is None:
             self._db_down_since = now
-            log.error("%s (%s: %s)", UNREACHABLE_MESSAGE, type(exc).__name__, exc)
+            log.error("%s (%s: %s)", UNREACHABLE, type(exc).__name__, exc)
         down = now - self._db_down_since
         await self._wait(min(_RETRY_MAX, max(_RETRY_FIRST, down / 4)))
 
@@ -240,6 +246,29 @@ class Runner:
             log.exception("delivery %d: unexpected error", d.id)
             self.recorder.add(self.outcomes.internal_error(d, self.clock.now(), exc))
 
+    async def _withdraw_cancelled(self) -> None:
+        """Give back what this runner holds of cancelled broadcasts (the queue fails those rows
+        as cancelled on release); polled, and at once on a NOTIFY from ``broadcasts cancel``."""
+        held = {c.delivery.broadcast_id for c in self.recorder.held.values()}
+        if not held:
+            self._cancelled.clear()
+            return
+        cancelled = (self._cancelled & held) | await self.queue.cancelled_among(sorted(held))
+        self._cancelled.clear()
+        if not cancelled:
+            return
+        ids = self.lanes.withdraw_broadcasts(cancelled)
+        if ids:
+            await self.queue.release(self.name, ids, self.clock.now())
+            log.warning("配信取り消し / cancelled: %d waiting deliveries of broadcast(s) %s "
+                        "withdrawn", len(ids), ", ".join(map(str, sorted(cancelled))))
+
+    def _on_cancel(self, *args: object) -> None:
+        payload = args[3] if len(args) > 3 else ""
+        if isinstance(payload, str) and payload.isdigit():
+            self._cancelled.add(int(payload))
+        self._wake.set()
+
     async def _no_such_domain(self, d: ClaimedDelivery, text: str) -> None:
         """NXDOMAIN: final for a domain nobody knows; for a well-known provider or a domain
         that took our mail before, a resolver fault — deferred, logged, never suppressed."""
@@ -260,7 +289,8 @@ class Runner:
         try:
             conn: asyncpg.Connection = await asyncpg.connect(self._dsn, timeout=10)
             await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
-        except (*UNAVAILABLE,) as exc:
+            await conn.add_listener(CANCEL_CHANNEL, self._on_cancel)
+        except (*DATABASE_ERRORS,) as exc:
             log.warning("LISTEN unavailable, polling every %.1f s: %s",
                         self.settings.queue.poll_interval, exc)
             return
@@ -290,7 +320,7 @@ class Runner:
             if unsent:
                 await self.queue.release(self.name, unsent, self.clock.now())
                 self.stats.released += len(unsent)
-        except UNAVAILABLE as exc:
+        except DATABASE_ERRORS as exc:
             clean = False
             log.error("releasing %d unsent deliveries failed (%s); they become due again when "
                       "their lease runs out", len(unsent), exc)

@@ -1,7 +1,9 @@
 """The suppression list: addresses no broadcast is sent to, and the rules that fill it.
 
 This is the one place that knows the ``suppressions`` and ``soft_failures`` tables. Every
-operation is one SQL statement, whatever the number of addresses.
+operation is one SQL statement, whatever the number of addresses. Addresses are compared
+without case (``Dup@docomo.ne.jp`` is ``dup@docomo.ne.jp``: the carriers ignore case in the
+local part); an entry keeps the spelling it was first stored with.
 
 What puts an address on the list (``record_verdicts``):
 
@@ -79,16 +81,17 @@ class Suppression:
         }
 
 
-# Add or replace one address: an operator's entry says why now, so it overwrites.
+# Add or replace one address: an operator's entry says why now, so it overwrites (the entry
+# keeps the spelling it was first stored with).
 ADD_SQL = """
 INSERT INTO suppressions (address, reason, category, source, delivery_id, note, created_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
-ON CONFLICT (address) DO UPDATE
+ON CONFLICT ((lower(address))) DO UPDATE
 SET reason = EXCLUDED.reason, category = EXCLUDED.category, source = EXCLUDED.source,
     delivery_id = EXCLUDED.delivery_id, note = EXCLUDED.note, created_at = EXCLUDED.created_at
 """
 
-REMOVE_SQL = "DELETE FROM suppressions WHERE address = $1"
+REMOVE_SQL = "DELETE FROM suppressions WHERE lower(address) = lower($1)"
 
 LIST_SQL = """
 SELECT address, reason, category, source, delivery_id, note, created_at
@@ -99,22 +102,24 @@ FROM suppressions ORDER BY created_at DESC, address LIMIT $1 OFFSET $2
 # existing row (importing is how an operator corrects the list).
 IMPORT_SQL = """
 INSERT INTO suppressions (address, reason, category, source, note, created_at)
-SELECT DISTINCT ON (address) address, reason, category, 'import', note, created_at
+SELECT DISTINCT ON (lower(address)) address, reason, category, 'import', note, created_at
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::int[])
      AS i(address, reason, category, note, created_at, line)
-ORDER BY address, line DESC
-ON CONFLICT (address) DO UPDATE
+ORDER BY lower(address), line DESC
+ON CONFLICT ((lower(address))) DO UPDATE
 SET reason = EXCLUDED.reason, category = EXCLUDED.category, source = EXCLUDED.source,
     delivery_id = NULL, note = EXCLUDED.note, created_at = EXCLUDED.created_at
 """
 
-# One statement for a batch of verdicts. CTEs cannot see each other's writes, so the soft count
+# One statement for a batch of verdicts. Addresses are compared lower-cased (carriers ignore
+# case in the local part): soft failures are kept under the lower-cased address, and a new
+# entry keeps the spelling of the verdict. CTEs cannot see each other's writes, so the soft count
 # is the rows already in the window plus this batch's new (address, delivery) pairs, which the
 # UNION de-duplicates against rows already recorded for the same delivery.
 RECORD_SQL = """
 WITH v AS (
-    SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::boolean[],
-                         $6::int[])
+    SELECT address, lower(address) AS key, delivery_id, reason, category, hard, n
+    FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::boolean[], $6::int[])
          AS v(address, delivery_id, reason, category, hard, n)
 ),
 soft AS (
@@ -124,8 +129,8 @@ soft AS (
 ),
 logged AS (
     INSERT INTO soft_failures (address, delivery_id, reason, category, failed_at)
-    SELECT DISTINCT ON (address, delivery_id) address, delivery_id, reason, category, $8
-    FROM soft ORDER BY address, delivery_id, n
+    SELECT DISTINCT ON (key, delivery_id) key, delivery_id, reason, category, $8
+    FROM soft ORDER BY key, delivery_id, n
     ON CONFLICT DO NOTHING
 ),
 -- Rows older than the window can never count again.
@@ -133,27 +138,27 @@ purged AS (
     DELETE FROM soft_failures WHERE failed_at <= $8 - make_interval(secs => $9)
 ),
 counts AS (
-    SELECT address, count(*) AS failures FROM (
-        SELECT address, delivery_id FROM soft_failures
-        WHERE address IN (SELECT address FROM soft) AND failed_at > $8 - make_interval(secs => $9)
+    SELECT key, count(*) AS failures FROM (
+        SELECT address AS key, delivery_id FROM soft_failures
+        WHERE address IN (SELECT key FROM soft) AND failed_at > $8 - make_interval(secs => $9)
         UNION
-        SELECT address, delivery_id FROM soft
+        SELECT key, delivery_id FROM soft
     ) AS s
-    GROUP BY address
+    GROUP BY key
 ),
 chosen AS (
-    SELECT DISTINCT ON (v.address) v.address, v.delivery_id, v.reason, v.category,
+    SELECT DISTINCT ON (v.key) v.address, v.delivery_id, v.reason, v.category,
            CASE WHEN v.reason = 'feedback' THEN 'complaint' ELSE $10 END AS source,
            CASE WHEN v.hard OR v.reason = 'feedback' THEN ''
                 ELSE 'soft failures: ' || c.failures END AS note
-    FROM v LEFT JOIN counts c ON c.address = v.address
+    FROM v LEFT JOIN counts c ON c.key = v.key
     WHERE v.hard OR v.reason = 'feedback'
        OR (c.failures >= $11 AND v.category = ANY($7::text[]) AND v.delivery_id IS NOT NULL)
-    ORDER BY v.address, v.hard DESC, v.reason = 'feedback' DESC, v.n DESC
+    ORDER BY v.key, v.hard DESC, v.reason = 'feedback' DESC, v.n DESC
 )
 INSERT INTO suppressions (address, reason, category, source, delivery_id, note, created_at)
 SELECT address, reason, category, source, delivery_id, note, $8 FROM chosen
-ON CONFLICT (address) DO NOTHING
+ON CONFLICT ((lower(address))) DO NOTHING
 RETURNING address
 """
 
@@ -206,13 +211,15 @@ class Suppressions:
         return [Suppression(**dict(r.items())) for r in rows]
 
     async def lookup(self, addresses: Sequence[str]) -> dict[str, Suppression]:
-        """The entries of those of ``addresses`` that are suppressed."""
+        """The entries of those of ``addresses`` that are suppressed, keyed by the spelling
+        asked for (an entry matches whatever the case of the address)."""
         rows = await self.pool.fetch(
             "SELECT address, reason, category, source, delivery_id, note, created_at "
-            "FROM suppressions WHERE address = ANY($1::text[])",
-            list(addresses),
+            "FROM suppressions WHERE lower(address) = ANY($1::text[])",
+            [a.lower() for a in addresses],
         )
-        return {r["address"]: Suppression(**dict(r.items())) for r in rows}
+        found = {r["address"].lower(): Suppression(**dict(r.items())) for r in rows}
+        return {a: found[a.lower()] for a in addresses if a.lower() in found}
 
     async def import_csv(self, text: str, name: str = "the file") -> int:
         """Add every row of a CSV file (columns as ``export_csv``), or nothing if a line is bad.
@@ -230,7 +237,7 @@ class Suppressions:
             ):
                 col.append(value)
         await self.pool.execute(IMPORT_SQL, *cols)
-        return len({r[1][0] for r in rows})
+        return len({r[1][0].lower() for r in rows})
 
     async def export_csv(self) -> str:
         """The whole list as CSV with a header line (``CSV_COLUMNS``)."""
@@ -276,12 +283,17 @@ class Suppressions:
 def parse_csv(
     text: str, name: str, now: datetime
 ) -> list[tuple[int, tuple[str, str, str, str, datetime]]]:
-    """Check every line of a suppression CSV; all bad lines are reported together."""
-    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    """Check every line of a suppression CSV; all bad lines are reported together.
+
+    A record must stay on its line: a quote left open would otherwise swallow the following
+    lines into one field (and their addresses would silently not be imported), so a record that
+    runs past its line is refused with the number of the line it starts on.
+    """
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")), strict=True)
     good: list[tuple[int, tuple[str, str, str, str, datetime]]] = []
     bad: list[str] = []
     header: list[str] | None = None
-    for line_no, record in enumerate(reader, start=1):
+    for line_no, record in _records(reader, name):
         if not record or not "".join(record).strip() or record[0].lstrip().startswith("#"):
             continue
         if header is None and record[0].strip().lower() == "address":
@@ -305,6 +317,29 @@ def parse_csv(
             f"{name}: {len(bad)} invalid line(s), nothing was imported: {shown}{more}"
         )
     return good
+
+
+def _records(reader: Any, name: str) -> Iterable[tuple[int, list[str]]]:
+    """The reader's records with the line each starts on; InputError for a record that runs
+    onto the next line (an unterminated quote)."""
+    start = 1
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error:
+            raise InputError(
+                f"{name}: {start} 行目の引用符 (\") が閉じていません。何も取り込んでいません / "
+                f"line {start}: a quote is not closed; nothing was imported"
+            ) from None
+        if reader.line_num > start:
+            raise InputError(
+                f"{name}: {start} 行目の引用符 (\") が行内で閉じていません。何も取り込んでいません"
+                f" / line {start}: a quote is not closed on its line; nothing was imported"
+            )
+        yield start, record
+        start = reader.line_num + 1
 
 
 def _row(fields: dict[str, str], now: datetime) -> tuple[str, str, str, str, datetime]:

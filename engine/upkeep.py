@@ -13,7 +13,7 @@ import asyncpg
 
 from engine.bounce import category_for_reason
 from engine.clock import Clock
-from engine.db import UNAVAILABLE
+from engine.outage import DATABASE_ERRORS
 from engine.queue import liveness
 from engine.throttle import BUILTIN_PROFILES
 
@@ -61,7 +61,7 @@ class Upkeep:
     async def beat(self) -> bool:
         try:
             await liveness.heartbeat(self.pool, self.name, self.clock.now())
-        except UNAVAILABLE:
+        except DATABASE_ERRORS:
             self._ok_since = None
             return False
         if self._ok_since is None:
@@ -87,7 +87,7 @@ class Upkeep:
                 fresh, self._delivered_domains = self._delivered_domains, set()
                 await liveness.remember_domains(self.pool, fresh, now)
                 self._remembered |= fresh
-        except UNAVAILABLE as exc:
+        except DATABASE_ERRORS as exc:
             log.debug("upkeep skipped: %s", exc)
 
     async def domain_known(self, domain: str) -> bool:
@@ -100,7 +100,7 @@ class Upkeep:
             return cached[1]
         try:
             known = await liveness.domain_known(self.pool, domain)
-        except UNAVAILABLE:
+        except DATABASE_ERRORS:
             return True  # cannot tell: do not fail the guardian on a guess
         self._known[domain] = (now + _KNOWN_TTL, known)
         return known
@@ -108,5 +108,5 @@ class Upkeep:
     async def sign_off(self) -> None:
         try:
             await liveness.sign_off(self.pool, self.name)
-        except UNAVAILABLE as exc:
+        except DATABASE_ERRORS as exc:
             log.debug("signing off failed: %s", exc)

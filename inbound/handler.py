@@ -14,8 +14,8 @@ What it does to its delivery:
   reason, category, reply code, status and diagnostic: the mail did not reach the guardian,
   whether the cause is hard (user unknown) or soft (mailbox full). A delivery still ``sending``
   is failed too (the MX bounced before the runner wrote its outcome; see
-  ``inbound.store.LATE_FAILURE_SQL``). A failed one already says why and is left alone, and a
-  queued or deferred one was never accepted.
+  ``engine.queue.bounced.LATE_FAILURE_SQL``). A failed one already says why and is left alone,
+  and a queued or deferred one was never accepted.
 - a delay notice (``Action: delayed``), an auto-reply and a delivery report change nothing.
 - a complaint (``feedback``) leaves the delivery as it is (the mail did arrive) but suppresses
   the address.
@@ -23,8 +23,14 @@ What it does to its delivery:
 Final failures and complaints are then given to ``Suppressions.record_verdicts`` with the
 delivery's own recipient address. Mail to a service address is stored in ``inbound_messages``.
 
+The same recipient given twice (a VERP address repeated in RCPT, in any case) is accepted once,
+so one mail stores one bounce row per verdict, however many times its sender names us.
+
 A database error answers ``451 4.3.0`` so that the sender tries again later; nothing else that
-can go wrong with one mail stops the server.
+can go wrong with one mail stops the server. While the database is unreachable this is logged
+once (``engine.outage``), not once per mail; the pool reconnects by itself when it is back.
+The handler writes no SQL: ``engine.received`` stores the mail, ``engine.queue.bounced`` fails
+its delivery, ``engine.suppression`` the suppression list.
 """
 
 from __future__ import annotations
@@ -40,10 +46,11 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from engine.bounce import BounceReport, Verdict, parse_bounce
 from engine.clock import Clock
 from engine.config import Settings
+from engine.outage import OutageLog, is_unreachable
+from engine.queue.bounced import LateFailure, deliveries_by_id, mark_failed_late
+from engine.received import BounceRow, insert_bounces, insert_messages
 from engine.suppression import FEEDBACK, FailedVerdict, Suppressions
 from engine.verp import delivery_id_of
-from inbound import store
-from inbound.store import BounceRow, LateFailure
 
 log = logging.getLogger(__name__)
 
@@ -87,18 +94,28 @@ class InboundHandler:
         self.in_flight = 0
         self.idle = asyncio.Event()
         self.idle.set()
+        self.outage = OutageLog(log, "inbound")
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
     ) -> str:
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
             return TOO_MANY_RCPTS
-        is_verp = delivery_id_of(self.secret, address) is not None
-        if not is_verp and service_key(address) not in self.service:
-            log.info("refused RCPT %r from %r", address, session.peer)
+        delivery_id = delivery_id_of(self.secret, address)
+        if delivery_id is None and service_key(address) not in self.service:
+            # The domain only: the address may be a person's.
+            log.info("refused RCPT to @%s from %r", address.rpartition("@")[2], session.peer)
             return RELAY_DENIED.format(address)
+        if any(self._same_recipient(address, delivery_id, r) for r in envelope.rcpt_tos):
+            # Accepted, but kept once: the mail is stored once per recipient, not per RCPT.
+            return OK_RCPT
         envelope.rcpt_tos.append(address)
         return OK_RCPT
+
+    def _same_recipient(self, address: str, delivery_id: int | None, other: str) -> bool:
+        if delivery_id is not None:
+            return delivery_id_of(self.secret, other) == delivery_id
+        return address.strip().strip("<>").lower() == other.strip().strip("<>").lower()
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         self.in_flight += 1
@@ -109,11 +126,17 @@ class InboundHandler:
                 raw = envelope.content
             # aiosmtpd reports the null reverse-path of a DSN as "<>"; it is stored as "".
             mail_from = str(envelope.mail_from or "").strip("<>")
-            return await self._take(mail_from, list(envelope.rcpt_tos), raw)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
-            log.warning("cannot store mail from %r: %s", session.peer, exc)
-            return TRY_LATER
-        except Exception:
+            reply = await self._take(mail_from, list(envelope.rcpt_tos), raw)
+            self.outage.succeeded()
+            return reply
+        except Exception as exc:
+            if is_unreachable(exc):
+                # Said once per outage; the sender keeps the mail and tries again.
+                self.outage.failed(exc)
+                return TRY_LATER
+            if isinstance(exc, asyncpg.PostgresError):
+                log.warning("cannot store mail from %r: %s", session.peer, exc)
+                return TRY_LATER
             # A bug must not lose the bounce: the sender keeps it and tries again.
             log.exception("unexpected error taking mail from %r", session.peer)
             return TRY_LATER
@@ -123,13 +146,20 @@ class InboundHandler:
                 self.idle.set()
 
     async def _take(self, mail_from: str, rcpts: Sequence[str], raw: bytes) -> str:
-        verp = [(r, d) for r in rcpts if (d := delivery_id_of(self.secret, r)) is not None]
-        service = [r for r in rcpts if delivery_id_of(self.secret, r) is None]
+        # One entry per delivery even if an envelope named it twice (handle_RCPT keeps it once).
+        verp: list[tuple[str, int]] = []
+        service: list[str] = []
+        for r in rcpts:
+            d = delivery_id_of(self.secret, r)
+            if d is None:
+                service.append(r)
+            elif all(d != seen for _, seen in verp):
+                verp.append((r, d))
         report = await self._parse(raw) if verp else BounceReport(kind="unknown")
         now = self.clock.now()
         async with self.pool.acquire() as conn, conn.transaction():
             if service:
-                await store.insert_messages(conn, now, mail_from, raw, service)
+                await insert_messages(conn, now, mail_from, raw, service)
             if verp:
                 await self._record_bounce(conn, mail_from, raw, report, verp)
         if verp and not report.verdicts:
@@ -153,7 +183,7 @@ class InboundHandler:
         verp: Sequence[tuple[str, int]],
     ) -> None:
         now = self.clock.now()
-        found = await store.deliveries(conn, [d for _, d in verp])
+        found = await deliveries_by_id(conn, [d for _, d in verp])
         rows: list[BounceRow] = []
         late: list[LateFailure] = []
         failed: list[FailedVerdict] = []
@@ -173,7 +203,7 @@ class InboundHandler:
             if delivery is None:
                 log.info("bounce for delivery %d, which no longer exists", delivery_id)
                 continue
-            verdict = _verdict_for(delivery["recipient"], report.verdicts)
+            verdict = _verdict_for(delivery.recipient, report.verdicts)
             if verdict is None:
                 continue
             if is_final_failure(verdict):
@@ -185,15 +215,21 @@ class InboundHandler:
                 )
             if is_final_failure(verdict) or verdict.reason == FEEDBACK:
                 failed.append(
-                    FailedVerdict(delivery["recipient"], delivery_id, verdict.reason,
+                    FailedVerdict(delivery.recipient, delivery_id, verdict.reason,
                                   verdict.category, verdict.hard)
                 )
-        await store.insert_bounces(conn, now, mail_from, raw, rows)
-        await store.mark_failed_late(conn, now, late)
+        await insert_bounces(conn, now, mail_from, raw, rows)
+        await mark_failed_late(conn, now, late)
         suppressions = Suppressions(conn, self.settings.suppression, self.clock)
         added = await suppressions.record_verdicts(failed, source="bounce")
         if added:
-            log.info("suppressed after a bounce: %s", ", ".join(added))
+            # Never an address in full in the log: the delivery ids say whose they are.
+            new = {a.lower() for a in added}
+            ids = sorted(
+                {f.delivery_id for f in failed if f.address.lower() in new and f.delivery_id}
+            )
+            log.info("suppressed after a bounce: %d address(es), deliveries %s", len(added),
+                     ", ".join(map(str, ids)))
 
 
 def _verdict_for(recipient: str, verdicts: Sequence[Verdict]) -> Verdict | None:

@@ -370,3 +370,32 @@ async def test_hard_failure_in_session_suppresses_the_address(db_url: str, sink:
     assert sink.handler.tries["reject-gone@example.jp"] == tries_before  # not tried again
     assert counts[0].suppressed_count == 1
     assert rows["ok@example.jp"]["state"] == "delivered"
+
+
+async def test_cancel_stops_the_unsent_rest_of_a_broadcast_already_going_out(
+    db_url: str, sink: Sink
+) -> None:
+    # "Stop, wrong school!": mails already on the wire finish, everything else waiting in the
+    # runner's lanes is withdrawn and fails as cancelled; nothing more is sent.
+    async with engine_for(db_url, sink.address, delivery={"concurrency": 200,
+                                                          "connections_per_host": 2}) as eng:
+        bid = await enqueue(eng, [f"slow{i}@example.jp" for i in range(400)])
+        async with running(eng):
+            await wait_until(lambda: len(sink.handler.received) >= 40, timeout=20)
+            await eng.queue.cancel(bid, eng.clock.now())
+            at_cancel = len(sink.handler.received)
+
+            async def all_final() -> bool:
+                rows = await eng.queue.deliveries_of(bid)
+                return all(r["state"] in ("delivered", "failed") for r in rows)
+
+            await wait_until(all_final, timeout=20)
+        rows = await eng.queue.deliveries_of(bid)
+    delivered = [r for r in rows if r["state"] == "delivered"]
+    cancelled = [r for r in rows if r["reason"] == "cancelled"]
+    assert len(delivered) + len(cancelled) == 400
+    assert len(delivered) == len(sink.handler.received)
+    # Only the mails on the wire while the runner heard of the cancel went out after it (it
+    # held 200 in its lanes).
+    assert len(sink.handler.received) - at_cancel <= 20
+    assert len(cancelled) > 300

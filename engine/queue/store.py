@@ -1,8 +1,10 @@
 """The PostgreSQL queue: fan-out, claim under a lease, batched outcomes, release, reports.
 
-This is the one place that knows the ``broadcasts``, ``deliveries`` and ``delivery_attempts``
-tables. Every statement takes the time from the caller (the injectable clock) instead of the
-server's ``now()``, so that the same rules hold in tests that move time by hand.
+The queue package is the one place that knows the ``broadcasts``, ``deliveries`` and
+``delivery_attempts`` tables: this module, ``broadcasts`` (listing, cancelling) and ``bounced``
+(deliveries a later bounce fails). Every statement takes the time from the caller (the
+injectable clock) instead of the server's ``now()``, so that the same rules hold in tests that
+move time by hand.
 
 Delivery is at least once: a delivery whose lease ran out (its runner died) is claimed again,
 and a mail that was in flight at the death may therefore be sent twice. Nothing else repeats:
@@ -20,7 +22,15 @@ from typing import Any
 import asyncpg
 
 from engine.address import domain_of
-from engine.errors import QueueError
+from engine.errors import InputError, QueueError
+from engine.queue import broadcasts
+from engine.queue.broadcasts import (
+    CANCELLED_TEXT,
+    BroadcastSummary,
+    Cancellation,
+    refuse_past_send_at,
+    unique_recipients,
+)
 from engine.queue.models import (
     AttemptResult,
     BroadcastContent,
@@ -37,9 +47,11 @@ NOTIFY_CHANNEL = "mamoru_due"
 
 # Due rows, most urgent first, skipping rows another runner is claiming right now. A row in
 # state 'sending' is due only once its lease (next_attempt_at) ran out: its runner died.
+# A due row of a cancelled broadcast (a lease that ran out after the cancel, a deferral
+# recorded after it) is not claimed but failed as cancelled ($7 is its text).
 CLAIM_SQL = """
 WITH due AS (
-    SELECT id FROM deliveries
+    SELECT id, broadcast_id FROM deliveries
     WHERE state IN ('queued', 'deferred', 'sending') AND next_attempt_at <= $1
       -- Domains whose lane in this runner is full wait: $6 lists lanes full of emergency
       -- mail, which wait for every priority; $5 the other full lanes, which do not hold up an
@@ -49,6 +61,19 @@ WITH due AS (
     ORDER BY priority, next_attempt_at, id
     LIMIT $2
     FOR UPDATE SKIP LOCKED
+),
+-- One look-up per broadcast of the batch (usually one), not one per row.
+cancelled AS (
+    SELECT id FROM broadcasts
+    WHERE id IN (SELECT DISTINCT broadcast_id FROM due) AND cancelled_at IS NOT NULL
+),
+dropped AS (
+    UPDATE deliveries d
+    SET state = 'failed', reason = 'cancelled', category = NULL, last_code = NULL,
+        last_status = NULL, last_text = $7, lease_owner = NULL, finished_at = $1,
+        updated_at = $1
+    FROM due
+    WHERE d.id = due.id AND due.broadcast_id IN (SELECT id FROM cancelled)
 )
 UPDATE deliveries d
 SET state = 'sending',
@@ -56,7 +81,7 @@ SET state = 'sending',
     lease_owner = $4,
     updated_at = $1
 FROM due
-WHERE d.id = due.id
+WHERE d.id = due.id AND due.broadcast_id NOT IN (SELECT id FROM cancelled)
 RETURNING d.id, d.broadcast_id, d.recipient, d.domain, d.attempts, d.expires_at, d.priority,
           d.last_code, d.last_status, d.last_text
 """
@@ -120,13 +145,24 @@ SELECT u.id, u.at, 'deferred', u.code, u.status, u.text, u.host, $9
 FROM u JOIN upd ON upd.id = u.id
 """
 
+# Rows a runner gives back unsent. Those of a cancelled broadcast are failed as cancelled
+# ($5 is their text) instead of going back to the queue.
 RELEASE_SQL = """
-UPDATE deliveries
-SET state = CASE WHEN attempts = 0 THEN 'queued' ELSE 'deferred' END,
+UPDATE deliveries d
+SET state = CASE WHEN b.cancelled_at IS NOT NULL THEN 'failed'
+                 WHEN d.attempts = 0 THEN 'queued' ELSE 'deferred' END,
+    reason = CASE WHEN b.cancelled_at IS NOT NULL THEN 'cancelled' ELSE d.reason END,
+    category = CASE WHEN b.cancelled_at IS NOT NULL THEN NULL ELSE d.category END,
+    last_code = CASE WHEN b.cancelled_at IS NOT NULL THEN NULL ELSE d.last_code END,
+    last_status = CASE WHEN b.cancelled_at IS NOT NULL THEN NULL ELSE d.last_status END,
+    last_text = CASE WHEN b.cancelled_at IS NOT NULL THEN $5::text ELSE d.last_text END,
+    finished_at = CASE WHEN b.cancelled_at IS NOT NULL THEN $3::timestamptz END,
     next_attempt_at = $4,
     lease_owner = NULL,
     updated_at = $3
-WHERE id = ANY($1::bigint[]) AND state = 'sending' AND lease_owner = $2
+FROM broadcasts b
+WHERE b.id = d.broadcast_id
+  AND d.id = ANY($1::bigint[]) AND d.state = 'sending' AND d.lease_owner = $2
 """
 
 COUNTS_SQL = """
@@ -135,7 +171,7 @@ SELECT b.id, b.subject, b.priority, b.created_at, b.recipient_count, b.suppresse
 FROM broadcasts b LEFT JOIN deliveries d ON d.broadcast_id = b.id
 WHERE b.id = ANY($1::bigint[])
 GROUP BY b.id, d.state
-ORDER BY b.id
+ORDER BY b.id DESC
 """
 
 
@@ -169,18 +205,20 @@ class Queue:
 
         if not broadcast.recipients:
             raise QueueError("the broadcast has no recipients")
-        recipients = list(dict.fromkeys(broadcast.recipients))
+        recipients = unique_recipients(broadcast.recipients)
         send_at = broadcast.send_at or now
+        refuse_past_send_at(send_at, now)
         expires_at = send_at + timedelta(seconds=max_age)
         priority = int(broadcast.priority)
         async with self.pool.acquire() as conn, conn.transaction():
             # One indexed lookup for the whole list, inside the transaction, before the COPY.
+            # Without case, as the suppression list compares addresses.
             suppressed = {
-                r["address"]: r
+                r["address"].lower(): r
                 for r in await conn.fetch(
                     "SELECT address, reason, category, created_at FROM suppressions "
-                    "WHERE address = ANY($1::text[])",
-                    recipients,
+                    "WHERE lower(address) = ANY($1::text[])",
+                    [r.lower() for r in recipients],
                 )
             }
             broadcast_id: int = await conn.fetchval(
@@ -221,7 +259,8 @@ class Queue:
                         "failed", "suppressed", s["category"],
                         suppressed_text(s["category"], s["reason"], s["created_at"]), now,
                     )
-                    for r, s in suppressed.items()
+                    for r in recipients
+                    if (s := suppressed.get(r.lower())) is not None
                 }
                 await conn.copy_records_to_table(
                     "deliveries",
@@ -256,7 +295,7 @@ class Queue:
             return []
         rows = await self.pool.fetch(
             CLAIM_SQL, now, limit, float(lease_seconds), owner, list(skip_domains),
-            list(skip_domains_all),
+            list(skip_domains_all), CANCELLED_TEXT,
         )
         rows = sorted(rows, key=lambda r: (r["priority"], r["id"]))
         return [
@@ -319,7 +358,9 @@ class Queue:
     ) -> None:
         """Give claimed but unsent deliveries back to the queue, due at ``due`` (default now)."""
         if ids:
-            await self.pool.execute(RELEASE_SQL, list(ids), owner, now, due or now)
+            await self.pool.execute(
+                RELEASE_SQL, list(ids), owner, now, due or now, CANCELLED_TEXT
+            )
 
     async def extend_leases(
         self, owner: str, ids: Sequence[int], now: datetime, lease_seconds: float
@@ -376,7 +417,9 @@ class Queue:
     async def broadcast_counts(
         self, ids: Sequence[int] | None = None, latest: int = 20
     ) -> list[BroadcastCounts]:
-        """Counts by state for the given broadcasts, or for the ``latest`` ones."""
+        """Counts by state for the given broadcasts, or for the ``latest`` ones; newest first."""
+        if latest < 0:
+            raise InputError(f"--latest は 0 以上です / --latest must be 0 or more, not {latest}")
         if ids is None:
             ids = [
                 r["id"]
@@ -401,6 +444,21 @@ class Queue:
             if r["state"] is not None:
                 bc.by_state[State(r["state"])] = r["n"]
         return list(out.values())
+
+    async def list_broadcasts(
+        self, now: datetime, latest: int = 20, scheduled_only: bool = False
+    ) -> list[BroadcastSummary]:
+        """The latest broadcasts, newest first (``engine.queue.broadcasts``)."""
+        return await broadcasts.list_broadcasts(self.pool, now, latest, scheduled_only)
+
+    async def cancel(self, broadcast_id: int, now: datetime) -> Cancellation:
+        """Stop everything of a broadcast not yet sent (``engine.queue.broadcasts.cancel``)."""
+        return await broadcasts.cancel(self.pool, broadcast_id, now)
+
+    async def cancelled_among(self, ids: Sequence[int]) -> set[int]:
+        """Those of the broadcasts ``ids`` that are cancelled: a runner polls this for the
+        broadcasts of the rows it holds and drops (releases) theirs."""
+        return await broadcasts.cancelled_among(self.pool, ids)
 
     async def deliveries_of(self, broadcast_id: int) -> list[dict[str, Any]]:
         """One row per recipient of a broadcast, in the order they were enqueued."""

@@ -1,0 +1,77 @@
+"""Start-up checks ``mamoru serve`` runs once, before any runner process starts.
+
+Each worker process would otherwise find a missing DKIM key or a port in use by itself and
+print its own traceback; checked here first, the operator reads one line (a ``ConfigError``
+or ``DkimError``) and nothing has started. What is checked:
+
+- every ``[[dkim.keys]]`` private key file loads (the same signer the runners build);
+- the metrics ports (``metrics.listen``, worker *i* on port + *i*) and the inbound SMTP address
+  (``inbound.listen``) can be bound now, and the inbound TLS certificate loads.
+
+A port checked free can still be taken by another program before the worker binds it; the
+worker then fails as before. The check makes the usual case, a second ``serve`` or a forgotten
+process, one clear line.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+
+from engine.config import Settings, parse_host_port
+from engine.dkim import DkimSigner, dkim_settings
+from engine.errors import ConfigError
+
+
+def preflight(settings: Settings, workers: int = 1, listening: bool = True) -> None:
+    """Raise ``ConfigError``/``DkimError`` naming the first problem; ``listening`` is False
+    when the runners will open no port (``serve --exit-when-idle``)."""
+    keys = dkim_settings(settings.dkim).keys
+    if keys:
+        DkimSigner(keys)
+    if not listening:
+        return
+    if settings.metrics.listen:
+        host, port = parse_host_port("metrics.listen", settings.metrics.listen, 9464)
+        for index in range(workers):
+            _check_free("metrics.listen", settings.metrics.listen, host, port + index, index)
+    if settings.inbound.listen:
+        host, port = parse_host_port("inbound.listen", settings.inbound.listen, 25)
+        _check_free("inbound.listen", settings.inbound.listen, host, port, None)
+        _check_tls(settings)
+
+
+def _check_free(key: str, value: str, host: str, port: int, worker: int | None) -> None:
+    # SO_REUSEADDR as the servers themselves set it: a port in TIME_WAIT after a restart is
+    # free for them, and must be for the check too.
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(f"{key} {value}: cannot resolve {host!r} ({exc.strerror})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            which = f" (worker {worker + 1})" if worker else ""
+            raise ConfigError(
+                f"{key} {value}: ポート {port}{which} を使えません ({exc.strerror}) / "
+                f"port {port}{which} cannot be bound; stop the program using it (another "
+                f"mamoru serve?) or choose another port"
+            ) from None
+
+
+def _check_tls(settings: Settings) -> None:
+    cfg = settings.inbound
+    if not cfg.tls_cert:
+        return
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cfg.tls_cert, cfg.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"inbound.tls_cert/inbound.tls_key cannot be loaded ({cfg.tls_cert}, "
+            f"{cfg.tls_key}): {exc}; give a PEM certificate chain and its private key"
+        ) from None
