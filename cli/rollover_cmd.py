@@ -1,0 +1,34 @@
+"""`mamoru rollover`: move to the next school year (grade + 1, graduates closed)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cli.people_session import ConfigOption, out, run_people, settings_of
+from engine.people.rollover import rollover as do_rollover
+
+
+def rollover(
+    to_year: Annotated[int, typer.Option("--to-year", help="The new school year, e.g. 2027.")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would change; change nothing.")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Next school year: everyone one grade up, graduates closed (年度更新)."""
+    settings = settings_of(config)
+    result = run_people(settings, lambda p: do_rollover(p, to_year, dry_run))
+    table = Table(title=f"{result.from_year} 年度 → {result.to_year} 年度")
+    for c in ("学校", "進級", "卒業 (アカウント終了)"):
+        table.add_column(c)
+    for s in result.schools:
+        table.add_row(f"{s.code} {s.name}", str(s.advancing), str(s.graduating))
+    out().print(table)
+    verb = "切り替えました" if result.applied else "切り替える予定です (--dry-run: 変更なし)"
+    out().print(
+        f"{result.to_year} 年度に{verb}: 進級 {result.advancing} 人、卒業 {result.graduating} 人。",
+        markup=False,
+    )
