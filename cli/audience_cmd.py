@@ -52,7 +52,7 @@ async def audience_of(db: Executor, people: People, opts: AudienceOptions) -> Au
     """The audience the options name, or InputError naming what does not exist."""
     if (opts.grades or opts.classes) and not opts.schools:
         raise InputError("--grade と --class には --school が必要です (name the school)")
-    year = await current_year(db, people.clock.now())
+    year = await current_year(db, people.clock.now(), create=False)
     schools = [await find_organisation(db, s) for s in opts.schools]
     grades = [parse_grade(g) for g in opts.grades]
     classes: list[tuple[int, str]] = []

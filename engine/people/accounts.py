@@ -55,7 +55,7 @@ class ImportResult:
 async def plan_import(people: People, parsed: ParsedFile) -> ImportPlan:
     """Check every row against schools, groups and existing accounts; write nothing."""
     db = people.pool
-    year = await current_year(db, people.clock.now())
+    year = await current_year(db, people.clock.now(), create=False)
     plan = ImportPlan(year, parsed.encoding, errors=list(parsed.errors))
     orgs = await list_organisations(db)
     by_key = {o.code: o for o in orgs} | {o.name: o for o in orgs if o.name not in

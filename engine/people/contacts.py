@@ -13,7 +13,8 @@ from datetime import datetime
 
 from engine.address import normalise_address
 from engine.errors import InputError
-from engine.people.store import ADDRESS, People
+from engine.people.codes import normalise_code
+from engine.people.store import ADDRESS, CODE, People
 
 UPSERT_SQL = """
 INSERT INTO contacts (address_sealed, address_hash, confirmed_at, created_at, updated_at)
@@ -81,3 +82,16 @@ async def leave(people: People, address: str) -> None:
 
 async def rejoin(people: People, address: str) -> None:
     await _set_state(people, address, "active")
+
+
+async def account_for_code(people: People, code: str) -> int | None:
+    """The active account a registration code (as typed) belongs to, or None.
+
+    Raises InputError when the text cannot be a code at all; a well-formed code that belongs
+    to no account is None, so callers can answer both the same way to a guesser.
+    """
+    found: int | None = await people.pool.fetchval(
+        "SELECT id FROM accounts WHERE code_hash = $1 AND state = 'active'",
+        people.sealer.lookup_hash(normalise_code(code), CODE),
+    )
+    return found

@@ -41,12 +41,18 @@ def school_year_of(at: datetime) -> int:
     return local.year if local.month >= 4 else local.year - 1
 
 
-async def current_year(db: Executor, now: datetime) -> int:
-    """The current school year; the first call makes the one ``now`` falls in current."""
+async def current_year(db: Executor, now: datetime, create: bool = True) -> int:
+    """The current school year; when there is none yet, the one ``now`` falls in.
+
+    With ``create`` that year is also recorded as current (registering the first school does
+    this); lookups pass ``create=False`` so that a mistyped command changes nothing.
+    """
     year: int | None = await db.fetchval("SELECT year FROM school_years WHERE is_current")
     if year is not None:
         return year
     year = school_year_of(now)
+    if not create:
+        return year
     await db.execute(
         "INSERT INTO school_years (year, is_current, created_at) VALUES ($1, true, $2) "
         "ON CONFLICT (year) DO UPDATE SET is_current = true",
