@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from cli.people_session import ConfigOption, out, run_people, settings_of
+from cli.people_session import ConfigOption, fail, out, run_people, settings_of
+from engine.errors import InputError
+from engine.people.class_moves import ClassMove, parse_class_moves
 from engine.people.rollover import rollover as do_rollover
 
 
@@ -16,11 +19,25 @@ def rollover(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what would change; change nothing.")
     ] = False,
+    classes: Annotated[
+        Path | None,
+        typer.Option(help="CSV of class changes: 学校,学年,組,番号,新しい組[,新しい番号] "
+                          "(default: every class name is kept)."),
+    ] = None,
+    encoding: Annotated[str, typer.Option(help="auto | utf-8 | cp932 (for --classes)")] = "auto",
     config: ConfigOption = None,
 ) -> None:
     """Next school year: everyone one grade up, graduates closed (年度更新)."""
     settings = settings_of(config)
-    result = run_people(settings, lambda p: do_rollover(p, to_year, dry_run))
+    moves: list[ClassMove] = []
+    if classes is not None:
+        try:
+            moves = parse_class_moves(classes.read_bytes(), encoding)
+        except OSError as exc:
+            fail(f"{classes} を読めません: {exc.strerror}")
+        except InputError as exc:
+            fail(f"{classes}: {exc}")
+    result = run_people(settings, lambda p: do_rollover(p, to_year, dry_run, moves))
     table = Table(title=f"{result.from_year} 年度 → {result.to_year} 年度")
     for c in ("学校", "進級", "卒業 (アカウント終了)"):
         table.add_column(c)
@@ -28,7 +45,9 @@ def rollover(
         table.add_row(f"{s.code} {s.name}", str(s.advancing), str(s.graduating))
     out().print(table)
     verb = "切り替えました" if result.applied else "切り替える予定です (--dry-run: 変更なし)"
+    moved = f" (うち組替え {result.moved} 人)" if moves else ""
     out().print(
-        f"{result.to_year} 年度に{verb}: 進級 {result.advancing} 人、卒業 {result.graduating} 人。",
+        f"{result.to_year} 年度に{verb}: 進級 {result.advancing} 人{moved}、"
+        f"卒業 {result.graduating} 人。",
         markup=False,
     )

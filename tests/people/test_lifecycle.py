@@ -12,6 +12,7 @@ from engine.context import Engine
 from engine.errors import ConfigError, InputError
 from engine.people import People
 from engine.people.accounts import purge
+from engine.people.class_moves import parse_class_moves
 from engine.people.contacts import add_contact
 from engine.people.directory import add_group, current_year, find_organisation
 from engine.people.rollover import rollover
@@ -131,3 +132,55 @@ async def test_people_tables_hold_no_plaintext_address_or_name(
     for table, raw in files.items():
         for secret in secrets + codes:
             assert secret.encode() not in raw, (table, secret)
+
+
+MOVES_HEADER = "学校,学年,組,番号,新しい組,新しい番号\n"
+
+
+async def test_class_changes_from_a_file_are_applied_with_the_rollover(schools: People) -> None:
+    await import_csv(
+        schools,
+        "sho1,4,1,1,一組の一番,a@example.jp,\n"
+        "sho1,4,1,2,一組の二番,b@example.jp,\n"
+        "sho1,4,2,1,二組の一番,c@example.jp,\n"
+        "sho1,4,2,2,二組の二番,d@example.jp,\n",
+    )
+    year = await current_year(schools.pool, schools.clock.now())
+    # The two first numbers swap classes and keep their numbers; 一組の二番 goes to a new 3組.
+    moves = parse_class_moves(
+        (MOVES_HEADER + "sho1,4,1,1,2,1\nsho1,4,2,1,1,1\nsho1,4,1,2,3組,\n").encode("cp932")
+    )
+    preview = await rollover(schools, year + 1, dry_run=True, moves=moves)
+    assert preview.moved == 3 and not preview.applied
+    done = await rollover(schools, year + 1, moves=moves)
+    assert done.moved == 3
+    rows = await schools.pool.fetch(
+        "SELECT a.name_sealed, c.name, a.number, g.grade FROM accounts a "
+        "JOIN classes c ON c.id = a.class_id JOIN grades g ON g.id = a.grade_id"
+    )
+    where = {
+        schools.sealer.open(r["name_sealed"], "account.name"): (r["grade"], r["name"], r["number"])
+        for r in rows
+    }
+    assert where == {
+        "一組の一番": (5, "2", 1), "二組の一番": (5, "1", 1),
+        "一組の二番": (5, "3", None), "二組の二番": (5, "2", 2),
+    }
+
+
+async def test_a_bad_class_change_file_changes_nothing(schools: People) -> None:
+    await import_csv(schools, ROWS)
+    year = await current_year(schools.pool, schools.clock.now())
+    before = await placement(schools)
+    moves = parse_class_moves(
+        (MOVES_HEADER + "sho1,5,1,1,2,\nsho1,5,1,9,2,\nsho1,6,2,1,1,\n").encode()
+    )
+    with pytest.raises(InputError) as caught:
+        await rollover(schools, year + 1, moves=moves)
+    assert "3 行目" in str(caught.value) and "その児童生徒はいません" in str(caught.value)
+    assert "4 行目" in str(caught.value) and "卒業する学年" in str(caught.value)
+    assert "2 行目" not in str(caught.value)
+    assert await placement(schools) == before
+    assert await current_year(schools.pool, schools.clock.now()) == year
+    with pytest.raises(InputError, match="2 行目.*番号「x」"):
+        parse_class_moves((MOVES_HEADER + "sho1,5,1,x,2,\n").encode())
