@@ -41,11 +41,15 @@ class AudienceOptions:
     accounts: tuple[int, ...] = ()
     category: str | None = None
 
-    def given(self) -> bool:
+    def names_people(self) -> bool:
+        """True when some option selects people (not just the category)."""
         return bool(
             self.board or self.schools or self.grades or self.classes or self.groups
-            or self.accounts or self.category
+            or self.accounts
         )
+
+    def given(self) -> bool:
+        return self.names_people() or self.category is not None
 
 
 async def audience_of(db: Executor, people: People, opts: AudienceOptions) -> Audience:

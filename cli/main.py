@@ -177,7 +177,8 @@ def send(
     try:
         settings = _settings(config)
         broadcast = _read_broadcast(
-            sender, subject, body_file, to or [], to_file, priority, send_at, people.given()
+            sender, subject, body_file, to or [], to_file, priority, send_at,
+            people.names_people(),
         )
     except MamoruError as exc:
         _fail(str(exc), 2 if isinstance(exc, InputError) else 1)

@@ -109,6 +109,7 @@ async def test_unknown_school_grade_class_or_group_is_one_clear_line_and_nothing
         (("--group", "囲碁部"), "グループ「囲碁部」は登録されていません"),
         (("--grade", "3"), "--school が必要"),
         (("--school", "sho1", "--category", "雑談"), "区分「雑談」はありません"),
+        (("--category", "緊急"), "no recipients"),
     ):
         code, out, err = await run(*send, *extra)
         assert code == 2, (extra, err)
@@ -116,6 +117,22 @@ async def test_unknown_school_grade_class_or_group_is_one_clear_line_and_nothing
         assert len(lines) == 1 and expected in lines[0], (extra, err)
         assert out == ""
     assert await count(db_url, "broadcasts") == 0
+
+    for args, expected in (
+        (("groups", "add", "PTA", "--school", "nosuch"), "学校「nosuch」は登録されていません"),
+        (("groups", "add", "PTA", "--night", "夜"), "21:00-07:00"),
+        (("groups", "add", "見守り隊", "--school", "sho1"), "既にあります"),
+        (("schools", "add", "sho1", "別の学校", "--kind", "小学校"), "既に登録されています"),
+        (("schools", "add", "x", "某校", "--kind", "塾"), "種別「塾」は使えません"),
+        (("accounts", "export", "--school", "nosuch"), "学校「nosuch」は登録されていません"),
+        (("contacts", "purge", "--school", "nosuch", "--yes"), "学校「nosuch」"),
+        (("contacts", "purge", "--school", "sho1", "--all", "--yes"), "どちらか一つ"),
+    ):
+        code, out, err = await run(*args, "-c", cfg)
+        assert code == 2, (args, err)
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert len(lines) == 1 and expected in lines[0], (args, err)
+    assert await count(db_url, "groups") == 1 and await count(db_url, "organisations") == 3
 
 
 async def test_export_purge_and_rollover_commands(tmp_path: Path, db_url: str) -> None:
