@@ -259,13 +259,13 @@ async def export_csv(people: People, school: Organisation | None = None) -> str:
     buf = io.StringIO()
     buf.write("\ufeff")  # Excel reads Japanese UTF-8 correctly only with the BOM
     writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerow(["学校", "学年", "組", "番号", "氏名", "種別", "登録コード",
+    writer.writerow(["ID", "学校", "学年", "組", "番号", "氏名", "種別", "登録コード",
                      *(f"連絡先{i}" for i in range(1, width + 1)), "グループ"])
     open_sealed = people.sealer.open
     for r in rows:
         contacts = [open_sealed(s, ADDRESS) for s in r["contacts"]]
         writer.writerow([
-            r["school"], r["grade"] or "", r["class_name"] or "", r["number"] or "",
+            r["id"], r["school"], r["grade"] or "", r["class_name"] or "", r["number"] or "",
             open_sealed(r["name_sealed"], ACCOUNT_NAME),
             "教職員" if r["kind"] == "staff" else "児童生徒",
             open_sealed(r["code_sealed"], CODE),

@@ -32,6 +32,9 @@ HEADERS: dict[str, tuple[str, ...]] = {
     "kind": ("種別", "kind"),
     "code": ("登録コード", "code"),
     "groups": ("グループ", "groups"),
+    # Written by export so that operators can name one account (`send --account ID`); an
+    # import gives every row a new account, so it is read and ignored.
+    "id": ("ID", "id"),
 }
 _CONTACT_HEADER = re.compile(r"^(?:連絡先|contact)\s*(\d{1,2})$")
 _GROUP_SEPARATORS = re.compile(r"[;；、,，|]")

@@ -130,7 +130,9 @@ async def test_export_is_bom_csv_that_import_reads_back(schools: People) -> None
         "sho2,2,1,1,佐藤花子,q..q@docomo.ne.jp,,\n",
     )
     text = await export_csv(schools)
-    assert text.startswith("\ufeff学校,学年,組,番号,氏名,種別,登録コード,連絡先1,連絡先2,グループ")
+    assert text.startswith(
+        "\ufeffID,学校,学年,組,番号,氏名,種別,登録コード,連絡先1,連絡先2,グループ\r\n"
+    )
     parsed = parse_rows(text.encode("utf-8"))
     assert parsed.errors == []
     taro, hanako = parsed.rows

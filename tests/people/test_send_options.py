@@ -47,6 +47,12 @@ async def test_options_combine_as_operators_expect(engine: Engine, schools: Peop
     for opts, expected in cases.items():
         got = await addresses(engine, schools, opts)
         assert got == [f"{x}@example.jp" for x in expected], opts
+    first = await schools.pool.fetchval("SELECT min(id) FROM accounts")
+    assert await addresses(engine, schools, AudienceOptions(accounts=(first,))) == [
+        "a@example.jp"
+    ]
+    with pytest.raises(InputError, match="--account 999999"):
+        await audience_of(schools.pool, schools, AudienceOptions(accounts=(999999,)))
 
 
 async def test_a_group_name_two_schools_use_must_be_qualified(
