@@ -5,7 +5,8 @@
 Imports ACCOUNTS children with two confirmed contacts each (bench/people_import.py's CSV),
 then times, per round: resolving the whole board to addresses alone (one query, opening every
 sealed address), the whole `send_broadcast` (resolution + fan-out + counts in one transaction),
-and, for comparison, `Queue.enqueue` of the same addresses given directly (bench/fanout.py).
+and, for comparison, `Queue.enqueue` of the same addresses given directly (bench/fanout.py);
+then what opening a sealed address costs on its own.
 Prints one line per round and, last, one JSON line.
 """
 
@@ -83,7 +84,16 @@ async def main(args: argparse.Namespace) -> dict[str, float | int]:
             f"resolve + fan-out {t2 - t1:.3f} s (addresses given directly: {t3 - t2:.3f} s)"
         )
     await pool.close()
+    # What sealing costs per address, for the hot path: open 30,000 sealed addresses.
+    sealed = [people.sealer.seal(a, "contact.address") for a in resolved.recipients]
+    t0 = time.perf_counter()
+    for blob in sealed:
+        people.sealer.open(blob, "contact.address")
+    open_seconds = time.perf_counter() - t0
+    print(f"opening {len(sealed)} sealed addresses alone: {open_seconds:.3f} s "
+          f"({open_seconds / len(sealed) * 1e6:.1f} µs each)")
     return {
+        "open_sealed_seconds": round(open_seconds, 4),
         "recipients": recipients,
         "resolve_median_seconds": round(statistics.median(resolve_t), 4),
         "send_best_seconds": round(min(send_t), 4),
