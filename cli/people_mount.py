@@ -1,4 +1,4 @@
-"""Mounts the people commands (schools, groups, accounts, contacts, rollover) on ``mamoru``."""
+"""Mounts the people commands (schools, groups, accounts, contacts, rollover, notices)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import typer
 from cli.accounts_cmd import app as accounts_app
 from cli.contacts_cmd import app as contacts_app
 from cli.groups_cmd import app as groups_app
+from cli.notices_cmd import notices
 from cli.rollover_cmd import rollover
 from cli.schools_cmd import app as schools_app
 
@@ -17,3 +18,4 @@ def mount_people(app: typer.Typer) -> None:
     app.add_typer(accounts_app, name="accounts")
     app.add_typer(contacts_app, name="contacts")
     app.command("rollover")(rollover)
+    app.command("notices")(notices)

@@ -150,6 +150,20 @@ async def test_export_purge_and_rollover_commands(tmp_path: Path, db_url: str) -
     assert raw.startswith(b"\xef\xbb\xbf") and "山田太郎".encode() in raw
     assert b"jiro@example.jp" not in raw and raw.count(b"\r\n") == 4
 
+    pdf = tmp_path / "notices.pdf"
+    code, _, err = await run(
+        "notices", "--school", "sho1", "--grade", "3", "--address", "entry@example.jp",
+        "--out", pdf, "-c", cfg,
+    )
+    assert code == 0, err
+    assert "2 人分" in err and pdf.read_bytes().startswith(b"%PDF-")
+    assert pdf.read_bytes().count(b"/Type /Page ") == 2
+    code, _, err = await run(
+        "notices", "--school", "sho1", "--grade", "3", "--class", "7", "--address",
+        "entry@example.jp", "--out", tmp_path / "none.pdf", "-c", cfg,
+    )
+    assert code == 2 and "「7」組はありません" in err and not (tmp_path / "none.pdf").exists()
+
     code, out, _ = await run("groups", "list", "-c", cfg)
     assert code == 0 and "見守り隊" in out and "21:00-07:00" in out
 
