@@ -7,19 +7,22 @@ new year becomes current. Children listed in a class-change file (``engine.peopl
 go to the class it names instead; every row of it must name an active, non-graduating child, or
 nothing changes. Staff accounts, contacts and groups are not touched; a graduate's
 contacts stay (they may have other children or groups) but no longer receive for that child.
+Given a ``Farewell`` message, the graduates' contacts are told in the same transaction.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import asyncpg
 
 from engine.errors import InputError
 from engine.people.class_moves import ClassMove
 from engine.people.directory import current_year, ensure_classes
-from engine.people.store import People
+from engine.people.store import ADDRESS, People
+from engine.queue import NewBroadcast, Queue
 
 COUNTS_SQL = """
 SELECT o.code, o.name,
@@ -61,11 +64,17 @@ JOIN grades ng ON ng.school_id = g.school_id AND ng.year = $2 AND ng.grade = g.g
 WHERE a.grade_id = g.id AND g.year = $1 AND a.state = 'active' AND g.grade < o.final_grade
 """
 
-GRADUATE_SQL = """
-UPDATE accounts a
-SET state = 'closed', closed_reason = 'graduated', closed_at = $2
-FROM grades g JOIN organisations o ON o.id = g.school_id
-WHERE a.grade_id = g.id AND g.year = $1 AND a.state = 'active' AND g.grade >= o.final_grade
+GRADUATES_SQL = """
+SELECT a.id FROM accounts a
+JOIN grades g ON g.id = a.grade_id JOIN organisations o ON o.id = g.school_id
+WHERE g.year = $1 AND a.state = 'active' AND g.grade >= o.final_grade
+"""
+
+# Graduates' contacts that receive mail (confirmed, not left), each address once.
+GRADUATE_CONTACTS_SQL = """
+SELECT DISTINCT c.id, c.address_sealed FROM contact_accounts ca
+JOIN contacts c ON c.id = ca.contact_id
+WHERE ca.account_id = ANY($1::bigint[]) AND c.state = 'active' AND c.confirmed_at IS NOT NULL
 """
 
 
@@ -97,6 +106,9 @@ class RolloverResult:
     applied: bool
     # Children put in another class than their old class's name (from the class-change file).
     moved: int = 0
+    # Graduates' addresses told (or, in a dry run, to be told), and the broadcast that tells them.
+    told: int = 0
+    farewell_id: int | None = None
 
     @property
     def advancing(self) -> int:
@@ -107,9 +119,23 @@ class RolloverResult:
         return sum(s.graduating for s in self.schools)
 
 
+@dataclass(frozen=True)
+class Farewell:
+    """The mail that tells graduates' contacts their child's account is closed."""
+
+    message: NewBroadcast
+    queue: Queue
+    max_age: float
+
+
 async def rollover(
-    people: People, to_year: int, dry_run: bool = False, moves: Sequence[ClassMove] = ()
+    people: People,
+    to_year: int,
+    dry_run: bool = False,
+    moves: Sequence[ClassMove] = (),
+    farewell: Farewell | None = None,
 ) -> RolloverResult:
+    """Move to ``to_year``; with ``farewell``, tell the graduates' contacts in the same commit."""
     now = people.clock.now()
     async with people.pool.acquire() as conn, conn.transaction():
         # One rollover at a time: a second one waits and then finds the year already moved.
@@ -125,8 +151,10 @@ async def rollover(
             for r in await conn.fetch(COUNTS_SQL, year)
         ]
         found = await _find_moves(conn, moves, year)
+        graduates = [r["id"] for r in await conn.fetch(GRADUATES_SQL, year)]
+        told = await conn.fetch(GRADUATE_CONTACTS_SQL, graduates) if farewell else []
         if dry_run:
-            return RolloverResult(year, to_year, schools, applied=False, moved=len(found))
+            return RolloverResult(year, to_year, schools, False, len(found), len(told))
         await conn.execute(
             "INSERT INTO school_years (year, is_current, created_at) VALUES ($1, false, $2) "
             "ON CONFLICT DO NOTHING",
@@ -135,11 +163,28 @@ async def rollover(
         await conn.execute(NEW_GRADES_SQL, year, to_year)
         await conn.execute(NEW_CLASSES_SQL, year, to_year)
         await conn.execute(ADVANCE_SQL, year, to_year)
-        await conn.execute(GRADUATE_SQL, year, now)
+        await conn.execute(
+            "UPDATE accounts SET state = 'closed', closed_reason = 'graduated', closed_at = $2 "
+            "WHERE id = ANY($1::bigint[])",
+            graduates, now,
+        )
         await _apply_moves(conn, to_year, found)
+        farewell_id = None
+        if farewell and told:
+            addresses = [people.sealer.open(r["address_sealed"], ADDRESS) for r in told]
+            farewell_id = await farewell.queue.enqueue(
+                replace(farewell.message, recipients=addresses), now, farewell.max_age,
+                conn=conn,
+            )
+            await conn.execute(
+                "UPDATE broadcasts SET audience = $2::jsonb WHERE id = $1",
+                farewell_id, json.dumps({"graduates": len(graduates)}),
+            )
         await conn.execute("UPDATE school_years SET is_current = false WHERE is_current")
         await conn.execute("UPDATE school_years SET is_current = true WHERE year = $1", to_year)
-    return RolloverResult(year, to_year, schools, applied=True, moved=len(found))
+    return RolloverResult(
+        year, to_year, schools, True, len(found), len(told), farewell_id
+    )
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,10 @@ from engine.errors import ConfigError, InputError
 from engine.people import People
 from engine.people.accounts import purge
 from engine.people.class_moves import parse_class_moves
-from engine.people.contacts import add_contact
+from engine.people.contacts import add_contact, leave
 from engine.people.directory import add_group, current_year, find_organisation
-from engine.people.rollover import rollover
+from engine.people.rollover import Farewell, rollover
+from engine.queue import NewBroadcast
 from engine.sealing import new_key_text
 
 from .conftest import import_csv
@@ -184,3 +185,24 @@ async def test_a_bad_class_change_file_changes_nothing(schools: People) -> None:
     assert await current_year(schools.pool, schools.clock.now()) == year
     with pytest.raises(InputError, match="2 行目.*番号「x」"):
         parse_class_moves((MOVES_HEADER + "sho1,5,1,x,2,\n").encode())
+
+
+async def test_graduates_contacts_are_told_in_the_same_commit(
+    engine: Engine, schools: People
+) -> None:
+    await import_csv(schools, ROWS)
+    await leave(schools, "tako@example.jp")
+    year = await current_year(schools.pool, schools.clock.now())
+    farewell = Farewell(
+        NewBroadcast("kyouiku@example.jp", "配信終了のお知らせ", "ご卒業おめでとうございます。\n",
+                     []),
+        engine.queue, 86400,
+    )
+    preview = await rollover(schools, year + 1, dry_run=True, farewell=farewell)
+    assert preview.told == 2 and preview.farewell_id is None
+    assert await engine.pool.fetchval("SELECT count(*) FROM broadcasts") == 0
+
+    done = await rollover(schools, year + 1, farewell=farewell)
+    assert done.told == 2 and done.farewell_id is not None
+    told = await engine.queue.deliveries_of(done.farewell_id)
+    assert sorted(r["recipient"] for r in told) == ["kyoudai@example.jp", "roku@example.jp"]
