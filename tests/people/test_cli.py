@@ -173,6 +173,17 @@ async def test_export_purge_and_rollover_commands(tmp_path: Path, db_url: str) -
     code, out, err = await run("rollover", "--to-year", next_year, "--dry-run", "-c", cfg)
     assert code == 0, err
     assert "進級 4 人、卒業 0 人" in out and "変更なし" in out
+    farewell = tmp_path / "farewell.txt"
+    farewell.write_text("ご卒業おめでとうございます。\n", encoding="utf-8")
+    code, out, err = await run(
+        "rollover", "--to-year", next_year, "--dry-run", "--farewell-body", farewell,
+        "--sender", "kyouiku@example.jp", "-c", cfg,
+    )
+    assert code == 0 and "卒業生の連絡先 0 件" in out, err
+    code, _, err = await run(
+        "rollover", "--to-year", next_year, "--sender", "kyouiku@example.jp", "-c", cfg
+    )
+    assert code == 2 and "--farewell-body" in err
 
     code, _, err = await run("contacts", "purge", "--school", "sho1", "-c", cfg)
     assert code == 2 and "--yes" in err
