@@ -10,7 +10,9 @@ are sealed at rest (engine/sealing.py). Modules:
     audience    audience -> addresses -> deliveries, in one transaction
     csv_import  reading and checking an accounts CSV
     accounts    import, export and purge of accounts and contacts
-    rollover    the new school year
+    contacts    one contact at a time: add, link, confirm, leave; accounts by registration code
+    rollover    the new school year (class_moves: the class changes file it takes)
+    notices     print-ready registration notices (PDF with a mailto: QR code)
 """
 
 from engine.people.audience import FanOut, resolve, send_broadcast
