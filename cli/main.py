@@ -31,6 +31,7 @@ app = typer.Typer(
 )
 from cli.broadcasts_cmd import app as broadcasts_app  # noqa: E402 - mounted right after app
 from cli.dkim_cmd import app as dkim_app  # noqa: E402 - mounted right after app is made
+from cli.people_mount import mount_people  # noqa: E402
 from cli.report_cmd import app as report_app  # noqa: E402
 from cli.suppression_cmd import app as suppression_app  # noqa: E402
 
@@ -38,6 +39,7 @@ app.add_typer(dkim_app, name="dkim")
 app.add_typer(suppression_app, name="suppression")
 app.add_typer(report_app, name="report")
 app.add_typer(broadcasts_app, name="broadcasts")
+mount_people(app)
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -163,18 +165,43 @@ def send(
         str | None,
         typer.Option(help="Send at this time (ISO 8601, e.g. 2026-11-23T07:00+09:00)."),
     ] = None,
+    board: Annotated[bool, typer.Option("--board", help="Every account of the board.")] = False,
+    school: Annotated[list[str] | None, typer.Option(help="School (code or name).")] = None,
+    grade: Annotated[list[str] | None, typer.Option(help="Grade of --school, e.g. 3.")] = None,
+    class_: Annotated[
+        list[str] | None, typer.Option("--class", help="Class of --school, e.g. 3-1.")
+    ] = None,
+    group: Annotated[
+        list[str] | None, typer.Option(help="Group name (or school-code/name).")
+    ] = None,
+    account: Annotated[list[int] | None, typer.Option(help="One account by id.")] = None,
+    category: Annotated[
+        str | None, typer.Option(help="緊急 | 不審者情報 | 学校行事 | 募集 | お知らせ (default).")
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Enqueue a broadcast and print its id (一斉配信を登録する)."""
+    from cli.audience_cmd import AudienceOptions, enqueue_for_people
+
+    people = AudienceOptions(
+        board, tuple(school or ()), tuple(grade or ()), tuple(class_ or ()),
+        tuple(group or ()), tuple(account or ()), category,
+    )
     try:
         settings = load_settings(config)
         broadcast = _read_broadcast(
-            sender, subject, body_file, to or [], to_file, priority, send_at
+            sender, subject, body_file, to or [], to_file, priority, send_at,
+            people.names_people(),
         )
     except MamoruError as exc:
         fail(str(exc), exit_code(exc))
     except ValueError as exc:
         fail(str(exc))
+    if people.given():
+        fan = run(lambda: enqueue_for_people(settings, broadcast, people))
+        out.print(fan.broadcast_id)
+        err.print(f"配信 {fan.broadcast_id} を登録しました: {fan.summary_ja()}。")
+        return
     broadcast_id = run(lambda: _enqueue(settings, broadcast))
     out.print(broadcast_id)
     # Counted as stored: the same address twice (in any case) is one recipient.
@@ -190,6 +217,7 @@ def _read_broadcast(
     to_file: Path | None,
     priority: str,
     send_at: str | None,
+    audience_given: bool = False,
 ) -> NewBroadcast:
     try:
         sender_addr = normalise_address(sender)
@@ -210,8 +238,8 @@ def _read_broadcast(
             raise InputError(f"--to: {exc}") from None
     if to_file is not None:
         recipients.extend(_read_recipient_file(to_file))
-    if not recipients:
-        raise InputError("no recipients: give --to ADDRESS or --to-file FILE")
+    if not recipients and not audience_given:
+        raise InputError("no recipients: give --to ADDRESS or --to-file FILE (or --school ...)")
     when = None
     if send_at:
         try:

@@ -121,6 +121,17 @@ class SuppressionSettings:
 
 
 @dataclass(frozen=True)
+class PeopleSettings:
+    """Personal data of boards, schools, accounts and contacts (engine/people, engine/sealing)."""
+
+    # The 32-byte key that seals names and addresses, as base64; empty: read from key_file.
+    key: str = ""
+    # Created with mode 0600 on first use when missing. Back it up apart from the database:
+    # without it the stored names and addresses cannot be read.
+    key_file: str = "var/keys/people.key"
+
+
+@dataclass(frozen=True)
 class MetricsSettings:
     # host:port for the Prometheus endpoint; empty disables it.
     listen: str = "127.0.0.1:9464"
@@ -136,6 +147,7 @@ class Settings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     inbound: InboundSettings = field(default_factory=InboundSettings)
     suppression: SuppressionSettings = field(default_factory=SuppressionSettings)
+    people: PeopleSettings = field(default_factory=PeopleSettings)
     # Owned and validated by other modules (throttle, dkim): kept as given.
     shaping: dict[str, Any] = field(default_factory=dict)
     egress: dict[str, Any] = field(default_factory=dict)
@@ -365,3 +377,5 @@ def _check(s: Settings) -> None:
         raise ConfigError("inbound.max_message_size must be at least 1024 bytes")
     if s.suppression.soft_threshold < 1:
         raise ConfigError("suppression.soft_threshold must be at least 1")
+    if not s.people.key and not s.people.key_file:
+        raise ConfigError("people.key or people.key_file must be set")

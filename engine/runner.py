@@ -133,6 +133,9 @@ class Runner:
         next_expiry = next_cancel_poll = 0.0
         try:
             while not self._stopping.is_set():
+                # Cleared before the claim, not before the wait: a NOTIFY that arrives while
+                # claiming must still end the wait that follows.
+                self._wake.clear()
                 self.recorder.renew_stale_leases(self._spawn)
                 if time.monotonic() >= next_expiry:
                     self.lanes.expire_overdue()
@@ -186,7 +189,6 @@ class Runner:
         return not await liveness.has_work(self.queue.pool, self.clock.now())
 
     async def _wait(self, seconds: float) -> None:
-        self._wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
 

@@ -14,7 +14,8 @@ an outcome is written only if the writer still holds the lease.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -175,6 +176,18 @@ ORDER BY b.id DESC
 """
 
 
+@asynccontextmanager
+async def _connection(
+    pool: asyncpg.Pool, conn: asyncpg.Connection | None
+) -> AsyncIterator[asyncpg.Connection]:
+    """The caller's connection when given, else one from the pool for the duration."""
+    if conn is not None:
+        yield conn
+        return
+    async with pool.acquire() as acquired:
+        yield acquired
+
+
 @dataclass(frozen=True)
 class BroadcastCounts:
     id: int
@@ -193,13 +206,20 @@ class Queue:
         self.pool = pool
 
     async def enqueue(
-        self, broadcast: NewBroadcast, now: datetime, max_age: float
+        self,
+        broadcast: NewBroadcast,
+        now: datetime,
+        max_age: float,
+        conn: asyncpg.Connection | None = None,
     ) -> int:
         """Store the broadcast and fan it out to one delivery per recipient, all or nothing.
 
         Recipients on the suppression list are not sent to: they get a delivery already
         ``failed`` with reason ``suppressed``, the suppression's category and a Japanese text
         saying why, so the operator still sees every guardian; ``suppressed_count`` counts them.
+
+        With ``conn`` (a connection in an open transaction) the fan-out joins that transaction,
+        so a caller that resolved the audience in it commits both together (engine.people).
         """
         from engine.suppression import suppressed_text
 
@@ -210,7 +230,7 @@ class Queue:
         refuse_past_send_at(send_at, now)
         expires_at = send_at + timedelta(seconds=max_age)
         priority = int(broadcast.priority)
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with _connection(self.pool, conn) as conn, conn.transaction():
             # One indexed lookup for the whole list, inside the transaction, before the COPY.
             # Without case, as the suppression list compares addresses.
             suppressed = {

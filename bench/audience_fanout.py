@@ -1,0 +1,111 @@
+"""Audience fan-out benchmark: a broadcast to a board's 30,000 guardian addresses.
+
+    python bench/audience_fanout.py [--accounts 15000] [--rounds 3] [--database-url URL]
+
+Imports ACCOUNTS children with two confirmed contacts each (bench/people_import.py's CSV),
+then times, per round: resolving the whole board to addresses alone (one query, opening every
+sealed address), the whole `send_broadcast` (resolution + fan-out + counts in one transaction),
+and, for comparison, `Queue.enqueue` of the same addresses given directly (bench/fanout.py);
+then what opening a sealed address costs on its own.
+Prints one line per round and, last, one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from people_import import generate_csv  # noqa: E402
+
+from engine.clock import SystemClock  # noqa: E402
+from engine.config import DatabaseSettings, PeopleSettings  # noqa: E402
+from engine.db import create_pool  # noqa: E402
+from engine.people import Audience, Category, OrgKind, People, resolve, send_broadcast  # noqa: E402
+from engine.people.accounts import plan_import, write_import  # noqa: E402
+from engine.people.csv_import import parse_rows  # noqa: E402
+from engine.people.directory import add_organisation  # noqa: E402
+from engine.queue import NewBroadcast, Priority, Queue  # noqa: E402
+from engine.sealing import new_key_text  # noqa: E402
+
+
+async def main(args: argparse.Namespace) -> dict[str, float | int]:
+    url = args.database_url
+    if not url:
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+        import pgserver
+
+        tmp = tempfile.mkdtemp(prefix="mamoru-bench-pg-", dir="/tmp")
+        url = pgserver.get_server(tmp, cleanup_mode="delete").get_uri()
+    pool = await create_pool(DatabaseSettings(url=url, pool_min=1, pool_max=2), url)
+    people = await People.open(pool, PeopleSettings(key=new_key_text()), SystemClock())
+    board = await add_organisation(people, OrgKind.BOARD, "board", "ベンチ市教育委員会")
+    for s in range(args.schools):
+        await add_organisation(people, OrgKind.ELEMENTARY, f"s{s:02d}", f"ベンチ第{s + 1}小学校")
+    plan = await plan_import(people, parse_rows(generate_csv(args.accounts, args.schools)))
+    await write_import(people, plan, confirmed=True)
+    queue = Queue(pool)
+    audience = Audience(boards=(board.id,))
+    message = NewBroadcast(
+        sender="kyouiku@city.example.jp", subject="【緊急】台風接近に伴う臨時休校",
+        body="台風の接近に伴い、明日は全校臨時休校とします。\n" * 10, recipients=[],
+        priority=Priority.EMERGENCY,
+    )
+    resolve_t, send_t, plain_t = [], [], []
+    recipients = 0
+    for round_no in range(args.rounds):
+        t0 = time.perf_counter()
+        resolved = await resolve(
+            pool, people, audience, Category.EMERGENCY, Priority.EMERGENCY, people.clock.now()
+        )
+        t1 = time.perf_counter()
+        fan = await send_broadcast(people, queue, message, audience, Category.EMERGENCY, 86400)
+        t2 = time.perf_counter()
+        await queue.enqueue(
+            NewBroadcast(message.sender, message.subject, message.body,
+                         list(resolved.recipients), Priority.EMERGENCY),
+            people.clock.now(), 86400,
+        )
+        t3 = time.perf_counter()
+        recipients = fan.recipients
+        resolve_t.append(t1 - t0)
+        send_t.append(t2 - t1)
+        plain_t.append(t3 - t2)
+        print(
+            f"round {round_no + 1}: {fan.recipients} recipients: resolve {t1 - t0:.3f} s, "
+            f"resolve + fan-out {t2 - t1:.3f} s (addresses given directly: {t3 - t2:.3f} s)"
+        )
+    await pool.close()
+    # What sealing costs per address, for the hot path: open 30,000 sealed addresses.
+    sealed = [people.sealer.seal(a, "contact.address") for a in resolved.recipients]
+    t0 = time.perf_counter()
+    for blob in sealed:
+        people.sealer.open(blob, "contact.address")
+    open_seconds = time.perf_counter() - t0
+    print(f"opening {len(sealed)} sealed addresses alone: {open_seconds:.3f} s "
+          f"({open_seconds / len(sealed) * 1e6:.1f} µs each)")
+    return {
+        "open_sealed_seconds": round(open_seconds, 4),
+        "recipients": recipients,
+        "resolve_median_seconds": round(statistics.median(resolve_t), 4),
+        "send_best_seconds": round(min(send_t), 4),
+        "send_median_seconds": round(statistics.median(send_t), 4),
+        "plain_enqueue_median_seconds": round(statistics.median(plain_t), 4),
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, default=15_000)
+    parser.add_argument("--schools", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--database-url", default="")
+    print(json.dumps(asyncio.run(main(parser.parse_args()))))

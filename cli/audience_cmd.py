@@ -1,0 +1,126 @@
+"""`mamoru send` to people: --board, --school, --grade, --class, --group, --account, --category.
+
+Names on the command line become an ``Audience`` (engine.people); an unknown school, grade,
+class or group is answered with what exists, before anything is stored. How they combine:
+
+- ``--school S`` alone is the whole school; with ``--grade G`` it is those grades of each
+  school given; ``--class`` is ``3-1`` (grade 3, class 1) or, with one ``--grade``, just ``1``;
+- ``--group`` is a group name, or ``school-code/name`` when several schools use the name;
+- ``--board`` is every account of the board; ``--account`` one account by its id;
+- everything given is added together, each address once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.config import Settings
+from engine.errors import InputError
+from engine.people import Audience, Category, FanOut, People, send_broadcast
+from engine.people.directory import (
+    Executor,
+    current_year,
+    find_board,
+    find_class,
+    find_grade,
+    find_group,
+    find_organisation,
+    parse_class,
+    parse_grade,
+)
+from engine.queue import NewBroadcast
+
+
+@dataclass(frozen=True)
+class AudienceOptions:
+    board: bool = False
+    schools: tuple[str, ...] = ()
+    grades: tuple[str, ...] = ()
+    classes: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    accounts: tuple[int, ...] = ()
+    category: str | None = None
+
+    def names_people(self) -> bool:
+        """True when some option selects people (not just the category)."""
+        return bool(
+            self.board or self.schools or self.grades or self.classes or self.groups
+            or self.accounts
+        )
+
+    def given(self) -> bool:
+        return self.names_people() or self.category is not None
+
+
+async def audience_of(db: Executor, people: People, opts: AudienceOptions) -> Audience:
+    """The audience the options name, or InputError naming what does not exist."""
+    if (opts.grades or opts.classes) and not opts.schools:
+        raise InputError("--grade と --class には --school が必要です (name the school)")
+    year = await current_year(db, people.clock.now(), create=False)
+    schools = [await find_organisation(db, s) for s in opts.schools]
+    grades = [parse_grade(g) for g in opts.grades]
+    classes: list[tuple[int, str]] = []
+    for c in opts.classes:
+        g_text, sep, name = c.replace("年", "-").rpartition("-")
+        if sep:
+            classes.append((parse_grade(g_text), parse_class(name)))
+        elif len(grades) == 1:
+            classes.append((grades[0], parse_class(c)))
+        else:
+            raise InputError(
+                f"--class {c}: 学年を付けて 3-1 のように書いてください "
+                f"(write grade-class, e.g. 3-1)"
+            )
+    audience = Audience(
+        boards=((await find_board(db)).id,) if opts.board else (),
+        groups=tuple([
+            (await find_group(db, g, schools[0] if len(schools) == 1 else None)).id
+            for g in opts.groups
+        ]),
+        accounts=tuple(opts.accounts),
+    )
+    school_ids, grade_ids, class_ids = [], [], []
+    for school in schools:
+        if classes:
+            class_ids += [await find_class(db, school, g, n, year) for g, n in classes]
+            # A grade also given without a class of its own means the whole grade.
+            grade_ids += [
+                await find_grade(db, school, g, year)
+                for g in grades if g not in {cg for cg, _ in classes}
+            ]
+        elif grades:
+            grade_ids += [await find_grade(db, school, g, year) for g in grades]
+        else:
+            school_ids.append(school.id)
+    if opts.accounts:
+        known = {
+            r["id"] for r in await db.fetch(
+                "SELECT id FROM accounts WHERE id = ANY($1::bigint[]) AND state = 'active'",
+                list(opts.accounts),
+            )
+        }
+        missing = sorted(set(opts.accounts) - known)
+        if missing:
+            raise InputError(f"--account {missing[0]} はありません (no such active account)")
+    return Audience(
+        audience.boards, tuple(school_ids), tuple(grade_ids), tuple(class_ids), audience.groups,
+        audience.accounts,
+    )
+
+
+async def enqueue_for_people(
+    settings: Settings, broadcast: NewBroadcast, opts: AudienceOptions
+) -> FanOut:
+    """Resolve the audience and fan the broadcast out in one transaction."""
+    from engine.context import Engine
+
+    category = Category.parse(opts.category) if opts.category else Category.NOTICE
+    engine = await Engine.open(settings)
+    try:
+        people = await People.open(engine.pool, settings.people, engine.clock)
+        audience = await audience_of(engine.pool, people, opts)
+        return await send_broadcast(
+            people, engine.queue, broadcast, audience, category, settings.queue.max_age
+        )
+    finally:
+        await engine.close()

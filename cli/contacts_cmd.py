@@ -1,0 +1,57 @@
+"""`mamoru contacts purge`: delete a school's or everyone's personal data (contract end)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cli.people_session import ConfigOption, fail, out, run_people, settings_of
+from engine.people import People
+from engine.people.accounts import PurgeResult, purge
+from engine.people.directory import find_organisation
+
+app = typer.Typer(
+    help="連絡先 (contacts): deleting personal data.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def contacts() -> None:
+    """連絡先 (contacts): deleting personal data."""
+
+
+@app.command("purge")
+def purge_(
+    school: Annotated[
+        str | None, typer.Option(help="Delete this school's accounts and contacts.")
+    ] = None,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Delete every account and contact.")
+    ] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Required: the deletion cannot be undone.")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Delete accounts and contacts for good, and report counts (個人情報の削除)."""
+    if (school is None) == (not all_):
+        fail("--school 学校 か --all のどちらか一つを指定してください (give --school S or --all)")
+    if not yes:
+        fail("削除は元に戻せません。実行するには --yes を付けてください (add --yes to confirm)")
+    settings = settings_of(config)
+
+    async def go(p: People) -> PurgeResult:
+        org = await find_organisation(p.pool, school) if school else None
+        return await purge(p, org)
+
+    result = run_people(settings, go)
+    target = f"学校「{school}」" if school else "全員"
+    out().print(
+        f"{target}の個人情報を削除しました: アカウント {result.accounts} 件、"
+        f"連絡先 {result.contacts} 件、グループ登録 {result.group_memberships} 件",
+        markup=False,
+    )

@@ -1,0 +1,21 @@
+"""Mounts the people commands (schools, groups, accounts, contacts, rollover, notices)."""
+
+from __future__ import annotations
+
+import typer
+
+from cli.accounts_cmd import app as accounts_app
+from cli.contacts_cmd import app as contacts_app
+from cli.groups_cmd import app as groups_app
+from cli.notices_cmd import notices
+from cli.rollover_cmd import rollover
+from cli.schools_cmd import app as schools_app
+
+
+def mount_people(app: typer.Typer) -> None:
+    app.add_typer(schools_app, name="schools")
+    app.add_typer(groups_app, name="groups")
+    app.add_typer(accounts_app, name="accounts")
+    app.add_typer(contacts_app, name="contacts")
+    app.command("rollover")(rollover)
+    app.command("notices")(notices)

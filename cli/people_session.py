@@ -1,0 +1,69 @@
+"""Running one people command: settings, the engine and its people store, one-line errors.
+
+Shared by the ``schools``, ``groups``, ``accounts``, ``contacts`` and ``rollover`` commands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+import uvloop
+from rich.console import Console
+
+from engine.config import Settings, load_settings
+from engine.errors import InputError, MamoruError
+from engine.people import People
+
+T = TypeVar("T")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML configuration file (default: $MAMORU_CONFIG)."),
+]
+
+
+def out() -> Console:
+    return Console(highlight=False)
+
+
+def note(message: str) -> None:
+    """A summary line on standard error (standard output may carry data)."""
+    Console(stderr=True, highlight=False).print(message, markup=False, soft_wrap=True)
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    Console(stderr=True, highlight=False).print(
+        f"mamoru: error: {message}", markup=False, soft_wrap=True
+    )
+    raise typer.Exit(code)
+
+
+def settings_of(config: Path | None) -> Settings:
+    try:
+        return load_settings(config)
+    except MamoruError as exc:
+        fail(str(exc), 1)
+
+
+def run_people(settings: Settings, use: Callable[[People], Coroutine[Any, Any, T]]) -> T:
+    """Open the engine and its people store, run ``use``, close; errors become one line.
+
+    Bad input exits 2 and configuration or database problems exit 1, as everywhere in mamoru.
+    """
+    from engine.context import Engine
+
+    async def main() -> T:
+        engine = await Engine.open(settings)
+        try:
+            people = await People.open(engine.pool, settings.people, engine.clock)
+            return await use(people)
+        finally:
+            await engine.close()
+
+    try:
+        return uvloop.run(main())
+    except MamoruError as exc:
+        fail(str(exc), 2 if isinstance(exc, InputError) else 1)

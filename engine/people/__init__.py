@@ -1,0 +1,44 @@
+"""People: the board, schools, grades, classes, groups, accounts and contacts; audiences.
+
+The one place that knows the tables of migration 007. Names, addresses and registration codes
+are sealed at rest (engine/sealing.py). Modules:
+
+    store       People (pool + sealer + clock), the key check, the sealed values' purposes
+    models      kinds, categories, delivery conditions, Audience, skip reasons
+    codes       registration codes
+    directory   organisations, school years, grades, classes, groups; name -> id lookups
+    audience    audience -> addresses -> deliveries, in one transaction
+    csv_import  reading and checking an accounts CSV
+    accounts    import, export and purge of accounts and contacts
+    contacts    one contact at a time: add, link, confirm, leave; accounts by registration code
+    rollover    the new school year (class_moves: the class changes file it takes)
+    notices     print-ready registration notices (PDF with a mailto: QR code)
+"""
+
+from engine.people.audience import FanOut, resolve, send_broadcast
+from engine.people.models import (
+    Audience,
+    Category,
+    DeliveryConditions,
+    Group,
+    NightWindow,
+    Organisation,
+    OrgKind,
+    SkipReason,
+)
+from engine.people.store import People
+
+__all__ = [
+    "Audience",
+    "Category",
+    "DeliveryConditions",
+    "FanOut",
+    "Group",
+    "NightWindow",
+    "OrgKind",
+    "Organisation",
+    "People",
+    "SkipReason",
+    "resolve",
+    "send_broadcast",
+]

@@ -1,0 +1,226 @@
+"""Reading an accounts CSV: encoding, headers and every row checked, with line numbers.
+
+The file comes from an existing system or from Excel: UTF-8 with or without a BOM, or
+Shift_JIS/CP932. ``decode_lines`` picks the encoding (or takes the one given) and decodes line
+by line, so one mis-encoded line is reported as that line instead of spoiling the file. A
+field may not span lines (the files this reads never need it; a stray quote is reported).
+
+Headers may be Japanese or English (``HEADERS``); contacts are ``連絡先1``, ``連絡先2``, ...
+(``contact1`` ...), as many as the file has. ``parse_rows`` checks what needs no database;
+``engine.people.accounts.plan_import`` checks the rest (schools, groups, duplicates).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+from engine.address import normalise_address
+from engine.errors import InputError
+from engine.people.codes import normalise_code
+from engine.people.directory import parse_class, parse_grade
+from engine.people.models import AccountKind
+
+HEADERS: dict[str, tuple[str, ...]] = {
+    "school": ("学校", "学校名", "学校コード", "school"),
+    "grade": ("学年", "grade"),
+    "class": ("組", "クラス", "class"),
+    "number": ("番号", "出席番号", "number"),
+    "name": ("氏名", "名前", "name"),
+    "kind": ("種別", "kind"),
+    "code": ("登録コード", "code"),
+    "groups": ("グループ", "groups"),
+    # Written by export so that operators can name one account (`send --account ID`); an
+    # import gives every row a new account, so it is read and ignored.
+    "id": ("ID", "id"),
+}
+_CONTACT_HEADER = re.compile(r"^(?:連絡先|contact)\s*(\d{1,2})$")
+_GROUP_SEPARATORS = re.compile(r"[;；、,，|]")
+_KINDS = {
+    "": AccountKind.CHILD, "child": AccountKind.CHILD, "児童": AccountKind.CHILD,
+    "生徒": AccountKind.CHILD, "園児": AccountKind.CHILD, "児童生徒": AccountKind.CHILD,
+    "staff": AccountKind.STAFF, "教職員": AccountKind.STAFF, "職員": AccountKind.STAFF,
+    "教員": AccountKind.STAFF,
+}
+ENCODINGS = ("auto", "utf-8", "cp932")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row that passed the checks that need no database."""
+
+    line: int
+    school: str
+    kind: AccountKind
+    grade: int | None
+    class_name: str | None
+    number: int | None
+    name: str
+    code: str | None
+    contacts: tuple[str, ...]
+    groups: tuple[str, ...]
+
+
+@dataclass
+class ParsedFile:
+    encoding: str
+    rows: list[Row] = field(default_factory=list)
+    # (line, why) for every bad line, in line order once sorted.
+    errors: list[tuple[int, str]] = field(default_factory=list)
+
+
+def _key(header: str) -> str:
+    return unicodedata.normalize("NFKC", header).strip().lower()
+
+
+def decode_lines(data: bytes, encoding: str = "auto") -> tuple[str, list[tuple[int, str | None]]]:
+    """The encoding used and every line as (number, text), text None when it cannot be read."""
+    if encoding not in ENCODINGS:
+        raise InputError(f"--encoding は {', '.join(ENCODINGS)} のどれかです (unknown encoding)")
+    raw_lines = data.split(b"\n")  # safe in CP932 too: 0x0A is never a trail byte
+    if raw_lines and raw_lines[-1] == b"":
+        raw_lines.pop()
+    bom = data.startswith(b"\xef\xbb\xbf")
+    if bom:
+        raw_lines[0] = raw_lines[0][3:]
+    if encoding == "auto":
+        encoding = "utf-8" if bom else _guess(raw_lines)
+    out: list[tuple[int, str | None]] = []
+    for number, raw in enumerate(raw_lines, start=1):
+        try:
+            out.append((number, raw.rstrip(b"\r").decode(encoding)))
+        except UnicodeDecodeError:
+            out.append((number, None))
+    return encoding, out
+
+
+def _guess(lines: list[bytes]) -> str:
+    """UTF-8 unless more non-ASCII lines read as CP932 than as UTF-8."""
+    utf8 = cp932 = 0
+    for raw in lines:
+        if raw.isascii():
+            continue
+        for name in ("utf-8", "cp932"):
+            try:
+                raw.decode(name)
+            except UnicodeDecodeError:
+                continue
+            if name == "utf-8":
+                utf8 += 1
+            else:
+                cp932 += 1
+    return "cp932" if cp932 > utf8 else "utf-8"
+
+
+def parse_rows(data: bytes, encoding: str = "auto") -> ParsedFile:
+    """Check the header and every row; raises InputError only when the file is unusable."""
+    used, lines = decode_lines(data, encoding)
+    parsed = ParsedFile(used)
+    header_at = next((i for i, (_, text) in enumerate(lines) if text is None or text.strip()), None)
+    if header_at is None:
+        raise InputError("ファイルが空です (the file is empty)")
+    header_line, header_text = lines[header_at]
+    if header_text is None:
+        raise InputError(
+            f"{header_line} 行目 (見出し) の文字コードが {used} として読めません "
+            f"(the header line is not {used}; try --encoding)"
+        )
+    columns = _columns(next(csv.reader([header_text])))
+    for number, text in lines[header_at + 1 :]:
+        if text is None:
+            parsed.errors.append(
+                (number, f"文字コードが {used} として読めません (not valid {used})")
+            )
+            continue
+        if not text.strip(" ,\t\u3000"):
+            continue
+        try:
+            parsed.rows.append(_row(number, text, columns))
+        except InputError as exc:
+            parsed.errors.append((number, str(exc)))
+    return parsed
+
+
+def _columns(header: list[str]) -> dict[str, int]:
+    """Field name (school, ..., contact1, ...) -> column index; unknown or repeated: error."""
+    names = {alias: name for name, aliases in HEADERS.items() for alias in aliases}
+    columns: dict[str, int] = {}
+    for index, cell in enumerate(header):
+        key = _key(cell)
+        if not key:
+            continue
+        m = _CONTACT_HEADER.match(key)
+        name = f"contact{int(m.group(1))}" if m else names.get(key)
+        if name is None:
+            known = "、".join(aliases[0] for aliases in HEADERS.values())
+            raise InputError(
+                f"見出し「{cell}」は分かりません (unknown column). 使える見出し: {known}、"
+                f"連絡先1、連絡先2 ... (or English: {', '.join(HEADERS)}, contact1, ...)"
+            )
+        if name in columns:
+            raise InputError(f"見出し「{cell}」が 2 回あります (repeated column)")
+        columns[name] = index
+    for required in ("school", "name"):
+        if required not in columns:
+            raise InputError(
+                f"見出しに「{HEADERS[required][0]}」({required}) がありません (missing column)"
+            )
+    return columns
+
+
+def _row(number: int, text: str, columns: dict[str, int]) -> Row:
+    try:
+        cells = next(csv.reader([text], strict=True))
+    except csv.Error as exc:
+        raise InputError(f"CSV として読めません ({exc}); 引用符 (\") を確認してください") from None
+    width = max(columns.values()) + 1
+    if len(cells) > width and any(c.strip() for c in cells[width:]):
+        raise InputError(f"列が多すぎます ({len(cells)} 列; 見出しは {width} 列)")
+    cells += [""] * (width - len(cells))
+
+    def get(name: str) -> str:
+        return cells[columns[name]].strip() if name in columns else ""
+
+    school = get("school")
+    if not school:
+        raise InputError("学校が空です (school is empty)")
+    kind = _KINDS.get(_key(get("kind")))
+    if kind is None:
+        raise InputError(f"種別「{get('kind')}」は 児童/生徒/教職員 のどれかです (unknown kind)")
+    grade = parse_grade(get("grade")) if get("grade") else None
+    if grade is None and kind is AccountKind.CHILD:
+        raise InputError("児童・生徒には学年が必要です (grade is required for a child)")
+    class_name = parse_class(get("class")) if get("class") else None
+    if class_name is not None and grade is None:
+        raise InputError("組には学年が必要です (a class needs a grade)")
+    num = None
+    if get("number"):
+        plain = unicodedata.normalize("NFKC", get("number"))
+        if not plain.isdigit() or not 1 <= int(plain) <= 999:
+            raise InputError(f"番号「{get('number')}」は 1〜999 の数字です (invalid number)")
+        num = int(plain)
+    name = get("name")
+    if not name:
+        raise InputError("氏名が空です (name is empty)")
+    if len(name) > 100:
+        raise InputError("氏名が 100 文字を超えています (name too long)")
+    code = normalise_code(get("code")) if get("code") else None
+    contacts: list[str] = []
+    for key in sorted((k for k in columns if k.startswith("contact")), key=lambda k: int(k[7:])):
+        value = get(key)
+        if not value:
+            continue
+        try:
+            address = normalise_address(value)
+        except InputError as exc:
+            raise InputError(
+                f"連絡先{key[7:]}「{value}」はメールアドレスとして正しくありません ({exc})"
+            ) from None
+        if address not in contacts:
+            contacts.append(address)
+    groups = tuple(dict.fromkeys(
+        g.strip() for g in _GROUP_SEPARATORS.split(get("groups")) if g.strip()
+    ))
+    return Row(number, school, kind, grade, class_name, num, name, code, tuple(contacts), groups)

@@ -1,0 +1,126 @@
+"""Registration notices: one printed page per child with the code, the address and a QR code.
+
+The QR code holds ``mailto:<registration address>``, so a phone's camera opens the mailer with
+the address filled in and the guardian only has to send the (empty) mail. The registration
+address is given by the caller: the board's or the school's, as the registration feature
+(a later issue) defines them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import segno
+
+from engine.address import domain_of, normalise_address
+from engine.errors import InputError
+from engine.pdf import A4, Page, render
+from engine.people.directory import Executor, current_year, find_class, find_grade
+from engine.people.models import Organisation
+from engine.people.store import ACCOUNT_NAME, CODE, People
+
+NOTICES_SQL = """
+SELECT g.grade, c.name AS class_name, a.number, a.name_sealed, a.code_sealed
+FROM accounts a
+LEFT JOIN grades g ON g.id = a.grade_id LEFT JOIN classes c ON c.id = a.class_id
+WHERE a.school_id = $1 AND a.state = 'active' AND a.kind = 'child'
+  AND ($2::bigint IS NULL OR a.grade_id = $2) AND ($3::bigint IS NULL OR a.class_id = $3)
+ORDER BY g.grade, c.name, a.number NULLS LAST, a.id
+"""
+
+
+@dataclass(frozen=True)
+class Notice:
+    school: str
+    grade: int | None
+    class_name: str | None
+    number: int | None
+    name: str
+    code: str
+
+
+async def notices_for(
+    people: People,
+    db: Executor,
+    school: Organisation,
+    grade: int | None = None,
+    class_name: str | None = None,
+) -> list[Notice]:
+    """The children of a school (or of one grade or class), in class order, names opened."""
+    if class_name is not None and grade is None:
+        raise InputError("--class には --grade が必要です (a class needs its grade)")
+    year = await current_year(db, people.clock.now(), create=False)
+    grade_id = await find_grade(db, school, grade, year) if grade is not None else None
+    class_id = (
+        await find_class(db, school, grade, class_name, year)
+        if grade is not None and class_name is not None else None
+    )
+    rows = await db.fetch(NOTICES_SQL, school.id, grade_id, class_id)
+    opened = people.sealer.open
+    return [
+        Notice(
+            school.name, r["grade"], r["class_name"], r["number"],
+            opened(r["name_sealed"], ACCOUNT_NAME), opened(r["code_sealed"], CODE),
+        )
+        for r in rows
+    ]
+
+
+def qr_text(address: str) -> str:
+    return f"mailto:{address}"
+
+
+def notices_pdf(notices: list[Notice], address: str) -> bytes:
+    """One A4 page per notice."""
+    address = normalise_address(address)
+    if not notices:
+        raise InputError("対象の児童生徒がいません (no children to print notices for)")
+    qr = segno.make(qr_text(address), error="m")
+    return render([_page(n, address, qr) for n in notices], "メール配信 登録のご案内")
+
+
+def _page(n: Notice, address: str, qr: segno.QRCode) -> Page:
+    page = Page()
+    left = 60.0
+    page.centred(770, 20, "メール配信サービス 登録のご案内")
+    place = "".join([
+        f"{n.grade}年" if n.grade is not None else "",
+        f"{n.class_name}組" if n.class_name else "",
+        f" {n.number}番" if n.number is not None else "",
+    ])
+    page.text(left, 725, 12, f"{n.school}　{place}".rstrip())
+    page.text(left, 700, 14, f"{n.name} さんの保護者の方へ")
+    lines = [
+        "学校からの緊急連絡やお知らせを、メールでお届けします。",
+        "次の手順で登録してください。",
+        "1. 右の QR コードを読み取るか、下の登録用アドレスへ空メールを送ります。",
+        "2. 返信メールのリンクを開き、下の登録コードを入力します。",
+        "3. 登録完了のメールが届いたら、登録は終わりです。",
+        "お子様が 2 人以上いる場合は、同じアドレスでそれぞれの",
+        "登録コードを入力してください (メールは 1 通で届きます)。",
+        f"迷惑メール対策をしている場合は、{domain_of(address)} からの",
+        "メールを受け取れるように設定してください。",
+    ]
+    for i, line in enumerate(lines):
+        page.text(left, 660 - i * 20, 11, line)
+    page.frame(left - 10, 300, A4[0] - 2 * (left - 10), 150)
+    page.text(left, 420, 11, "登録用アドレス")
+    page.text(left, 395, 15, address)
+    page.text(left, 355, 11, "登録コード")
+    page.text(left, 320, 26, n.code)
+    _draw_qr(page, qr, x=A4[0] - left - 130, y=465, size=130)
+    page.text(left, 250, 10, "この用紙は大切に保管してください。")
+    page.text(left, 234, 10, "登録コードは、ほかの人に教えないでください。")
+    return page
+
+
+def _draw_qr(page: Page, qr: segno.QRCode, x: float, y: float, size: float) -> None:
+    """Dark modules as squares, with the four-module quiet zone the standard asks for."""
+    modules = len(qr.matrix)
+    unit = size / (modules + 8)
+    for row, bits in enumerate(qr.matrix):
+        for col, dark in enumerate(bits):
+            if dark:
+                page.rect(
+                    x + (col + 4) * unit, y + size - (row + 5) * unit, unit, unit
+                )

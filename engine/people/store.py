@@ -1,0 +1,54 @@
+"""The people package's handle: the pool, the sealer and the clock, with the key checked.
+
+Every operation of ``engine.people`` takes a ``People``. Opening one compares the key's
+fingerprint with the one the database was first used with, so a wrong or new key is refused
+at once with a clear message instead of storing rows that nobody can read together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+from engine.clock import Clock, SystemClock
+from engine.config import PeopleSettings
+from engine.errors import ConfigError
+from engine.sealing import Sealer, load_key
+
+# Purposes of sealed values (the AES-GCM associated data and the hash's separator).
+ADDRESS = "contact.address"
+CONTACT_NAME = "contact.name"
+ACCOUNT_NAME = "account.name"
+CODE = "account.code"
+
+
+@dataclass(frozen=True)
+class People:
+    pool: asyncpg.Pool
+    sealer: Sealer
+    clock: Clock
+
+    @classmethod
+    async def open(
+        cls, pool: asyncpg.Pool, settings: PeopleSettings, clock: Clock | None = None
+    ) -> People:
+        sealer = Sealer(load_key(settings.key, settings.key_file))
+        await check_key(pool, sealer)
+        return cls(pool, sealer, clock or SystemClock())
+
+
+async def check_key(pool: asyncpg.Pool, sealer: Sealer) -> None:
+    """Remember the key's fingerprint on first use; refuse a different key afterwards."""
+    mine = sealer.fingerprint()
+    await pool.execute(
+        "INSERT INTO mamoru_secrets (name, value) VALUES ('people_key', $1) "
+        "ON CONFLICT (name) DO NOTHING",
+        mine,
+    )
+    stored: str = await pool.fetchval("SELECT value FROM mamoru_secrets WHERE name='people_key'")
+    if stored != mine:
+        raise ConfigError(
+            "個人情報の暗号鍵がこのデータベースの鍵と違います (the people key is not the one this "
+            "database was set up with; check [people] key / key_file, or restore the key file)"
+        )
