@@ -311,6 +311,11 @@ def _parse_duration(key: str, value: Any) -> float:
     return seconds
 
 
+def parse_duration(key: str, value: Any) -> float:
+    """A duration of a section other modules own (seconds, or "90s", "7d"); errors name key."""
+    return _parse_duration(key, value)
+
+
 def parse_host_port(key: str, value: str, default_port: int) -> tuple[str, int]:
     """Split "host:port" (or "[v6]:port", or a bare host) and check the port."""
     text = value.strip()

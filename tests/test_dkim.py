@@ -253,17 +253,76 @@ def test_a_second_from_added_in_transit_breaks_the_signature(
     assert not verifies(forged, records)
 
 
-def test_signature_covers_the_listed_headers_present_and_oversigns_from(
-    rsa_signer: DkimSigner,
-) -> None:
+def test_every_signed_field_is_listed_once_more_than_present(rsa_signer: DkimSigner) -> None:
     headers = header_block(extra="List-Unsubscribe: <https://school.example.jp/u/1>\r\n")
     signature = rsa_signer.sign(headers, rsa_signer.prepare_body(body()), DOMAIN)
     signed = [h.strip() for h in signature_tags(signature)[b"h"].split(b":")]
-    assert signed == [
+    present = [
         b"from", b"to", b"subject", b"date", b"message-id", b"mime-version",
-        b"content-type", b"content-transfer-encoding", b"list-unsubscribe", b"from",
+        b"content-type", b"content-transfer-encoding", b"list-unsubscribe",
     ]  # fmt: skip
+    for name in present:
+        assert signed.count(name) == 2, name
+    for name in (b"reply-to", b"cc", b"list-unsubscribe-post", b"sender"):
+        assert signed.count(name) == 1, name  # absent: listed once, so it cannot be added
     assert b"x-mailer" not in signed
+
+
+@pytest.mark.parametrize(
+    "added",
+    [
+        b"Reply-To: attacker@example.com\r\n",
+        b"Subject: =?utf-8?b?5YWN6Zmk?=\r\n",
+        b"To: attacker@example.com\r\n",
+        b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
+        b"Cc: attacker@example.com\r\n",
+    ],
+    ids=["reply-to", "second-subject", "second-to", "list-unsubscribe-post", "cc"],
+)
+def test_a_field_added_after_signing_breaks_the_signature(
+    rsa_signer: DkimSigner, records: Records, added: bytes
+) -> None:
+    headers = header_block()
+    signature = rsa_signer.sign(headers, rsa_signer.prepare_body(body()), DOMAIN)
+    genuine = signature + headers + b"\r\n" + body()
+    assert verifies(genuine, records)
+    # Added at the end (after the signed ones, as a relay would) and at the top.
+    assert not verifies(signature + headers + added + b"\r\n" + body(), records)
+    assert not verifies(signature + added + headers + b"\r\n" + body(), records)
+
+
+def test_fields_left_out_of_a_shared_signature_are_neither_signed_nor_listed(
+    rsa_signer: DkimSigner, records: Records
+) -> None:
+    common = header_block().replace(b"To: parent@example.net\r\n", b"").replace(
+        b"Message-ID: <20261122.1@school.example.jp>\r\n", b""
+    )
+    leave_out = frozenset({b"to", b"message-id"})
+    signature = rsa_signer.sign(common, rsa_signer.prepare_body(body()), DOMAIN, leave_out)
+    signed = signature_tags(signature)[b"h"].replace(b" ", b"").split(b":")
+    assert b"to" not in signed and b"message-id" not in signed
+    own = b"To: parent@example.net\r\nMessage-ID: <1.2@school.example.jp>\r\n"
+    assert verifies(signature + own + common + b"\r\n" + body(), records)
+
+
+def test_signature_expires_after_the_configured_time(rsa_key: DkimKey, records: Records) -> None:
+    clock = FakeClock(datetime(2026, 11, 22, 10, 0, tzinfo=UTC))
+    signer = DkimSigner([rsa_key], clock, expiry=3600)
+    signature = signer.sign(header_block(), signer.prepare_body(body()), DOMAIN)
+    tags = signature_tags(signature)
+    assert int(tags[b"x"]) - int(tags[b"t"]) == 3600
+    # dkimpy checks x= against the real time: a signature of 2026-11-22 10:00 valid for an hour
+    # has expired by the time anyone reads this, while one with the default 7 days has not.
+    assert not verifies(signature + header_block() + b"\r\n" + body(), records)
+    fresh = DkimSigner([rsa_key]).sign(header_block(), signer.prepare_body(body()), DOMAIN)
+    assert int(signature_tags(fresh)[b"x"]) - int(signature_tags(fresh)[b"t"]) == 7 * 86400
+    assert verifies(fresh + header_block() + b"\r\n" + body(), records)
+
+
+def test_expiry_zero_gives_no_x_tag(rsa_key: DkimKey) -> None:
+    signer = DkimSigner([rsa_key], expiry=0)
+    signature = signer.sign(header_block(), signer.prepare_body(body()), DOMAIN)
+    assert b"x" not in signature_tags(signature)
 
 
 def test_signature_timestamp_comes_from_the_clock(rsa_key: DkimKey) -> None:
