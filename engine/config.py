@@ -72,6 +72,9 @@ class DeliverySettings:
     # "opportunistic": STARTTLS when offered, without certificate checks (as MTAs do);
     # "off": never.
     starttls: str = "opportunistic"
+    # Receiving hosts (MX host names, or domains they end in) that only get mail over TLS:
+    # when they do not offer STARTTLS or the handshake fails, the mail waits (deferred).
+    tls_required: list[str] = field(default_factory=list)
     # Graceful shutdown waits this long for in-flight mails before giving them back to the queue.
     shutdown_grace: Duration = Duration(30.0)
 
