@@ -130,6 +130,17 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True)
+class HttpSettings:
+    """The guardians' pages and the API (served by a later release)."""
+
+    # Base of the personal links in mails, e.g. "https://mail.city.example.jp"; empty: mails
+    # carry no personal links (and no one-click unsubscribe).
+    public_url: str = ""
+    # host:port the HTTP server will listen on.
+    listen: str = "127.0.0.1:8080"
+
+
+@dataclass(frozen=True)
 class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     queue: QueueSettings = field(default_factory=QueueSettings)
@@ -139,6 +150,7 @@ class Settings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     inbound: InboundSettings = field(default_factory=InboundSettings)
     suppression: SuppressionSettings = field(default_factory=SuppressionSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
     # Owned and validated by other modules (throttle, dkim): kept as given.
     shaping: dict[str, Any] = field(default_factory=dict)
     egress: dict[str, Any] = field(default_factory=dict)
@@ -371,5 +383,13 @@ def _check(s: Settings) -> None:
         raise ConfigError("inbound.tls_cert and inbound.tls_key must be given together")
     if s.inbound.max_message_size < 1024:
         raise ConfigError("inbound.max_message_size must be at least 1024 bytes")
+    if s.http.public_url and not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d+)?(/[A-Za-z0-9_./~-]*)?",
+                                               s.http.public_url):
+        raise ConfigError(
+            f"http.public_url {s.http.public_url!r} is not a usable base URL: write it like "
+            "\"https://mail.city.example.jp\" (no query, no spaces)"
+        )
+    if s.http.listen:
+        parse_host_port("http.listen", s.http.listen, 8080)
     if s.suppression.soft_threshold < 1:
         raise ConfigError("suppression.soft_threshold must be at least 1")

@@ -316,6 +316,21 @@ class Queue:
             for r in rows
         }
 
+    async def pending_sender_domains(self) -> list[str]:
+        """The sender domains (lower case) of broadcasts with deliveries still to send."""
+        rows = await self.pool.fetch(
+            """
+            SELECT DISTINCT lower(split_part(b.sender, '@', 2)) AS domain
+            FROM broadcasts b
+            WHERE EXISTS (
+                SELECT 1 FROM deliveries d
+                WHERE d.broadcast_id = b.id AND d.state IN ('queued', 'deferred', 'sending')
+            )
+            ORDER BY 1
+            """
+        )
+        return [r["domain"] for r in rows]
+
     async def has_due(self, now: datetime) -> bool:
         """True when some delivery is due now (used to decide that the queue is drained)."""
         return bool(
