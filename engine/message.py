@@ -30,6 +30,7 @@ from email.utils import format_datetime, formataddr
 from engine.address import domain_of, smtp_path
 from engine.clock import Clock
 from engine.dkim import DkimSigner, PreparedBody
+from engine.errors import DkimError
 from engine.links import LinkSigner
 from engine.queue.models import BroadcastContent
 
@@ -149,6 +150,7 @@ def build_template(
     public_url: str = "",
     from_name: str = "",
     reply_to: str = "",
+    require_signature: bool = False,
 ) -> MessageTemplate:
     """The template of one broadcast.
 
@@ -158,8 +160,15 @@ def build_template(
     runner then carries another Message-ID) and no personal links are made.
     `public_url`: base of personal links (``[http] public_url``); empty: no links.
     `from_name`: the sender's display name (○○小学校); `reply_to`: where replies go.
+    `require_signature` (not ``dkim.allow_unsigned``): a sender domain without a key is a
+    DkimError instead of unsigned mail.
     """
     sender_domain = domain_of(content.sender)
+    if require_signature and (signer is None or not signer.signs_for(sender_domain)):
+        raise DkimError(
+            f"broadcast {content.id} is from {sender_domain}, which has no DKIM key: add "
+            "[[dkim.keys]] for it (`mamoru dkim keygen`), or set dkim.allow_unsigned = true"
+        )
     id_domain = id_domain or sender_domain
     if secret:
         mac = hmac.new(secret, b"message-id\0%d" % content.id, hashlib.sha256).digest()

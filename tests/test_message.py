@@ -222,3 +222,17 @@ def test_lf_and_crlf_bodies_give_the_same_mail(clock: FakeClock) -> None:
     assert lf.body == crlf.body
 
 
+
+
+def test_a_required_signature_without_a_key_is_an_error(
+    keys: tuple[DkimSigner, Records], clock: FakeClock
+) -> None:
+    from engine.errors import DkimError
+
+    signer, _ = keys
+    other = BroadcastContent(8, "info@other.example.jp", "件名", BODY, Priority.NORMAL)
+    with pytest.raises(DkimError, match="other.example.jp"):
+        build_template(other, clock, "", signer, secret=SECRET, require_signature=True)
+    with pytest.raises(DkimError, match="allow_unsigned"):
+        build_template(content(), clock, secret=SECRET, require_signature=True)
+    assert build_template(other, clock, "", signer, secret=SECRET).signer is None
