@@ -210,16 +210,24 @@ class DkimSigner:
         `leave_out`: those are neither signed nor listed, for a signature shared by mails
         that each add their own such fields later (the shared-signature mode).
         """
+        return self.sign_parts(header_block, b"", prepared, domain, leave_out)
+
+    def sign_parts(
+        self,
+        own: bytes,
+        common: bytes,
+        prepared: PreparedBody,
+        domain: str,
+        leave_out: frozenset[bytes] = frozenset(),
+    ) -> bytes:
+        """`sign(own + common, ...)`, for a header block whose `common` part is shared by
+        many mails: that part is parsed once and remembered, only `own` per mail."""
         keys = self._by_domain.get(domain.lower())
         if not keys:
             return b""
-        try:
-            headers, _ = dkim.rfc822_parse(header_block)
-        except dkim.MessageFormatError as exc:
-            raise DkimError(
-                f"cannot DKIM-sign mail from {domain}: its header block is malformed ({exc}); "
-                "this is a bug in whatever built the message"
-            ) from exc
+        headers = _parse_header_block(own, domain)
+        if common:
+            headers = headers + _parse_common(common, domain)
         signable = [
             (lower, value)
             for name, value in headers
@@ -240,7 +248,7 @@ class DkimSigner:
             for _ in range(counts.get(name, 0) + 1)
         ]
         signed_data = b"".join(
-            _canonical_header(name, value) for name, value in dkim.select_headers(signable, include)
+            _canonical_header(name, value) for name, value in _select(signable, include)
         )
         now = int(self._clock.now().timestamp())
         expiry = b"; x=%d" % (now + self._expiry) if self._expiry > 0 else b""
@@ -251,6 +259,41 @@ class DkimSigner:
             prepared.body_hash,
         )
         return b"".join(_signature_header(key, variable_tags, signed_data) for key in keys)
+
+
+def _parse_header_block(header_block: bytes, domain: str) -> list[tuple[bytes, bytes]]:
+    try:
+        headers, _ = dkim.rfc822_parse(header_block)
+    except dkim.MessageFormatError as exc:
+        raise DkimError(
+            f"cannot DKIM-sign mail from {domain}: its header block is malformed ({exc}); "
+            "this is a bug in whatever built the message"
+        ) from exc
+    return [(bytes(name), bytes(value)) for name, value in headers]
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_common(common: bytes, domain: str) -> list[tuple[bytes, bytes]]:
+    """The shared part of a broadcast's header blocks, parsed once (callers must not change
+    the list: it is returned to every caller)."""
+    return _parse_header_block(common, domain)
+
+
+def _select(
+    signable: list[tuple[bytes, bytes]], include: list[bytes]
+) -> list[tuple[bytes, bytes]]:
+    """The fields `include` (h=) names, in its order: for a name listed k times, its last k
+    instances from the bottom up, as RFC 6376 §5.4.2 says (dkimpy's select_headers, without
+    its quadratic scan; names here are already lower case)."""
+    by_name: dict[bytes, list[bytes]] = {}
+    for name, value in signable:
+        by_name.setdefault(name, []).append(value)
+    selected = []
+    for name in include:
+        values = by_name.get(name)
+        if values:
+            selected.append((name, values.pop()))
+    return selected
 
 
 @functools.lru_cache(maxsize=4096)

@@ -102,31 +102,35 @@ class MessageTemplate:
 
     def header_block(self, recipient: str, delivery_id: int) -> bytes:
         """The complete header block for one recipient, CRLF-terminated, no empty line."""
+        own = self._own_headers(recipient, delivery_id, self.unsubscribe_url(delivery_id))
+        return own + self.common_headers
+
+    def _own_headers(self, recipient: str, delivery_id: int, url: str | None) -> bytes:
         own = f"To: {smtp_path(recipient)}\r\nMessage-ID: {self.message_id(delivery_id)}\r\n"
-        url = self.unsubscribe_url(delivery_id)
         if url is not None:
             own += (
                 f"List-Unsubscribe: <{url}>\r\n"
                 "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
             )
-        return own.encode("ascii") + self.common_headers
+        return own.encode("ascii")
 
     def render(self, recipient: str, delivery_id: int) -> bytes:
         """The whole mail for one recipient, CRLF line ends, DKIM-signed when configured."""
-        headers = self.header_block(recipient, delivery_id)
+        url = self.unsubscribe_url(delivery_id)
+        own = self._own_headers(recipient, delivery_id, url)
         body, prepared = self.body, self.prepared_body
         links = self.links
-        if links is not None:
-            url = self.unsubscribe_url(delivery_id)
-            assert url is not None
+        if links is not None and url is not None:
             body = _encode_body(links.text_before + url.encode("ascii") + links.text_after)
             if self.signer is not None:
                 prepared = self.signer.prepare_body(body)
         if self.signer is not None and prepared is not None:
-            signature = self.signer.sign(headers, prepared, self.sender_domain)
+            signature = self.signer.sign_parts(
+                own, self.common_headers, prepared, self.sender_domain
+            )
         else:
             signature = self.shared_signature
-        return signature + headers + b"\r\n" + body
+        return signature + own + self.common_headers + b"\r\n" + body
 
     @property
     def estimated_size(self) -> int:
