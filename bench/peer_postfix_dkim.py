@@ -15,9 +15,9 @@ RSA-2048 key, into a fresh Postfix ``smtp-sink`` on 127.0.0.1:
    the last recorded outcome.
 
 Afterwards three of Postfix's mails are caught on the wire and three of mamoru's are rendered
-with the runners' template call and key; all must verify with dkimpy and be personal. Prints the times,
-the ratio, the RSA floor (signatures x one signature's cost / cores), peak memory and, last,
-one JSON line. Needs root (Postfix's master runs as root).
+with the runners' template call and key; all must verify with dkimpy and be personal. Prints
+the times, the ratio, the RSA floor (signatures x one signature's cost / cores), peak memory
+and, last, one JSON line. Needs root (Postfix's master runs as root).
 
 Until the runner passes the deployment secret and ``[http] public_url`` to ``build_template``
 itself (the interface of issue 11), this benchmark's worker processes supply them.
