@@ -738,3 +738,49 @@ def test_keygen_command_rejects_an_unknown_algorithm(runner: CliRunner, tmp_path
     assert result.output.strip().startswith("error: DKIM algorithm 'rsa-sha1' is not supported")
     assert len(result.output.strip().splitlines()) == 1
     assert not any(tmp_path.iterdir())
+
+
+# --- the [dkim] section ------------------------------------------------------------------
+
+
+def test_dkim_section_defaults_to_signing_each_mail_with_a_seven_day_expiry() -> None:
+    from engine.dkim import dkim_settings
+
+    settings = dkim_settings({})
+    assert settings.sign_per_recipient and settings.expiry == 7 * 86400
+    assert not settings.allow_unsigned and settings.signer() is None
+    assert not dkim_settings({"shared_signature": True}).sign_per_recipient
+    assert not dkim_settings({"sign_per_recipient": False}).sign_per_recipient
+
+
+def test_configured_expiry_reaches_the_signatures(rsa_key: DkimKey) -> None:
+    from engine.dkim import dkim_settings
+
+    table = {"domain": DOMAIN, "selector": rsa_key.selector,
+             "private_key": str(rsa_key.private_key)}
+    signer = dkim_settings({"keys": [table], "expiry": "2h"}).signer()
+    assert signer is not None
+    tags = signature_tags(signer.sign(header_block(), signer.prepare_body(body()), DOMAIN))
+    assert int(tags[b"x"]) - int(tags[b"t"]) == 7200
+    assert dkim_settings({"keys": [table]}).unsigned_domains(
+        ["School.Example.JP", "other.example.jp"]
+    ) == ["other.example.jp"]
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"expiry": "10m"}, r"dkim\.expiry must be at least 1h"),
+        ({"expiry": "soon"}, r"dkim\.expiry must be a duration"),
+        ({"allow_unsigned": "yes"}, r"dkim\.allow_unsigned must be true or false"),
+        ({"shared_signature": True, "sign_per_recipient": True}, "contradict"),
+    ],
+)
+def test_dkim_section_errors_name_the_key_and_say_what_to_do(
+    section: dict[str, object], message: str
+) -> None:
+    from engine.dkim import dkim_settings
+    from engine.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        dkim_settings(section)
