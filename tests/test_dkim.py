@@ -545,6 +545,31 @@ def test_opendkim_rejects_a_tampered_body_and_a_changed_recipient(
         assert "Bad signature" in error
 
 
+def test_opendkim_verifies_personal_mail_and_rejects_fields_added_after_signing(
+    rsa_signer: DkimSigner,
+    records: Records,
+    opendkim_verify: Callable[[list[bytes], Records], list[tuple[int, str]]],
+) -> None:
+    from engine.message import build_template
+    from engine.queue.models import BroadcastContent, Priority
+
+    content = BroadcastContent(3, f"info@{DOMAIN}", SUBJECT, BODY_TEXT, Priority.EMERGENCY)
+    template = build_template(
+        content, FakeClock(datetime.now(UTC)), "", rsa_signer, secret=b"s" * 32,
+        public_url="https://mail.school.example.jp", from_name="市立さくら小学校",
+    )
+    genuine = [template.render(f"parent{i}@example.net", i) for i in (1, 2)]
+    top, _, rest = genuine[0].partition(b"\r\nTo: ")
+    added = [
+        top + b"\r\n" + field + b"\r\nTo: " + rest
+        for field in (b"Reply-To: x@evil.example", b"Subject: =?UTF-8?B?5YWN6Zmk?=",
+                      b"To: x@evil.example")
+    ]
+    results = opendkim_verify(genuine + added, records)
+    assert results[:2] == [(0, ""), (0, "")]
+    assert all(code != 0 for code, _ in results[2:])
+
+
 # --- key files ---------------------------------------------------------------------------
 
 
