@@ -226,3 +226,27 @@ async def test_whether_an_attempt_used_tls_is_recorded(engine: Any) -> None:
     assert await eng.queue.record("r1", results) == 3
     rows = await eng.pool.fetch("SELECT delivery_id, tls FROM delivery_attempts")
     assert {r["delivery_id"]: r["tls"] for r in rows} == tls_of
+
+
+def test_552_to_mail_from_is_read_as_the_mail_being_too_big() -> None:
+    class TooBig(Recorder):
+        async def handle_MAIL(
+            self, server: SMTP, session: Session, envelope: Envelope, address: str,
+            options: list[str],
+        ) -> str:
+            return "552 Message size exceeds fixed maximum message size"
+
+    recorder = TooBig()
+    port = free_port()
+    controller = Controller(recorder, hostname="127.0.0.1", port=port, ready_timeout=10)
+    controller.start()
+    try:
+        result, _ = asyncio.run(send_one(Destination("127.0.0.1", port)))
+    finally:
+        controller.stop()
+    assert (result.outcome, result.code, result.status, result.command) == (
+        Outcome.FAILED, 552, "5.3.4", "MAIL"
+    )
+    verdict = classify_reply(result.code, result.status, result.text, result.command,
+                             "p@ezweb.ne.jp", "ezweb.ne.jp")
+    assert verdict.category == "too_big"
