@@ -20,13 +20,15 @@ from cryptography.x509.oid import NameOID
 from sinks import free_port
 
 from engine.bounce import classify_reply
-from engine.config import DeliverySettings
+from engine.config import DeliverySettings, Duration
 from engine.delivery import Envelope as Mail
 from engine.delivery import SendResult, SmtpSession, SmtpTransport
 from engine.queue.models import Outcome
 from engine.routing import Destination
 
-SETTINGS = DeliverySettings(connect_timeout=2.0, command_timeout=2.0, data_timeout=2.0)
+SETTINGS = DeliverySettings(
+    connect_timeout=Duration(2.0), command_timeout=Duration(2.0), data_timeout=Duration(2.0)
+)
 
 
 @dataclass
@@ -38,9 +40,9 @@ class Recorder:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         if session.ssl is not None:
             self.tls_sessions += 1
-        self.mails.append(
-            (str(envelope.mail_from), list(envelope.mail_options), bytes(envelope.content or b""))
-        )
+        content = envelope.content or b""
+        data = content if isinstance(content, bytes) else content.encode()
+        self.mails.append((str(envelope.mail_from), list(envelope.mail_options), data))
         return "250 2.0.0 Ok: queued"
 
 
@@ -60,7 +62,7 @@ class _Server(SMTP):
             return
         if self.starttls_mode == "garbage":
             await self.push("220 Ready to start TLS")
-            assert self.transport is not None
+            assert isinstance(self.transport, asyncio.WriteTransport)
             self.transport.write(b"this is not a TLS server hello\r\n" * 4)
             self.transport.close()
             return
