@@ -322,9 +322,10 @@ class Queue:
             """
             SELECT DISTINCT lower(split_part(b.sender, '@', 2)) AS domain
             FROM broadcasts b
-            WHERE EXISTS (
-                SELECT 1 FROM deliveries d
-                WHERE d.broadcast_id = b.id AND d.state IN ('queued', 'deferred', 'sending')
+            -- Only unfinished rows: the partial index deliveries_due holds exactly those.
+            WHERE b.id IN (
+                SELECT DISTINCT broadcast_id FROM deliveries
+                WHERE state IN ('queued', 'deferred', 'sending')
             )
             ORDER BY 1
             """
