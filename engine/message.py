@@ -49,6 +49,9 @@ LINK_LIFETIME = timedelta(days=60)
 # base64, i.e. 45 bytes; 42 bytes (56 base64 characters, a 68-character word) also keep the
 # first line, behind "Subject: ", within the 78 columns RFC 5322 §2.1.1 asks for.
 _WORD_BYTES = 42
+# Longer plain ASCII would make a header line over the 998 bytes of RFC 5322 §2.1.1 (docomo
+# answers "500 Line Too Long"); encoded words fold onto as many lines as needed.
+_PLAIN_MAX = 900
 # Fields the shared signature must not list: each mail adds its own after signing.
 _PERSONAL_FIELDS = frozenset(
     {b"to", b"message-id", b"list-unsubscribe", b"list-unsubscribe-post"}
@@ -228,8 +231,8 @@ def estimated_size(subject: str, body: str, sender: str, public_url: str = "") -
 
 def encode_words(text: str) -> str:
     """`text` as RFC 2047 encoded words (UTF-8, base64) of at most 68 characters each, folded
-    onto continuation lines; printable ASCII without "=?" is written as it is."""
-    if text.isascii() and text.isprintable() and "=?" not in text:
+    onto continuation lines; short printable ASCII without "=?" is written as it is."""
+    if text.isascii() and text.isprintable() and "=?" not in text and len(text) <= _PLAIN_MAX:
         return text
     words: list[str] = []
     chunk = bytearray()

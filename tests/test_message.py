@@ -144,9 +144,13 @@ def test_encoded_words_are_at_most_75_characters_and_decode_to_the_subject(
         assert parse(mail)["Subject"] == subject
 
 
-def test_ascii_subject_is_written_as_it_is() -> None:
+def test_ascii_subject_is_written_as_it_is_unless_too_long_for_one_line() -> None:
     assert encode_words("School closed today") == "School closed today"
     assert encode_words("=?utf-8?q?x?=") != "=?utf-8?q?x?="
+    long = "School closed " * 100
+    encoded = encode_words(long)
+    assert max(len(line) for line in encoded.split("\r\n")) <= 78
+    assert str(make_header(decode_header(encoded))) == long
 
 
 def test_sender_display_name_reply_to_and_automatic_mail_headers(clock: FakeClock) -> None:
