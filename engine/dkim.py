@@ -1,16 +1,21 @@
-"""DKIM signing of outbound mail: one body hash per broadcast, one key operation per recipient.
+"""DKIM signing of outbound mail: one key operation per mail, and as little else as possible.
 
-A broadcast sends one body to thousands of recipients whose headers differ only in To and
-Message-ID, so the work is split in two:
+Every mail of a broadcast has the same header fields but a few of its own (To, Message-ID,
+its personal List-Unsubscribe) and, with personal links, its own body:
 
-    signer = DkimSigner(keys, clock)                 # loads and checks every key file once
-    prepared = signer.prepare_body(body)             # once per broadcast: relaxed body hash
-    header_block = signer.sign(header_block, prepared, from_domain) + header_block  # per mail
+    signer = DkimSigner(keys, clock, expiry)         # loads and checks every key file once
+    prepared = signer.prepare_body(body)             # relaxed body hash (per body)
+    signature = signer.sign_parts(own, common, prepared, from_domain)   # per mail
+    # or signer.sign(header_block, prepared, from_domain) for any header block
 
-Canonicalisation (relaxed/relaxed), header selection and folding are dkimpy's own functions;
-the RSA-SHA256 (PKCS#1 v1.5) and Ed25519 (RFC 8463) private-key steps are done by
-`cryptography` (OpenSSL), which is what makes a signature cost about one RSA operation
-instead of dkimpy's pure-Python modular exponentiation.
+Every field of SIGNED_HEADERS is oversigned and signatures carry x= (expiry). Work that is the
+same for every mail is done once and remembered: the shared fields are parsed and
+canonicalised once per broadcast, and the h= list and which fields enter the hash in which
+order once per shape of header. Per mail remain the mail's own fields (one-line values are
+canonicalised without regular expressions; anything else goes through dkimpy's
+canonicalisation, whose body canonicalisation and folding are used too) and the
+RSA-SHA256 (PKCS#1 v1.5) or Ed25519 (RFC 8463) private-key step, done by `cryptography`
+(OpenSSL) rather than dkimpy's pure-Python modular exponentiation.
 
 Every problem with a key is a `DkimError` that names the file and says what to do.
 """
@@ -96,6 +101,10 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 _LABELS = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 _TXT_STRING_MAX = 255  # RFC 1035: one character-string in a TXT record
+# A field value on one line (leading space, CRLF at the end) without tabs or runs of spaces.
+_SIMPLE_VALUE = re.compile(rb"(?:[^\r\n\t ]| (?! ))*\r\n")
+# A header block of such one-line fields, "Name: value" each.
+_SIMPLE_BLOCK = re.compile(rb"(?:[!-9;-~]+:(?:[^\r\n\t ]| (?! ))*\r\n)*")
 
 
 @dataclass(frozen=True)
@@ -225,43 +234,42 @@ class DkimSigner:
         keys = self._by_domain.get(domain.lower())
         if not keys:
             return b""
-        headers = _parse_header_block(own, domain)
+        fields = _signable(_parse_header_block(own, domain))
         if common:
-            headers = headers + _parse_common(common, domain)
-        signable = [
-            (lower, value)
-            for name, value in headers
-            if (lower := name.lower()) in _SIGNED_SET and lower not in leave_out
-        ]
-        counts: dict[bytes, int] = {}
-        for name, _ in signable:
-            counts[name] = counts.get(name, 0) + 1
-        if b"from" not in counts:
+            fields = fields + _common_fields(common, domain)
+        if leave_out:
+            fields = [field for field in fields if field[0] not in leave_out]
+        plan = _plan(tuple(name for name, _ in fields), leave_out)
+        if plan is None:
             raise DkimError(
                 f"cannot DKIM-sign mail from {domain}: the message has no From header; "
                 "this is a bug in whatever built the message"
             )
-        include = [
-            name
-            for name in SIGNED_HEADERS
-            if name not in leave_out
-            for _ in range(counts.get(name, 0) + 1)
-        ]
-        signed_data = b"".join(
-            _canonical_header(name, value) for name, value in _select(signable, include)
-        )
+        include, order = plan
+        signed_data = b"".join([fields[i][1] for i in order])
         now = int(self._clock.now().timestamp())
         expiry = b"; x=%d" % (now + self._expiry) if self._expiry > 0 else b""
         variable_tags = b"%d%s; h=%s; bh=%s;" % (
             now,
             expiry,
-            b" : ".join(include),
+            include,
             prepared.body_hash,
         )
         return b"".join(_signature_header(key, variable_tags, signed_data) for key in keys)
 
 
 def _parse_header_block(header_block: bytes, domain: str) -> list[tuple[bytes, bytes]]:
+    if not header_block:
+        return []
+    if _SIMPLE_BLOCK.fullmatch(header_block):
+        # One line per field, as the template writes a mail's own fields: split here, the
+        # same result as dkimpy's parser (value with its leading space and CRLF) for less.
+        return [
+            (name, value + b"\r\n")
+            for name, _, value in (
+                line.partition(b":") for line in header_block[:-2].split(b"\r\n")
+            )
+        ]
     try:
         headers, _ = dkim.rfc822_parse(header_block)
     except dkim.MessageFormatError as exc:
@@ -272,37 +280,64 @@ def _parse_header_block(header_block: bytes, domain: str) -> list[tuple[bytes, b
     return [(bytes(name), bytes(value)) for name, value in headers]
 
 
+def _signable(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """(lower-case name, canonical field) of the fields that are signed, in message order."""
+    return [
+        (lower, _canonical_header(name, value))
+        for name, value in headers
+        if (lower := name.lower()) in _SIGNED_SET
+    ]
+
+
 @functools.lru_cache(maxsize=64)
-def _parse_common(common: bytes, domain: str) -> list[tuple[bytes, bytes]]:
-    """The shared part of a broadcast's header blocks, parsed once (callers must not change
-    the list: it is returned to every caller)."""
-    return _parse_header_block(common, domain)
+def _common_fields(common: bytes, domain: str) -> list[tuple[bytes, bytes]]:
+    """`_signable` of the shared part of a broadcast's header blocks, computed once (callers
+    must not change the list: it is returned to every caller)."""
+    return _signable(_parse_header_block(common, domain))
 
 
-def _select(
-    signable: list[tuple[bytes, bytes]], include: list[bytes]
-) -> list[tuple[bytes, bytes]]:
-    """The fields `include` (h=) names, in its order: for a name listed k times, its last k
-    instances from the bottom up, as RFC 6376 §5.4.2 says (dkimpy's select_headers, without
-    its quadratic scan; names here are already lower case)."""
-    by_name: dict[bytes, list[bytes]] = {}
-    for name, value in signable:
-        by_name.setdefault(name, []).append(value)
-    selected = []
+@functools.lru_cache(maxsize=256)
+def _plan(
+    names: tuple[bytes, ...], leave_out: frozenset[bytes]
+) -> tuple[bytes, tuple[int, ...]] | None:
+    """For fields with these names (in message order): the h= value, every name of
+    SIGNED_HEADERS listed once more than present (oversigning), and which fields enter the
+    hash in h= order: for a name listed k times, its last k instances from the bottom up (RFC
+    6376 §5.4.2). None without From. The same for every mail of a broadcast, so memoised."""
+    if b"from" not in names:
+        return None
+    positions: dict[bytes, list[int]] = {}
+    for i, name in enumerate(names):
+        positions.setdefault(name, []).append(i)
+    include = [
+        name
+        for name in SIGNED_HEADERS
+        if name not in leave_out
+        for _ in range(len(positions.get(name, ())) + 1)
+    ]
+    order = []
     for name in include:
-        values = by_name.get(name)
-        if values:
-            selected.append((name, values.pop()))
-    return selected
+        found = positions.get(name)
+        if found:
+            order.append(found.pop())
+    return b" : ".join(include), tuple(order)
 
 
-@functools.lru_cache(maxsize=4096)
 def _canonical_header(name: bytes, value: bytes) -> bytes:
     """One header field, relaxed-canonicalised, as it enters the header hash.
 
-    Memoised because the recipients of a broadcast share all their headers but To and
-    Message-ID: the regular expressions run once per broadcast instead of once per mail.
+    A value on one line with no tab and no run of spaces (what the template writes per mail)
+    only loses its outer spaces; anything else goes through dkimpy's canonicalisation.
     """
+    if _SIMPLE_VALUE.fullmatch(value):
+        return name.lower() + b":" + value[:-2].strip(b" ") + b"\r\n"
+    return _canonical_header_dkimpy(name, value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _canonical_header_dkimpy(name: bytes, value: bytes) -> bytes:
+    """Memoised because the recipients of a broadcast share most of their header fields: the
+    regular expressions run once per broadcast instead of once per mail."""
     ((name, value),) = Relaxed.canonicalize_headers([(name, value)])
     return bytes(name + b":" + value)
 
@@ -311,12 +346,13 @@ def _signature_header(key: _LoadedKey, variable_tags: bytes, signed_data: bytes)
     # b= gets lines of its own, so the part that is hashed (everything up to "b=") is exactly
     # what is sent; dkimpy's fold() only breaks at spaces there, where relaxed
     # canonicalisation turns the break back into the same single space.
-    unsigned: bytes = (
-        b" " + dkim.fold(key.tag_prefix + variable_tags, namelen=_NAME_WIDTH) + b"\r\n b="
-    )
-    ((name, value),) = Relaxed.canonicalize_headers([(_HEADER_NAME, unsigned)])
-    # The signature header itself is hashed last and without its CRLF (RFC 6376 3.7).
-    digest = hashlib.sha256(signed_data + name + b":" + value[:-2]).digest()
+    tags = key.tag_prefix + variable_tags
+    unsigned: bytes = b" " + dkim.fold(tags, namelen=_NAME_WIDTH) + b"\r\n b="
+    # Relaxed canonicalisation of that field: the folds become the single spaces they replaced
+    # (the tags hold no tab and no run of spaces), so the canonical form is known without
+    # running the regular expressions. The field is hashed last and without its CRLF (RFC 6376
+    # 3.7).
+    digest = hashlib.sha256(signed_data + b"dkim-signature:" + tags + b" b=").digest()
     signature: bytes = dkim.fold(base64.b64encode(key.sign_digest(digest)), namelen=3)
     return _HEADER_NAME + b":" + unsigned + signature + b"\r\n"
 

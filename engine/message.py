@@ -49,6 +49,8 @@ LINK_LIFETIME = timedelta(days=60)
 # base64, i.e. 45 bytes; 42 bytes (56 base64 characters, a 68-character word) also keep the
 # first line, behind "Subject: ", within the 78 columns RFC 5322 §2.1.1 asks for.
 _WORD_BYTES = 42
+# Bytes encoded on one base64 line of 76 characters.
+_LINE_BYTES = 57
 # Longer plain ASCII would make a header line over the 998 bytes of RFC 5322 §2.1.1 (docomo
 # answers "500 Line Too Long"); encoded words fold onto as many lines as needed.
 _PLAIN_MAX = 900
@@ -69,6 +71,10 @@ class _Links:
     expires: int  # Unix seconds, the same for every recipient of the broadcast
     text_before: bytes  # UTF-8 text, CRLF line ends, up to where the link goes
     text_after: bytes
+    # Base64 lines of the longest start of text_before that fills whole lines (57 bytes each):
+    # they are the same in every mail, so only the rest is encoded per recipient.
+    encoded_head: bytes = b""
+    head_length: int = 0
 
 
 @dataclass(frozen=True)
@@ -124,7 +130,9 @@ class MessageTemplate:
         body, prepared = self.body, self.prepared_body
         links = self.links
         if links is not None and url is not None:
-            body = _encode_body(links.text_before + url.encode("ascii") + links.text_after)
+            body = links.encoded_head + _encode_body(
+                links.text_before[links.head_length :] + url.encode("ascii") + links.text_after
+            )
             if self.signer is not None:
                 prepared = self.signer.prepare_body(body)
         if self.signer is not None and prepared is not None:
@@ -186,10 +194,11 @@ def build_template(
     links: _Links | None = None
     if public_url and secret:
         expires = int((clock.now() + LINK_LIFETIME).timestamp())
-        before = text + "\r\n--\r\n配信停止（ワンクリック）/ Unsubscribe:\r\n"
+        before = (text + "\r\n--\r\n配信停止（ワンクリック）/ Unsubscribe:\r\n").encode("utf-8")
+        head = len(before) // _LINE_BYTES * _LINE_BYTES
         links = _Links(
-            public_url.rstrip("/"), LinkSigner(secret), expires,
-            before.encode("utf-8"), b"\r\n",
+            public_url.rstrip("/"), LinkSigner(secret), expires, before, b"\r\n",
+            _encode_body(before[:head]), head,
         )
     common = _common_headers(content, clock, sender_domain, from_name, reply_to)
     body = _encode_body(text.encode("utf-8")) if links is None else b""

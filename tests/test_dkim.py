@@ -809,3 +809,30 @@ def test_dkim_section_errors_name_the_key_and_say_what_to_do(
 
     with pytest.raises(ConfigError, match=message):
         dkim_settings(section)
+
+
+# --- the fast paths agree with dkimpy --------------------------------------------------------
+
+_field_names = st.sampled_from(["To", "Message-ID", "List-Unsubscribe", "X-Test", "Subject"])
+_field_values = st.text(
+    alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E) | st.sampled_from(" \t"),
+    max_size=40,
+)
+
+
+@given(st.lists(st.tuples(_field_names, _field_values), max_size=6))
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_own_field_parsing_and_canonicalisation_match_dkimpy(
+    fields: list[tuple[str, str]],
+) -> None:
+    from dkim.canonicalization import Relaxed
+
+    from engine.dkim import _canonical_header, _parse_header_block
+
+    block = "".join(f"{name}:{value}\r\n" for name, value in fields).encode()
+    parsed = _parse_header_block(block, DOMAIN)
+    expected, _ = dkim.rfc822_parse(block + b"\r\n") if block else ([], b"")
+    assert parsed == [(bytes(n), bytes(v)) for n, v in expected]
+    for name, value in parsed:
+        ((cname, cvalue),) = Relaxed.canonicalize_headers([(name, value)])
+        assert _canonical_header(name, value) == cname + b":" + cvalue

@@ -240,3 +240,16 @@ def test_a_required_signature_without_a_key_is_an_error(
     with pytest.raises(DkimError, match="allow_unsigned"):
         build_template(content(), clock, secret=SECRET, require_signature=True)
     assert build_template(other, clock, "", signer, secret=SECRET).signer is None
+
+
+def test_personal_body_is_the_plain_base64_of_the_whole_text(clock: FakeClock) -> None:
+    import base64
+
+    for body in (BODY, "短い本文", "x" * 57 * 3, "あ" * 1000):
+        template = build_template(content(body=body), clock, secret=SECRET, public_url=URL)
+        mail = template.render("parent@example.jp", 77)
+        encoded = mail.partition(b"\r\n\r\n")[2]
+        text = base64.b64decode(encoded).decode("utf-8")
+        url = template.unsubscribe_url(77)
+        assert url is not None and text.endswith(url + "\r\n")
+        assert encoded == base64.encodebytes(text.encode("utf-8")).replace(b"\n", b"\r\n")
