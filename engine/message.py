@@ -29,6 +29,7 @@ from email.utils import format_datetime, formataddr
 
 from engine.address import domain_of, smtp_path
 from engine.clock import Clock
+from engine.config import Settings
 from engine.dkim import DkimSigner, PreparedBody
 from engine.errors import DkimError
 from engine.links import LinkSigner
@@ -37,6 +38,7 @@ from engine.queue.models import BroadcastContent
 __all__ = [
     "LINK_LIFETIME",
     "MessageTemplate",
+    "TemplateOptions",
     "build_template",
     "encode_words",
     "estimated_size",
@@ -224,6 +226,47 @@ def build_template(
         id_token=id_token,
         links=links,
     )
+
+
+@dataclass(frozen=True)
+class TemplateOptions:
+    """Everything but the broadcast that `build_template` needs, read once from the settings.
+
+    The runner keeps one and calls `build(content, clock)` per broadcast:
+
+        options = TemplateOptions.from_settings(settings, verp_secret, signer)
+        template = options.build(content, clock)
+    """
+
+    id_domain: str = ""
+    signer: DkimSigner | None = None
+    sign_per_recipient: bool = True
+    secret: bytes = b""
+    public_url: str = ""
+    require_signature: bool = False
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, secret: bytes, signer: DkimSigner | None
+    ) -> TemplateOptions:
+        from engine.dkim import dkim_settings
+
+        dkim = dkim_settings(settings.dkim)
+        return cls(
+            id_domain=settings.message.id_domain,
+            signer=signer,
+            sign_per_recipient=dkim.sign_per_recipient,
+            secret=secret,
+            public_url=settings.http.public_url,
+            require_signature=not dkim.allow_unsigned,
+        )
+
+    def build(self, content: BroadcastContent, clock: Clock) -> MessageTemplate:
+        return build_template(
+            content, clock, self.id_domain, self.signer, self.sign_per_recipient,
+            secret=self.secret, public_url=self.public_url,
+            require_signature=self.require_signature,
+        )
 
 
 def estimated_size(subject: str, body: str, sender: str, public_url: str = "") -> int:

@@ -253,3 +253,21 @@ def test_personal_body_is_the_plain_base64_of_the_whole_text(clock: FakeClock) -
         url = template.unsubscribe_url(77)
         assert url is not None and text.endswith(url + "\r\n")
         assert encoded == base64.encodebytes(text.encode("utf-8")).replace(b"\n", b"\r\n")
+
+
+def test_template_options_from_settings_make_personal_signed_mail(
+    keys: tuple[DkimSigner, Records], clock: FakeClock
+) -> None:
+    from dataclasses import replace
+
+    from engine.config import load_settings
+    from engine.message import TemplateOptions
+
+    signer, records = keys
+    base = load_settings(None, environ={})
+    settings = replace(base, http=replace(base.http, public_url=URL))
+    options = TemplateOptions.from_settings(settings, SECRET, signer)
+    assert options.require_signature and options.sign_per_recipient
+    mail = options.build(content(), clock).render("parent@example.jp", 4)
+    assert verifies(mail, records) and b"List-Unsubscribe: <https://" in mail
+    assert b"<mamoru.7.4." in mail
