@@ -184,7 +184,7 @@ class SmtpSession:
             sender = envelope.sender.encode("ascii")
             recipient = envelope.recipient.encode("ascii")
             mail_from = b"FROM:<" + sender + b">"
-            if self._max_size >= 0 and smtp.supports_extension("size"):
+            if smtp.supports_extension("size"):
                 mail_from += b" SIZE=%d" % size
             reply = await smtp.execute_command(b"MAIL", mail_from)
             if reply.code != 250:
