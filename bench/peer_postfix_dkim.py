@@ -228,6 +228,57 @@ def _worker(settings: Any, secret: bytes, results: Any) -> None:
     results.put((dataclasses.asdict(stats), peak))
 
 
+class MemorySampler:
+    """Peak total memory of mamoru's side while it runs: this process, its worker processes
+    and the PostgreSQL server in `pg_dir`, as PSS (shared pages divided among the processes
+    that share them, so PostgreSQL's shared buffers count once). Sampled every 0.2 s."""
+
+    def __init__(self, pg_dir: Path) -> None:
+        import threading
+
+        self.peak_mb = 0.0
+        self._pg_dir = str(pg_dir)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            self.peak_mb = max(self.peak_mb, self._total_kb() / 1024)
+
+    def _total_kb(self) -> int:
+        mine = os.getpid()
+        total = 0
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    parent = int(f.read().rsplit(b")", 1)[1].split()[1])
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    cmdline = f.read().decode(errors="replace")
+                ours = int(entry) == mine or parent == mine or self._pg_dir in cmdline
+                if not ours and "postgres" in cmdline:
+                    with open(f"/proc/{parent}/cmdline", "rb") as f:
+                        ours = self._pg_dir in f.read().decode(errors="replace")
+                if ours:
+                    with open(f"/proc/{entry}/smaps_rollup", "rb") as f:
+                        for line in f:
+                            if line.startswith(b"Pss:"):
+                                total += int(line.split()[1])
+                                break
+            except (OSError, ValueError, IndexError):
+                continue  # the process ended while we looked
+        return total
+
+
 def run_mamoru(
     n: int, workers: int, root: Path, key: Path, records: dict[str, str]
 ) -> dict[str, float]:
@@ -249,18 +300,19 @@ def run_mamoru(
         ctx = multiprocessing.get_context("spawn")
         results = ctx.Queue()
         print(f"mamoru: fan-out of {n} and {workers} runner(s) ...", flush=True)
-        t0 = time.monotonic()
-        asyncio.run(throughput.enqueue(settings, n))
-        procs = [
-            ctx.Process(target=_worker, args=(worker_settings(settings, i, workers), secret,
-                                              results))
-            for i in range(workers)
-        ]
-        for p in procs:
-            p.start()
-        outcomes = [results.get(timeout=1200) for _ in procs]
-        for p in procs:
-            p.join()
+        with MemorySampler(root / "pg") as memory:
+            t0 = time.monotonic()
+            asyncio.run(throughput.enqueue(settings, n))
+            procs = [
+                ctx.Process(target=_worker, args=(worker_settings(settings, i, workers),
+                                                  secret, results))
+                for i in range(workers)
+            ]
+            for p in procs:
+                p.start()
+            outcomes = [results.get(timeout=1200) for _ in procs]
+            for p in procs:
+                p.join()
         last = max(s["last_record"] for s, _ in outcomes if s["last_record"] is not None)
         delivered = asyncio.run(throughput.delivered_count(settings))
     finally:
@@ -272,6 +324,7 @@ def run_mamoru(
         "delivered": delivered,
         "peak_worker_mb": max(peak for _, peak in outcomes),
         "sum_worker_mb": sum(peak for _, peak in outcomes),
+        "whole_run_mb": memory.peak_mb,
     }
 
 
@@ -353,7 +406,8 @@ def main() -> None:
     print(f"mamoru                   {seconds:.2f} s, {mamoru['delivered']:.0f} delivered, "
           f"{seconds / floor:.2f} x the floor, {workers} worker(s)")
     print(f"mamoru peak memory       {mamoru['peak_worker_mb']:.0f} MB per worker, "
-          f"{mamoru['sum_worker_mb']:.0f} MB all workers")
+          f"{mamoru['sum_worker_mb']:.0f} MB all workers (RSS); whole run "
+          f"{mamoru['whole_run_mb']:.0f} MB (PSS: bench, workers, sink, PostgreSQL)")
     result: dict[str, object] = {
         "messages": args.messages,
         "mamoru_seconds": round(seconds, 3),
@@ -363,6 +417,7 @@ def main() -> None:
         "workers": workers,
         "peak_worker_mb": round(mamoru["peak_worker_mb"], 1),
         "sum_worker_mb": round(mamoru["sum_worker_mb"], 1),
+        "whole_run_mb": round(mamoru["whole_run_mb"], 1),
     }
     if postfix_seconds is not None:
         print(f"postfix+opendkim         {postfix_seconds:.2f} s")
