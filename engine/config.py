@@ -75,6 +75,8 @@ class DeliverySettings:
     # Receiving hosts (MX host names, or domains they end in) that only get mail over TLS:
     # when they do not offer STARTTLS or the handshake fails, the mail waits (deferred).
     tls_required: list[str] = field(default_factory=list)
+    # Send MAIL, RCPT and DATA together when the receiver offers PIPELINING (RFC 2920).
+    pipelining: bool = True
     # Graceful shutdown waits this long for in-flight mails before giving them back to the queue.
     shutdown_grace: Duration = Duration(30.0)
 

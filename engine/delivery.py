@@ -12,6 +12,10 @@ the mail in plain text on the same connection, and one whose TLS handshake fails
 new plain connection; destinations listed in ``delivery.tls_required`` never get plain text
 (the attempt is deferred instead). Each result says whether the mail went over TLS.
 
+PIPELINING (RFC 2920): when the receiver offers it, MAIL, RCPT and DATA go in one write
+(``engine/smtp_pipeline.py``), two round trips per mail instead of four; ``delivery.pipelining
+= false`` turns that off.
+
 SIZE (RFC 1870): when the receiver announces a maximum, the mail's size goes with MAIL FROM,
 and a mail over the maximum is not sent at all; it fails with status 5.3.4 ("message too big
 for the system"), a fault of the mail, never of the guardian's address.
@@ -197,20 +201,23 @@ class SmtpSession:
             except aiosmtplib.SMTPResponseException as exc:
                 raise _Refused("DATA", exc.code, exc.message) from None
         except _Refused as refused:
-            status, text = split_enhanced(refused.message)
-            if refused.code == 552 and refused.command == "MAIL":
-                # RFC 1870 §6.1: 552 to MAIL FROM ... SIZE= is "over the fixed maximum": the
-                # mail's fault (5.3.4), not a full mailbox.
-                status = "5.3.4"
-            await self._reset()
-            return SendResult(
-                outcome_for_code(refused.code), refused.code, status, text, refused.command,
-                self._host, self._tls,
-            )
+            return await self._refused(refused.command, refused.code, refused.message)
         status, text = split_enhanced(response.message)
         return SendResult(
             outcome_for_code(response.code), response.code, status, text, "DATA", self._host,
             self._tls,
+        )
+
+    async def _refused(self, command: str, code: int, message: str) -> SendResult:
+        """The result of a transaction the server refused at `command`; resets it."""
+        status, text = split_enhanced(message)
+        if code == 552 and command == "MAIL":
+            # RFC 1870 §6.1: 552 to MAIL FROM ... SIZE= is "over the fixed maximum": the
+            # mail's fault (5.3.4), not a full mailbox.
+            status = "5.3.4"
+        await self._reset()
+        return SendResult(
+            outcome_for_code(code), code, status, text, command, self._host, self._tls
         )
 
     async def _reset(self) -> None:
@@ -274,6 +281,10 @@ class SmtpTransport:
                     Outcome.DEFERRED, None, None, _describe(exc), "CONNECT", str(dest)
                 )
                 continue
+            if self._settings.pipelining and smtp.supports_extension("pipelining"):
+                from engine.smtp_pipeline import PipelinedSession
+
+                return PipelinedSession(smtp, str(dest), self._settings, tls)
             return SmtpSession(smtp, str(dest), self._settings, tls)
         assert last is not None, "no destinations"
         return last
