@@ -314,6 +314,7 @@ def run_mamoru(
             for p in procs:
                 p.join()
         last = max(s["last_record"] for s, _ in outcomes if s["last_record"] is not None)
+        first = min(s["first_claim"] for s, _ in outcomes if s["first_claim"] is not None)
         delivered = asyncio.run(throughput.delivered_count(settings))
     finally:
         sink.terminate()
@@ -321,6 +322,7 @@ def run_mamoru(
     check_sample("mamoru", sample_mamoru(secret, key), records)
     return {
         "seconds": last - t0,
+        "startup": first - t0,
         "delivered": delivered,
         "peak_worker_mb": max(peak for _, peak in outcomes),
         "sum_worker_mb": sum(peak for _, peak in outcomes),
@@ -405,6 +407,8 @@ def main() -> None:
           f"/ {min(cores, workers)} core(s)")
     print(f"mamoru                   {seconds:.2f} s, {mamoru['delivered']:.0f} delivered, "
           f"{seconds / floor:.2f} x the floor, {workers} worker(s)")
+    print(f"  of which start-up      {mamoru['startup']:.2f} s (fan-out, worker processes "
+          "starting, first claim)")
     print(f"mamoru peak memory       {mamoru['peak_worker_mb']:.0f} MB per worker, "
           f"{mamoru['sum_worker_mb']:.0f} MB all workers (RSS); whole run "
           f"{mamoru['whole_run_mb']:.0f} MB (PSS: bench, workers, sink, PostgreSQL)")
@@ -413,6 +417,7 @@ def main() -> None:
         "mamoru_seconds": round(seconds, 3),
         "floor_seconds": round(floor, 3),
         "over_floor": round(seconds / floor, 3),
+        "startup_seconds": round(mamoru["startup"], 3),
         "signature_ms": round(sign_ms, 4),
         "workers": workers,
         "peak_worker_mb": round(mamoru["peak_worker_mb"], 1),
