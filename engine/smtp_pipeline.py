@@ -39,6 +39,8 @@ class _Replies(asyncio.Protocol):
         self.lost: BaseException | None = None
 
     def data_received(self, data: bytes) -> None:
+        if self.lost is not None:
+            return  # out of step or gone: nothing after this can be paired with a command
         self._buffer += data
         while (end := self._buffer.find(b"\n")) >= 0:
             line = bytes(self._buffer[:end]).rstrip(b"\r")
@@ -117,16 +119,22 @@ class PipelinedSession(SmtpSession):
             command += b" SIZE=%d" % size
         command += b"\r\nRCPT TO:<" + envelope.recipient.encode("ascii") + b">\r\nDATA\r\n"
         self._write(command)
-        mail = await self._replies.next(timeout)
-        rcpt = await self._replies.next(timeout)
-        data = await self._replies.next(timeout)
-        refused: tuple[str, tuple[int, str]] | None = None
-        if mail[0] != 250:
-            refused = ("MAIL", mail)
-        elif rcpt[0] not in (250, 251):
-            refused = ("RCPT", rcpt)
-        elif data[0] != 354:
-            refused = ("DATA", data)
+        replies: list[tuple[int, str]] = []
+        try:
+            for _ in range(3):
+                replies.append(await self._replies.next(timeout))
+        except OSError:
+            refusal = _first_refusal(replies)
+            if refusal is None:
+                raise
+            # A server that refuses and hangs up (421) is reported by its reply.
+            self._broken = True
+            command_name, (code, message) = refusal
+            status, text = split_enhanced(message)
+            return SendResult(outcome_for_code(code), code, status, text, command_name,
+                              self._host, self._tls)
+        data = replies[2]
+        refused = _first_refusal(replies)
         if refused is not None:
             if data[0] == 354:
                 # RFC 2920 §3.1: the server took DATA although the transaction had failed;
@@ -157,6 +165,16 @@ class PipelinedSession(SmtpSession):
             except (OSError, TimeoutError):
                 pass
         self._transport.close()
+
+
+def _first_refusal(replies: list[tuple[int, str]]) -> tuple[str, tuple[int, str]] | None:
+    """The first reply of MAIL, RCPT, DATA (in that order) that ends the transaction."""
+    for name, reply, good in zip(
+        ("MAIL", "RCPT", "DATA"), replies, ((250,), (250, 251), (354,)), strict=False
+    ):
+        if reply[0] not in good:
+            return name, reply
+    return None
 
 
 def _wire_form(data: bytes) -> bytes:
