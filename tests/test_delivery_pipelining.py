@@ -174,3 +174,35 @@ def test_server_going_away_mid_session_defers(answer: str | None) -> None:
         assert result.outcome is Outcome.DEFERRED and not usable
         if answer is not None:  # the server's last word is what the result reports
             assert (result.code, result.status, result.command) == (421, "4.3.2", "MAIL")
+
+
+async def test_the_runner_delivers_a_broadcast_over_pipelined_connections(db_url: str) -> None:
+    from support import make_settings
+
+    from engine.context import Engine
+    from engine.queue.models import NewBroadcast
+
+    servers = pipelining_server()
+    recorder, dest = next(servers)
+    try:
+        settings = make_settings(db_url, routing={"transport": {"*": str(dest)}})
+        eng = await Engine.open(settings)
+        try:
+            recipients = [f"g{i}@example.jp" for i in range(60)] + ["reject9@example.jp"]
+            await eng.queue.enqueue(
+                NewBroadcast("info@city.example.jp", "お知らせ", "本文\n.点で始まる行\n",
+                             recipients),
+                eng.clock.now(), 3600,
+            )
+            runner = await eng.runner()
+            stats = await asyncio.wait_for(runner.run(exit_when_idle=True), timeout=30)
+            states = await eng.pool.fetch("SELECT recipient, state FROM deliveries")
+        finally:
+            await eng.close()
+    finally:
+        next(servers, None)
+    assert stats.delivered == 60 and stats.failed == 1
+    assert {r["recipient"]: r["state"] for r in states}["reject9@example.jp"] == "failed"
+    assert len(recorder.mails) == 60
+    # The size declared with each pipelined MAIL FROM is the size the server received.
+    assert all(options == [f"SIZE={len(data)}"] for _, options, data in recorder.mails)
