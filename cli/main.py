@@ -122,6 +122,12 @@ def serve(
         out.print(f"  metrics      http://{host}:{port}/metrics{more}")
     if settings.inbound.listen and not exit_when_idle:
         out.print(f"  inbound SMTP {settings.inbound.listen} (bounces to VERP addresses)")
+    if settings.people.registration_address and settings.inbound.listen and not exit_when_idle:
+        out.print(f"  registration {settings.people.registration_address} (empty mail)")
+    if settings.http.listen and not exit_when_idle:
+        host, port = parse_host_port("http.listen", settings.http.listen, 8080)
+        public = settings.http.public_url or "(http.public_url unset: no links in mail)"
+        out.print(f"  pages        http://{host}:{port}/  public URL {public}")
     for domain, target in sorted(settings.routing.transport.items()):
         out.print(f"  transport    {domain} -> {target}")
     if not settings.routing.transport:

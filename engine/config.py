@@ -134,6 +134,13 @@ class PeopleSettings:
     # Created with mode 0600 on first use when missing. Back it up apart from the database:
     # without it the stored names and addresses cannot be read.
     key_file: str = "var/keys/people.key"
+    # Registration by empty mail: the board's address (e.g. "entry@city.example.jp"); the
+    # inbound server also takes "entry-<school code>@" the same domain. Empty: no registration.
+    registration_address: str = ""
+    # From of the replies (link, completion); empty: the registration address itself.
+    registration_sender: str = ""
+    # How long a registration link works.
+    registration_link_hours: int = 24
 
 
 @dataclass(frozen=True)
@@ -407,5 +414,16 @@ def _check(s: Settings) -> None:
         parse_host_port("http.listen", s.http.listen, 8080)
     if s.suppression.soft_threshold < 1:
         raise ConfigError("suppression.soft_threshold must be at least 1")
+    if s.people.registration_address and "@" not in s.people.registration_address:
+        raise ConfigError(
+            f"people.registration_address {s.people.registration_address!r} is not an address"
+        )
+    if s.people.registration_address and not s.http.public_url:
+        raise ConfigError(
+            "people.registration_address needs http.public_url (the base of the registration "
+            "links in the replies)"
+        )
+    if not 1 <= s.people.registration_link_hours <= 24 * 14:
+        raise ConfigError("people.registration_link_hours must be between 1 and 336")
     if not s.people.key and not s.people.key_file:
         raise ConfigError("people.key or people.key_file must be set")

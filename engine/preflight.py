@@ -6,7 +6,8 @@ or ``DkimError``) and nothing has started. What is checked:
 
 - every ``[[dkim.keys]]`` private key file loads (the same signer the runners build);
 - the metrics ports (``metrics.listen``, worker *i* on port + *i*) and the inbound SMTP address
-  (``inbound.listen``) can be bound now, and the inbound TLS certificate loads.
+  (``inbound.listen``) and the pages' HTTP address (``http.listen``) can be bound now, and the
+  inbound TLS certificate loads.
 
 A port checked free can still be taken by another program before the worker binds it; the
 worker then fails as before. The check makes the usual case, a second ``serve`` or a forgotten
@@ -39,6 +40,9 @@ def preflight(settings: Settings, workers: int = 1, listening: bool = True) -> N
         host, port = parse_host_port("inbound.listen", settings.inbound.listen, 25)
         _check_free("inbound.listen", settings.inbound.listen, host, port, None)
         _check_tls(settings)
+    if settings.http.listen:
+        host, port = parse_host_port("http.listen", settings.http.listen, 8080)
+        _check_free("http.listen", settings.http.listen, host, port, None)
 
 
 def _check_free(key: str, value: str, host: str, port: int, worker: int | None) -> None:

@@ -95,7 +95,8 @@ async def run_one(
 ) -> RunStats:
     """One runner in this process until it is idle (if asked) or signalled to stop; with
     ``with_inbound`` (one process of a serve only: one can bind the port) also the inbound
-    server for bounces, unless asked to exit when idle."""
+    server for bounces and registration mail and the HTTP pages (``[http] listen``), unless
+    asked to exit when idle."""
     from engine import metrics
     from engine.context import Engine
 
@@ -108,6 +109,7 @@ async def run_one(
         if _early_stop:
             runner.stop()
         inbound = None
+        http = None
         if not exit_when_idle:
             metrics.serve_metrics(settings.metrics.listen)
             if with_inbound and settings.inbound.listen:
@@ -117,6 +119,8 @@ async def run_one(
                     settings, engine.pool, await engine.verp_secret(), engine.clock
                 )
                 await inbound.start()
+            if with_inbound and settings.http.listen:
+                http = await _start_http(engine)
         if on_ready is not None:
             on_ready()
         watchdog = (
@@ -131,8 +135,25 @@ async def run_one(
                 watchdog.cancel()
             if inbound is not None:
                 await inbound.stop()
+            if http is not None:
+                await http.stop()
     finally:
         await engine.close()
+
+
+async def _start_http(engine: Any) -> Any:
+    """The pages (admin_api) on ``[http] listen``, in this process's event loop. Imported here,
+    like the inbound server, so that a runner without HTTP never loads FastAPI."""
+    from admin_api.app import create_app
+    from admin_api.server import HttpServer
+    from admin_api.site import open_site
+    from engine.people import People
+
+    people = await People.open(engine.pool, engine.settings.people, engine.clock)
+    site = await open_site(engine.settings, people, await engine.verp_secret())
+    server = HttpServer(create_app(site), engine.settings.http.listen)
+    await server.start()
+    return server
 
 
 def _worker_main(

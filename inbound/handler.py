@@ -3,7 +3,9 @@
 Recipients accepted (anything else is ``550 5.7.1``: this is not a relay):
 
 - a VERP return path whose token verifies (``engine.verp.delivery_id_of``), at any domain;
-- one of ``inbound.service_addresses`` (the domain compared without case).
+- one of ``inbound.service_addresses`` (the domain compared without case);
+- the registration address and its ``entry-<school>@`` forms (``inbound.registration``): an
+  empty mail there is answered with a personal registration link and not stored.
 
 A mail to a VERP address is classified with ``engine.bounce.parse_bounce`` and stored in
 ``bounces``, one row per verdict, or one unclassified row when nothing could be read from it.
@@ -51,6 +53,7 @@ from engine.queue.bounced import LateFailure, deliveries_by_id, mark_failed_late
 from engine.received import BounceRow, insert_bounces, insert_messages
 from engine.suppression import FEEDBACK, FailedVerdict, Suppressions
 from engine.verp import delivery_id_of
+from inbound.registration import RegistrationDesk
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +94,7 @@ class InboundHandler:
         self.secret = verp_secret
         self.clock = clock
         self.service = {service_key(a) for a in settings.inbound.service_addresses}
+        self.desk = RegistrationDesk(settings, pool, verp_secret, clock)
         self.in_flight = 0
         self.idle = asyncio.Event()
         self.idle.set()
@@ -102,7 +106,11 @@ class InboundHandler:
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
             return TOO_MANY_RCPTS
         delivery_id = delivery_id_of(self.secret, address)
-        if delivery_id is None and service_key(address) not in self.service:
+        if (
+            delivery_id is None
+            and service_key(address) not in self.service
+            and self.desk.match(address) is None
+        ):
             # The domain only: the address may be a person's.
             log.info("refused RCPT to @%s from %r", address.rpartition("@")[2], session.peer)
             return RELAY_DENIED.format(address)
@@ -149,14 +157,22 @@ class InboundHandler:
         # One entry per delivery even if an envelope named it twice (handle_RCPT keeps it once).
         verp: list[tuple[str, int]] = []
         service: list[str] = []
+        entries: dict[str | None, None] = {}
         for r in rcpts:
             d = delivery_id_of(self.secret, r)
-            if d is None:
+            entry = self.desk.match(r) if d is None else None
+            if entry is not None:
+                entries[entry.school] = None
+            elif d is None:
                 service.append(r)
             elif all(d != seen for _, seen in verp):
                 verp.append((r, d))
+        for school in entries:
+            await self.desk.answer(mail_from, school)
         report = await self._parse(raw) if verp else BounceReport(kind="unknown")
         now = self.clock.now()
+        if not service and not verp:
+            return "250 2.0.0 OK"
         async with self.pool.acquire() as conn, conn.transaction():
             if service:
                 await insert_messages(conn, now, mail_from, raw, service)

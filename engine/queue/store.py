@@ -497,6 +497,13 @@ class Queue:
         broadcasts of the rows it holds and drops (releases) theirs."""
         return await broadcasts.cancelled_among(self.pool, ids)
 
+    async def recipient_of(self, delivery_id: int) -> str | None:
+        """The address a delivery was for (a personal link names its delivery), or None."""
+        found: str | None = await self.pool.fetchval(
+            "SELECT recipient FROM deliveries WHERE id = $1", delivery_id
+        )
+        return found
+
     async def deliveries_of(self, broadcast_id: int) -> list[dict[str, Any]]:
         """One row per recipient of a broadcast, in the order they were enqueued."""
         exists = await self.pool.fetchval("SELECT 1 FROM broadcasts WHERE id = $1", broadcast_id)

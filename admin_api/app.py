@@ -1,0 +1,59 @@
+"""The FastAPI application: the pages' routers on one app, with the headers every page needs.
+
+    app = create_app(site)                       # the guardians' pages
+    app = create_app(site, extra=[staff_router]) # later issues add their routers
+
+Routers live in their own modules (``admin_api.pages.registration``, ``.leave``); the app only
+composes them and holds the ``Site`` in ``app.state.site`` for ``site_of``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import HTMLResponse
+
+from admin_api.pages import leave, registration
+from admin_api.pages.common import message_page
+from admin_api.site import Site
+
+# Personal links carry their token in the path: no page may leak it to another site, be
+# cached on a shared device, or be framed by another page.
+_HEADERS = {
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "form-action 'self'; frame-ancestors 'none'",
+}
+
+
+def create_app(site: Site, extra: Sequence[APIRouter] = ()) -> FastAPI:
+    app = FastAPI(title="mamoru", docs_url=None, redoc_url=None)
+    app.state.site = site
+    app.include_router(registration.router)
+    app.include_router(leave.router)
+    for router in extra:
+        app.include_router(router)
+
+    @app.middleware("http")
+    async def safety_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        for name, value in _HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def home(request: Request) -> HTMLResponse:
+        return message_page(
+            request, "メール配信",
+            "登録は、学校からのお知らせにある登録用アドレスへ空メールを送って始めてください。"
+            "配信の停止・変更は、届いたメールの末尾のリンクから行えます。",
+            kind="note",
+        )
+
+    return app

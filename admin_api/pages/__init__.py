@@ -1,0 +1,1 @@
+"""The guardians' and citizens' pages, one router per page family."""

@@ -1,0 +1,44 @@
+"""What every page needs, opened once: the people store, the queue, the link signer, settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from engine.config import Settings
+from engine.links import LinkSigner
+from engine.people import People
+from engine.people.replies import ReplySender
+from engine.queue import Queue
+
+#: Link purposes; the unsubscribe one is what engine/message.py puts in every mail.
+REGISTER = "register"
+UNSUBSCRIBE = "unsubscribe"
+
+
+@dataclass(frozen=True)
+class Site:
+    settings: Settings
+    people: People
+    queue: Queue
+    links: LinkSigner
+
+    @property
+    def replies(self) -> ReplySender:
+        return ReplySender(self.queue, self.settings)
+
+    def url(self, path: str) -> str:
+        return self.settings.http.public_url.rstrip("/") + path
+
+
+def site_of(request: Request) -> Site:
+    """The Site of the application serving ``request`` (a FastAPI dependency)."""
+    site: Site = request.app.state.site
+    return site
+
+
+async def open_site(settings: Settings, people: People, secret: bytes) -> Site:
+    """The Site over an open people store; ``secret`` is the deployment's link secret (the
+    database's VERP key, as engine/message.py signs links with)."""
+    return Site(settings, people, Queue(people.pool), LinkSigner(secret))
