@@ -43,6 +43,7 @@ def config_text(db_url: str, ports: dict[str, int], ips: int) -> str:
         "[database]", f'url = "{db_url}"', "",
         "[metrics]", 'listen = ""', "",
         "[inbound]", 'listen = ""', "",
+        "[dkim]", "allow_unsigned = true", "",
         "[routing.transport]",
     ]
     for name, lim in DEFAULT_LIMITS.items():

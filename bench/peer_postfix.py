@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -35,6 +36,8 @@ import throughput  # noqa: E402
 from sink import start_sink  # noqa: E402
 
 POSTFIX = "/usr/sbin/postfix"
+HOLD = """# Every mail is put on hold when received, so the timed part is the queue drain alone.
+smtpd_end_of_data_restrictions = check_client_access static:HOLD"""
 
 
 def ensure_postfix() -> None:
@@ -51,8 +54,12 @@ def ensure_postfix() -> None:
     )
 
 
-def postfix_instance(root: Path, smtpd_port: int, sink_port: int) -> Path:
-    """Write a private Postfix configuration that holds every mail it receives."""
+def postfix_instance(
+    root: Path, smtpd_port: int, sink_port: int, hold: bool = True, extra: str = ""
+) -> Path:
+    """Write a private Postfix configuration; with `hold` it holds every mail it receives.
+
+    `extra`: more main.cf lines (e.g. a DKIM milter)."""
     conf = root / "etc"
     conf.mkdir(parents=True)
     (root / "spool").mkdir()
@@ -70,14 +77,14 @@ inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
 mynetworks = 127.0.0.0/8
 smtpd_recipient_restrictions = permit_mynetworks, reject
-# Every mail is put on hold when received, so the timed part is the queue drain alone.
-smtpd_end_of_data_restrictions = check_client_access static:HOLD
+{HOLD if hold else ""}
 default_transport = smtp:[127.0.0.1]:{sink_port}
 relayhost =
 smtp_tls_security_level = none
 smtpd_tls_security_level = none
 maillog_file_prefixes = {root}
 maillog_file = {root}/maillog
+{extra}
 """,
         encoding="ascii",
     )
@@ -103,18 +110,20 @@ def queue_files(spool: Path, queues: tuple[str, ...]) -> int:
     return n
 
 
-async def inject(port: int, n: int, message: bytes, connections: int = 20) -> None:
+async def inject(
+    port: int, n: int, message: bytes | Callable[[str, int], bytes], connections: int = 20
+) -> None:
+    """Submit n one-recipient mails over `connections` SMTP connections; `message` is the
+    mail, or a function (recipient, number) -> mail for personal mails."""
     import aiosmtplib
 
     async def worker(count: int, start: int) -> None:
         smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=60, start_tls=False)
         await smtp.connect()
         for i in range(start, start + count):
-            await smtp.sendmail(
-                throughput.SENDER,
-                [f"hogosha{i}@{throughput.CARRIERS[i % len(throughput.CARRIERS)]}"],
-                message,
-            )
+            recipient = f"hogosha{i}@{throughput.CARRIERS[i % len(throughput.CARRIERS)]}"
+            data = message if isinstance(message, bytes) else message(recipient, i)
+            await smtp.sendmail(throughput.SENDER, [recipient], data)
         await smtp.quit()
 
     per = n // connections

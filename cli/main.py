@@ -18,6 +18,7 @@ from cli.options import settings as load_settings
 from engine.address import normalise_address
 from engine.config import Settings, parse_host_port
 from engine.errors import InputError, MamoruError
+from engine.mail_input import check_body, check_subject
 from engine.queue import NewBroadcast, Priority, State
 from engine.queue.broadcasts import refuse_past_send_at, unique_recipients
 from engine.queue.models import STATE_LABELS_JA
@@ -112,6 +113,7 @@ def serve(
         settings = with_resolved_database(settings)
     except MamoruError as exc:
         fail(str(exc), 1)
+    run(lambda: _check_signing_keys(settings))
     out.print(f"mamoru serve: configuration {settings.source}")
     out.print(f"  database     {redact(settings.database.url)}")
     if settings.metrics.listen and not exit_when_idle:
@@ -144,6 +146,30 @@ def serve(
         f"再送待ち {sum(s.deferred for s in all_stats)}, "
         f"失敗 {sum(s.failed for s in all_stats)}, 返却 {sum(s.released for s in all_stats)}"
     )
+
+
+async def _check_signing_keys(settings: Settings) -> None:
+    """ConfigError if mail waiting to be sent comes from a domain without a DKIM key (unless
+    dkim.allow_unsigned): unsigned mail is refused or filed as spam by the carriers."""
+    from engine.context import Engine
+    from engine.dkim import dkim_settings
+    from engine.errors import ConfigError
+
+    dkim = dkim_settings(settings.dkim)
+    if dkim.allow_unsigned:
+        return
+    engine = await Engine.open(settings)
+    try:
+        unsigned = dkim.unsigned_domains(await engine.queue.pending_sender_domains())
+    finally:
+        await engine.close()
+    if unsigned:
+        raise ConfigError(
+            f"送信待ちの配信の送信元ドメイン {', '.join(unsigned)} に DKIM 鍵がありません / no "
+            f"DKIM key for {', '.join(unsigned)}, which has mail waiting: add [[dkim.keys]] "
+            "(`mamoru dkim keygen DOMAIN SELECTOR`), or set dkim.allow_unsigned = true to send "
+            "it unsigned"
+        )
 
 
 @app.command()
@@ -197,6 +223,12 @@ def send(
         fail(str(exc), exit_code(exc))
     except ValueError as exc:
         fail(str(exc))
+    try:
+        warning = _check_sendable(settings, broadcast)
+    except MamoruError as exc:
+        fail(str(exc), exit_code(exc))
+    if warning:
+        err.print(f"mamoru: 警告 / warning: {warning}", markup=False, soft_wrap=True)
     if people.given():
         fan = run(lambda: enqueue_for_people(settings, broadcast, people))
         out.print(fan.broadcast_id)
@@ -223,13 +255,9 @@ def _read_broadcast(
         sender_addr = normalise_address(sender)
     except InputError as exc:
         raise InputError(f"--sender: {exc}") from None
-    if not subject.strip():
-        raise InputError("--subject is empty")
-    if "\n" in subject or "\r" in subject:
-        raise InputError("--subject must be one line")
+    check_subject(subject)
     body = _read_text("--body-file", body_file)
-    if not body.strip():
-        raise InputError(f"--body-file {body_file} is empty: there is nothing to send")
+    check_body(body, f"--body-file {body_file}")
     recipients: list[str] = []
     for value in to:
         try:
@@ -257,6 +285,32 @@ def _read_broadcast(
         recipients=recipients,
         priority=Priority.parse(priority),
         send_at=when,
+    )
+
+
+def _check_sendable(settings: Settings, broadcast: NewBroadcast) -> str | None:
+    """InputError if the mail is over its audience's smallest carrier cap; the warning to
+    print when the sender's domain has no DKIM key."""
+    from engine.address import domain_of
+    from engine.dkim import dkim_settings
+    from engine.mail_input import check_size, size_cap
+    from engine.message import estimated_size
+    from engine.throttle.profiles import load_profiles
+
+    profiles = load_profiles(settings.shaping.get("profiles", {}))
+    size = estimated_size(
+        broadcast.subject, broadcast.body, broadcast.sender, settings.http.public_url
+    )
+    check_size(size, size_cap((domain_of(r) for r in broadcast.recipients), profiles))
+    dkim = dkim_settings(settings.dkim)
+    unsigned = dkim.unsigned_domains([domain_of(broadcast.sender)])
+    if not unsigned or dkim.allow_unsigned:
+        return None
+    return (
+        f"送信元ドメイン {unsigned[0]} の DKIM 鍵が設定されていません。このままでは serve が"
+        "配信しません（[[dkim.keys]] を追加するか dkim.allow_unsigned = true） / no DKIM key "
+        f"for {unsigned[0]}: serve will refuse to send it unsigned; add a [[dkim.keys]] entry "
+        "(`mamoru dkim keygen`) or set dkim.allow_unsigned = true"
     )
 
 

@@ -72,6 +72,11 @@ class DeliverySettings:
     # "opportunistic": STARTTLS when offered, without certificate checks (as MTAs do);
     # "off": never.
     starttls: str = "opportunistic"
+    # Receiving hosts (MX host names, or domains they end in) that only get mail over TLS:
+    # when they do not offer STARTTLS or the handshake fails, the mail waits (deferred).
+    tls_required: list[str] = field(default_factory=list)
+    # Send MAIL, RCPT and DATA together when the receiver offers PIPELINING (RFC 2920).
+    pipelining: bool = True
     # Graceful shutdown waits this long for in-flight mails before giving them back to the queue.
     shutdown_grace: Duration = Duration(30.0)
 
@@ -138,6 +143,17 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True)
+class HttpSettings:
+    """The guardians' pages and the API (served by a later release)."""
+
+    # Base of the personal links in mails, e.g. "https://mail.city.example.jp"; empty: mails
+    # carry no personal links (and no one-click unsubscribe).
+    public_url: str = ""
+    # host:port the HTTP server will listen on.
+    listen: str = "127.0.0.1:8080"
+
+
+@dataclass(frozen=True)
 class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     queue: QueueSettings = field(default_factory=QueueSettings)
@@ -148,6 +164,7 @@ class Settings:
     inbound: InboundSettings = field(default_factory=InboundSettings)
     suppression: SuppressionSettings = field(default_factory=SuppressionSettings)
     people: PeopleSettings = field(default_factory=PeopleSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
     # Owned and validated by other modules (throttle, dkim): kept as given.
     shaping: dict[str, Any] = field(default_factory=dict)
     egress: dict[str, Any] = field(default_factory=dict)
@@ -323,6 +340,11 @@ def _parse_duration(key: str, value: Any) -> float:
     return seconds
 
 
+def parse_duration(key: str, value: Any) -> float:
+    """A duration of a section other modules own (seconds, or "90s", "7d"); errors name key."""
+    return _parse_duration(key, value)
+
+
 def parse_host_port(key: str, value: str, default_port: int) -> tuple[str, int]:
     """Split "host:port" (or "[v6]:port", or a bare host) and check the port."""
     text = value.strip()
@@ -375,6 +397,14 @@ def _check(s: Settings) -> None:
         raise ConfigError("inbound.tls_cert and inbound.tls_key must be given together")
     if s.inbound.max_message_size < 1024:
         raise ConfigError("inbound.max_message_size must be at least 1024 bytes")
+    if s.http.public_url and not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d+)?(/[A-Za-z0-9_./~-]*)?",
+                                               s.http.public_url):
+        raise ConfigError(
+            f"http.public_url {s.http.public_url!r} is not a usable base URL: write it like "
+            "\"https://mail.city.example.jp\" (no query, no spaces)"
+        )
+    if s.http.listen:
+        parse_host_port("http.listen", s.http.listen, 8080)
     if s.suppression.soft_threshold < 1:
         raise ConfigError("suppression.soft_threshold must be at least 1")
     if not s.people.key and not s.people.key_file:

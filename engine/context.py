@@ -76,5 +76,4 @@ class Engine:
         return build_shaper(self.settings, self.clock)
 
     def signer(self) -> DkimSigner | None:
-        keys = dkim_settings(self.settings.dkim).keys
-        return DkimSigner(keys, self.clock) if keys else None
+        return dkim_settings(self.settings.dkim).signer(self.clock)

@@ -4,8 +4,21 @@ The runner opens a session for a connection slot the shaper granted (bound to th
 source address, with its HELO name) and sends message after message on it. A successful
 transaction leaves the connection ready for the next ``MAIL FROM`` (RFC 5321 §4.1.4), so no
 round trip is spent on RSET then; after a refused command the transaction is reset with RSET.
+Every step has a timeout.
+
 STARTTLS is used when the server offers it (opportunistic, no certificate check, as between
-MTAs). Every step has a timeout.
+MTAs). Like Postfix's ``may`` level, a receiver that answers STARTTLS with an error (454) gets
+the mail in plain text on the same connection, and one whose TLS handshake fails gets it over a
+new plain connection; destinations listed in ``delivery.tls_required`` never get plain text
+(the attempt is deferred instead). Each result says whether the mail went over TLS.
+
+PIPELINING (RFC 2920): when the receiver offers it, MAIL, RCPT and DATA go in one write
+(``engine/smtp_pipeline.py``), two round trips per mail instead of four; ``delivery.pipelining
+= false`` turns that off.
+
+SIZE (RFC 1870): when the receiver announces a maximum, the mail's size goes with MAIL FROM,
+and a mail over the maximum is not sent at all; it fails with status 5.3.4 ("message too big
+for the system"), a fault of the mail, never of the guardian's address.
 
 ``Transport`` is the seam: ``open`` gives a ``Session`` (or the ``SendResult`` saying why no
 server answered); tests may pass any object with that shape.
@@ -15,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import re
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -54,6 +68,8 @@ class SendResult:
     # The SMTP step that answered: CONNECT, EHLO, MAIL, RCPT, DATA.
     command: str
     host: str | None
+    # Whether the connection was encrypted (STARTTLS); None when no session was opened.
+    tls: bool | None = None
 
 
 class Transport(Protocol):
@@ -102,11 +118,25 @@ class _Refused(Exception):
 class SmtpSession:
     """An aiosmtplib connection that sends one transaction per message."""
 
-    def __init__(self, smtp: aiosmtplib.SMTP, host: str, settings: DeliverySettings) -> None:
+    def __init__(
+        self, smtp: aiosmtplib.SMTP, host: str, settings: DeliverySettings, tls: bool = False
+    ) -> None:
         self._smtp = smtp
         self._host = host
         self._settings = settings
         self._broken = False
+        self._tls = tls
+        self._max_size = _announced_size(smtp)
+
+    @property
+    def tls(self) -> bool:
+        """Whether this connection is encrypted."""
+        return self._tls
+
+    @property
+    def max_size(self) -> int:
+        """The receiver's announced maximum message size in bytes; 0: none announced."""
+        return self._max_size
 
     @property
     def usable(self) -> bool:
@@ -119,23 +149,36 @@ class SmtpSession:
             return SendResult(
                 Outcome.FAILED, None, None,
                 "the address is not ASCII and the server was not asked for SMTPUTF8",
-                "RCPT", host,
+                "RCPT", host, self._tls,
+            )
+        size = len(envelope.data)
+        if self._max_size and size > self._max_size:
+            # The receiver said it will refuse this: sending it would only waste the
+            # connection, and its 552 would read like the guardian's mailbox being full.
+            return SendResult(
+                Outcome.FAILED, None, "5.3.4",
+                f"message too big: {size} bytes, the receiver accepts at most "
+                f"{self._max_size} (SIZE); not sent",
+                "MAIL", host, self._tls,
             )
         try:
-            result = await self._transaction(envelope)
+            result = await self._transaction(envelope, size)
         except (aiosmtplib.SMTPTimeoutError, TimeoutError) as exc:
             self._broken = True
             return SendResult(
-                Outcome.DEFERRED, None, None, f"timed out: {_describe(exc)}", "DATA", host
+                Outcome.DEFERRED, None, None, f"timed out: {_describe(exc)}", "DATA", host,
+                self._tls,
             )
         except (aiosmtplib.SMTPException, OSError) as exc:
             self._broken = True
-            return SendResult(Outcome.DEFERRED, None, None, _describe(exc), "DATA", host)
+            return SendResult(
+                Outcome.DEFERRED, None, None, _describe(exc), "DATA", host, self._tls
+            )
         if result.code == 421:
             self._broken = True  # the server is closing the connection
         return result
 
-    async def _transaction(self, envelope: Envelope) -> SendResult:
+    async def _transaction(self, envelope: Envelope, size: int) -> SendResult:
         smtp = self._smtp
         try:
             # MAIL and RCPT go through execute_command: the envelope addresses were checked and
@@ -144,7 +187,10 @@ class SmtpSession:
             # the runner's time in profiles).
             sender = envelope.sender.encode("ascii")
             recipient = envelope.recipient.encode("ascii")
-            reply = await smtp.execute_command(b"MAIL", b"FROM:<" + sender + b">")
+            mail_from = b"FROM:<" + sender + b">"
+            if smtp.supports_extension("size"):
+                mail_from += b" SIZE=%d" % size
+            reply = await smtp.execute_command(b"MAIL", mail_from)
             if reply.code != 250:
                 raise _Refused("MAIL", reply.code, reply.message)
             reply = await smtp.execute_command(b"RCPT", b"TO:<" + recipient + b">")
@@ -155,15 +201,23 @@ class SmtpSession:
             except aiosmtplib.SMTPResponseException as exc:
                 raise _Refused("DATA", exc.code, exc.message) from None
         except _Refused as refused:
-            status, text = split_enhanced(refused.message)
-            await self._reset()
-            return SendResult(
-                outcome_for_code(refused.code), refused.code, status, text, refused.command,
-                self._host,
-            )
+            return await self._refused(refused.command, refused.code, refused.message)
         status, text = split_enhanced(response.message)
         return SendResult(
-            outcome_for_code(response.code), response.code, status, text, "DATA", self._host
+            outcome_for_code(response.code), response.code, status, text, "DATA", self._host,
+            self._tls,
+        )
+
+    async def _refused(self, command: str, code: int, message: str) -> SendResult:
+        """The result of a transaction the server refused at `command`; resets it."""
+        status, text = split_enhanced(message)
+        if code == 552 and command == "MAIL":
+            # RFC 1870 §6.1: 552 to MAIL FROM ... SIZE= is "over the fixed maximum": the
+            # mail's fault (5.3.4), not a full mailbox.
+            status = "5.3.4"
+        await self._reset()
+        return SendResult(
+            outcome_for_code(code), code, status, text, command, self._host, self._tls
         )
 
     async def _reset(self) -> None:
@@ -200,8 +254,24 @@ class SmtpTransport:
         source = source or SourceAddress()
         last: SendResult | None = None
         for dest in destinations:
+            required = self.tls_required(dest)
+            use_tls = self._settings.starttls != "off" or required
             try:
-                smtp = await self._connect(dest, source)
+                try:
+                    smtp, tls = await self._connect(dest, source, use_tls, required)
+                except _HandshakeFailed as failed:
+                    if required:
+                        raise _TlsUnavailable(
+                            f"TLS is required for {dest.host} (delivery.tls_required) and "
+                            f"the TLS handshake failed: {failed}"
+                        ) from None
+                    # Postfix's "may": a failed handshake is retried in plain text at once.
+                    log.info("TLS handshake with %s failed (%s); sending in plain text",
+                             dest, failed)
+                    smtp, tls = await self._connect(dest, source, False, False)
+            except _TlsUnavailable as exc:
+                last = SendResult(Outcome.DEFERRED, None, None, str(exc), "CONNECT", str(dest))
+                continue
             except aiosmtplib.SMTPConnectResponseError as exc:
                 status, text = split_enhanced(exc.message)
                 last = SendResult(Outcome.DEFERRED, exc.code, status, text, "CONNECT", str(dest))
@@ -211,11 +281,26 @@ class SmtpTransport:
                     Outcome.DEFERRED, None, None, _describe(exc), "CONNECT", str(dest)
                 )
                 continue
-            return SmtpSession(smtp, str(dest), self._settings)
+            if self._settings.pipelining and smtp.supports_extension("pipelining"):
+                from engine.smtp_pipeline import PipelinedSession
+
+                return PipelinedSession(smtp, str(dest), self._settings, tls)
+            return SmtpSession(smtp, str(dest), self._settings, tls)
         assert last is not None, "no destinations"
         return last
 
-    async def _connect(self, dest: Destination, source: SourceAddress) -> aiosmtplib.SMTP:
+    def tls_required(self, dest: Destination) -> bool:
+        """Whether `dest` is a host (or under a domain) listed in delivery.tls_required."""
+        host = dest.host.lower().rstrip(".")
+        return any(
+            host == entry or host.endswith("." + entry)
+            for entry in (e.lower().strip(".") for e in self._settings.tls_required)
+        )
+
+    async def _connect(
+        self, dest: Destination, source: SourceAddress, use_tls: bool, required: bool
+    ) -> tuple[aiosmtplib.SMTP, bool]:
+        """A greeted connection, upgraded with STARTTLS when offered and wanted."""
         s = self._settings
         smtp = aiosmtplib.SMTP(
             hostname=dest.host,
@@ -223,21 +308,61 @@ class SmtpTransport:
             local_hostname=source.helo or s.helo,
             source_address=(source.address, 0) if source.address else None,
             timeout=s.command_timeout,
-            # None: upgrade when the server offers STARTTLS; False: never.
-            start_tls=None if s.starttls == "opportunistic" else False,
+            # STARTTLS is driven below, so that its failures can fall back to plain text.
+            start_tls=False,
             validate_certs=False,
         )
         await smtp.connect(timeout=s.connect_timeout)
         try:
-            if smtp.is_ehlo_or_helo_needed:
-                try:
-                    await smtp.ehlo()
-                except aiosmtplib.SMTPHeloError:
-                    await smtp.helo()
+            await _greet(smtp)
+            if not use_tls:
+                return smtp, False
+            if not smtp.supports_extension("starttls"):
+                if required:
+                    raise _TlsUnavailable(
+                        f"TLS is required for {dest.host} (delivery.tls_required) but it does "
+                        "not offer STARTTLS"
+                    )
+                return smtp, False
+            try:
+                await smtp.starttls()
+            except aiosmtplib.SMTPResponseException as exc:
+                if required:
+                    raise _TlsUnavailable(
+                        f"TLS is required for {dest.host} (delivery.tls_required) but it "
+                        f"answered STARTTLS with {exc.code} {exc.message}"
+                    ) from None
+                # 454 "TLS not available": the session goes on unencrypted, as Postfix does.
+                return smtp, False
+            except (ssl.SSLError, aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                raise _HandshakeFailed(_describe(exc)) from None
+            await _greet(smtp)  # RFC 3207 §4.2: forget what was said before TLS, ask again
+            return smtp, True
         except BaseException:
             smtp.close()
             raise
-        return smtp
+
+
+class _HandshakeFailed(Exception):
+    """STARTTLS was accepted but the TLS handshake did not complete."""
+
+
+class _TlsUnavailable(Exception):
+    """TLS is required for the destination and cannot be had."""
+
+
+async def _greet(smtp: aiosmtplib.SMTP) -> None:
+    if smtp.is_ehlo_or_helo_needed:
+        try:
+            await smtp.ehlo()
+        except aiosmtplib.SMTPHeloError:
+            await smtp.helo()
+
+
+def _announced_size(smtp: aiosmtplib.SMTP) -> int:
+    """The SIZE the server announced in its EHLO reply (RFC 1870); 0 for none or no limit."""
+    value = smtp.esmtp_extensions.get("size", "")
+    return int(value) if value.strip().isdigit() else 0
 
 
 def _describe(exc: BaseException) -> str:

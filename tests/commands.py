@@ -50,6 +50,10 @@ enabled = false
 
 [inbound]
 listen = "{inbound}"
+
+[dkim]
+# The test servers are ours; DKIM is tested in tests/test_dkim.py and tests/test_message.py.
+allow_unsigned = true
 """,
         encoding="utf-8",
     )

@@ -202,6 +202,7 @@ def scenario_settings(db_url: str, target: str, **sections: dict[str, Any]) -> S
         metrics=replace(base.metrics, listen=""),
         routing=replace(base.routing, transport={"*": target}),
         shaping={"enabled": False},
+        dkim={"allow_unsigned": True},
         inbound=replace(base.inbound, listen=""),
     )
     for name, values in sections.items():
@@ -416,7 +417,8 @@ async def scenario_sigkill(pg: OwnPostgres, n: int, workdir: Path) -> Report:
         cfg.write_text(
             f'[database]\nurl = "{db_url}"\n[routing.transport]\n"*" = "{receiver.address}"\n'
             '[metrics]\nlisten = ""\n[inbound]\nlisten = ""\n[shaping]\nenabled = false\n'
-            '[queue]\nretry_base = "1s"\nretry_max = "2s"\n[delivery]\nconcurrency = 50\n',
+            '[queue]\nretry_base = "1s"\nretry_max = "2s"\n[delivery]\nconcurrency = 50\n'
+            '[dkim]\nallow_unsigned = true\n',
             encoding="utf-8",
         )
         settings = scenario_settings(db_url, receiver.address)

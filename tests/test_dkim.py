@@ -253,17 +253,76 @@ def test_a_second_from_added_in_transit_breaks_the_signature(
     assert not verifies(forged, records)
 
 
-def test_signature_covers_the_listed_headers_present_and_oversigns_from(
-    rsa_signer: DkimSigner,
-) -> None:
+def test_every_signed_field_is_listed_once_more_than_present(rsa_signer: DkimSigner) -> None:
     headers = header_block(extra="List-Unsubscribe: <https://school.example.jp/u/1>\r\n")
     signature = rsa_signer.sign(headers, rsa_signer.prepare_body(body()), DOMAIN)
     signed = [h.strip() for h in signature_tags(signature)[b"h"].split(b":")]
-    assert signed == [
+    present = [
         b"from", b"to", b"subject", b"date", b"message-id", b"mime-version",
-        b"content-type", b"content-transfer-encoding", b"list-unsubscribe", b"from",
+        b"content-type", b"content-transfer-encoding", b"list-unsubscribe",
     ]  # fmt: skip
+    for name in present:
+        assert signed.count(name) == 2, name
+    for name in (b"reply-to", b"cc", b"list-unsubscribe-post", b"sender"):
+        assert signed.count(name) == 1, name  # absent: listed once, so it cannot be added
     assert b"x-mailer" not in signed
+
+
+@pytest.mark.parametrize(
+    "added",
+    [
+        b"Reply-To: attacker@example.com\r\n",
+        b"Subject: =?utf-8?b?5YWN6Zmk?=\r\n",
+        b"To: attacker@example.com\r\n",
+        b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
+        b"Cc: attacker@example.com\r\n",
+    ],
+    ids=["reply-to", "second-subject", "second-to", "list-unsubscribe-post", "cc"],
+)
+def test_a_field_added_after_signing_breaks_the_signature(
+    rsa_signer: DkimSigner, records: Records, added: bytes
+) -> None:
+    headers = header_block()
+    signature = rsa_signer.sign(headers, rsa_signer.prepare_body(body()), DOMAIN)
+    genuine = signature + headers + b"\r\n" + body()
+    assert verifies(genuine, records)
+    # Added at the end (after the signed ones, as a relay would) and at the top.
+    assert not verifies(signature + headers + added + b"\r\n" + body(), records)
+    assert not verifies(signature + added + headers + b"\r\n" + body(), records)
+
+
+def test_fields_left_out_of_a_shared_signature_are_neither_signed_nor_listed(
+    rsa_signer: DkimSigner, records: Records
+) -> None:
+    common = header_block().replace(b"To: parent@example.net\r\n", b"").replace(
+        b"Message-ID: <20261122.1@school.example.jp>\r\n", b""
+    )
+    leave_out = frozenset({b"to", b"message-id"})
+    signature = rsa_signer.sign(common, rsa_signer.prepare_body(body()), DOMAIN, leave_out)
+    signed = signature_tags(signature)[b"h"].replace(b" ", b"").split(b":")
+    assert b"to" not in signed and b"message-id" not in signed
+    own = b"To: parent@example.net\r\nMessage-ID: <1.2@school.example.jp>\r\n"
+    assert verifies(signature + own + common + b"\r\n" + body(), records)
+
+
+def test_signature_expires_after_the_configured_time(rsa_key: DkimKey, records: Records) -> None:
+    clock = FakeClock(datetime(2026, 11, 22, 10, 0, tzinfo=UTC))
+    signer = DkimSigner([rsa_key], clock, expiry=3600)
+    signature = signer.sign(header_block(), signer.prepare_body(body()), DOMAIN)
+    tags = signature_tags(signature)
+    assert int(tags[b"x"]) - int(tags[b"t"]) == 3600
+    # dkimpy checks x= against the real time: a signature of 2026-11-22 10:00 valid for an hour
+    # has expired by the time anyone reads this, while one with the default 7 days has not.
+    assert not verifies(signature + header_block() + b"\r\n" + body(), records)
+    fresh = DkimSigner([rsa_key]).sign(header_block(), signer.prepare_body(body()), DOMAIN)
+    assert int(signature_tags(fresh)[b"x"]) - int(signature_tags(fresh)[b"t"]) == 7 * 86400
+    assert verifies(fresh + header_block() + b"\r\n" + body(), records)
+
+
+def test_expiry_zero_gives_no_x_tag(rsa_key: DkimKey) -> None:
+    signer = DkimSigner([rsa_key], expiry=0)
+    signature = signer.sign(header_block(), signer.prepare_body(body()), DOMAIN)
+    assert b"x" not in signature_tags(signature)
 
 
 def test_signature_timestamp_comes_from_the_clock(rsa_key: DkimKey) -> None:
@@ -486,6 +545,31 @@ def test_opendkim_rejects_a_tampered_body_and_a_changed_recipient(
         assert "Bad signature" in error
 
 
+def test_opendkim_verifies_personal_mail_and_rejects_fields_added_after_signing(
+    rsa_signer: DkimSigner,
+    records: Records,
+    opendkim_verify: Callable[[list[bytes], Records], list[tuple[int, str]]],
+) -> None:
+    from engine.message import build_template
+    from engine.queue.models import BroadcastContent, Priority
+
+    content = BroadcastContent(3, f"info@{DOMAIN}", SUBJECT, BODY_TEXT, Priority.EMERGENCY)
+    template = build_template(
+        content, FakeClock(datetime.now(UTC)), "", rsa_signer, secret=b"s" * 32,
+        public_url="https://mail.school.example.jp", from_name="市立さくら小学校",
+    )
+    genuine = [template.render(f"parent{i}@example.net", i) for i in (1, 2)]
+    top, _, rest = genuine[0].partition(b"\r\nTo: ")
+    added = [
+        top + b"\r\n" + field + b"\r\nTo: " + rest
+        for field in (b"Reply-To: x@evil.example", b"Subject: =?UTF-8?B?5YWN6Zmk?=",
+                      b"To: x@evil.example")
+    ]
+    results = opendkim_verify(genuine + added, records)
+    assert results[:2] == [(0, ""), (0, "")]
+    assert all(code != 0 for code, _ in results[2:])
+
+
 # --- key files ---------------------------------------------------------------------------
 
 
@@ -679,3 +763,76 @@ def test_keygen_command_rejects_an_unknown_algorithm(runner: CliRunner, tmp_path
     assert result.output.strip().startswith("error: DKIM algorithm 'rsa-sha1' is not supported")
     assert len(result.output.strip().splitlines()) == 1
     assert not any(tmp_path.iterdir())
+
+
+# --- the [dkim] section ------------------------------------------------------------------
+
+
+def test_dkim_section_defaults_to_signing_each_mail_with_a_seven_day_expiry() -> None:
+    from engine.dkim import dkim_settings
+
+    settings = dkim_settings({})
+    assert settings.sign_per_recipient and settings.expiry == 7 * 86400
+    assert not settings.allow_unsigned and settings.signer() is None
+    assert not dkim_settings({"shared_signature": True}).sign_per_recipient
+    assert not dkim_settings({"sign_per_recipient": False}).sign_per_recipient
+
+
+def test_configured_expiry_reaches_the_signatures(rsa_key: DkimKey) -> None:
+    from engine.dkim import dkim_settings
+
+    table = {"domain": DOMAIN, "selector": rsa_key.selector,
+             "private_key": str(rsa_key.private_key)}
+    signer = dkim_settings({"keys": [table], "expiry": "2h"}).signer()
+    assert signer is not None
+    tags = signature_tags(signer.sign(header_block(), signer.prepare_body(body()), DOMAIN))
+    assert int(tags[b"x"]) - int(tags[b"t"]) == 7200
+    assert dkim_settings({"keys": [table]}).unsigned_domains(
+        ["School.Example.JP", "other.example.jp"]
+    ) == ["other.example.jp"]
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"expiry": "10m"}, r"dkim\.expiry must be at least 1h"),
+        ({"expiry": "soon"}, r"dkim\.expiry must be a duration"),
+        ({"allow_unsigned": "yes"}, r"dkim\.allow_unsigned must be true or false"),
+        ({"shared_signature": True, "sign_per_recipient": True}, "contradict"),
+    ],
+)
+def test_dkim_section_errors_name_the_key_and_say_what_to_do(
+    section: dict[str, object], message: str
+) -> None:
+    from engine.dkim import dkim_settings
+    from engine.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        dkim_settings(section)
+
+
+# --- the fast paths agree with dkimpy --------------------------------------------------------
+
+_field_names = st.sampled_from(["To", "Message-ID", "List-Unsubscribe", "X-Test", "Subject"])
+_field_values = st.text(
+    alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E) | st.sampled_from(" \t"),
+    max_size=40,
+)
+
+
+@given(st.lists(st.tuples(_field_names, _field_values), max_size=6))
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_own_field_parsing_and_canonicalisation_match_dkimpy(
+    fields: list[tuple[str, str]],
+) -> None:
+    from dkim.canonicalization import Relaxed
+
+    from engine.dkim import _canonical_header, _parse_header_block
+
+    block = "".join(f"{name}:{value}\r\n" for name, value in fields).encode()
+    parsed = _parse_header_block(block, DOMAIN)
+    expected, _ = dkim.rfc822_parse(block + b"\r\n") if block else ([], b"")
+    assert parsed == [(bytes(n), bytes(v)) for n, v in expected]
+    for name, value in parsed:
+        ((cname, cvalue),) = Relaxed.canonicalize_headers([(name, value)])
+        assert _canonical_header(name, value) == cname + b":" + cvalue

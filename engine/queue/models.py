@@ -103,3 +103,5 @@ class AttemptResult:
     counts: bool = True
     # The operator category of the reason (engine.bounce.categories), for failures/deferrals.
     category: str | None = None
+    # Whether the attempt's connection was encrypted (STARTTLS); None: no session, or unknown.
+    tls: bool | None = None

@@ -93,8 +93,8 @@ RECORD_SQL = """
 WITH u AS (
     SELECT * FROM unnest(
         $1::bigint[], $2::text[], $3::int[], $4::int[], $5::text[], $6::text[], $7::text[],
-        $8::timestamptz[], $9::timestamptz[], $10::text[], $12::text[]
-    ) AS u(id, outcome, counts, code, status, text, reason, next_at, at, host, category)
+        $8::timestamptz[], $9::timestamptz[], $10::text[], $12::text[], $13::boolean[]
+    ) AS u(id, outcome, counts, code, status, text, reason, next_at, at, host, category, tls)
 ),
 upd AS (
     UPDATE deliveries d
@@ -115,8 +115,8 @@ upd AS (
 ),
 ins AS (
     INSERT INTO delivery_attempts
-        (delivery_id, attempted_at, outcome, code, status, text, host, runner)
-    SELECT u.id, u.at, u.outcome, u.code, u.status, u.text, u.host, $11
+        (delivery_id, attempted_at, outcome, code, status, text, host, runner, tls)
+    SELECT u.id, u.at, u.outcome, u.code, u.status, u.text, u.host, $11, u.tls
     FROM u JOIN upd ON upd.id = u.id
     WHERE u.counts = 1
 )
@@ -338,18 +338,19 @@ class Queue:
         """Write a batch of outcomes; returns how many rows this owner still held."""
         if not results:
             return 0
-        cols: list[list[Any]] = [[] for _ in range(11)]
+        cols: list[list[Any]] = [[] for _ in range(12)]
         for r in results:
             for col, value in zip(
                 cols,
                 (
                     r.delivery_id, r.outcome.value, 1 if r.counts else 0, r.code, r.status,
                     r.text, r.reason, r.next_attempt_at, r.attempted_at, r.host, r.category,
+                    r.tls,
                 ),
                 strict=True,
             ):
                 col.append(value)
-        written: int = await self.pool.fetchval(RECORD_SQL, *cols[:10], owner, cols[10])
+        written: int = await self.pool.fetchval(RECORD_SQL, *cols[:10], owner, cols[10], cols[11])
         if written != len(results):
             # Settled elsewhere first: the lease ran out and another runner took the delivery
             # over, or a bounce for it arrived before our own outcome. That outcome stands.
@@ -412,6 +413,22 @@ class Queue:
             )
             for r in rows
         }
+
+    async def pending_sender_domains(self) -> list[str]:
+        """The sender domains (lower case) of broadcasts with deliveries still to send."""
+        rows = await self.pool.fetch(
+            """
+            SELECT DISTINCT lower(split_part(b.sender, '@', 2)) AS domain
+            FROM broadcasts b
+            -- Only unfinished rows: the partial index deliveries_due holds exactly those.
+            WHERE b.id IN (
+                SELECT DISTINCT broadcast_id FROM deliveries
+                WHERE state IN ('queued', 'deferred', 'sending')
+            )
+            ORDER BY 1
+            """
+        )
+        return [r["domain"] for r in rows]
 
     async def has_due(self, now: datetime) -> bool:
         """True when some delivery is due now (used to decide that the queue is drained)."""

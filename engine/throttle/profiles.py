@@ -66,6 +66,9 @@ class Profile:
     throttle_patterns: tuple[str, ...] = ()
     suspend_patterns: tuple[str, ...] = ()
     suspend_seconds: float = 300.0
+    # The largest mail the site accepts, in bytes; 0: none known. `send` refuses a broadcast
+    # over the smallest cap among its recipients' sites.
+    max_message_size: int = 0
     _throttle_res: tuple[re.Pattern[str], ...] = field(
         init=False, repr=False, compare=False, default=()
     )
@@ -146,6 +149,9 @@ def _check_profile(p: Profile) -> None:
         )
     if not p.suspend_seconds > 0:
         raise bad("suspend_seconds", f"must be positive, got {p.suspend_seconds}")
+    if p.max_message_size < 0:
+        raise bad("max_message_size", f"must be 0 (no cap) or a size in bytes, got "
+                  f"{p.max_message_size}")
     for window in p.quiet_windows:
         if not (0 <= window.start <= 59 and 0 <= window.end <= 59):
             raise bad("quiet_windows", f"minutes must be 0-59, got [{window.start}, {window.end}]")
@@ -208,6 +214,8 @@ BUILTIN_PROFILES: dict[str, Profile] = {
             initial_rate=8.0,
             max_recipients=100,
             throttle_patterns=_COMMON_THROTTLE,
+            # "rejects ... messages over 3 MB" (research notes).
+            max_message_size=3_000_000,
         ),
         # SoftBank "asks senders to spread sending over time" (research notes), so it starts
         # lower than docomo. Numbers are guesses. disney.ne.jp is SoftBank's Disney Mobile.
@@ -221,6 +229,8 @@ BUILTIN_PROFILES: dict[str, Profile] = {
             initial_rate=5.0,
             max_recipients=100,
             throttle_patterns=_COMMON_THROTTLE,
+            # "1 MB limit" (research notes).
+            max_message_size=1_000_000,
         ),
         # Rakuten Mobile: nothing in the notes; a guess sized like a smaller carrier.
         Profile(
@@ -355,6 +365,7 @@ _CONVERTERS: dict[str, Callable[[str, object], Any]] = {
     "throttle_patterns": _as_strings,
     "suspend_patterns": _as_strings,
     "suspend_seconds": _as_float,
+    "max_message_size": _as_int,
 }
 
 

@@ -1,0 +1,436 @@
+"""Personal, DKIM-signed mail: Postfix + OpenDKIM against mamoru, in one invocation.
+
+    python bench/peer_postfix_dkim.py --messages 30000 [--workers N]
+
+Both sides send the same N one-recipient mails, every one personal (its own one-click
+List-Unsubscribe and link in the text, its own Message-ID) and DKIM-signed on its own with an
+RSA-2048 key, into a fresh Postfix ``smtp-sink`` on 127.0.0.1:
+
+1. Postfix (private instance under /tmp; installed with apt-get if missing, like OpenDKIM)
+   with OpenDKIM as its milter (relaxed/relaxed, From oversigned) takes the mails from an
+   application over SMTP (20 connections, the mails rendered by mamoru's template without a
+   signature) and delivers them. Timed from the first submission until its queue is empty.
+2. mamoru: the N-recipient broadcast is stored (the fan-out of ``send``) and ``--workers``
+   runner processes (default: one per core) deliver it. Timed from the start of the fan-out to
+   the last recorded outcome.
+
+Afterwards three of Postfix's mails are caught on the wire and three of mamoru's are rendered
+with the runners' template call and key; all must verify with dkimpy and be personal. Prints
+the times, the ratio, the RSA floor (signatures x one signature's cost / cores), peak memory
+and, last, one JSON line. Needs root (Postfix's master runs as root).
+
+Until the runner passes the deployment secret and ``[http] public_url`` to ``build_template``
+itself (the interface of issue 11), this benchmark's worker processes supply them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import peer_postfix  # noqa: E402
+import throughput  # noqa: E402
+from sink import start_sink  # noqa: E402
+
+DOMAIN = "city.example.jp"
+SELECTOR = "bench"
+PUBLIC_URL = "https://mail.city.example.jp"
+SUBJECT = "【緊急】台風接近に伴う下校について"
+OPENDKIM = "/usr/sbin/opendkim"
+
+
+def ensure_opendkim() -> None:
+    if Path(OPENDKIM).exists():
+        return
+    print("installing opendkim with apt-get ...", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "opendkim"],
+        check=True, env=env, stdout=subprocess.DEVNULL,
+    )
+
+
+def personal_renderer(secret: bytes) -> Any:
+    """The application's mails for Postfix: mamoru's personal template, unsigned."""
+    from engine.clock import SystemClock
+    from engine.message import build_template
+    from engine.queue import BroadcastContent, Priority
+
+    content = BroadcastContent(1, throughput.SENDER, SUBJECT, throughput.BODY, Priority.EMERGENCY)
+    return build_template(content, SystemClock(), secret=secret, public_url=PUBLIC_URL).render
+
+
+def start_opendkim(root: Path, key: Path, port: int) -> subprocess.Popen[bytes]:
+    conf = root / "opendkim.conf"
+    conf.write_text(
+        f"""Syslog no
+Mode s
+Canonicalization relaxed/relaxed
+Domain {DOMAIN}
+Selector {SELECTOR}
+KeyFile {key}
+Socket inet:{port}@127.0.0.1
+PidFile {root}/opendkim.pid
+OversignHeaders From
+SignatureAlgorithm rsa-sha256
+# The key lives under /tmp (world-writable, sticky) for the benchmark's lifetime only.
+RequireSafeKeys false
+""",
+        encoding="ascii",
+    )
+    proc = subprocess.Popen([OPENDKIM, "-f", "-x", str(conf)], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 15
+    import socket
+
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return proc
+        except OSError:
+            if proc.poll() is not None:
+                why = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                raise RuntimeError(f"opendkim did not start: {why.strip()}") from None
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("opendkim did not start listening")
+
+
+def catch_sample(port: int, count: int, timeout: float = 60) -> tuple[Any, list[bytes]]:
+    """An aiosmtpd server on `port` that keeps what it receives (for the signature check)."""
+    from aiosmtpd.controller import Controller
+
+    class Keep:
+        mails: list[bytes] = []
+
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            self.mails.append(bytes(envelope.content))
+            return "250 2.0.0 Ok"
+
+    handler = Keep()
+    controller = Controller(handler, hostname="127.0.0.1", port=port, ready_timeout=10)
+    controller.start()
+    return controller, handler.mails
+
+
+def run_postfix(n: int, root: Path, key: Path, secret: bytes, records: dict[str, str]) -> float:
+    smtpd_port, sink_port, milter_port = (throughput.free_port() for _ in range(3))
+    milter = start_opendkim(root.parent, key, milter_port)
+    sink = start_sink("127.0.0.1", sink_port, prefer_postfix=True)
+    conf = peer_postfix.postfix_instance(
+        root, smtpd_port, sink_port, hold=False,
+        extra=f"smtpd_milters = inet:127.0.0.1:{milter_port}\n"
+              "milter_default_action = tempfail\nmilter_protocol = 6\n",
+    )
+    spool = root / "spool"
+    render = personal_renderer(secret)
+    try:
+        started = subprocess.run([peer_postfix.POSTFIX, "-c", str(conf), "start"],
+                                 capture_output=True, text=True)
+        if started.returncode != 0:
+            raise RuntimeError(f"postfix did not start: {started.stderr.strip()}")
+        print(f"postfix+opendkim: submitting {n} personal mails ...", flush=True)
+        t0 = time.monotonic()
+        asyncio.run(peer_postfix.inject(smtpd_port, n, render))
+        submitted = time.monotonic() - t0
+        queues = ("incoming", "active", "deferred", "hold", "maildrop")
+        while peer_postfix.queue_files(spool, queues) > 0:
+            if time.monotonic() - t0 > 1200:
+                raise RuntimeError("postfix did not drain its queue in 20 minutes")
+            time.sleep(0.1)
+        elapsed = time.monotonic() - t0
+        print(f"postfix+opendkim: submitted in {submitted:.1f} s, delivered in {elapsed:.1f} s",
+              flush=True)
+        problems = peer_postfix.queue_files(spool, ("bounce", "defer"))
+        if problems:
+            print(f"postfix: warning: {problems} delivery status files (deferrals?)")
+        # The sample: the sink is swapped for a catcher on the same port, 3 more mails sent.
+        sink.terminate()
+        sink.wait(10)
+        controller, caught = catch_sample(sink_port, 3)
+        try:
+            asyncio.run(peer_postfix.inject(smtpd_port, 3, render, connections=1))
+            deadline = time.monotonic() + 60
+            while len(caught) < 3 and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            controller.stop()
+        check_sample("postfix+opendkim", caught, records)
+        return elapsed
+    finally:
+        subprocess.run([peer_postfix.POSTFIX, "-c", str(conf), "stop"], check=False,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if sink.poll() is None:
+            sink.terminate()
+            sink.wait(10)
+        milter.terminate()
+        milter.wait(10)
+
+
+def check_sample(who: str, mails: list[bytes], records: dict[str, str]) -> None:
+    import dkim
+
+    def dnsfunc(name: bytes, timeout: float = 5) -> bytes | None:
+        value = records.get(name.decode().rstrip("."))
+        return value.encode() if value else None
+
+    if not mails:
+        raise RuntimeError(f"{who}: no sample mail arrived")
+    good = sum(bool(dkim.verify(m, dnsfunc=dnsfunc)) for m in mails)
+    personal = all(b"List-Unsubscribe:" in m for m in mails)
+    print(f"{who}: sample of {len(mails)}: {good} verify with dkimpy, personal: {personal}")
+    if good != len(mails) or not personal:
+        raise RuntimeError(f"{who}: the sample is not personal and signed")
+
+
+def _patch_template(secret: bytes) -> None:
+    """Give build_template the secret and public URL the runner does not pass yet."""
+    import functools
+
+    import engine.message
+
+    original = engine.message.build_template
+
+    @functools.wraps(original)
+    def build(*args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("secret", secret)
+        kwargs.setdefault("public_url", PUBLIC_URL)
+        return original(*args, **kwargs)
+
+    engine.message.build_template = build  # type: ignore[assignment]
+
+
+def _worker(settings: Any, secret: bytes, results: Any) -> None:
+    _patch_template(secret)  # before engine.runner imports the name
+    import dataclasses
+
+    import uvloop
+
+    from engine.workers import run_one
+
+    stats = uvloop.run(run_one(settings, True, with_inbound=False))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    results.put((dataclasses.asdict(stats), peak))
+
+
+class MemorySampler:
+    """Peak total memory of mamoru's side while it runs: this process, its worker processes
+    and the PostgreSQL server in `pg_dir`, as PSS (shared pages divided among the processes
+    that share them, so PostgreSQL's shared buffers count once). Sampled every 0.2 s."""
+
+    def __init__(self, pg_dir: Path) -> None:
+        import threading
+
+        self.peak_mb = 0.0
+        self._pg_dir = str(pg_dir)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            self.peak_mb = max(self.peak_mb, self._total_kb() / 1024)
+
+    def _total_kb(self) -> int:
+        mine = os.getpid()
+        total = 0
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    parent = int(f.read().rsplit(b")", 1)[1].split()[1])
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    cmdline = f.read().decode(errors="replace")
+                ours = int(entry) == mine or parent == mine or self._pg_dir in cmdline
+                if not ours and "postgres" in cmdline:
+                    with open(f"/proc/{parent}/cmdline", "rb") as f:
+                        ours = self._pg_dir in f.read().decode(errors="replace")
+                if ours:
+                    with open(f"/proc/{entry}/smaps_rollup", "rb") as f:
+                        for line in f:
+                            if line.startswith(b"Pss:"):
+                                total += int(line.split()[1])
+                                break
+            except (OSError, ValueError, IndexError):
+                continue  # the process ended while we looked
+        return total
+
+
+def run_mamoru(
+    n: int, workers: int, root: Path, key: Path, records: dict[str, str]
+) -> dict[str, float]:
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    import pgserver
+
+    from engine.workers import worker_settings
+
+    db_url = pgserver.get_server(root / "pg", cleanup_mode="delete").get_uri()
+    sink_port = throughput.free_port()
+    sink = start_sink("127.0.0.1", sink_port, prefer_postfix=True)
+    base = throughput.bench_settings(db_url, f"127.0.0.1:{sink_port}", None)
+    dkim = {"keys": [{"domain": DOMAIN, "selector": SELECTOR, "private_key": str(key)}]}
+    settings = replace(base, dkim=dkim)
+    secret = asyncio.run(_secret(settings))
+    try:
+        ctx = multiprocessing.get_context("spawn")
+        results = ctx.Queue()
+        print(f"mamoru: fan-out of {n} and {workers} runner(s) ...", flush=True)
+        with MemorySampler(root / "pg") as memory:
+            t0 = time.monotonic()
+            asyncio.run(throughput.enqueue(settings, n))
+            procs = [
+                ctx.Process(target=_worker, args=(worker_settings(settings, i, workers),
+                                                  secret, results))
+                for i in range(workers)
+            ]
+            for p in procs:
+                p.start()
+            outcomes = [results.get(timeout=1200) for _ in procs]
+            for p in procs:
+                p.join()
+        last = max(s["last_record"] for s, _ in outcomes if s["last_record"] is not None)
+        first = min(s["first_claim"] for s, _ in outcomes if s["first_claim"] is not None)
+        delivered = asyncio.run(throughput.delivered_count(settings))
+    finally:
+        sink.terminate()
+        sink.wait(10)
+    check_sample("mamoru", sample_mamoru(secret, key), records)
+    return {
+        "seconds": last - t0,
+        "startup": first - t0,
+        "delivered": delivered,
+        "peak_worker_mb": max(peak for _, peak in outcomes),
+        "sum_worker_mb": sum(peak for _, peak in outcomes),
+        "whole_run_mb": memory.peak_mb,
+    }
+
+
+async def _secret(settings: Any) -> bytes:
+    from engine.context import Engine
+
+    engine = await Engine.open(settings)
+    try:
+        return await engine.verp_secret()
+    finally:
+        await engine.close()
+
+
+def sample_mamoru(secret: bytes, key: Path) -> list[bytes]:
+    """Mails as the benchmark's runners rendered them (same template call, same key)."""
+    from engine.clock import SystemClock
+    from engine.dkim import DkimKey, DkimSigner
+    from engine.message import build_template
+    from engine.queue import BroadcastContent, Priority
+
+    content = BroadcastContent(1, throughput.SENDER, SUBJECT, throughput.BODY, Priority.EMERGENCY)
+    signer = DkimSigner([DkimKey(DOMAIN, SELECTOR, key)])
+    template = build_template(content, SystemClock(), "", signer, True, secret=secret,
+                              public_url=PUBLIC_URL)
+    return [template.render(f"hogosha{i}@docomo.ne.jp", i) for i in (1, 2, 3)]
+
+
+def one_signature_ms(key: Path, rounds: int = 2000) -> float:
+    """The cost of the RSA step alone, here and now (what no engine can avoid)."""
+    import hashlib
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+    private = serialization.load_pem_private_key(key.read_bytes(), None)
+    assert isinstance(private, rsa.RSAPrivateKey)
+    digest = hashlib.sha256(b"x").digest()
+    started = time.perf_counter()
+    for _ in range(rounds):
+        private.sign(digest, padding.PKCS1v15(), Prehashed(hashes.SHA256()))
+    return (time.perf_counter() - started) / rounds * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=30_000)
+    parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--skip-postfix", action="store_true", help="time mamoru alone")
+    args = parser.parse_args()
+    if os.geteuid() != 0 and not args.skip_postfix:
+        sys.exit("peer_postfix_dkim.py needs root: Postfix's master process runs as root")
+    from engine.dkim import generate_key
+    from engine.workers import default_worker_count
+
+    workers = args.workers or default_worker_count()
+    cores = os.cpu_count() or 1
+    root = Path(tempfile.mkdtemp(prefix="mamoru-peer-dkim-", dir="/tmp"))
+    root.chmod(0o755)  # Postfix's own user must reach its queue below it
+    try:
+        key, record = generate_key(DOMAIN, SELECTOR, root / "keys")
+        records = {f"{SELECTOR}._domainkey.{DOMAIN}": record}
+        postfix_seconds = None
+        if not args.skip_postfix:
+            peer_postfix.ensure_postfix()
+            ensure_opendkim()
+            postfix_seconds = run_postfix(args.messages, root / "postfix", key, b"p" * 32,
+                                          records)
+        mamoru = run_mamoru(args.messages, workers, root, key, records)
+        sign_ms = one_signature_ms(key)
+    finally:
+        if not os.environ.get("MAMORU_BENCH_KEEP"):
+            shutil.rmtree(root, ignore_errors=True)
+    floor = args.messages * sign_ms / 1000 / min(cores, workers)
+    seconds = mamoru["seconds"]
+    print(f"one RSA-2048 signature   {sign_ms:.3f} ms (cryptography/OpenSSL, measured now)")
+    print(f"signing floor            {floor:.2f} s = {args.messages} x {sign_ms:.3f} ms "
+          f"/ {min(cores, workers)} core(s)")
+    print(f"mamoru                   {seconds:.2f} s, {mamoru['delivered']:.0f} delivered, "
+          f"{seconds / floor:.2f} x the floor, {workers} worker(s)")
+    print(f"  of which start-up      {mamoru['startup']:.2f} s (fan-out, worker processes "
+          "starting, first claim)")
+    print(f"mamoru peak memory       {mamoru['peak_worker_mb']:.0f} MB per worker, "
+          f"{mamoru['sum_worker_mb']:.0f} MB all workers (RSS); whole run "
+          f"{mamoru['whole_run_mb']:.0f} MB (PSS: bench, workers, sink, PostgreSQL)")
+    result: dict[str, object] = {
+        "messages": args.messages,
+        "mamoru_seconds": round(seconds, 3),
+        "floor_seconds": round(floor, 3),
+        "over_floor": round(seconds / floor, 3),
+        "startup_seconds": round(mamoru["startup"], 3),
+        "signature_ms": round(sign_ms, 4),
+        "workers": workers,
+        "peak_worker_mb": round(mamoru["peak_worker_mb"], 1),
+        "sum_worker_mb": round(mamoru["sum_worker_mb"], 1),
+        "whole_run_mb": round(mamoru["whole_run_mb"], 1),
+    }
+    if postfix_seconds is not None:
+        print(f"postfix+opendkim         {postfix_seconds:.2f} s")
+        print(f"ratio (postfix / mamoru) {postfix_seconds / seconds:.2f}")
+        result["postfix_seconds"] = round(postfix_seconds, 3)
+        result["ratio"] = round(postfix_seconds / seconds, 3)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
