@@ -7,7 +7,8 @@ records every Message-ID: an injected client error in the outcome writer, a data
 and an outage of ``--outage`` seconds mid-broadcast, a receiver that answers 421 at the
 greeting in bursts, resets every 25th DATA and never answers 1% of the recipients (with
 ``max_age = --max-age`` and shaping on), and a runner killed with SIGKILL whose leases another
-runner takes over. Prints per scenario: sent, received, duplicates, lost, stuck and the seconds
+runner takes over (also while the database is stopped, and while the receiver misbehaves).
+Prints per scenario: sent, received, duplicates, lost, stuck and the seconds
 until every delivery was final, then one JSON line with all of them.
 """
 
@@ -28,7 +29,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import faults  # noqa: E402
 
-SCENARIOS = ("writer", "restart", "outage", "receiver", "sigkill")
+SCENARIOS = (
+    "writer", "restart", "outage", "receiver", "sigkill", "sigkill-outage", "sigkill-receiver",
+)
 
 
 async def main(args: argparse.Namespace) -> list[faults.Report]:
@@ -46,8 +49,9 @@ async def main(args: argparse.Namespace) -> list[faults.Report]:
             elif name == "receiver":
                 r = await faults.scenario_receiver(pg, n, args.max_age)
             else:
+                during = name.partition("-")[2]
                 with tempfile.TemporaryDirectory() as tmp:
-                    r = await faults.scenario_sigkill(pg, n, Path(tmp))
+                    r = await faults.scenario_sigkill(pg, n, Path(tmp), during, args.max_age)
             print(r.line(), flush=True)
             reports.append(r)
     finally:

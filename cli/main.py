@@ -42,7 +42,7 @@ app.add_typer(report_app, name="report")
 app.add_typer(broadcasts_app, name="broadcasts")
 mount_people(app)
 
-out = Console(highlight=False)
+out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
 
 def _click_error(name: str) -> type[Exception]:

@@ -10,27 +10,17 @@ from collections import OrderedDict
 from collections.abc import Iterable
 
 from engine.clock import Clock
-from engine.dkim import DkimSigner
-from engine.message import MessageTemplate, build_template
+from engine.message import MessageTemplate, TemplateOptions
 from engine.queue import BroadcastContent, Queue
 
 _TEMPLATE_CACHE = 64
 
 
 class BroadcastCache:
-    def __init__(
-        self,
-        queue: Queue,
-        clock: Clock,
-        id_domain: str,
-        signer: DkimSigner | None,
-        sign_per_recipient: bool,
-    ) -> None:
+    def __init__(self, queue: Queue, clock: Clock, options: TemplateOptions) -> None:
         self._queue = queue
         self._clock = clock
-        self._id_domain = id_domain
-        self._signer = signer
-        self._sign_per_recipient = sign_per_recipient
+        self._options = options
         self._templates: OrderedDict[int, MessageTemplate] = OrderedDict()
         self._contents: dict[int, BroadcastContent] = {}
 
@@ -41,13 +31,11 @@ class BroadcastCache:
             self._contents.update(await self._queue.broadcast_contents(sorted(missing)))
 
     def template(self, broadcast_id: int) -> MessageTemplate:
-        """The broadcast's template; its content must have been loaded."""
+        """The broadcast's template; its content must have been loaded. DkimError when the
+        sender's domain has no key and unsigned mail is not allowed."""
         template = self._templates.get(broadcast_id)
         if template is None:
-            template = build_template(
-                self._contents[broadcast_id], self._clock, self._id_domain,
-                self._signer, self._sign_per_recipient,
-            )
+            template = self._options.build(self._contents[broadcast_id], self._clock)
             self._templates[broadcast_id] = template
             while len(self._templates) > _TEMPLATE_CACHE:
                 old, _ = self._templates.popitem(last=False)

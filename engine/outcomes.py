@@ -7,6 +7,7 @@ attempt time (``engine/queue/retry``) or, past ``max_age``, becomes ``failed``/`
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from engine.bounce import category_for_reason, classify_reply
@@ -41,15 +42,16 @@ class Outcomes:
     def of_send(self, d: ClaimedDelivery, r: SendResult, now: datetime) -> AttemptResult:
         """The result of one SMTP attempt (or connection attempt) for ``d``."""
         if r.outcome is Outcome.DELIVERED:
-            return AttemptResult(d.id, r.outcome, now, r.code, r.status, r.text, r.host)
+            return AttemptResult(d.id, r.outcome, now, r.code, r.status, r.text, r.host,
+                                 tls=r.tls)
         verdict = classify_reply(r.code, r.status, r.text, r.command, d.recipient, d.domain)
         if r.outcome is Outcome.DEFERRED:
-            return self.temporary(
+            return replace(self.temporary(
                 d, now, r.code, r.status, r.text, r.host, verdict.reason, verdict.category
-            )
+            ), tls=r.tls)
         return AttemptResult(
             d.id, r.outcome, now, r.code, r.status, r.text, r.host, verdict.reason,
-            category=verdict.category,
+            category=verdict.category, tls=r.tls,
         )
 
     def temporary(
@@ -111,6 +113,14 @@ class Outcomes:
             f"{text}; the domain is known to take mail, so the resolver is at fault "
             "(DNSの不具合の可能性: 宛先の誤りではありません), retrying",
             None, "networkerror", category_for_reason("networkerror"),
+        )
+
+    def held_unsigned(self, d: ClaimedDelivery, now: datetime, text: str) -> AttemptResult:
+        """The sender's domain has no DKIM key and unsigned mail is not allowed: deferred
+        until the operator adds the key (or allows unsigned mail), never sent unsigned."""
+        return self.temporary(
+            d, now, None, None, f"{text} (DKIM 鍵がないため保留 / held: no DKIM key)", None,
+            "securityerror", category_for_reason("securityerror"),
         )
 
     def internal_error(

@@ -35,9 +35,10 @@ from engine.broadcast_cache import BroadcastCache
 from engine.clock import Clock, SystemClock
 from engine.config import Settings
 from engine.delivery import Transport
-from engine.dkim import DkimSigner, dkim_settings
-from engine.errors import NoSuchDomainError, PermanentRoutingError, RoutingError
+from engine.dkim import DkimSigner
+from engine.errors import DkimError, NoSuchDomainError, PermanentRoutingError, RoutingError
 from engine.lanes import Lanes
+from engine.message import TemplateOptions
 from engine.outage import DATABASE_ERRORS, UNREACHABLE, recover
 from engine.outcomes import Outcomes
 from engine.queue import CANCEL_CHANNEL, NOTIFY_CHANNEL, ClaimedDelivery, Queue, liveness
@@ -100,8 +101,7 @@ class Runner:
             self.clock, self.stats, self._wake.set, self.upkeep.delivered_to,
         )
         self.broadcasts = BroadcastCache(
-            queue, self.clock, settings.message.id_domain, signer,
-            dkim_settings(settings.dkim).sign_per_recipient,
+            queue, self.clock, TemplateOptions.from_settings(settings, verp_secret, signer)
         )
         self.lanes = Lanes(
             settings, self.shaper, transport, self.recorder, self.outcomes, self.broadcasts,
@@ -112,6 +112,7 @@ class Runner:
         self._db_down_since: float | None = None
         self._resolver_alerts: set[str] = set()
         self._cancelled: set[int] = set()
+        self._unsigned_alerts: set[int] = set()
 
     @property
     def transport(self) -> Transport:
@@ -233,6 +234,11 @@ class Runner:
                 self.recorder.add(self.outcomes.expired(d, now))
                 return
             try:
+                self.broadcasts.template(d.broadcast_id)
+            except DkimError as exc:
+                self._unsigned(d, exc)
+                return
+            try:
                 route = await self.router.route(d.domain)
             except NoSuchDomainError as exc:
                 await self._no_such_domain(d, str(exc))
@@ -264,6 +270,15 @@ class Runner:
             await self.queue.release(self.name, ids, self.clock.now())
             log.warning("配信取り消し / cancelled: %d waiting deliveries of broadcast(s) %s "
                         "withdrawn", len(ids), ", ".join(map(str, sorted(cancelled))))
+
+    def _unsigned(self, d: ClaimedDelivery, exc: DkimError) -> None:
+        """No key for the sender's domain (added after serve started): the mail waits, never
+        leaves unsigned, and the operator is told once per broadcast."""
+        if d.broadcast_id not in self._unsigned_alerts:
+            self._unsigned_alerts.add(d.broadcast_id)
+            log.error("DKIM 鍵がないため配信 %d を保留します / broadcast %d held: %s",
+                      d.broadcast_id, d.broadcast_id, exc)
+        self.recorder.add(self.outcomes.held_unsigned(d, self.clock.now(), str(exc)))
 
     def _on_cancel(self, *args: object) -> None:
         payload = args[3] if len(args) > 3 else ""

@@ -87,6 +87,31 @@ class Behaviour:
     reset_every: int = 0
 
 
+class Bursts:
+    """421 at the greeting for 3 s in every 8 s while the context lasts (a thread of its own)."""
+
+    def __init__(self, behaviour: Behaviour) -> None:
+        self._behaviour = behaviour
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._behaviour.greeting_421.set()
+            self._stop.wait(3.0)
+            self._behaviour.greeting_421.clear()
+            self._stop.wait(5.0)
+
+    def __enter__(self) -> Bursts:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._behaviour.greeting_421.clear()
+
+
 class RecordingReceiver:
     def __init__(self, behaviour: Behaviour) -> None:
         self.behaviour = behaviour
@@ -202,6 +227,7 @@ def scenario_settings(db_url: str, target: str, **sections: dict[str, Any]) -> S
         metrics=replace(base.metrics, listen=""),
         routing=replace(base.routing, transport={"*": target}),
         shaping={"enabled": False},
+        dkim={"allow_unsigned": True},
         inbound=replace(base.inbound, listen=""),
     )
     for name, values in sections.items():
@@ -375,24 +401,12 @@ async def scenario_receiver(pg: OwnPostgres, n: int, max_age: float) -> Report:
                                               "flush_interval": 0.05},
             shaping={"enabled": True},
         )
-        stop_bursts = threading.Event()
-
-        def bursts() -> None:
-            while not stop_bursts.is_set():
-                behaviour.greeting_421.set()
-                stop_bursts.wait(3.0)
-                behaviour.greeting_421.clear()
-                stop_bursts.wait(5.0)
-
-        burster = threading.Thread(target=bursts, daemon=True)
         recipients = [f"stall{i}@example.jp" if i % 100 == 0 else f"g{i}@example.jp"
                       for i in range(n)]
         async with running_runner(settings) as (engine, _runner, _task):
-            burster.start()
-            await enqueue(engine, recipients)
-            states, seconds = await wait_all_final(db_url, n, within=max_age + 60)
-            stop_bursts.set()
-        burster.join(timeout=10)
+            with Bursts(behaviour):
+                await enqueue(engine, recipients)
+                states, seconds = await wait_all_final(db_url, n, within=max_age + 60)
         return await report("receiver faults", db_url, receiver, n, seconds, states,
                             settings.delivery.concurrency)
 
@@ -407,31 +421,53 @@ def serve_process(config: Path) -> Any:
     )
 
 
-async def scenario_sigkill(pg: OwnPostgres, n: int, workdir: Path) -> Report:
+async def scenario_sigkill(
+    pg: OwnPostgres, n: int, workdir: Path, during: str = "", max_age: float = 60.0
+) -> Report:
     """A serve process is killed with SIGKILL mid-broadcast; another one takes its leases back
-    through the heartbeat rule (the lease itself is 5 minutes)."""
+    through the heartbeat rule (the lease itself is 5 minutes). ``during``: "" (a plain
+    broadcast), "outage" (killed while the database is stopped) or "receiver" (killed while the
+    receiver misbehaves as in ``scenario_receiver``, with ``max_age`` and shaping on)."""
     db_url = await fresh_database(pg.uri)
-    with FaultyReceiver() as receiver:
+    behaviour = Behaviour(reset_every=25 if during == "receiver" else 0)
+    with FaultyReceiver(behaviour) as receiver, contextlib.ExitStack() as stack:
         cfg = workdir / "mamoru.toml"
+        shaping = "true" if during == "receiver" else "false"
         cfg.write_text(
             f'[database]\nurl = "{db_url}"\n[routing.transport]\n"*" = "{receiver.address}"\n'
-            '[metrics]\nlisten = ""\n[inbound]\nlisten = ""\n[shaping]\nenabled = false\n'
-            '[queue]\nretry_base = "1s"\nretry_max = "2s"\n[delivery]\nconcurrency = 50\n',
+            f'[metrics]\nlisten = ""\n[inbound]\nlisten = ""\n[shaping]\nenabled = {shaping}\n'
+            f'[queue]\nretry_base = "1s"\nretry_max = "2s"\nmax_age = "{max_age:.0f}s"\n'
+            '[delivery]\nconcurrency = 50\ndata_timeout = "2s"\n'
+            '[dkim]\nallow_unsigned = true\n',
             encoding="utf-8",
         )
-        settings = scenario_settings(db_url, receiver.address)
+        settings = scenario_settings(db_url, receiver.address, queue={"max_age": max_age})
+        if during == "receiver":
+            recipients = [f"stall{i}@example.jp" if i % 100 == 0 else f"g{i}@example.jp"
+                          for i in range(n)]
+            stack.enter_context(Bursts(behaviour))
+        else:
+            recipients = [f"g{i}@example.jp" for i in range(n)]
         engine = await Engine.open(settings)
         try:
-            await enqueue(engine, [f"g{i}@example.jp" for i in range(n)])
+            await enqueue(engine, recipients)
         finally:
             await engine.close()
         first = serve_process(cfg)
         try:
-            await until(lambda: sum(receiver.handler.ids.values()) >= n // 4, within=60)
+            if during == "receiver":
+                # Some get through between bursts; kill while the receiver is misbehaving.
+                await asyncio.sleep(4.0)
+            else:
+                await until(lambda: sum(receiver.handler.ids.values()) >= n // 4, within=60)
+            if during == "outage":
+                await asyncio.to_thread(pg.stop)
         finally:
             at_fault = sum(receiver.handler.ids.values())
             first.send_signal(signal.SIGKILL)
-            first.wait(timeout=10)
+            await asyncio.to_thread(first.wait, 10)
+        if during == "outage":
+            await asyncio.to_thread(pg.start)
         conn = await asyncpg.connect(db_url)
         try:
             leased = await conn.fetchval("SELECT count(*) FROM deliveries WHERE state='sending'")
@@ -439,10 +475,11 @@ async def scenario_sigkill(pg: OwnPostgres, n: int, workdir: Path) -> Report:
             await conn.close()
         second = serve_process(cfg)
         try:
-            states, seconds = await wait_all_final(db_url, n, within=120)
+            states, seconds = await wait_all_final(db_url, n, within=max_age + 90)
         finally:
             second.send_signal(signal.SIGTERM)
-            second.wait(timeout=30)
-        r = await report("SIGKILL + takeover", db_url, receiver, n, seconds, states,
-                         int(leased))
+            await asyncio.to_thread(second.wait, 30)
+        name = {"": "SIGKILL + takeover", "outage": "SIGKILL in outage",
+                "receiver": "SIGKILL, bad receiver"}[during]
+        r = await report(name, db_url, receiver, n, seconds, states, int(leased))
         return replace(r, at_fault=at_fault)

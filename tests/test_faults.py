@@ -108,3 +108,23 @@ async def test_a_killed_runner_s_leases_are_taken_over_without_waiting_for_the_l
     assert r.received == 1000
     # The lease is 5 minutes; the heartbeat rule hands the rows over within seconds.
     assert r.seconds < 90, r
+
+
+async def test_a_runner_killed_during_a_database_outage_loses_nothing(
+    own_pg: OwnPostgres, tmp_path: Path
+) -> None:
+    r = await scenario_sigkill(own_pg, 1000, tmp_path, during="outage")
+    assert_sound(r)
+    assert r.received == 1000
+
+
+async def test_a_runner_killed_while_the_receiver_misbehaves_still_ends_final_by_max_age(
+    own_pg: OwnPostgres, tmp_path: Path
+) -> None:
+    max_age = 60.0
+    r = await scenario_sigkill(own_pg, 300, tmp_path, during="receiver", max_age=max_age)
+    assert_sound(r)
+    assert r.received + r.states.get("failed", 0) == 300, r
+    assert r.failed_without_text == 0, r
+    # Counted from the second runner's start: the deliveries were enqueued ~4 s earlier.
+    assert r.seconds <= max_age + 15, r

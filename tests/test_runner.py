@@ -6,6 +6,7 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from email import message_from_bytes
 from email.header import decode_header, make_header
 from typing import Any
@@ -290,7 +291,6 @@ def _dkim_verifies(message: bytes, records: dict[bytes, bytes]) -> bool:
 
 
 async def _send_signed(db_url: str, sink: Sink, dkim_section: dict[str, Any]) -> list[bytes]:
-    from dataclasses import replace
 
     settings = make_settings(db_url, routing={"transport": {"*": sink.address}})
     eng = await Engine.open(replace(settings, dkim=dkim_section))
@@ -332,7 +332,6 @@ async def test_sent_mail_can_be_signed_per_recipient_and_verifies(
 
 
 async def test_missing_dkim_key_file_stops_the_engine_at_start(db_url: str, tmp_path: Any) -> None:
-    from dataclasses import replace
 
     from engine.errors import DkimError
 
@@ -402,3 +401,22 @@ async def test_cancel_stops_the_unsent_rest_of_a_broadcast_already_going_out(
     # held 200 in its lanes).
     assert len(sink.handler.received) - at_cancel <= 20
     assert len(cancelled) > 300
+
+
+async def test_mail_from_a_domain_without_a_dkim_key_waits_and_is_never_sent_unsigned(
+    db_url: str, sink: Sink
+) -> None:
+    settings = replace(make_settings(db_url, routing={"transport": {"*": sink.address}}),
+                       dkim={})
+    eng = await Engine.open(settings)
+    try:
+        bid = await enqueue(eng, ["unsigned@example.jp"])
+        runner = await eng.runner()
+        await asyncio.wait_for(runner.run(exit_when_idle=True), timeout=20)
+        (row,) = await eng.queue.deliveries_of(bid)
+    finally:
+        await eng.close()
+    assert sink.handler.received == []
+    assert row["state"] == "deferred"
+    assert row["reason"] == "securityerror"
+    assert "DKIM" in row["last_text"]
