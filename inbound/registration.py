@@ -69,10 +69,11 @@ class RegistrationDesk:
         local, _, domain = rcpt.strip().strip("<>").rpartition("@")
         if domain.lower() != self.domain:
             return None
-        if local == self.local:
+        # Our own addresses are matched without case: people type them from paper.
+        if local.lower() == self.local.lower():
             return Entry(None)
-        prefix = f"{self.local}-"
-        if local.startswith(prefix) and local[len(prefix):]:
+        prefix = f"{self.local}-".lower()
+        if local.lower().startswith(prefix) and local[len(prefix):]:
             return Entry(local[len(prefix):])
         return None
 

@@ -45,6 +45,9 @@ data_timeout = "2s"
 [metrics]
 listen = ""
 
+[http]
+listen = ""
+
 [shaping]
 enabled = false
 

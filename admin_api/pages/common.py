@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 from admin_api.templating import templates
-from engine.links import InvalidLink, LinkSigner
+from engine.links import InvalidLink
 
 
 def message_page(
@@ -23,10 +21,6 @@ def message_page(
 def link_error(request: Request, exc: InvalidLink) -> HTMLResponse:
     """A forged, malformed or expired link: said plainly, nothing done."""
     return message_page(request, "リンクを確認できません", str(exc), 410 if exc.expired else 400)
-
-
-def verify(links: LinkSigner, purpose: str, token: str, now: datetime) -> int:
-    return links.verify(purpose, token, now)
 
 
 def group_ids(values: list[str]) -> list[int] | None:

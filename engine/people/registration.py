@@ -91,7 +91,8 @@ async def create_request(
     if school_code:
         # An unknown school in an entry- address still registers: the code names the school.
         school_id = await people.pool.fetchval(
-            "SELECT id FROM organisations WHERE code = $1 AND kind <> 'board'", school_code
+            "SELECT id FROM organisations WHERE lower(code) = lower($1) AND kind <> 'board'",
+            school_code,
         )
     address_hash = people.sealer.lookup_hash(normal, ADDRESS)
     recent: int = await people.pool.fetchval(

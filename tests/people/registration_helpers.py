@@ -39,7 +39,9 @@ async def codes_by_name(people: People) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def pages(people: People, settings: Settings) -> AsyncIterator[tuple[Site, httpx.AsyncClient]]:
+async def pages(
+    people: People, settings: Settings
+) -> AsyncIterator[tuple[Site, httpx.AsyncClient]]:
     """The application in this process, spoken to through httpx's ASGI transport."""
     site = await open_site(settings, people, SECRET)
     transport = httpx.ASGITransport(app=create_app(site), client=("198.51.100.7", 40000))

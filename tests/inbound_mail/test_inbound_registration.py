@@ -1,0 +1,71 @@
+"""Empty mail to the registration address: who gets a link, who gets nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from inbound_helpers import engine_with_inbound, smtp_send
+
+from engine.context import Engine
+from engine.people.registration import MAX_REQUESTS_PER_HOUR
+from engine.sealing import new_key_text
+from engine.suppression import Suppressions
+
+EMPTY = b"Subject: \r\n\r\n"
+
+
+def registration(**people: Any) -> dict[str, Any]:
+    return {
+        "http": {"public_url": "https://mail.city.example.jp", "listen": ""},
+        "people": {"key": new_key_text(), "registration_address": "entry@city.example.jp",
+                   **people},
+    }
+
+
+async def queued(eng: Engine) -> list[tuple[str, str, int]]:
+    """(recipient, body, priority) of every delivery stored, oldest first."""
+    rows = await eng.pool.fetch(
+        "SELECT d.recipient, b.body, b.priority FROM deliveries d "
+        "JOIN broadcasts b ON b.id = d.broadcast_id ORDER BY d.id"
+    )
+    return [(r["recipient"], r["body"], r["priority"]) for r in rows]
+
+
+async def test_an_empty_mail_is_answered_with_a_link_to_its_sender_only(db_url: str) -> None:
+    async with engine_with_inbound(db_url, **registration()) as (eng, server):
+        # Someone forges a guardian's address as the sender: the link goes to that mailbox,
+        # where the forger cannot read it, and nothing is registered.
+        code, _ = await smtp_send(server, "victim@docomo.ne.jp", ["ENTRY@City.Example.JP"], EMPTY)
+        assert code == 250
+        rows = await queued(eng)
+        assert [r[0] for r in rows] == ["victim@docomo.ne.jp"]
+        assert "https://mail.city.example.jp/r/" in rows[0][1]
+        assert rows[0][2] == 0  # emergency: claimed before any bulk mail
+        assert await eng.pool.fetchval("SELECT count(*) FROM contacts") == 0
+        assert await eng.pool.fetchval("SELECT count(*) FROM inbound_messages") == 0
+        # A school's entry address names the school; an unknown one still registers.
+        for rcpt in ("entry-sho1@city.example.jp", "entry-nosuch@city.example.jp"):
+            assert (await smtp_send(server, "hogosha@au.com", [rcpt], EMPTY))[0] == 250
+        assert len(await queued(eng)) == 3
+        # Other local parts of the domain are not ours to take.
+        code, _ = await smtp_send(server, "x@example.jp", ["entryx@city.example.jp"], EMPTY)
+        assert code == 550
+
+
+async def test_suppressed_null_and_too_frequent_senders_get_no_reply(db_url: str) -> None:
+    async with engine_with_inbound(db_url, **registration()) as (eng, server):
+        await Suppressions(eng.pool).add("Bounced@docomo.ne.jp", "unknown_user")
+        assert (await smtp_send(server, "bounced@docomo.ne.jp", ["entry@city.example.jp"],
+                                EMPTY))[0] == 250
+        assert (await smtp_send(server, "", ["entry@city.example.jp"], EMPTY))[0] == 250
+        assert await queued(eng) == []
+        for _ in range(MAX_REQUESTS_PER_HOUR + 2):
+            await smtp_send(server, "flood@example.jp", ["entry@city.example.jp"], EMPTY)
+        assert len(await queued(eng)) == MAX_REQUESTS_PER_HOUR
+
+
+async def test_without_a_registration_address_the_address_is_refused(db_url: str) -> None:
+    async with engine_with_inbound(db_url) as (eng, server):
+        code, _ = await smtp_send(server, "a@example.jp", ["entry@city.example.jp"], EMPTY)
+        assert code == 550
+        assert await queued(eng) == []
