@@ -16,6 +16,8 @@ CREATE TABLE registration_requests (
     used_at        timestamptz
 );
 CREATE INDEX registration_requests_by_address ON registration_requests (address_hash, created_at);
+-- Requests are deleted a day after they expire (engine/people/registration.py).
+CREATE INDEX registration_requests_by_expiry ON registration_requests (expires_at);
 
 -- Wrong registration codes, counted per key: the request's address ("a:" + hash) and the
 -- client's network ("n:" + /24 or /64). The count starts again after a quiet hour.

@@ -293,6 +293,8 @@ async def purge(people: People, school: Organisation | None) -> PurgeResult:
                 memberships = _count(await conn.execute("DELETE FROM contact_groups"))
                 accounts = _count(await conn.execute("DELETE FROM accounts"))
                 contacts = _count(await conn.execute("DELETE FROM contacts"))
+                # Pending registrations hold sealed addresses too (migration 010).
+                await conn.execute("DELETE FROM registration_requests")
             else:
                 candidates = [
                     r["contact_id"] for r in await conn.fetch(
@@ -311,6 +313,9 @@ async def purge(people: People, school: Organisation | None) -> PurgeResult:
                 accounts = _count(
                     await conn.execute("DELETE FROM accounts WHERE school_id = $1", school.id)
                 )
+                await conn.execute(
+                    "DELETE FROM registration_requests WHERE school_id = $1", school.id
+                )
                 contacts = _count(await conn.execute(
                     "DELETE FROM contacts c WHERE c.id = ANY($1::bigint[]) "
                     "AND NOT EXISTS (SELECT 1 FROM contact_accounts ca WHERE ca.contact_id = c.id) "
@@ -319,7 +324,8 @@ async def purge(people: People, school: Organisation | None) -> PurgeResult:
                 ))
         # Dead rows stay in the table files until vacuumed; they are sealed, but go anyway.
         await conn.execute(
-            "VACUUM accounts, contacts, contact_accounts, contact_groups, account_groups"
+            "VACUUM accounts, contacts, contact_accounts, contact_groups, account_groups, "
+            "registration_requests"
         )
     return PurgeResult(accounts, contacts, memberships)
 

@@ -25,7 +25,13 @@ import asyncpg
 
 from engine.address import normalise_address
 from engine.errors import InputError
-from engine.people.attempts import address_key, check_allowed, network_key, record_failure
+from engine.people.attempts import (
+    QUIET_TIME,
+    address_key,
+    check_allowed,
+    network_key,
+    record_failure,
+)
 from engine.people.codes import normalise_code
 from engine.people.contacts import UPSERT_SQL
 from engine.people.store import ADDRESS, CODE, People
@@ -95,6 +101,7 @@ async def create_request(
             school_code,
         )
     address_hash = people.sealer.lookup_hash(normal, ADDRESS)
+    await _forget_old(people, now)
     recent: int = await people.pool.fetchval(
         "SELECT count(*) FROM registration_requests WHERE address_hash = $1 AND created_at > $2",
         address_hash, now - timedelta(hours=1),
@@ -109,6 +116,19 @@ async def create_request(
         people.sealer.seal(normal, ADDRESS), address_hash, school_id, now, now + lifetime,
     )
     return Request(request_id, normal, school_id, now + lifetime)
+
+
+async def _forget_old(people: People, now: datetime) -> None:
+    """Sealed addresses are kept no longer than needed: a request a day after it expired,
+    a wrong-code counter once it is quiet and no longer blocks."""
+    await people.pool.execute(
+        "DELETE FROM registration_requests WHERE expires_at < $1", now - timedelta(days=1)
+    )
+    await people.pool.execute(
+        "DELETE FROM registration_attempts WHERE last_at < $1"
+        " AND (blocked_until IS NULL OR blocked_until < $2)",
+        now - QUIET_TIME, now,
+    )
 
 
 async def open_request(people: People, request_id: int) -> Request:
