@@ -8,13 +8,18 @@ a recording SMTP sink, and the pages served by uvicorn the way ``mamoru serve`` 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from email import message_from_bytes
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from commands import ROOT, config_file
 from sinks import Sink, free_port
 from support import make_settings, wait_until
 
@@ -149,3 +154,37 @@ async def test_empty_mail_to_one_click_unsubscribe(db_url: str, sink: Sink) -> N
         assert await to_class("3年1組 お知らせ 2") == 1
         await wait_until(lambda: mails_to(sink, "sato@example.jp", "お知らせ 2"), timeout=10)
         assert mails_to(sink, GUARDIAN, "お知らせ 2") == []
+
+
+async def test_serve_serves_the_pages_and_prints_their_url(tmp_path: Path, db_url: str) -> None:
+    port = free_port()
+    cfg = config_file(tmp_path, db_url, "127.0.0.1:25")
+    cfg.write_text(
+        cfg.read_text().replace(
+            '[http]\nlisten = ""',
+            f'[http]\nlisten = "127.0.0.1:{port}"\npublic_url = "https://mail.example.jp"',
+        )
+        + f'\n[people]\nkey = "{new_key_text()}"\n',
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAMORU_")}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cli", "serve", "-c", str(cfg), "--workers", "2",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT, env=env,
+    )
+    assert proc.stdout is not None
+    banner = b""
+    try:
+        while b"Ctrl+C" not in banner:
+            banner += await asyncio.wait_for(proc.stdout.readline(), timeout=30)
+        assert f"pages        http://127.0.0.1:{port}/".encode() in banner
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+            # The banner is printed once every worker is ready, the first one's pages too.
+            home = await client.get("/")
+            assert home.status_code == 200 and "空メール" in home.text
+            forged = await client.post("/u/1.zzzzzz.AAAAAAAAAAAAAAAAAAAAAA")
+            assert forged.status_code == 400 and "このリンクは正しくありません" in forged.text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.communicate(), timeout=30)
+    assert proc.returncode == 0
