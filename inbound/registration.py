@@ -8,7 +8,8 @@ gets nothing but a mail to the real owner, who can ignore it.
 
 Not answered (logged by domain only, never the address):
 - a null sender (a bounce or an auto-reply must not start a registration);
-- a sender on the suppression list: it bounced hard or complained, so a reply would fail or be
+- a sender on the suppression list (unless only by its own one-click unsubscribe): it bounced
+  hard or complained, so a reply would fail or be
   unwanted, and a forged sender must not get mail sent to such an address. An operator who
   knows the address works again takes it off the list (``mamoru suppression remove``);
 - more than ``MAX_REQUESTS_PER_HOUR`` requests from one address in an hour.
@@ -27,7 +28,7 @@ from engine.config import Settings
 from engine.errors import InputError
 from engine.links import LinkSigner
 from engine.people import People
-from engine.people.registration import create_request
+from engine.people.registration import UNSUBSCRIBED, create_request
 from engine.people.replies import ReplySender
 from engine.queue import Queue
 from engine.suppression import Suppressions
@@ -88,7 +89,9 @@ class RegistrationDesk:
         if not mail_from or self.links is None:
             log.info("registration mail with a null sender: not answered")
             return False
-        if await Suppressions(self.pool).lookup([mail_from]):
+        entry = (await Suppressions(self.pool).lookup([mail_from])).get(mail_from)
+        # The person's own one-click unsubscribe is no reason to refuse a new registration.
+        if entry is not None and entry.reason != UNSUBSCRIBED:
             log.info("registration mail from a suppressed address @%s: not answered", domain)
             return False
         people = await self.people()

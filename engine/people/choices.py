@@ -16,11 +16,9 @@ from dataclasses import dataclass
 from engine.address import normalise_address
 from engine.errors import InputError
 from engine.people.contacts import find_contact
-from engine.people.registration import PublicGroup, masked, public_groups
+from engine.people.registration import UNSUBSCRIBED, PublicGroup, masked, public_groups
 from engine.people.store import People
 from engine.suppression import Suppressions
-
-UNSUBSCRIBED = "unsubscribed"
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,10 @@ from engine.people.attempts import (
 from engine.people.codes import normalise_code
 from engine.people.contacts import UPSERT_SQL
 from engine.people.store import ADDRESS, CODE, People
+from engine.suppression import Suppressions
+
+#: The suppression reason of a one-click unsubscribe by an address that is no contact.
+UNSUBSCRIBED = "unsubscribed"
 
 #: How long a registration link works (the request is stored as long).
 DEFAULT_LIFETIME = timedelta(hours=24)
@@ -264,6 +268,11 @@ async def _complete(
             "UPDATE contacts SET state = 'active', updated_at = $2 WHERE id = $1",
             contact_id, now,
         )
+        # An earlier one-click unsubscribe of the address (before it was a contact) is undone
+        # by registering; a bounce or complaint on the list stays.
+        entry = (await Suppressions(conn).lookup([address])).get(address)
+        if entry is not None and entry.reason == UNSUBSCRIBED:
+            await Suppressions(conn).remove(address)
         await conn.execute(
             "INSERT INTO contact_accounts (contact_id, account_id, created_at) "
             "SELECT $1, a, $3 FROM unnest($2::bigint[]) AS a ON CONFLICT DO NOTHING",

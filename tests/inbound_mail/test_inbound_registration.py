@@ -59,9 +59,13 @@ async def test_suppressed_null_and_too_frequent_senders_get_no_reply(db_url: str
                                 EMPTY))[0] == 250
         assert (await smtp_send(server, "", ["entry@city.example.jp"], EMPTY))[0] == 250
         assert await queued(eng) == []
+        # Listed only by its own one-click unsubscribe: registering again is its own choice.
+        await Suppressions(eng.pool).add("changed@au.com", "unsubscribed")
+        await smtp_send(server, "changed@au.com", ["entry@city.example.jp"], EMPTY)
+        assert [r[0] for r in await queued(eng)] == ["changed@au.com"]
         for _ in range(MAX_REQUESTS_PER_HOUR + 2):
             await smtp_send(server, "flood@example.jp", ["entry@city.example.jp"], EMPTY)
-        assert len(await queued(eng)) == MAX_REQUESTS_PER_HOUR
+        assert len(await queued(eng)) == 1 + MAX_REQUESTS_PER_HOUR
 
 
 async def test_without_a_registration_address_the_address_is_refused(db_url: str) -> None:

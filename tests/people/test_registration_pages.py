@@ -234,8 +234,14 @@ async def test_one_click_post_unsubscribes_at_once_without_cookie(
         assert "配信を再開する" in page.text
         forged = await client.post(f"/u/{token[:-2]}xx")
         assert forged.status_code == 400
-    if known:
-        assert await _state(schools, ADDRESS) == ("left", True, 0)
-    else:
-        listed = await schools.pool.fetchval("SELECT reason FROM suppressions")
-        assert listed == "unsubscribed"
+        if known:
+            assert await _state(schools, ADDRESS) == ("left", True, 0)
+        else:
+            listed = await schools.pool.fetchval("SELECT reason FROM suppressions")
+            assert listed == "unsubscribed"
+        # Registering (the person's own choice again) undoes either.
+        codes = await _classes(schools)
+        link = await _link(site, schools)
+        assert (await client.post(link, data={"code": codes["山田一郎"]})).status_code == 200
+        assert await _state(schools, ADDRESS) == ("active", True, 1)
+        assert await schools.pool.fetchval("SELECT count(*) FROM suppressions") == 0
