@@ -4,6 +4,10 @@ The return path of delivery 12345 looks like ``b-9ix-k3j5q2m7hd@bounce.example.j
 delivery id in base 36 and the first 50 bits of an HMAC-SHA256 of it under a secret key, in
 base 32. A bounce arriving at that address names its delivery with no lookup and no state; a
 token whose HMAC does not match is refused.
+
+The same scheme, with the prefix ``u-`` and a MAC under another purpose, makes the ``mailto:``
+of a mail's ``List-Unsubscribe`` (RFC 2369): a mail to ``u-9ix-...@bounce.example.jp`` asks to
+unsubscribe the recipient of delivery 12345. Neither address can be made from the other.
 """
 
 from __future__ import annotations
@@ -17,8 +21,12 @@ PREFIX = "b-"
 _TOKEN = re.compile(r"^b-([0-9a-z]{1,13})-([a-z2-7]{10})$")
 
 
-def _mac(secret: bytes, delivery_id: int) -> str:
-    digest = hmac.new(secret, str(delivery_id).encode("ascii"), hashlib.sha256).digest()
+UNSUBSCRIBE_PREFIX = "u-"
+_UNSUBSCRIBE = re.compile(r"^u-([0-9a-z]{1,13})-([a-z2-7]{10})$")
+
+
+def _mac(secret: bytes, delivery_id: int, purpose: bytes = b"") -> str:
+    digest = hmac.new(secret, purpose + str(delivery_id).encode("ascii"), hashlib.sha256).digest()
     return base64.b32encode(digest[:10]).decode("ascii").lower()[:10]
 
 
@@ -48,5 +56,23 @@ def delivery_id_of(secret: bytes, address: str) -> int | None:
         return None
     delivery_id = int(m.group(1), 36)
     if not hmac.compare_digest(_mac(secret, delivery_id), m.group(2)):
+        return None
+    return delivery_id
+
+
+def unsubscribe_address(secret: bytes, delivery_id: int, domain: str) -> str:
+    """The ``mailto:`` unsubscribe address of a delivery."""
+    mac = _mac(secret, delivery_id, b"unsubscribe\0")
+    return f"{UNSUBSCRIBE_PREFIX}{_base36(delivery_id)}-{mac}@{domain}"
+
+
+def unsubscribe_id_of(secret: bytes, address: str) -> int | None:
+    """The delivery an unsubscribe address names, or None when it is not one or is forged."""
+    local = address.strip().strip("<>").rpartition("@")[0].lower()
+    m = _UNSUBSCRIBE.match(local)
+    if not m:
+        return None
+    delivery_id = int(m.group(1), 36)
+    if not hmac.compare_digest(_mac(secret, delivery_id, b"unsubscribe\0"), m.group(2)):
         return None
     return delivery_id

@@ -5,7 +5,10 @@ Recipients accepted (anything else is ``550 5.7.1``: this is not a relay):
 - a VERP return path whose token verifies (``engine.verp.delivery_id_of``), at any domain;
 - one of ``inbound.service_addresses`` (the domain compared without case);
 - the registration address and its ``entry-<school>@`` forms (``inbound.registration``): an
-  empty mail there is answered with a personal registration link and not stored.
+  empty mail there is answered with a personal registration link and not stored;
+- the ``mailto:`` of a mail's ``List-Unsubscribe`` (``engine.verp.unsubscribe_id_of``): any
+  mail there unsubscribes the recipient of that delivery at once (``engine.people.choices``),
+  as the one-click POST does, and is not stored.
 
 A mail to a VERP address is classified with ``engine.bounce.parse_bounce`` and stored in
 ``bounces``, one row per verdict, or one unclassified row when nothing could be read from it.
@@ -52,7 +55,7 @@ from engine.outage import OutageLog, is_unreachable
 from engine.queue.bounced import LateFailure, deliveries_by_id, mark_failed_late
 from engine.received import BounceRow, insert_bounces, insert_messages
 from engine.suppression import FEEDBACK, FailedVerdict, Suppressions
-from engine.verp import delivery_id_of
+from engine.verp import delivery_id_of, unsubscribe_id_of
 from inbound.registration import RegistrationDesk
 
 log = logging.getLogger(__name__)
@@ -110,6 +113,7 @@ class InboundHandler:
             delivery_id is None
             and service_key(address) not in self.service
             and self.desk.match(address) is None
+            and unsubscribe_id_of(self.secret, address) is None
         ):
             # The domain only: the address may be a person's.
             log.info("refused RCPT to @%s from %r", address.rpartition("@")[2], session.peer)
@@ -158,17 +162,23 @@ class InboundHandler:
         verp: list[tuple[str, int]] = []
         service: list[str] = []
         entries: dict[str | None, None] = {}
+        leaving: dict[int, None] = {}
         for r in rcpts:
             d = delivery_id_of(self.secret, r)
             entry = self.desk.match(r) if d is None else None
+            gone = unsubscribe_id_of(self.secret, r) if d is None else None
             if entry is not None:
                 entries[entry.school] = None
+            elif gone is not None:
+                leaving[gone] = None
             elif d is None:
                 service.append(r)
             elif all(d != seen for _, seen in verp):
                 verp.append((r, d))
         for school in entries:
             await self.desk.answer(mail_from, school)
+        for delivery_id in leaving:
+            await self.desk.unsubscribe(delivery_id)
         report = await self._parse(raw) if verp else BounceReport(kind="unknown")
         now = self.clock.now()
         if not service and not verp:

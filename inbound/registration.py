@@ -1,4 +1,5 @@
-"""Empty mail to the registration address: answered with a personal, signed, expiring link.
+"""Mail people send us: empty mail to register (answered with a personal, signed, expiring
+link) and mail to a List-Unsubscribe ``mailto:`` address (the recipient leaves).
 
 The board's address is ``[people] registration_address`` (e.g. ``entry@city.example.jp``);
 ``entry-<school code>@`` the same domain is the school's (its public groups are offered). The
@@ -28,6 +29,7 @@ from engine.config import Settings
 from engine.errors import InputError
 from engine.links import LinkSigner
 from engine.people import People
+from engine.people.choices import leave_address
 from engine.people.registration import UNSUBSCRIBED, create_request
 from engine.people.replies import ReplySender
 from engine.queue import Queue
@@ -109,4 +111,15 @@ class RegistrationDesk:
         )
         log.info("registration request %d from @%s answered (broadcast %d)", request.id, domain,
                  delivery)
+        return True
+
+    async def unsubscribe(self, delivery_id: int) -> bool:
+        """A mail to a delivery's mailto: unsubscribe address: its recipient leaves at once
+        (as with the one-click POST); False if the delivery is gone."""
+        address = await Queue(self.pool).recipient_of(delivery_id)
+        if address is None:
+            log.info("unsubscribe mail for delivery %d, which no longer exists", delivery_id)
+            return False
+        await leave_address(await self.people(), address)
+        log.info("unsubscribed by mail: the recipient of delivery %d", delivery_id)
         return True

@@ -16,6 +16,7 @@ import pytest
 from conftest import TEMPLATE_DB, with_database
 from support import make_settings
 
+from engine import verp
 from engine.clock import FakeClock
 from engine.context import Engine
 from engine.dkim import DkimKey, DkimSigner, dns_record_name, generate_key
@@ -79,8 +80,11 @@ def test_personal_mail_carries_its_own_unsubscribe_link_signed_and_verifiable(
     for delivery_id, mail in mails.items():
         assert verifies(mail, records)
         msg = parse(mail)
-        url = msg["List-Unsubscribe"].strip("<>")
+        https, mailto = (v.strip().strip("<>") for v in msg["List-Unsubscribe"].split(","))
+        url = https
         assert url.startswith("https://mail.school.example.jp/u/")
+        # The mailto: beside it names the same delivery, under the same secret.
+        assert verp.unsubscribe_id_of(SECRET, mailto.removeprefix("mailto:")) == delivery_id
         assert links.verify("unsubscribe", url.rsplit("/", 1)[1], clock.now()) == delivery_id
         assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         text = msg.get_content()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from inbound_helpers import engine_with_inbound, smtp_send
+from inbound_helpers import delivered_ids, engine_with_inbound, smtp_send
 
 from engine.context import Engine
 from engine.people.registration import MAX_REQUESTS_PER_HOUR
@@ -73,3 +73,33 @@ async def test_without_a_registration_address_the_address_is_refused(db_url: str
         code, _ = await smtp_send(server, "a@example.jp", ["entry@city.example.jp"], EMPTY)
         assert code == 550
         assert await queued(eng) == []
+
+
+async def test_mail_to_the_list_unsubscribe_mailto_unsubscribes_its_recipient(
+    db_url: str,
+) -> None:
+    from engine import verp
+    from engine.people import People
+    from engine.people.contacts import add_contact
+
+    async with engine_with_inbound(db_url, **registration()) as (eng, server):
+        people = await People.open(eng.pool, eng.settings.people, eng.clock)
+        await add_contact(people, "leaving@docomo.ne.jp", confirmed=True)
+        ids = await delivered_ids(eng, ["leaving@docomo.ne.jp", "plain@example.jp"])
+        secret = await eng.verp_secret()
+        forged = verp.unsubscribe_address(b"another-secret-0123456789", ids["plain@example.jp"],
+                                          "city.example.jp")
+        assert (await smtp_send(server, "x@example.jp", [forged], EMPTY))[0] == 550
+        # A bounce address is no unsubscribe address, nor the other way round.
+        bounce = verp.return_path(secret, ids["plain@example.jp"], "city.example.jp")
+        assert verp.unsubscribe_id_of(secret, bounce) is None
+        for address, delivery in ids.items():
+            mailto = verp.unsubscribe_address(secret, delivery, "city.example.jp")
+            assert (await smtp_send(server, address, [mailto.upper()], EMPTY))[0] == 250
+        state = await eng.pool.fetchval("SELECT state FROM contacts")
+        assert state == "left"
+        listed = await eng.pool.fetch("SELECT address, reason FROM suppressions")
+        assert [(r["address"], r["reason"]) for r in listed] == [
+            ("plain@example.jp", "unsubscribed")
+        ]
+        assert await eng.pool.fetchval("SELECT count(*) FROM inbound_messages") == 0

@@ -142,7 +142,9 @@ async def test_empty_mail_to_one_click_unsubscribe(db_url: str, sink: Sink) -> N
             await wait_until(lambda: mails_to(sink, GUARDIAN, "お知らせ 1"), timeout=10)
             notice = message_from_bytes(mails_to(sink, GUARDIAN, "お知らせ 1")[0])
             assert notice["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-            url = str(notice["List-Unsubscribe"]).strip("<>")
+            url, mailto = (v.strip().strip("<>") for v in str(notice["List-Unsubscribe"])
+                           .split(","))
+            assert mailto.startswith("mailto:u-")
 
             # 5. One-click unsubscribe, as a mail client posts it: no cookie, no login.
             r = await client.post(url, content=b"List-Unsubscribe=One-Click",
