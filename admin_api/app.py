@@ -12,7 +12,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 
 from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.exception_handlers import (
+    http_exception_handler,
+    request_validation_exception_handler,
+)
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from admin_api.pages import leave, registration
 from admin_api.pages.common import message_page
@@ -46,6 +52,27 @@ def create_app(site: Site, extra: Sequence[APIRouter] = ()) -> FastAPI:
         for name, value in _HEADERS.items():
             response.headers.setdefault(name, value)
         return response
+
+    @app.exception_handler(StarletteHTTPException)
+    async def plain_errors(request: Request, exc: StarletteHTTPException) -> Response:
+        # People reach these pages from mail on a phone: a page in Japanese, not JSON. The
+        # staff API (under /api) keeps FastAPI's JSON errors.
+        if request.url.path.startswith("/api/"):
+            return await http_exception_handler(request, exc)
+        text = (
+            "このページはありません。メールのリンクをもう一度お確かめください。"
+            if exc.status_code == 404 else "このページはその操作を受け付けません。"
+        )
+        return message_page(request, "ページを表示できません", text, exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def plain_bad_form(request: Request, exc: RequestValidationError) -> Response:
+        if request.url.path.startswith("/api/"):
+            return await request_validation_exception_handler(request, exc)
+        return message_page(
+            request, "入力を確認できません", "送信された内容を読み取れませんでした。"
+            "ページを開き直して、もう一度お試しください。", 400,
+        )
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def home(request: Request) -> HTMLResponse:

@@ -28,9 +28,6 @@ class Site:
     def replies(self) -> ReplySender:
         return ReplySender(self.queue, self.settings)
 
-    def url(self, path: str) -> str:
-        return self.settings.http.public_url.rstrip("/") + path
-
 
 def site_of(request: Request) -> Site:
     """The Site of the application serving ``request`` (a FastAPI dependency)."""

@@ -63,8 +63,8 @@ async def register(
     token: str,
     request: Request,
     site: Annotated[Site, Depends(site_of)],
-    kind: Annotated[str, Form(max_length=10)] = "code",
-    code: Annotated[str, Form(max_length=100)] = "",
+    kind: Annotated[str, Form()] = "code",
+    code: Annotated[str, Form()] = "",
     group: Annotated[list[str] | None, Form()] = None,
 ) -> HTMLResponse:
     people = site.people
@@ -80,7 +80,8 @@ async def register(
                 raise RegistrationError("選べないグループが含まれています。 (not a group)")
             done = await register_groups(people, request_id, ids)
         else:
-            done = await register_code(people, request_id, code, client_ip(request))
+            # Over-long text cannot be a code: it is checked (and counted) as a wrong one.
+            done = await register_code(people, request_id, code[:100], client_ip(request))
     except LinkNotUsable as exc:
         return message_page(request, TITLE, str(exc), 410)
     except TooManyAttempts as exc:

@@ -245,3 +245,17 @@ async def test_one_click_post_unsubscribes_at_once_without_cookie(
         assert (await client.post(link, data={"code": codes["山田一郎"]})).status_code == 200
         assert await _state(schools, ADDRESS) == ("active", True, 1)
         assert await schools.pool.fetchval("SELECT count(*) FROM suppressions") == 0
+
+
+async def test_unknown_pages_and_methods_answer_in_japanese_html(
+    schools: People, db_url: str
+) -> None:
+    async with pages(schools, page_settings(db_url)) as (site, client):
+        missing = await client.get("/nosuch")
+        assert missing.status_code == 404 and "このページはありません" in missing.text
+        assert missing.headers["content-type"].startswith("text/html")
+        method = await client.put("/r/x")
+        assert method.status_code == 405 and "text/html" in method.headers["content-type"]
+        link = await _link(site, schools)
+        long_code = await client.post(link, data={"code": "A" * 5000})
+        assert long_code.status_code == 400 and "登録コードが正しくありません" in long_code.text
