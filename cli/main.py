@@ -210,6 +210,12 @@ def send(
     category: Annotated[
         str | None, typer.Option(help="緊急 | 不審者情報 | 学校行事 | 募集 | お知らせ (default).")
     ] = None,
+    sender_name: Annotated[
+        str, typer.Option("--sender-name", help="From display name, e.g. ○○小学校 (差出人名).")
+    ] = "",
+    reply_to: Annotated[
+        str, typer.Option("--reply-to", help="Address replies go to (返信先).")
+    ] = "",
     config: ConfigOption = None,
 ) -> None:
     """Enqueue a broadcast and print its id (一斉配信を登録する)."""
@@ -221,10 +227,10 @@ def send(
     )
     try:
         settings = load_settings(config)
-        broadcast = _read_broadcast(
+        broadcast = _with_names(_read_broadcast(
             sender, subject, body_file, to or [], to_file, priority, send_at,
             people.names_people(),
-        )
+        ), sender_name, reply_to)
     except MamoruError as exc:
         fail(str(exc), exit_code(exc))
     except ValueError as exc:
@@ -245,6 +251,20 @@ def send(
     # Counted as stored: the same address twice (in any case) is one recipient.
     count = len(unique_recipients(broadcast.recipients))
     err.print(f"{count} 件の宛先で配信 {broadcast_id} を登録しました。")
+
+
+def _with_names(broadcast: NewBroadcast, sender_name: str, reply_to: str) -> NewBroadcast:
+    """The broadcast with a checked display name and Reply-To address."""
+    from dataclasses import replace
+
+    if sender_name:
+        check_subject(sender_name, "--sender-name")
+    if reply_to:
+        try:
+            reply_to = normalise_address(reply_to)
+        except InputError as exc:
+            raise InputError(f"--reply-to: {exc}") from None
+    return replace(broadcast, sender_name=sender_name.strip(), reply_to=reply_to)
 
 
 def _read_broadcast(

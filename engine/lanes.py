@@ -26,7 +26,7 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from engine import metrics
 from engine.address import smtp_path
@@ -75,6 +75,7 @@ _SHAPER_PRIORITY = {
 }
 
 Spawn = Callable[[Coroutine[Any, Any, None]], None]
+T = TypeVar("T")
 
 
 @dataclass
@@ -212,7 +213,9 @@ class Lanes:
         return max(1, lane.site.profile.max_connections * sources)
 
     async def _lane_worker(self, lane: Lane) -> None:
-        """Hold one connection at a time for the lane while it has deliveries waiting."""
+        """Hold one connection at a time for the lane while it has deliveries waiting. Waiting
+        (for outcomes to be writable, a back-off, a grant) ends at once on shutdown: only
+        mails on the wire are given the shutdown grace."""
         try:
             while True:
                 # No await between the check and the count: a delivery dispatched right after
@@ -221,14 +224,18 @@ class Lanes:
                     lane.workers -= 1
                     return
                 if not self.recorder.writable.is_set():
-                    await self.recorder.writable.wait()
+                    await self._unless_stopping(self.recorder.writable.wait())
                     continue
                 wait = lane.connect_after - time.monotonic()
                 if wait > 0:
-                    await asyncio.sleep(min(wait, 1.0))
+                    await self._unless_stopping(asyncio.sleep(min(wait, 1.0)))
                     continue
                 priority = _SHAPER_PRIORITY[Priority(lane.pending[0][0])]
-                grant = await self.shaper.acquire(lane.site, lane.pool, priority=priority)
+                grant = await self._unless_stopping(
+                    self.shaper.acquire(lane.site, lane.pool, priority=priority)
+                )
+                if grant is None:
+                    continue
                 try:
                     await self._use_connection(lane, grant)
                 finally:
@@ -236,6 +243,27 @@ class Lanes:
         except BaseException:
             lane.workers -= 1
             raise
+
+    async def _unless_stopping(self, waiting: Coroutine[Any, Any, T]) -> T | None:
+        """``await waiting``, or None (``waiting`` cancelled) as soon as shutdown begins."""
+        if self._stopping.is_set():
+            waiting.close()
+            return None
+        task = asyncio.ensure_future(waiting)
+        stop = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            task.cancel()
+            stop.cancel()
+            raise
+        stop.cancel()
+        if task.done():
+            return task.result()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return None
 
     async def _use_connection(self, lane: Lane, grant: Grant) -> None:
         source = SourceAddress(grant.source.address or None, grant.source.helo or None)

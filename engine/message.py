@@ -278,6 +278,7 @@ class TemplateOptions:
         return build_template(
             content, clock, self.id_domain, self.signer, self.sign_per_recipient,
             secret=self.secret, public_url=self.public_url,
+            from_name=content.sender_name, reply_to=content.reply_to,
             require_signature=self.require_signature, bounce_domain=self.bounce_domain,
         )
 

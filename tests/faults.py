@@ -71,6 +71,9 @@ class OwnPostgres:
                   "-l", str(self.server.pgdata / "restart.log"), "start")
 
     def close(self) -> None:
+        # pgserver only knows the process it started; after a restart, stop by data directory.
+        with contextlib.suppress(Exception):
+            self._ctl("-w", "-m", "immediate", "stop")
         with contextlib.suppress(Exception):
             self.server.cleanup()
         shutil.rmtree(self._dir, ignore_errors=True)

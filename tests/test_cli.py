@@ -203,3 +203,38 @@ async def test_serve_starts_the_inbound_server_for_bounces(tmp_path: Path, db_ur
         proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(proc.communicate(), timeout=30)
     assert proc.returncode == 0
+
+
+async def test_send_with_a_display_name_and_reply_to(
+    tmp_path: Path, db_url: str, body: Path
+) -> None:
+    from email import message_from_bytes, policy
+
+    with Sink() as sink:
+        cfg = config_file(tmp_path, db_url, sink.address)
+        sent = await asyncio.to_thread(
+            mamoru, "send", "-c", cfg, "--sender", "school@example.jp", "--subject", "臨時休校",
+            "--body-file", body, "--to", "haha@docomo.ne.jp", "--sender-name", "みなみ小学校",
+            "--reply-to", "kyoto@example.jp",
+        )
+        assert sent.returncode == 0, sent.stderr
+        served = await asyncio.to_thread(mamoru, "serve", "-c", cfg, "--exit-when-idle")
+        assert served.returncode == 0, served.stderr
+        [mail] = sink.handler.received
+    msg = message_from_bytes(mail.data, policy=policy.default)
+    assert str(msg["From"]) == "みなみ小学校 <school@example.jp>"
+    assert str(msg["Reply-To"]) == "kyoto@example.jp"
+
+
+async def test_send_refuses_a_bad_reply_to_or_display_name(
+    tmp_path: Path, db_url: str, body: Path
+) -> None:
+    cfg = config_file(tmp_path, db_url, "127.0.0.1:1")
+    for option, value in (("--reply-to", "not an address"), ("--sender-name", "学校\r\nBcc: x")):
+        sent = await asyncio.to_thread(
+            mamoru, "send", "-c", cfg, "--sender", "school@example.jp", "--subject", "件名",
+            "--body-file", body, "--to", "haha@docomo.ne.jp", option, value,
+        )
+        assert sent.returncode == 2, sent.stderr
+        assert option in one_line(sent.stderr)
+    assert await broadcast_count(db_url) == 0

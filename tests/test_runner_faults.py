@@ -182,3 +182,39 @@ def test_each_suspension_and_resumption_is_one_readable_log_line(
     assert len(lines) == 2, lines
     assert "suspended: site docomo from 192.0.2.10" in lines[0]
     assert "resumed: site docomo from 192.0.2.10" in lines[1]
+
+
+async def test_sigterm_does_not_wait_the_grace_for_mail_that_is_only_waiting(
+    db_url: str,
+) -> None:
+    # The site's only connection slot is taken (as by a suspension or a busy carrier): the
+    # lane's worker waits for a grant, nothing is on the wire, so a stop must not sit out the
+    # 30-second shutdown grace.
+    from engine.throttle import DEFAULT_POOL
+
+    with FaultyReceiver() as receiver:
+        settings = make_settings(db_url, routing={"transport": {"*": receiver.address}},
+                                 delivery={"shutdown_grace": 30.0, "connections_per_host": 1})
+        eng = await Engine.open(settings)
+        try:
+            runner = await eng.runner()
+            route = await runner.router.route("example.jp")
+            site = runner.shaper.site_for("example.jp", route.mx_hosts)
+            held = await runner.shaper.acquire(site, DEFAULT_POOL)
+            await enqueue(eng, [f"g{i}@example.jp" for i in range(20)])
+            task = asyncio.create_task(runner.run())
+            for _ in range(200):
+                if runner.stats.claimed:
+                    break
+                await asyncio.sleep(0.05)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            runner.stop()
+            stats = await asyncio.wait_for(task, timeout=25)
+            took = loop.time() - started
+            runner.shaper.release(held)
+        finally:
+            await eng.close()
+    assert receiver.handler.ids == {}
+    assert took < 10, f"stop took {took:.1f} s"
+    assert stats.released == 20

@@ -50,6 +50,9 @@ class NewBroadcast:
     recipients: list[str]
     priority: Priority = Priority.NORMAL
     send_at: datetime | None = None
+    # The From display name (○○小学校) and the Reply-To address; empty: none.
+    sender_name: str = ""
+    reply_to: str = ""
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,8 @@ class BroadcastContent:
     subject: str
     body: str
     priority: Priority
+    sender_name: str = ""
+    reply_to: str = ""
 
 
 @dataclass(frozen=True)

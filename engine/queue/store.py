@@ -245,8 +245,8 @@ class Queue:
                 """
                 INSERT INTO broadcasts
                     (sender, subject, body, priority, send_at, created_at, recipient_count,
-                     suppressed_count)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                     suppressed_count, sender_name, reply_to)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                 RETURNING id
                 """,
                 broadcast.sender,
@@ -257,6 +257,8 @@ class Queue:
                 now,
                 len(recipients),
                 len(suppressed),
+                broadcast.sender_name,
+                broadcast.reply_to,
             )
             columns = [
                 "broadcast_id", "recipient", "domain", "priority",
@@ -404,12 +406,14 @@ class Queue:
 
     async def broadcast_contents(self, ids: Sequence[int]) -> dict[int, BroadcastContent]:
         rows = await self.pool.fetch(
-            "SELECT id, sender, subject, body, priority FROM broadcasts WHERE id = ANY($1)",
+            "SELECT id, sender, subject, body, priority, sender_name, reply_to FROM broadcasts "
+            "WHERE id = ANY($1)",
             list(ids),
         )
         return {
             r["id"]: BroadcastContent(
-                r["id"], r["sender"], r["subject"], r["body"], Priority(r["priority"])
+                r["id"], r["sender"], r["subject"], r["body"], Priority(r["priority"]),
+                r["sender_name"], r["reply_to"],
             )
             for r in rows
         }
