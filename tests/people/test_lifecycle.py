@@ -30,7 +30,8 @@ ROWS = (
 
 PEOPLE_TABLES = (
     "organisations", "school_years", "grades", "classes", "groups", "accounts", "contacts",
-    "contact_accounts", "account_groups", "contact_groups",
+    "contact_accounts", "account_groups", "contact_groups", "registration_requests",
+    "registration_attempts",
 )
 
 
@@ -106,6 +107,13 @@ async def test_people_tables_hold_no_plaintext_address_or_name(
     secrets = ["go@example.jp", "roku@example.jp", "kyoudai@example.jp", "五年生", "六年生",
                "中学一年"]
     await import_csv(schools, ROWS)
+    # A pending registration, with a wrong code counted against its address.
+    from engine.people.registration import RegistrationError, create_request, register_code
+
+    secrets.append("touroku.chuu@docomo.ne.jp")
+    pending = await create_request(schools, "touroku.chuu@docomo.ne.jp", "sho1")
+    with pytest.raises(RegistrationError):
+        await register_code(schools, pending.id, "KX7M-3QHD-WA9R", "192.0.2.1")
     codes = [
         schools.sealer.open(r["code_sealed"], "account.code")
         for r in await engine.pool.fetch("SELECT code_sealed FROM accounts")

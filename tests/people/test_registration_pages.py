@@ -234,6 +234,9 @@ async def test_one_click_post_unsubscribes_at_once_without_cookie(
         assert "配信を再開する" in page.text
         forged = await client.post(f"/u/{token[:-2]}xx")
         assert forged.status_code == 400
+        old = site.links.token("unsubscribe", delivery, schools.clock.now())
+        expired = await client.post(f"/u/{old}")
+        assert expired.status_code == 410 and "有効期限が切れています" in expired.text
         if known:
             assert await _state(schools, ADDRESS) == ("left", True, 0)
         else:
