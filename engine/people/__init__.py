@@ -1,7 +1,7 @@
 """People: the board, schools, grades, classes, groups, accounts and contacts; audiences.
 
-The one place that knows the tables of migration 007. Names, addresses and registration codes
-are sealed at rest (engine/sealing.py). Modules:
+The one place that knows the tables of migrations 007 and 010. Names, addresses and
+registration codes are sealed at rest (engine/sealing.py). Modules:
 
     store       People (pool + sealer + clock), the key check, the sealed values' purposes
     models      kinds, categories, delivery conditions, Audience, skip reasons
@@ -13,6 +13,12 @@ are sealed at rest (engine/sealing.py). Modules:
     contacts    one contact at a time: add, link, confirm, leave; accounts by registration code
     rollover    the new school year (class_moves: the class changes file it takes)
     notices     print-ready registration notices (PDF with a mailto: QR code)
+    registration  registration by empty mail: requests, completing them with a code or groups
+    attempts    wrong registration codes counted per address and network; waits and refusals
+    choices     a contact's own choices from its link: public groups, leave, rejoin
+    replies     the registration mails (link, completion), through the queue
+
+Migration 010 adds the registration tables (registration_requests, registration_attempts).
 """
 
 from engine.people.audience import FanOut, resolve, send_broadcast

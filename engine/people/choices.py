@@ -38,8 +38,10 @@ async def choices_of(people: People, address: str) -> Choices:
     contact_id = await find_contact(people, address)
     offered = tuple(await public_groups(people, None))
     if contact_id is None:
-        suppressed = await Suppressions(people.pool).lookup([address])
-        return Choices(None, masked(address), bool(suppressed), (), offered, frozenset())
+        entry = (await Suppressions(people.pool).lookup([address])).get(address)
+        # Only the person's own unsubscribe is shown as theirs to undo (see rejoin_address).
+        left = entry is not None and entry.reason == UNSUBSCRIBED
+        return Choices(None, masked(address), left, (), offered, frozenset())
     row = await people.pool.fetchrow("SELECT state FROM contacts WHERE id = $1", contact_id)
     children = await people.pool.fetch(
         "SELECT o.name AS school, g.grade, c.name AS class FROM contact_accounts ca"
