@@ -1,0 +1,145 @@
+"""Broadcasts made by staff and applications: rights checked, owner recorded, sent once.
+
+The owner row (``broadcast_owners``) is written in the same transaction as the broadcast and
+its deliveries (``send_broadcast(within=...)``), so a broadcast never exists without the
+organisation that decides who may see it. An application's idempotency key is unique per API
+key: a retried request finds the broadcast of the first and gets it back instead of sending
+again; two requests racing with the same key meet at the unique index, and the second one
+rolls back and gets the first one's broadcast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from engine.address import normalise_address
+from engine.errors import InputError
+from engine.people import Audience, Category, People, send_broadcast
+from engine.queue import NewBroadcast, Priority, Queue
+from engine.queue.broadcasts import refuse_past_send_at
+from engine.staff.models import ActorKind, Principal
+from engine.staff.rights import check_audience
+from engine.staff.store import Staff
+
+
+@dataclass(frozen=True)
+class BroadcastRequest:
+    sender: str
+    subject: str
+    body: str
+    audience: Audience
+    category: Category = Category.NOTICE
+    priority: Priority = Priority.NORMAL
+    send_at: datetime | None = None
+
+    def digest(self) -> bytes:
+        """Identifies the request's content, to tell a retry from a different request."""
+        payload = json.dumps(
+            [self.sender, self.subject, self.body, self.audience.as_json(), self.category.value,
+             int(self.priority), self.send_at.isoformat() if self.send_at else None],
+            ensure_ascii=False, sort_keys=True,
+        )
+        return hashlib.sha256(payload.encode("utf-8")).digest()
+
+
+@dataclass(frozen=True)
+class Created:
+    broadcast_id: int
+    recipients: int
+    # True: an earlier request with the same idempotency key made it; nothing was sent now.
+    replayed: bool = False
+    summary_ja: str = ""
+
+
+class IdempotencyConflict(InputError):
+    """The idempotency key was used before for a different request; HTTP 409."""
+
+
+def _check_content(req: BroadcastRequest) -> str:
+    sender = normalise_address(req.sender)
+    if not req.subject.strip() or len(req.subject) > 200:
+        raise InputError("件名を 1〜200 文字で入れてください (a subject of 1-200 characters)")
+    if any(ch in req.subject for ch in "\r\n"):
+        raise InputError("件名に改行は使えません (no line breaks in the subject)")
+    if not req.body.strip() or len(req.body) > 100_000:
+        raise InputError("本文を 1〜100,000 文字で入れてください (a body of 1-100,000 characters)")
+    if req.audience.is_empty():
+        raise InputError("配信先を指定してください (name an audience)")
+    return sender
+
+
+async def create(
+    staff: Staff,
+    people: People,
+    queue: Queue,
+    actor: Principal,
+    req: BroadcastRequest,
+    max_age: float,
+    idempotency_key: str | None = None,
+) -> Created:
+    """Check, then resolve and fan out the broadcast with its owner, all or nothing."""
+    if idempotency_key is not None:
+        if actor.kind is not ActorKind.API_KEY:
+            raise InputError(
+                "冪等キーは API キーでの送信に使います (idempotency keys are for API keys)"
+            )
+        if not 1 <= len(idempotency_key) <= 200 or not idempotency_key.isprintable():
+            raise InputError("冪等キーは 1〜200 文字です (an idempotency key of 1-200 characters)")
+        earlier = await _earlier(staff.pool, actor, idempotency_key, req)
+        if earlier is not None:
+            return earlier
+    sender = _check_content(req)
+    now = staff.now()
+    if req.send_at is not None:
+        refuse_past_send_at(req.send_at, now)
+    await check_audience(staff.pool, actor, req.audience)
+
+    async def own(conn: asyncpg.Connection, broadcast_id: int) -> None:
+        await conn.execute(
+            "INSERT INTO broadcast_owners (broadcast_id, organisation_id, staff_id, api_key_id, "
+            "idempotency_key, request_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            broadcast_id, actor.organisation_id,
+            actor.id if actor.kind is ActorKind.STAFF else None,
+            actor.id if actor.kind is ActorKind.API_KEY else None,
+            idempotency_key, req.digest() if idempotency_key else None, now,
+        )
+
+    broadcast = NewBroadcast(
+        sender=sender, subject=req.subject.strip(), body=req.body, recipients=[],
+        priority=req.priority, send_at=req.send_at,
+    )
+    try:
+        fan = await send_broadcast(
+            people, queue, broadcast, req.audience, req.category, max_age, within=own
+        )
+    except asyncpg.UniqueViolationError:
+        # The same key raced us and won: its broadcast is the answer.
+        earlier = await _earlier(staff.pool, actor, idempotency_key or "", req)
+        if earlier is None:
+            raise
+        return earlier
+    return Created(fan.broadcast_id, fan.recipients, False, fan.summary_ja())
+
+
+async def _earlier(
+    pool: asyncpg.Pool, actor: Principal, key: str, req: BroadcastRequest
+) -> Created | None:
+    row = await pool.fetchrow(
+        "SELECT o.broadcast_id, o.request_hash, b.recipient_count FROM broadcast_owners o "
+        "JOIN broadcasts b ON b.id = o.broadcast_id "
+        "WHERE o.api_key_id = $1 AND o.idempotency_key = $2",
+        actor.id, key,
+    )
+    if row is None:
+        return None
+    if bytes(row["request_hash"]) != req.digest():
+        raise IdempotencyConflict(
+            "この冪等キーは別の内容の配信に使われています。新しいキーを使ってください "
+            "(the idempotency key was used for a different request; use a new key)"
+        )
+    return Created(row["broadcast_id"], row["recipient_count"], replayed=True)
