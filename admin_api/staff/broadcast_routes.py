@@ -1,0 +1,232 @@
+"""Broadcasts for staff: create to an audience (now or at a set time), list, status, cancel,
+recipients and their CSV — each within the caller's rights."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from admin_api.staff.deps import Actor, Api, StaffApi, audited
+from admin_api.staff.errors import ERROR_RESPONSES, StaffRoute
+from admin_api.staff.schemas import (
+    BroadcastCreatedOut,
+    BroadcastIn,
+    BroadcastOut,
+    BroadcastPage,
+    BroadcastStatusOut,
+    CancelOut,
+    CategoryCountOut,
+    PriorityName,
+    RecipientOut,
+    RecipientPage,
+    StateName,
+)
+from engine.errors import InputError
+from engine.people import Audience, Category
+from engine.queue import Cancellation, Priority, State
+from engine.queue.broadcasts import BROADCAST_STATE_LABELS_JA
+from engine.queue.models import STATE_LABELS_JA
+from engine.staff import follow, sending
+from engine.staff.models import Principal
+
+router = APIRouter(
+    prefix="/api/staff/broadcasts", tags=["broadcasts"], route_class=StaffRoute,
+    responses=ERROR_RESPONSES,
+)
+
+
+def request_of(body: BroadcastIn, actor: Principal) -> sending.BroadcastRequest:
+    a = body.audience
+    boards: tuple[int, ...] = ()
+    if a.board:
+        if actor.board_id is None:
+            raise InputError("教育委員会が登録されていません (no board is registered)")
+        boards = (actor.board_id,)
+    return sending.BroadcastRequest(
+        sender=body.sender, subject=body.subject, body=body.body,
+        audience=Audience(boards, tuple(a.schools), tuple(a.grades), tuple(a.classes),
+                          tuple(a.groups), tuple(a.accounts)),
+        category=body.category, priority=Priority[body.priority.upper()], send_at=body.send_at,
+    )
+
+
+async def create_broadcast(
+    api: StaffApi, actor: Principal, body: BroadcastIn, status_url: str,
+    idempotency_key: str | None = None,
+) -> BroadcastCreatedOut:
+    async def make() -> sending.Created:
+        return await sending.create(
+            api.staff, api.people, api.queue, actor, request_of(body, actor), api.max_age,
+            idempotency_key,
+        )
+
+    made = await audited(
+        api, actor, "broadcast.create", "", make(),
+        object_of=lambda c: f"broadcast {c.broadcast_id}",
+        detail=f"audience={body.audience.model_dump_json(exclude_defaults=True)}"[:300],
+    )
+    return BroadcastCreatedOut(
+        broadcast_id=made.broadcast_id, recipients=made.recipients, replayed=made.replayed,
+        summary_ja=made.summary_ja, status_url=status_url.format(id=made.broadcast_id),
+    )
+
+
+@router.post(
+    "", response_model=BroadcastCreatedOut, status_code=201, summary="配信の登録 / send"
+)
+async def create(
+    body: BroadcastIn, actor: Actor, api: Api, request: Request
+) -> BroadcastCreatedOut:
+    """Resolve the audience and store every delivery in one transaction; ``send_at`` in the
+    future schedules it (cancel before it with ``/cancel``)."""
+    url = str(request.url_for("broadcast_status", broadcast_id=0)).removesuffix("/0") + "/{id}"
+    return await create_broadcast(api, actor, body, url)
+
+
+def broadcast_out(b: follow.BroadcastRow) -> BroadcastOut:
+    return BroadcastOut(
+        id=b.id, created_at=b.created_at, send_at=b.send_at, sender=b.sender,
+        subject=b.subject, priority=b.priority.name.lower(),  # type: ignore[arg-type]
+        category=b.category, state=b.state.value, state_label_ja=BROADCAST_STATE_LABELS_JA[b.state],
+        recipients=b.recipient_count, suppressed=b.suppressed_count,
+        cancelled_at=b.cancelled_at, organisation_id=b.organisation_id, staff_id=b.staff_id,
+        by_state={s.value: n for s, n in b.by_state.items()},
+    )
+
+
+@router.get("", response_model=BroadcastPage, summary="配信の一覧 / list broadcasts")
+async def list_broadcasts(
+    actor: Actor,
+    api: Api,
+    category: Category | None = None,
+    priority: PriorityName | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    organisation_id: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> BroadcastPage:
+    """Newest first; only the broadcasts the caller may see."""
+    f = follow.BroadcastFilter(
+        category.value if category else None,
+        Priority[priority.upper()] if priority else None, since, until, organisation_id,
+    )
+    total, rows = await follow.list_broadcasts(
+        api.staff.pool, actor, f, api.staff.now(), limit, offset
+    )
+    return BroadcastPage(total=total, items=[broadcast_out(b) for b in rows])
+
+
+async def status_of(api: StaffApi, actor: Principal, broadcast_id: int) -> BroadcastStatusOut:
+    st = await follow.status(api.staff.pool, actor, broadcast_id, api.staff.now())
+    return BroadcastStatusOut(
+        broadcast=broadcast_out(st.broadcast),
+        by_category=[
+            CategoryCountOut(
+                category=c.category, label_ja=c.label_ja, state=c.state.value, count=c.count
+            )
+            for c in st.by_category
+        ],
+        skipped=st.skipped,
+    )
+
+
+@router.get(
+    "/{broadcast_id}", response_model=BroadcastStatusOut, name="broadcast_status",
+    summary="配信の状況 / status",
+)
+async def status(broadcast_id: int, actor: Actor, api: Api) -> BroadcastStatusOut:
+    """Counts by state and by error category, read live from the deliveries."""
+    return await status_of(api, actor, broadcast_id)
+
+
+@router.post("/{broadcast_id}/cancel", response_model=CancelOut, summary="取り消し / cancel")
+async def cancel(broadcast_id: int, actor: Actor, api: Api) -> CancelOut:
+    """Stops everything not yet sent; a scheduled broadcast never starts."""
+
+    async def stop() -> Cancellation:
+        await follow.visible_broadcast(api.staff.pool, actor, broadcast_id, api.staff.now())
+        return await api.queue.cancel(broadcast_id, api.staff.now())
+
+    c = await audited(api, actor, "broadcast.cancel", f"broadcast {broadcast_id}", stop())
+    return CancelOut(
+        broadcast_id=c.broadcast_id, cancelled=c.cancelled, in_flight=c.in_flight,
+        delivered=c.delivered, failed=c.failed,
+    )
+
+
+def _recipient_filter(
+    state: StateName | None, category: str | None, failed: bool
+) -> follow.RecipientFilter:
+    return follow.RecipientFilter(State(state) if state else None, category, failed)
+
+
+CategoryQuery = Annotated[
+    str | None, Query(max_length=40, description="error category key, e.g. unknown_user")
+]
+
+
+@router.get(
+    "/{broadcast_id}/recipients", response_model=RecipientPage,
+    summary="宛先ごとの状況 / recipients",
+)
+async def recipients(
+    broadcast_id: int,
+    actor: Actor,
+    api: Api,
+    state: StateName | None = None,
+    category: CategoryQuery = None,
+    failed: bool = False,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> RecipientPage:
+    """One row per recipient; ``failed=true`` only those failed or waiting for a retry."""
+    total, rows = await audited(
+        api, actor, "broadcast.recipients", f"broadcast {broadcast_id}",
+        follow.recipients(
+            api.staff.pool, actor, broadcast_id, _recipient_filter(state, category, failed),
+            api.staff.now(), limit, offset,
+        ),
+    )
+    return RecipientPage(
+        total=total,
+        items=[
+            RecipientOut(
+                delivery_id=r.delivery_id, address=r.address, state=r.state.value,
+                state_label_ja=STATE_LABELS_JA[r.state], attempts=r.attempts,
+                last_code=r.last_code, last_status=r.last_status, last_text=r.last_text,
+                reason=r.reason, category=r.category, category_label_ja=r.category_label_ja,
+                updated_at=r.updated_at, finished_at=r.finished_at,
+            )
+            for r in rows
+        ],
+    )
+
+
+@router.get(
+    "/{broadcast_id}/recipients.csv",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}, "description": "UTF-8 with BOM"}},
+    summary="宛先ごとの状況の CSV / recipients as CSV",
+)
+async def recipients_csv(
+    broadcast_id: int,
+    actor: Actor,
+    api: Api,
+    state: StateName | None = None,
+    category: CategoryQuery = None,
+    failed: bool = False,
+) -> Response:
+    rows = await audited(
+        api, actor, "broadcast.recipients_csv", f"broadcast {broadcast_id}",
+        follow.all_recipients(
+            api.staff.pool, actor, broadcast_id, _recipient_filter(state, category, failed),
+            api.staff.now(),
+        ),
+    )
+    return Response(
+        follow.recipients_csv(rows).encode("utf-8"), media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="broadcast-{broadcast_id}.csv"'},
+    )
