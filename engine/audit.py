@@ -29,13 +29,15 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from engine.clock import jst
 from engine.errors import InputError
-from engine.staff.models import Principal
+
+if TYPE_CHECKING:  # engine.staff imports this module
+    from engine.staff.models import Principal
 
 GENESIS = bytes(32)
 # pg_advisory_xact_lock key: "mamoru audit" — any constant shared by all writers.
