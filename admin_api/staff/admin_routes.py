@@ -9,6 +9,8 @@ from admin_api.staff.deps import Api, FullSession, audited
 from admin_api.staff.errors import ERROR_RESPONSES, StaffRoute
 from admin_api.staff.schemas import (
     ApiKeyOut,
+    IdPath,
+    IdQuery,
     NewApiKeyIn,
     NewApiKeyOut,
     NewStaffIn,
@@ -28,7 +30,7 @@ router = APIRouter(
 
 @router.get("/accounts", response_model=list[StaffOut], summary="職員の一覧 / list staff")
 async def list_accounts(
-    s: FullSession, api: Api, organisation_id: int | None = None
+    s: FullSession, api: Api, organisation_id: IdQuery = None
 ) -> list[StaffOut]:
     """The board sees everyone (or one organisation's); a school administrator their school's."""
     if s.member.role is Role.TEACHER:
@@ -74,7 +76,7 @@ async def _managed(api: Api, s: FullSession, staff_id: int) -> StaffMember:
 @router.post(
     "/accounts/{staff_id}/disable", response_model=StaffOut, summary="職員の無効化 / disable"
 )
-async def disable_account(staff_id: int, s: FullSession, api: Api) -> StaffOut:
+async def disable_account(staff_id: IdPath, s: FullSession, api: Api) -> StaffOut:
     """Disabled, never deleted: the audit log keeps the name. Its sessions end at once."""
 
     async def disable() -> StaffMember:
@@ -90,7 +92,7 @@ async def disable_account(staff_id: int, s: FullSession, api: Api) -> StaffOut:
     summary="パスワードの再設定 / reset password",
 )
 async def reset_password(
-    staff_id: int, body: PasswordResetIn, s: FullSession, api: Api
+    staff_id: IdPath, body: PasswordResetIn, s: FullSession, api: Api
 ) -> StaffOut:
     """A new password; unlocks the account and ends its sessions."""
 
@@ -154,7 +156,7 @@ async def create_key(body: NewApiKeyIn, s: FullSession, api: Api) -> NewApiKeyOu
 @router.post(
     "/api-keys/{key_id}/disable", response_model=ApiKeyOut, summary="API キーの無効化 / disable"
 )
-async def disable_key(key_id: int, s: FullSession, api: Api) -> ApiKeyOut:
+async def disable_key(key_id: IdPath, s: FullSession, api: Api) -> ApiKeyOut:
     async def disable() -> apikeys.ApiKey:
         require_board(s.principal)
         return await apikeys.disable(api.staff, key_id)

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Header, Request, Response
 from admin_api.staff.broadcast_routes import create_broadcast, status_of
 from admin_api.staff.deps import Api, KeyActor
 from admin_api.staff.errors import ERROR_RESPONSES, ErrorBody, StaffRoute
-from admin_api.staff.schemas import BroadcastCreatedOut, BroadcastIn, BroadcastStatusOut
+from admin_api.staff.schemas import BroadcastCreatedOut, BroadcastIn, BroadcastStatusOut, IdPath
 
 router = APIRouter(
     prefix="/api/apps", tags=["applications"], route_class=StaffRoute,
@@ -51,5 +51,5 @@ async def submit(
     "/broadcasts/{broadcast_id}", response_model=BroadcastStatusOut,
     name="app_broadcast_status", summary="配信の状況 / status",
 )
-async def status(broadcast_id: int, actor: KeyActor, api: Api) -> BroadcastStatusOut:
+async def status(broadcast_id: IdPath, actor: KeyActor, api: Api) -> BroadcastStatusOut:
     return await status_of(api, actor, broadcast_id)

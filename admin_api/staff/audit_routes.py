@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from admin_api.staff.deps import Api, FullSession
 from admin_api.staff.errors import ERROR_RESPONSES, StaffRoute
-from admin_api.staff.schemas import AuditEntryOut, AuditPage, VerifyOut
+from admin_api.staff.schemas import AuditEntryOut, AuditPage, IdQuery, Text, VerifyOut
 from engine import audit
 from engine.staff.models import Role
 from engine.staff.rights import require_board
@@ -23,12 +23,14 @@ router = APIRouter(
 
 def audit_filter(
     s: FullSession,
-    action: Annotated[str | None, Query(max_length=100)] = None,
-    actor: Annotated[str | None, Query(max_length=100, description="actor name / login")] = None,
+    action: Annotated[Text | None, Query(max_length=100)] = None,
+    actor: Annotated[
+        Text | None, Query(max_length=100, description="actor name / login")
+    ] = None,
     result: Annotated[str | None, Query(pattern="^(ok|denied|failed)$")] = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    organisation_id: int | None = None,
+    organisation_id: IdQuery = None,
 ) -> audit.AuditFilter:
     """The filter, narrowed to the caller's school unless the caller is the board."""
     if s.member.role is Role.TEACHER:

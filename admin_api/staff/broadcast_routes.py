@@ -18,10 +18,13 @@ from admin_api.staff.schemas import (
     BroadcastStatusOut,
     CancelOut,
     CategoryCountOut,
+    IdPath,
+    IdQuery,
     PriorityName,
     RecipientOut,
     RecipientPage,
     StateName,
+    Text,
 )
 from engine.errors import InputError
 from engine.people import Audience, Category
@@ -104,7 +107,7 @@ async def list_broadcasts(
     priority: PriorityName | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    organisation_id: int | None = None,
+    organisation_id: IdQuery = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> BroadcastPage:
@@ -137,13 +140,13 @@ async def status_of(api: StaffApi, actor: Principal, broadcast_id: int) -> Broad
     "/{broadcast_id}", response_model=BroadcastStatusOut, name="broadcast_status",
     summary="配信の状況 / status",
 )
-async def status(broadcast_id: int, actor: Actor, api: Api) -> BroadcastStatusOut:
+async def status(broadcast_id: IdPath, actor: Actor, api: Api) -> BroadcastStatusOut:
     """Counts by state and by error category, read live from the deliveries."""
     return await status_of(api, actor, broadcast_id)
 
 
 @router.post("/{broadcast_id}/cancel", response_model=CancelOut, summary="取り消し / cancel")
-async def cancel(broadcast_id: int, actor: Actor, api: Api) -> CancelOut:
+async def cancel(broadcast_id: IdPath, actor: Actor, api: Api) -> CancelOut:
     """Stops everything not yet sent; a scheduled broadcast never starts."""
 
     async def stop() -> Cancellation:
@@ -164,7 +167,7 @@ def _recipient_filter(
 
 
 CategoryQuery = Annotated[
-    str | None, Query(max_length=40, description="error category key, e.g. unknown_user")
+    Text | None, Query(max_length=40, description="error category key, e.g. unknown_user")
 ]
 
 
@@ -173,7 +176,7 @@ CategoryQuery = Annotated[
     summary="宛先ごとの状況 / recipients",
 )
 async def recipients(
-    broadcast_id: int,
+    broadcast_id: IdPath,
     actor: Actor,
     api: Api,
     state: StateName | None = None,
@@ -212,7 +215,7 @@ async def recipients(
     summary="宛先ごとの状況の CSV / recipients as CSV",
 )
 async def recipients_csv(
-    broadcast_id: int,
+    broadcast_id: IdPath,
     actor: Actor,
     api: Api,
     state: StateName | None = None,

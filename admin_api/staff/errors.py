@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import asyncpg
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -81,6 +82,13 @@ class StaffRoute(APIRoute):
                 return error_response(*_validation_message(exc))
             except MamoruError as exc:
                 return error_response(*status_of(exc), str(exc))
+            except (
+                asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError
+            ):
+                # A last guard: the schemas refuse control characters before this.
+                return error_response(
+                    422, "invalid", "使えない文字が含まれています (characters not allowed)"
+                )
 
         return route
 

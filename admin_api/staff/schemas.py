@@ -7,21 +7,39 @@ screens and in the CSV downloads.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field
+from fastapi import Path, Query
+from pydantic import AfterValidator, AwareDatetime, BaseModel, Field
 
 from engine.people import Category
 from engine.staff.models import Role, StaffMember
+
+
+def _no_control(text: str) -> str:
+    """PostgreSQL text cannot hold NUL, and no field needs control characters but the body's
+    line breaks and tabs: refuse them as bad input rather than fail in the database."""
+    if any(ord(ch) < 32 and ch not in "\n\r\t" for ch in text):
+        raise ValueError("制御文字は使えません (control characters are not allowed)")
+    return text
+
+
+# Every text field of the API.
+Text = Annotated[str, AfterValidator(_no_control)]
+# Ids are PostgreSQL bigints: anything else is no id of ours, refused before the database.
+MAX_ID = 2**63 - 1
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
 PriorityName = Literal["emergency", "normal", "bulk"]
 StateName = Literal["queued", "sending", "deferred", "delivered", "failed"]
 
 
 class LoginIn(BaseModel):
-    login: str = Field(max_length=64, description="ログイン ID")
-    password: str = Field(max_length=256)
-    totp_code: str | None = Field(default=None, max_length=10, description="確認コード (6 桁)")
+    login: Text = Field(max_length=64, description="ログイン ID")
+    password: Text = Field(max_length=256)
+    totp_code: Text | None = Field(default=None, max_length=10, description="確認コード (6 桁)")
 
 
 class StaffOut(BaseModel):
@@ -67,21 +85,21 @@ class TotpSetupOut(BaseModel):
 
 
 class TotpConfirmIn(BaseModel):
-    code: str = Field(max_length=10)
+    code: Text = Field(max_length=10)
 
 
 class NewStaffIn(BaseModel):
-    login: str = Field(max_length=64)
-    name: str = Field(max_length=100)
+    login: Text = Field(max_length=64)
+    name: Text = Field(max_length=100)
     role: Role
-    organisation_id: int
-    password: str = Field(max_length=256)
-    class_ids: list[int] = Field(default_factory=list, max_length=100)
-    group_ids: list[int] = Field(default_factory=list, max_length=100)
+    organisation_id: Id
+    password: Text = Field(max_length=256)
+    class_ids: list[Id] = Field(default_factory=list, max_length=100)
+    group_ids: list[Id] = Field(default_factory=list, max_length=100)
 
 
 class PasswordResetIn(BaseModel):
-    password: str = Field(max_length=256)
+    password: Text = Field(max_length=256)
     clear_totp: bool = Field(default=False, description="also remove TOTP (a lost phone)")
 
 
@@ -94,8 +112,8 @@ class PolicyOut(BaseModel):
 
 
 class NewApiKeyIn(BaseModel):
-    name: str = Field(max_length=100)
-    organisation_id: int
+    name: Text = Field(max_length=100)
+    organisation_id: Id
 
 
 class ApiKeyOut(BaseModel):
@@ -142,17 +160,17 @@ class AudienceIn(BaseModel):
     """Who the broadcast is for, by id; everything given is added together."""
 
     board: bool = Field(default=False, description="every account of the board (board only)")
-    schools: list[int] = Field(default_factory=list, max_length=1000)
-    grades: list[int] = Field(default_factory=list, max_length=1000)
-    classes: list[int] = Field(default_factory=list, max_length=1000)
-    groups: list[int] = Field(default_factory=list, max_length=1000)
-    accounts: list[int] = Field(default_factory=list, max_length=10000)
+    schools: list[Id] = Field(default_factory=list, max_length=1000)
+    grades: list[Id] = Field(default_factory=list, max_length=1000)
+    classes: list[Id] = Field(default_factory=list, max_length=1000)
+    groups: list[Id] = Field(default_factory=list, max_length=1000)
+    accounts: list[Id] = Field(default_factory=list, max_length=10000)
 
 
 class BroadcastIn(BaseModel):
-    sender: str = Field(max_length=254, description="差出人アドレス / From address")
-    subject: str = Field(max_length=200)
-    body: str = Field(max_length=100_000)
+    sender: Text = Field(max_length=254, description="差出人アドレス / From address")
+    subject: Text = Field(max_length=200)
+    body: Text = Field(max_length=100_000)
     audience: AudienceIn
     category: Category = Category.NOTICE
     priority: PriorityName = "normal"

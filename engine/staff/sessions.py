@@ -133,7 +133,7 @@ def _accepted_step(secret: str, code: str, now: datetime, last: int | None) -> i
     current = totp.timecode(now)
     for step in (current - 1, current, current + 1):
         if (last is None or step > last) and secrets.compare_digest(
-            totp.generate_otp(step), plain
+            totp.generate_otp(step).encode(), plain.encode("utf-8")
         ):
             return step
     return None
