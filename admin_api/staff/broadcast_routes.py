@@ -23,6 +23,7 @@ from admin_api.staff.schemas import (
     PriorityName,
     RecipientOut,
     RecipientPage,
+    ResendIn,
     StateName,
     Text,
 )
@@ -95,7 +96,7 @@ def broadcast_out(b: follow.BroadcastRow) -> BroadcastOut:
         category=b.category, state=b.state.value, state_label_ja=BROADCAST_STATE_LABELS_JA[b.state],
         recipients=b.recipient_count, suppressed=b.suppressed_count,
         cancelled_at=b.cancelled_at, organisation_id=b.organisation_id, staff_id=b.staff_id,
-        by_state={s.value: n for s, n in b.by_state.items()},
+        by_state={s.value: n for s, n in b.by_state.items()}, resend_of=b.resend_of,
     )
 
 
@@ -161,9 +162,35 @@ async def cancel(broadcast_id: IdPath, actor: Actor, api: Api) -> CancelOut:
 
 
 def _recipient_filter(
-    state: StateName | None, category: str | None, failed: bool
+    state: StateName | None, category: str | None, failed: bool, temporary: bool = False
 ) -> follow.RecipientFilter:
-    return follow.RecipientFilter(State(state) if state else None, category, failed)
+    return follow.RecipientFilter(State(state) if state else None, category, failed, temporary)
+
+
+@router.post(
+    "/{broadcast_id}/resend", response_model=BroadcastCreatedOut, status_code=201,
+    summary="絞り込んだ宛先への再送 / resend to a filtered set",
+)
+async def resend(
+    broadcast_id: IdPath, body: ResendIn, actor: Actor, api: Api, request: Request
+) -> BroadcastCreatedOut:
+    """A new broadcast linked to this one (``resend_of``), to those of its recipients the
+    filters select, e.g. ``{"failed": true, "temporary": true}``; contacts that left since
+    are skipped."""
+    which = _recipient_filter(body.state, body.category, body.failed, body.temporary)
+    made = await audited(
+        api, actor, "broadcast.resend", f"broadcast {broadcast_id}",
+        sending.resend(
+            api.staff, api.people, api.queue, actor, broadcast_id, which, api.max_age,
+            body.subject, body.body,
+        ),
+        object_of=lambda c: f"broadcast {c.broadcast_id} (resend of {broadcast_id})",
+    )
+    url = str(request.url_for("broadcast_status", broadcast_id=made.broadcast_id))
+    return BroadcastCreatedOut(
+        broadcast_id=made.broadcast_id, recipients=made.recipients, replayed=False,
+        summary_ja=made.summary_ja, status_url=url,
+    )
 
 
 CategoryQuery = Annotated[

@@ -203,6 +203,20 @@ class BroadcastOut(BaseModel):
     organisation_id: int | None
     staff_id: int | None
     by_state: dict[StateName, int]
+    resend_of: int | None = Field(description="the broadcast this one resends to")
+
+
+class ResendIn(BaseModel):
+    """Which recipients of the first broadcast get it again; all filters apply together."""
+
+    failed: bool = Field(default=True, description="only those failed or waiting for a retry")
+    temporary: bool = Field(
+        default=False, description="only those whose error category is temporary (soft)"
+    )
+    state: StateName | None = None
+    category: Text | None = Field(default=None, max_length=40, description="e.g. mailbox_full")
+    subject: Text | None = Field(default=None, max_length=200, description="omitted: the same")
+    body: Text | None = Field(default=None, max_length=100_000, description="omitted: the same")
 
 
 class BroadcastPage(BaseModel):

@@ -80,6 +80,8 @@ CREATE TABLE broadcast_owners (
     api_key_id      bigint      REFERENCES api_keys (id),
     idempotency_key text,
     request_hash    bytea,
+    -- A resend to a filtered set of an earlier broadcast's recipients names that broadcast.
+    resend_of       bigint      REFERENCES broadcasts (id),
     created_at      timestamptz NOT NULL,
     CHECK (idempotency_key IS NULL OR api_key_id IS NOT NULL)
 );

@@ -47,6 +47,7 @@ class BroadcastRow:
     organisation_id: int | None
     staff_id: int | None
     by_state: dict[State, int]
+    resend_of: int | None = None
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,8 @@ WHERE ($1 OR o.organisation_id = $2 OR o.staff_id = $3)
 """
 _BROADCAST_COLUMNS = (
     "b.id, b.created_at, b.send_at, b.sender, b.subject, b.priority, b.category, "
-    "b.recipient_count, b.suppressed_count, b.cancelled_at, o.organisation_id, o.staff_id"
+    "b.recipient_count, b.suppressed_count, b.cancelled_at, o.organisation_id, o.staff_id, "
+    "o.resend_of"
 )
 
 
@@ -108,7 +110,7 @@ async def _with_counts(pool: asyncpg.Pool, rows: list[Any], now: datetime) -> li
             state=_state_of(r["cancelled_at"], r["send_at"], counts[r["id"]], now),
             recipient_count=r["recipient_count"], suppressed_count=r["suppressed_count"],
             cancelled_at=r["cancelled_at"], organisation_id=r["organisation_id"],
-            staff_id=r["staff_id"], by_state=counts[r["id"]],
+            staff_id=r["staff_id"], by_state=counts[r["id"]], resend_of=r["resend_of"],
         )
         for r in rows
     ]
@@ -193,6 +195,8 @@ class RecipientFilter:
     category: str | None = None
     # Only failed and deferred ones (the "who did not get it" list).
     failed_only: bool = False
+    # Only those whose error category is a temporary one (mailbox full, refused ...).
+    temporary_only: bool = False
 
 
 _RECIPIENT_WHERE = """
@@ -200,7 +204,11 @@ WHERE broadcast_id = $1
   AND ($2::text IS NULL OR state = $2)
   AND ($3::text IS NULL OR category = $3 OR ($3 = 'cancelled' AND reason = 'cancelled'))
   AND (NOT $4 OR state IN ('failed', 'deferred'))
+  AND ($5::text[] IS NULL OR category = ANY($5::text[]))
 """
+
+# The categories whose failures may pass (engine.bounce: not hard).
+TEMPORARY_CATEGORIES = sorted(key for key, c in CATEGORIES.items() if not c.hard)
 
 
 async def recipients(
@@ -209,14 +217,17 @@ async def recipients(
 ) -> tuple[int, list[Recipient]]:
     _page(limit, offset)
     await visible_broadcast(pool, actor, broadcast_id, now)
-    args = [broadcast_id, f.state.value if f.state else None, f.category, f.failed_only]
+    args = [
+        broadcast_id, f.state.value if f.state else None, f.category, f.failed_only,
+        TEMPORARY_CATEGORIES if f.temporary_only else None,
+    ]
     total: int = await pool.fetchval(
         f"SELECT count(*) FROM deliveries {_RECIPIENT_WHERE}", *args
     )
     rows = await pool.fetch(
         "SELECT id, recipient, state, attempts, last_code, last_status, last_text, reason, "
         f"category, updated_at, finished_at FROM deliveries {_RECIPIENT_WHERE} "
-        "ORDER BY id LIMIT $5 OFFSET $6",
+        "ORDER BY id LIMIT $6 OFFSET $7",
         *args, limit, offset,
     )
     return total, [

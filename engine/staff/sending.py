@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,8 +21,10 @@ import asyncpg
 from engine.address import normalise_address
 from engine.errors import InputError
 from engine.people import Audience, Category, People, send_broadcast
+from engine.people.contacts import left_among
 from engine.queue import NewBroadcast, Priority, Queue
 from engine.queue.broadcasts import refuse_past_send_at
+from engine.staff.follow import RecipientFilter, all_recipients, visible_broadcast
 from engine.staff.models import ActorKind, Principal
 from engine.staff.rights import check_audience
 from engine.staff.store import Staff
@@ -99,15 +102,7 @@ async def create(
         refuse_past_send_at(req.send_at, now)
     await check_audience(staff.pool, actor, req.audience)
 
-    async def own(conn: asyncpg.Connection, broadcast_id: int) -> None:
-        await conn.execute(
-            "INSERT INTO broadcast_owners (broadcast_id, organisation_id, staff_id, api_key_id, "
-            "idempotency_key, request_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            broadcast_id, actor.organisation_id,
-            actor.id if actor.kind is ActorKind.STAFF else None,
-            actor.id if actor.kind is ActorKind.API_KEY else None,
-            idempotency_key, req.digest() if idempotency_key else None, now,
-        )
+    own = _owner_row(actor, now, idempotency_key, req.digest() if idempotency_key else None)
 
     broadcast = NewBroadcast(
         sender=sender, subject=req.subject.strip(), body=req.body, recipients=[],
@@ -123,6 +118,71 @@ async def create(
         if earlier is None:
             raise
         return earlier
+    return Created(fan.broadcast_id, fan.recipients, False, fan.summary_ja())
+
+
+def _owner_row(
+    actor: Principal,
+    now: datetime,
+    idempotency_key: str | None = None,
+    digest: bytes | None = None,
+    resend_of: int | None = None,
+    organisation_id: int | None = None,
+) -> Callable[[asyncpg.Connection, int], Awaitable[None]]:
+    """Writes the owner row inside ``send_broadcast``'s transaction."""
+
+    async def own(conn: asyncpg.Connection, broadcast_id: int) -> None:
+        await conn.execute(
+            "INSERT INTO broadcast_owners (broadcast_id, organisation_id, staff_id, api_key_id, "
+            "idempotency_key, request_hash, resend_of, created_at) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            broadcast_id, organisation_id or actor.organisation_id,
+            actor.id if actor.kind is ActorKind.STAFF else None,
+            actor.id if actor.kind is ActorKind.API_KEY else None,
+            idempotency_key, digest, resend_of, now,
+        )
+
+    return own
+
+
+async def resend(
+    staff: Staff,
+    people: People,
+    queue: Queue,
+    actor: Principal,
+    broadcast_id: int,
+    which: RecipientFilter,
+    max_age: float,
+    subject: str | None = None,
+    body: str | None = None,
+) -> Created:
+    """A new broadcast, linked to ``broadcast_id``, to those of its recipients ``which``
+    selects (e.g. failed for a temporary reason). Contacts that left since are not sent to;
+    suppressed addresses get a failed delivery as always. Rights: whoever may see the first
+    broadcast; the new one belongs to the same school."""
+    now = staff.now()
+    first = await visible_broadcast(staff.pool, actor, broadcast_id, now)
+    chosen = [r.address for r in await all_recipients(staff.pool, actor, broadcast_id, which,
+                                                        now)]
+    left = await left_among(people, chosen)
+    addresses = [a for a in chosen if a not in left]
+    if not addresses:
+        raise InputError(
+            "再送する宛先がありません (no recipient matches the filter"
+            + (f"; {len(left)} left since" if left else "") + ")"
+        )
+    content = (await queue.broadcast_contents([broadcast_id]))[broadcast_id]
+    broadcast = NewBroadcast(
+        sender=content.sender, subject=(subject or content.subject).strip(),
+        body=body or content.body, recipients=addresses, priority=content.priority,
+    )
+    if not broadcast.subject or "\n" in broadcast.subject or "\r" in broadcast.subject:
+        raise InputError("件名を 1 行で入れてください (a one-line subject)")
+    fan = await send_broadcast(
+        people, queue, broadcast, Audience(), Category(first.category), max_age,
+        within=_owner_row(actor, now, resend_of=broadcast_id,
+                          organisation_id=first.organisation_id),
+    )
     return Created(fan.broadcast_id, fan.recipients, False, fan.summary_ja())
 
 

@@ -158,3 +158,47 @@ async def test_recipients_are_listed_filtered_and_downloaded_as_csv_with_bom(
     assert jiro[1] == "配信失敗" and jiro[6] == "宛先不明"
     # A reply that looks like a formula is kept as text for Excel.
     assert jiro[7] == "'=cmd|user unknown"
+
+
+async def test_resend_to_those_who_failed_for_a_temporary_reason(world: World) -> None:
+    from engine.people.contacts import leave
+
+    token = await world.login("admin1")
+    async with world.client(token) as c:
+        first = (await c.post("/api/staff/broadcasts", json=body(
+            {"schools": [world.orgs["sho1"]]}))).json()["broadcast_id"]
+    pool = world.api.staff.pool
+    for address, state, category in (
+        ("taro@docomo.ne.jp", "failed", "mailbox_full"),  # temporary
+        ("hanako@ezweb.ne.jp", "deferred", "mailbox_full"),  # temporary, still retrying
+        ("jiro@softbank.ne.jp", "failed", "unknown_user"),  # permanent
+        ("ichiro@example.jp", "delivered", None),
+    ):
+        await pool.execute(
+            "UPDATE deliveries SET state = $3, category = $4 "
+            "WHERE broadcast_id = $1 AND recipient = $2",
+            first, address, state, category,
+        )
+    # Hanako's guardian asked to receive nothing more since.
+    await leave(world.api.people, "hanako@ezweb.ne.jp")
+    async with world.client(token) as c:
+        r = await c.post(f"/api/staff/broadcasts/{first}/resend",
+                         json={"failed": True, "temporary": True, "subject": "再送: 臨時休校"})
+        assert r.status_code == 201, r.text
+        again = r.json()["broadcast_id"]
+        st = (await c.get(f"/api/staff/broadcasts/{again}")).json()["broadcast"]
+        nobody = await c.post(f"/api/staff/broadcasts/{first}/resend",
+                              json={"state": "queued"})
+    assert r.json()["recipients"] == 1
+    assert st["resend_of"] == first and st["subject"] == "再送: 臨時休校"
+    assert st["organisation_id"] == world.orgs["sho1"]
+    rows = await pool.fetch("SELECT recipient FROM deliveries WHERE broadcast_id = $1", again)
+    assert [x["recipient"] for x in rows] == ["taro@docomo.ne.jp"]
+    assert nobody.status_code == 422 and "再送する宛先がありません" in nobody.json()["message"]
+    # Another school cannot resend it; a teacher cannot resend the school's broadcast.
+    for login in ("admin2", "teacher31"):
+        other = await world.login(login)
+        async with world.client(other) as c:
+            refused = await c.post(f"/api/staff/broadcasts/{first}/resend", json={})
+            assert refused.status_code == 404
+    assert await world.count("SELECT count(*) FROM broadcasts") == 2
