@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Request, Response
 from admin_api.staff.deps import Actor, Api, StaffApi, audited
 from admin_api.staff.errors import ERROR_RESPONSES, StaffRoute
 from admin_api.staff.schemas import (
+    AccountRefOut,
     BroadcastCreatedOut,
     BroadcastIn,
     BroadcastOut,
@@ -29,11 +30,13 @@ from admin_api.staff.schemas import (
 )
 from engine.errors import InputError
 from engine.people import Audience, Category
+from engine.people.recipients import AccountRef, accounts_of, addresses_in
 from engine.queue import Cancellation, Priority, State
 from engine.queue.broadcasts import BROADCAST_STATE_LABELS_JA
 from engine.queue.models import STATE_LABELS_JA
 from engine.staff import follow, sending
 from engine.staff.models import Principal
+from engine.staff.rights import check_audience
 
 router = APIRouter(
     prefix="/api/staff/broadcasts", tags=["broadcasts"], route_class=StaffRoute,
@@ -87,6 +90,12 @@ async def create(
     future schedules it (cancel before it with ``/cancel``)."""
     url = str(request.url_for("broadcast_status", broadcast_id=0)).removesuffix("/0") + "/{id}"
     return await create_broadcast(api, actor, body, url)
+
+
+def _account_label(a: AccountRef) -> str:
+    if a.grade is None:
+        return a.name
+    return f"{a.name} ({a.grade}年{a.class_name + '組' if a.class_name else ''})"
 
 
 def broadcast_out(b: follow.BroadcastRow) -> BroadcastOut:
@@ -161,10 +170,26 @@ async def cancel(broadcast_id: IdPath, actor: Actor, api: Api) -> CancelOut:
     )
 
 
-def _recipient_filter(
-    state: StateName | None, category: str | None, failed: bool, temporary: bool = False
+async def _recipient_filter(
+    api: StaffApi,
+    actor: Principal,
+    state: StateName | None,
+    category: str | None,
+    failed: bool,
+    temporary: bool = False,
+    grade_id: int | None = None,
+    class_id: int | None = None,
 ) -> follow.RecipientFilter:
-    return follow.RecipientFilter(State(state) if state else None, category, failed, temporary)
+    addresses: tuple[str, ...] | None = None
+    if grade_id is not None or class_id is not None:
+        grades = (grade_id,) if grade_id is not None else ()
+        classes = (class_id,) if class_id is not None else ()
+        # Filtering by a grade or class is counting its people: the same rights as sending.
+        await check_audience(api.staff.pool, actor, Audience(grades=grades, classes=classes))
+        addresses = tuple(await addresses_in(api.people, grades, classes))
+    return follow.RecipientFilter(
+        State(state) if state else None, category, failed, temporary, addresses
+    )
 
 
 @router.post(
@@ -177,7 +202,10 @@ async def resend(
     """A new broadcast linked to this one (``resend_of``), to those of its recipients the
     filters select, e.g. ``{"failed": true, "temporary": true}``; contacts that left since
     are skipped."""
-    which = _recipient_filter(body.state, body.category, body.failed, body.temporary)
+    which = await _recipient_filter(
+        api, actor, body.state, body.category, body.failed, body.temporary, body.grade_id,
+        body.class_id,
+    )
     made = await audited(
         api, actor, "broadcast.resend", f"broadcast {broadcast_id}",
         sending.resend(
@@ -209,17 +237,26 @@ async def recipients(
     state: StateName | None = None,
     category: CategoryQuery = None,
     failed: bool = False,
+    grade_id: IdQuery = None,
+    class_id: IdQuery = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> RecipientPage:
-    """One row per recipient; ``failed=true`` only those failed or waiting for a retry."""
+    """One row per recipient with the accounts it receives for; ``failed=true`` only those
+    failed or waiting for a retry; ``grade_id`` / ``class_id`` only that grade's or class's."""
+
+    async def page() -> tuple[int, list[follow.Recipient]]:
+        which = await _recipient_filter(
+            api, actor, state, category, failed, grade_id=grade_id, class_id=class_id
+        )
+        return await follow.recipients(
+            api.staff.pool, actor, broadcast_id, which, api.staff.now(), limit, offset
+        )
+
     total, rows = await audited(
-        api, actor, "broadcast.recipients", f"broadcast {broadcast_id}",
-        follow.recipients(
-            api.staff.pool, actor, broadcast_id, _recipient_filter(state, category, failed),
-            api.staff.now(), limit, offset,
-        ),
+        api, actor, "broadcast.recipients", f"broadcast {broadcast_id}", page()
     )
+    accounts = await accounts_of(api.people, [r.address for r in rows])
     return RecipientPage(
         total=total,
         items=[
@@ -229,6 +266,7 @@ async def recipients(
                 last_code=r.last_code, last_status=r.last_status, last_text=r.last_text,
                 reason=r.reason, category=r.category, category_label_ja=r.category_label_ja,
                 updated_at=r.updated_at, finished_at=r.finished_at,
+                accounts=[AccountRefOut(**a.__dict__) for a in accounts[r.address]],
             )
             for r in rows
         ],
@@ -248,15 +286,25 @@ async def recipients_csv(
     state: StateName | None = None,
     category: CategoryQuery = None,
     failed: bool = False,
+    grade_id: IdQuery = None,
+    class_id: IdQuery = None,
 ) -> Response:
+    async def every() -> list[follow.Recipient]:
+        which = await _recipient_filter(
+            api, actor, state, category, failed, grade_id=grade_id, class_id=class_id
+        )
+        return await follow.all_recipients(
+            api.staff.pool, actor, broadcast_id, which, api.staff.now()
+        )
+
     rows = await audited(
-        api, actor, "broadcast.recipients_csv", f"broadcast {broadcast_id}",
-        follow.all_recipients(
-            api.staff.pool, actor, broadcast_id, _recipient_filter(state, category, failed),
-            api.staff.now(),
-        ),
+        api, actor, "broadcast.recipients_csv", f"broadcast {broadcast_id}", every()
     )
+    accounts = await accounts_of(api.people, [r.address for r in rows])
+    names = {
+        address: "、".join(_account_label(a) for a in refs) for address, refs in accounts.items()
+    }
     return Response(
-        follow.recipients_csv(rows).encode("utf-8"), media_type="text/csv; charset=utf-8",
+        follow.recipients_csv(rows, names).encode("utf-8"), media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="broadcast-{broadcast_id}.csv"'},
     )

@@ -215,6 +215,8 @@ class ResendIn(BaseModel):
     )
     state: StateName | None = None
     category: Text | None = Field(default=None, max_length=40, description="e.g. mailbox_full")
+    grade_id: Id | None = Field(default=None, description="only the contacts of this grade")
+    class_id: Id | None = Field(default=None, description="only the contacts of this class")
     subject: Text | None = Field(default=None, max_length=200, description="omitted: the same")
     body: Text | None = Field(default=None, max_length=100_000, description="omitted: the same")
 
@@ -245,6 +247,16 @@ class CancelOut(BaseModel):
     failed: int
 
 
+class AccountRefOut(BaseModel):
+    """An account (child or staff member) the address receives for."""
+
+    id: int
+    name: str
+    school_id: int
+    grade: int | None
+    class_name: str | None
+
+
 class RecipientOut(BaseModel):
     delivery_id: int
     address: str
@@ -259,6 +271,7 @@ class RecipientOut(BaseModel):
     category_label_ja: str
     updated_at: datetime
     finished_at: datetime | None
+    accounts: list[AccountRefOut]
 
 
 class RecipientPage(BaseModel):

@@ -13,6 +13,7 @@ are sealed at rest (engine/sealing.py). Modules:
     contacts    one contact at a time: add, link, confirm, leave; accounts by registration code
     rollover    the new school year (class_moves: the class changes file it takes)
     notices     print-ready registration notices (PDF with a mailto: QR code)
+    recipients  accounts behind a broadcast's addresses; addresses of grades and classes
 """
 
 from engine.people.audience import FanOut, resolve, send_broadcast

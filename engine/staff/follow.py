@@ -197,6 +197,8 @@ class RecipientFilter:
     failed_only: bool = False
     # Only those whose error category is a temporary one (mailbox full, refused ...).
     temporary_only: bool = False
+    # Only these addresses (those of some grades or classes: engine.people.recipients).
+    addresses: tuple[str, ...] | None = None
 
 
 _RECIPIENT_WHERE = """
@@ -205,6 +207,7 @@ WHERE broadcast_id = $1
   AND ($3::text IS NULL OR category = $3 OR ($3 = 'cancelled' AND reason = 'cancelled'))
   AND (NOT $4 OR state IN ('failed', 'deferred'))
   AND ($5::text[] IS NULL OR category = ANY($5::text[]))
+  AND ($6::text[] IS NULL OR recipient = ANY($6::text[]))
 """
 
 # The categories whose failures may pass (engine.bounce: not hard).
@@ -220,6 +223,7 @@ async def recipients(
     args = [
         broadcast_id, f.state.value if f.state else None, f.category, f.failed_only,
         TEMPORARY_CATEGORIES if f.temporary_only else None,
+        list(f.addresses) if f.addresses is not None else None,
     ]
     total: int = await pool.fetchval(
         f"SELECT count(*) FROM deliveries {_RECIPIENT_WHERE}", *args
@@ -227,7 +231,7 @@ async def recipients(
     rows = await pool.fetch(
         "SELECT id, recipient, state, attempts, last_code, last_status, last_text, reason, "
         f"category, updated_at, finished_at FROM deliveries {_RECIPIENT_WHERE} "
-        "ORDER BY id LIMIT $6 OFFSET $7",
+        "ORDER BY id LIMIT $7 OFFSET $8",
         *args, limit, offset,
     )
     return total, [
@@ -240,20 +244,24 @@ async def recipients(
     ]
 
 
-CSV_HEADER = ["宛先", "状態", "試行回数", "応答コード", "拡張ステータス", "理由", "分類", "応答",
-              "更新日時", "完了日時"]
+CSV_HEADER = [
+    "宛先", "アカウント", "状態", "試行回数", "応答コード", "拡張ステータス", "理由", "分類",
+    "応答", "更新日時", "完了日時",
+]
 
 
-def recipients_csv(rows: list[Recipient]) -> str:
-    """Recipients as CSV for Excel: UTF-8 with BOM, Japanese labels, Japan time."""
+def recipients_csv(rows: list[Recipient], accounts: dict[str, str] | None = None) -> str:
+    """Recipients as CSV for Excel: UTF-8 with BOM, Japanese labels, Japan time; ``accounts``
+    gives the accounts column by address."""
     buf = io.StringIO()
     buf.write("\ufeff")
     w = csv.writer(buf, lineterminator="\r\n")
     w.writerow(CSV_HEADER)
     for r in rows:
         w.writerow([
-            r.address, STATE_LABELS_JA[r.state], r.attempts, r.last_code or "",
-            r.last_status or "", r.reason or "", r.category_label_ja, _text_cell(r.last_text),
+            r.address, _text_cell((accounts or {}).get(r.address, "")),
+            STATE_LABELS_JA[r.state], r.attempts, r.last_code or "", r.last_status or "",
+            r.reason or "", r.category_label_ja, _text_cell(r.last_text),
             _time(r.updated_at), _time(r.finished_at),
         ])
     return buf.getvalue()

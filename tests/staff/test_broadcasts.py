@@ -153,11 +153,12 @@ async def test_recipients_are_listed_filtered_and_downloaded_as_csv_with_bom(
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     assert r.content.startswith("\ufeff".encode())
     rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
-    assert rows[0][:2] == ["宛先", "状態"] and len(rows) == 4
+    assert rows[0][:3] == ["宛先", "アカウント", "状態"] and len(rows) == 4
     jiro = next(row for row in rows if row[0] == "jiro@softbank.ne.jp")
-    assert jiro[1] == "配信失敗" and jiro[6] == "宛先不明"
+    assert jiro[1] == "佐藤次郎 (3年2組)"
+    assert jiro[2] == "配信失敗" and jiro[7] == "宛先不明"
     # A reply that looks like a formula is kept as text for Excel.
-    assert jiro[7] == "'=cmd|user unknown"
+    assert jiro[8] == "'=cmd|user unknown"
 
 
 async def test_resend_to_those_who_failed_for_a_temporary_reason(world: World) -> None:
@@ -202,3 +203,29 @@ async def test_resend_to_those_who_failed_for_a_temporary_reason(world: World) -
             refused = await c.post(f"/api/staff/broadcasts/{first}/resend", json={})
             assert refused.status_code == 404
     assert await world.count("SELECT count(*) FROM broadcasts") == 2
+
+
+async def test_recipients_show_their_accounts_and_filter_by_class_within_rights(
+    world: World,
+) -> None:
+    token = await world.login("admin1")
+    async with world.client(token) as c:
+        bid = (await c.post("/api/staff/broadcasts", json=body(
+            {"schools": [world.orgs["sho1"]]}))).json()["broadcast_id"]
+        class31 = (await c.get(f"/api/staff/broadcasts/{bid}/recipients",
+                               params={"class_id": world.classes["sho1-3-1"]})).json()
+        grade4 = (await c.get(f"/api/staff/broadcasts/{bid}/recipients",
+                              params={"grade_id": world.grades["sho1-4"]})).json()
+        other = await c.get(f"/api/staff/broadcasts/{bid}/recipients",
+                            params={"class_id": world.classes["sho2-3-1"]})
+    assert sorted(r["address"] for r in class31["items"]) == [
+        "hanako@ezweb.ne.jp", "taro@docomo.ne.jp"
+    ]
+    taro = next(r for r in class31["items"] if r["address"] == "taro@docomo.ne.jp")
+    assert taro["accounts"] == [{
+        "id": taro["accounts"][0]["id"], "name": "山田太郎", "school_id": world.orgs["sho1"],
+        "grade": 3, "class_name": "1",
+    }]
+    assert [r["address"] for r in grade4["items"]] == ["ichiro@example.jp"]
+    # Filtering by another school's class is counting its people: refused.
+    assert other.status_code == 403
