@@ -5,11 +5,13 @@ them with the engine's pool and settings:
 
     from admin_api.staff import StaffApi, staff_routers
 
-    app.state.staff_api = await StaffApi.open(engine.pool, settings, engine.clock)
-    for router in staff_routers():
-        app.include_router(router)
+    mount_staff(app, await StaffApi.open(engine.pool, settings, engine.clock))
 
-(``StaffApi.open`` is async: call it in the app's lifespan, before requests are served.) The
+which is ``app.state.staff_api = api`` plus ``app.include_router`` for each of
+``staff_routers()``. ``StaffApi.open`` is async (it checks the people key and loads the audit
+key): call it in the app's lifespan, before requests are served. An app built before the
+engine is open includes ``staff_routers()`` when it is built and sets ``app.state.staff_api``
+in its lifespan. The
 routers turn errors into ``{"error", "message"}`` bodies themselves (``errors.StaffRoute``), so
 no exception handlers are needed on the app.
 
@@ -22,7 +24,7 @@ no exception handlers are needed on the app.
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 
 from admin_api.staff import admin_routes, app_routes, audit_routes, auth_routes, broadcast_routes
 from admin_api.staff.deps import StaffApi
@@ -39,4 +41,11 @@ def staff_routers() -> list[APIRouter]:
     ]
 
 
-__all__ = ["StaffApi", "staff_routers"]
+def mount_staff(app: FastAPI, api: StaffApi) -> None:
+    """Keep ``api`` where the routes find it and include every router: the whole mount."""
+    app.state.staff_api = api
+    for router in staff_routers():
+        app.include_router(router)
+
+
+__all__ = ["StaffApi", "mount_staff", "staff_routers"]

@@ -135,7 +135,7 @@ async def list_broadcasts(
 async def status_of(api: StaffApi, actor: Principal, broadcast_id: int) -> BroadcastStatusOut:
     st = await follow.status(api.staff.pool, actor, broadcast_id, api.staff.now())
     return BroadcastStatusOut(
-        broadcast=broadcast_out(st.broadcast),
+        broadcast=broadcast_out(st.broadcast), body=st.body, audience=st.audience,
         by_category=[
             CategoryCountOut(
                 category=c.category, label_ja=c.label_ja, state=c.state.value, count=c.count

@@ -7,7 +7,7 @@ screens and in the CSV downloads.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query
 from pydantic import AfterValidator, AwareDatetime, BaseModel, Field
@@ -235,6 +235,11 @@ class CategoryCountOut(BaseModel):
 
 class BroadcastStatusOut(BaseModel):
     broadcast: BroadcastOut
+    body: str = Field(description="the text, e.g. to copy it into a new broadcast")
+    audience: dict[str, Any] | None = Field(
+        description="whom it was addressed to, by id (boards, schools, grades, classes, "
+        "groups, accounts) and the number of addresses given directly"
+    )
     by_category: list[CategoryCountOut]
     skipped: dict[str, int] = Field(description="contacts left out, by reason")
 

@@ -142,6 +142,9 @@ class Status:
     broadcast: BroadcastRow
     by_category: list[CategoryCount]
     skipped: dict[str, int]
+    # The text and audience, to show it and to copy it into a new broadcast.
+    body: str = ""
+    audience: dict[str, Any] | None = None
 
 
 def category_label(category: str | None, reason: str | None) -> str:
@@ -161,8 +164,11 @@ async def status(pool: asyncpg.Pool, actor: Principal, broadcast_id: int, now: d
         "AND (category IS NOT NULL OR reason = 'cancelled') GROUP BY 1, 2 ORDER BY 1, 2",
         broadcast_id,
     )
-    skipped_raw = await pool.fetchval("SELECT skipped FROM broadcasts WHERE id = $1", broadcast_id)
-    skipped = json.loads(skipped_raw) if isinstance(skipped_raw, str) else dict(skipped_raw or {})
+    extra = await pool.fetchrow(
+        "SELECT skipped, body, audience FROM broadcasts WHERE id = $1", broadcast_id
+    )
+    skipped = _json(extra["skipped"]) or {}
+    audience = _json(extra["audience"])
     return Status(
         b,
         [
@@ -170,7 +176,16 @@ async def status(pool: asyncpg.Pool, actor: Principal, broadcast_id: int, now: d
             for r in rows
         ],
         {str(k): int(v) for k, v in skipped.items()},
+        extra["body"],
+        audience,
     )
+
+
+def _json(value: Any) -> dict[str, Any] | None:
+    """A jsonb column as asyncpg returns it (text unless a codec is set)."""
+    if value is None:
+        return None
+    return dict(json.loads(value) if isinstance(value, str) else value)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import uvicorn
 from fastapi import FastAPI
 from support import make_settings, wait_until
 
-from admin_api.staff import StaffApi, staff_routers
+from admin_api.staff import StaffApi, mount_staff
 from engine.clock import FakeClock
 from engine.config import Settings
 from engine.context import Engine
@@ -125,9 +125,7 @@ async def world(db_url: str) -> AsyncIterator[World]:
     engine = await Engine.open(settings, clock)
     api = await StaffApi.open(engine.pool, settings, clock)
     app = FastAPI(title="mamoru staff API (test)")
-    app.state.staff_api = api
-    for router in staff_routers():
-        app.include_router(router)
+    mount_staff(app, api)
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
     )

@@ -40,6 +40,8 @@ async def test_a_school_sends_to_one_class_and_sees_its_status(world: World) -> 
     assert b["state"] == "sending" and b["state_label_ja"] == "配信中"
     assert b["by_state"]["queued"] == 2 and b["category"] == "emergency"
     assert b["organisation_id"] == world.orgs["sho1"]
+    assert status.json()["body"] == "台風のため休校します。"
+    assert status.json()["audience"] == {"classes": [world.classes["sho1-3-1"]], "addresses": 0}
     audited = await world.count(
         "SELECT count(*) FROM audit_log WHERE action = 'broadcast.create' AND result = 'ok' "
         "AND object = $1 AND actor_name = 'admin1'",
