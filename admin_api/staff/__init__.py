@@ -19,6 +19,7 @@ no exception handlers are needed on the app.
     admin_routes      /api/staff/accounts, policy, api-keys
     audit_routes      /api/staff/audit, audit.csv, audit/verify
     broadcast_routes  /api/staff/broadcasts ... recipients, recipients.csv, cancel
+    saved_routes      /api/staff/templates, drafts, drafts/{id}/send
     app_routes        /api/apps/broadcasts (API key + Idempotency-Key)
 """
 
@@ -26,7 +27,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-from admin_api.staff import admin_routes, app_routes, audit_routes, auth_routes, broadcast_routes
+from admin_api.staff import (
+    admin_routes,
+    app_routes,
+    audit_routes,
+    auth_routes,
+    broadcast_routes,
+    saved_routes,
+)
 from admin_api.staff.deps import StaffApi
 
 
@@ -37,6 +45,7 @@ def staff_routers() -> list[APIRouter]:
         admin_routes.router,
         audit_routes.router,
         broadcast_routes.router,
+        saved_routes.router,
         app_routes.router,
     ]
 

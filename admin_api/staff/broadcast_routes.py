@@ -61,12 +61,12 @@ def request_of(body: BroadcastIn, actor: Principal) -> sending.BroadcastRequest:
 
 async def create_broadcast(
     api: StaffApi, actor: Principal, body: BroadcastIn, status_url: str,
-    idempotency_key: str | None = None,
+    idempotency_key: str | None = None, draft_id: int | None = None,
 ) -> BroadcastCreatedOut:
     async def make() -> sending.Created:
         return await sending.create(
             api.staff, api.people, api.queue, actor, request_of(body, actor), api.max_age,
-            idempotency_key,
+            idempotency_key, draft_id,
         )
 
     made = await audited(

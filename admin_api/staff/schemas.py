@@ -282,3 +282,38 @@ class RecipientOut(BaseModel):
 class RecipientPage(BaseModel):
     total: int
     items: list[RecipientOut]
+
+
+class TemplateIn(BaseModel):
+    """A template: a name and the text a school sends often."""
+
+    name: Text = Field(max_length=100)
+    sender: Text = Field(default="", max_length=254)
+    subject: Text = Field(default="", max_length=200)
+    body: Text = Field(default="", max_length=100_000)
+    category: Category = Category.NOTICE
+    priority: PriorityName = "normal"
+
+
+class DraftIn(TemplateIn):
+    """A draft: everything a broadcast needs, kept until it is sent."""
+
+    audience: AudienceIn | None = None
+    send_at: AwareDatetime | None = None
+
+
+class SavedOut(BaseModel):
+    id: int
+    kind: Literal["template", "draft"]
+    organisation_id: int
+    staff_id: int | None
+    name: str
+    sender: str
+    subject: str
+    body: str
+    category: Category
+    priority: PriorityName
+    audience: AudienceIn | None
+    send_at: datetime | None
+    created_at: datetime
+    updated_at: datetime

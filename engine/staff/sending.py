@@ -25,7 +25,7 @@ from engine.people.contacts import left_among
 from engine.queue import NewBroadcast, Priority, Queue
 from engine.queue.broadcasts import refuse_past_send_at
 from engine.staff.follow import RecipientFilter, all_recipients, visible_broadcast
-from engine.staff.models import ActorKind, Principal
+from engine.staff.models import ActorKind, NotFoundError, Principal
 from engine.staff.rights import check_audience
 from engine.staff.store import Staff
 
@@ -84,8 +84,10 @@ async def create(
     req: BroadcastRequest,
     max_age: float,
     idempotency_key: str | None = None,
+    draft_id: int | None = None,
 ) -> Created:
-    """Check, then resolve and fan out the broadcast with its owner, all or nothing."""
+    """Check, then resolve and fan out the broadcast with its owner, all or nothing. With
+    ``draft_id`` that draft (the actor's own) is removed in the same transaction."""
     if idempotency_key is not None:
         if actor.kind is not ActorKind.API_KEY:
             raise InputError(
@@ -102,7 +104,10 @@ async def create(
         refuse_past_send_at(req.send_at, now)
     await check_audience(staff.pool, actor, req.audience)
 
-    own = _owner_row(actor, now, idempotency_key, req.digest() if idempotency_key else None)
+    own = _owner_row(
+        actor, now, idempotency_key, req.digest() if idempotency_key else None,
+        draft_id=draft_id,
+    )
 
     broadcast = NewBroadcast(
         sender=sender, subject=req.subject.strip(), body=req.body, recipients=[],
@@ -128,10 +133,22 @@ def _owner_row(
     digest: bytes | None = None,
     resend_of: int | None = None,
     organisation_id: int | None = None,
+    draft_id: int | None = None,
 ) -> Callable[[asyncpg.Connection, int], Awaitable[None]]:
-    """Writes the owner row inside ``send_broadcast``'s transaction."""
+    """Writes the owner row (and removes the draft sent) inside ``send_broadcast``'s
+    transaction."""
 
     async def own(conn: asyncpg.Connection, broadcast_id: int) -> None:
+        if draft_id is not None:
+            gone = await conn.fetchval(
+                "DELETE FROM saved_messages WHERE id = $1 AND kind = 'draft' "
+                "AND staff_id = $2 RETURNING id",
+                draft_id, actor.id,
+            )
+            if gone is None:  # sent already (a second click): roll everything back
+                raise NotFoundError(
+                    f"下書き {draft_id} は送信済みか、ありません (draft already sent or gone)"
+                )
         await conn.execute(
             "INSERT INTO broadcast_owners (broadcast_id, organisation_id, staff_id, api_key_id, "
             "idempotency_key, request_hash, resend_of, created_at) "
