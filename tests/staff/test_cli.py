@@ -58,6 +58,21 @@ async def test_first_account_then_disable_reset_and_list(tmp_path: Path, db_url:
         "--password-stdin", "-c", cfg, stdin="short\n",
     )
     assert code == 2 and "10 文字以上" in err
+    roster = tmp_path / "roster.csv"
+    roster.write_text("学校,学年,組,番号,氏名,連絡先1\nsho1,3,1,1,山田太郎,taro@docomo.ne.jp\n",
+                      encoding="utf-8")
+    code, _, err = await run("accounts", "import", roster, "--confirmed", "-c", cfg)
+    assert code == 0, err
+    code, out, err = await run(
+        "staff", "add", "suzuki", "--name", "鈴木 先生", "--role", "教員", "--school", "sho1",
+        "--class", "3-1", "--password-stdin", "-c", cfg, stdin=PASSWORD + "\n",
+    )
+    assert code == 0, err
+    code, _, err = await run(
+        "staff", "add", "tanaka", "--name", "田中 先生", "--role", "teacher", "--school", "sho1",
+        "--class", "5-2", "--password-stdin", "-c", cfg, stdin=PASSWORD + "\n",
+    )
+    assert code == 2 and "5 年生は登録されていません" in err
     code, _, err = await run(
         "staff", "reset-password", "kyouiku.taro", "--password-stdin", "-c", cfg,
         stdin="another long password\n",
@@ -66,10 +81,10 @@ async def test_first_account_then_disable_reset_and_list(tmp_path: Path, db_url:
     code, _, err = await run("staff", "disable", "kyouiku.taro", "-c", cfg)
     assert code == 0, err
     code, out, _ = await run("staff", "list", "-c", cfg)
-    assert code == 0 and "kyouiku.taro" in out and "無効" in out
+    assert code == 0 and "kyouiku.taro" in out and "無効" in out and "suzuki" in out
     code, out, err = await run("audit", "verify", "-c", cfg)
     assert code == 0, err
-    assert "改ざんされていません: 3 件" in out
+    assert "改ざんされていません: 4 件" in out
     export = tmp_path / "audit.csv"
     code, _, err = await run("audit", "export", "--out", export, "-c", cfg)
     assert code == 0, err
