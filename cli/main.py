@@ -30,10 +30,12 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+from cli.audit_cmd import app as audit_app  # noqa: E402
 from cli.broadcasts_cmd import app as broadcasts_app  # noqa: E402 - mounted right after app
 from cli.dkim_cmd import app as dkim_app  # noqa: E402 - mounted right after app is made
 from cli.people_mount import mount_people  # noqa: E402
 from cli.report_cmd import app as report_app  # noqa: E402
+from cli.staff_cmd import app as staff_app  # noqa: E402
 from cli.suppression_cmd import app as suppression_app  # noqa: E402
 
 app.add_typer(dkim_app, name="dkim")
@@ -41,6 +43,8 @@ app.add_typer(suppression_app, name="suppression")
 app.add_typer(report_app, name="report")
 app.add_typer(broadcasts_app, name="broadcasts")
 mount_people(app)
+app.add_typer(staff_app, name="staff")
+app.add_typer(audit_app, name="audit")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)

@@ -144,6 +144,21 @@ class PeopleSettings:
 
 
 @dataclass(frozen=True)
+class StaffSettings:
+    """Staff accounts, sessions and the audit log (engine/staff, engine/audit.py)."""
+
+    # A session ends this long after login (logout or disabling the account ends it earlier).
+    session_ttl: Duration = Duration(8 * 3600.0)
+    # This many wrong passwords or codes in a row lock the account for lockout_time.
+    max_failures: int = 5
+    lockout_time: Duration = Duration(15 * 60.0)
+    # Key of the audit log's HMAC chain; empty: generated once and kept in the database.
+    audit_key: str = ""
+    # Audit entries older than this are pruned; at least 90 days.
+    audit_keep: Duration = Duration(400 * 86400.0)
+
+
+@dataclass(frozen=True)
 class MetricsSettings:
     # host:port for the Prometheus endpoint; empty disables it.
     listen: str = "127.0.0.1:9464"
@@ -172,6 +187,7 @@ class Settings:
     suppression: SuppressionSettings = field(default_factory=SuppressionSettings)
     people: PeopleSettings = field(default_factory=PeopleSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
+    staff: StaffSettings = field(default_factory=StaffSettings)
     # Owned and validated by other modules (throttle, dkim): kept as given.
     shaping: dict[str, Any] = field(default_factory=dict)
     egress: dict[str, Any] = field(default_factory=dict)
@@ -427,3 +443,9 @@ def _check(s: Settings) -> None:
         raise ConfigError("people.registration_link_hours must be between 1 and 336")
     if not s.people.key and not s.people.key_file:
         raise ConfigError("people.key or people.key_file must be set")
+    if s.staff.max_failures < 1:
+        raise ConfigError("staff.max_failures must be at least 1")
+    if s.staff.session_ttl < 60:
+        raise ConfigError("staff.session_ttl must be at least 60 seconds")
+    if s.staff.audit_keep < 90 * 86400:
+        raise ConfigError("staff.audit_keep must be at least 90 days (\"90d\" or more)")

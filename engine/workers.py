@@ -147,11 +147,15 @@ async def _start_http(engine: Any) -> Any:
     from admin_api.app import create_app
     from admin_api.server import HttpServer
     from admin_api.site import open_site
+    from admin_api.staff import StaffApi, mount_staff
     from engine.people import People
 
     people = await People.open(engine.pool, engine.settings.people, engine.clock)
     site = await open_site(engine.settings, people, await engine.verp_secret())
-    server = HttpServer(create_app(site), engine.settings.http.listen)
+    app = create_app(site)
+    # The staff API beside the guardians' pages (under /api/).
+    mount_staff(app, await StaffApi.open(engine.pool, engine.settings, engine.clock))
+    server = HttpServer(app, engine.settings.http.listen)
     await server.start()
     return server
 

@@ -13,6 +13,7 @@ registration codes are sealed at rest (engine/sealing.py). Modules:
     contacts    one contact at a time: add, link, confirm, leave; accounts by registration code
     rollover    the new school year (class_moves: the class changes file it takes)
     notices     print-ready registration notices (PDF with a mailto: QR code)
+    recipients  accounts behind a broadcast's addresses; addresses of grades and classes
     registration  registration by empty mail: requests, completing them with a code or groups
     attempts    wrong registration codes counted per address and network; waits and refusals
     choices     a contact's own choices from its link: public groups, leave, rejoin

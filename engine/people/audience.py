@@ -22,6 +22,7 @@ either the broadcast exists with all of its deliveries, or nothing changed.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -153,10 +154,13 @@ async def send_broadcast(
     audience: Audience,
     category: Category,
     max_age: float,
+    within: Callable[[asyncpg.Connection, int], Awaitable[None]] | None = None,
 ) -> FanOut:
     """Resolve the audience, add ``broadcast.recipients`` (given by address), fan out, commit.
 
-    Raises InputError, changing nothing, when nobody is left to send to.
+    ``within(conn, broadcast_id)`` runs in the same transaction before it commits, so what a
+    caller records about the broadcast (its owner, an idempotency key) commits with it or not
+    at all. Raises InputError, changing nothing, when nobody is left to send to.
     """
     now = people.clock.now()
     send_at = broadcast.send_at or now
@@ -184,6 +188,8 @@ async def send_broadcast(
             json.dumps({r.value: n for r, n in resolved.skipped.items()}),
         )
         waiting = await _hold_until_morning(conn, broadcast_id, recipients, max_age)
+        if within is not None:
+            await within(conn, broadcast_id)
     return FanOut(broadcast_id, len(recipients), suppressed, waiting, dict(resolved.skipped))
 
 

@@ -64,6 +64,18 @@ async def find_contact(people: People, address: str) -> int | None:
     return found
 
 
+async def left_among(people: People, addresses: Sequence[str]) -> set[str]:
+    """Those of ``addresses`` (as stored in deliveries: normalised) whose contact asked to
+    receive nothing more."""
+    by_hash = {people.sealer.lookup_hash(a, ADDRESS): a for a in addresses}
+    rows = await people.pool.fetch(
+        "SELECT address_hash FROM contacts WHERE state = 'left' "
+        "AND address_hash = ANY($1::bytea[])",
+        list(by_hash),
+    )
+    return {by_hash[bytes(r["address_hash"])] for r in rows}
+
+
 async def _set_state(people: People, address: str, state: str) -> datetime:
     contact_id = await find_contact(people, address)
     if contact_id is None:

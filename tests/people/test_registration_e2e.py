@@ -186,6 +186,11 @@ async def test_serve_serves_the_pages_and_prints_their_url(tmp_path: Path, db_ur
             assert home.status_code == 200 and "空メール" in home.text
             forged = await client.post("/u/1.zzzzzz.AAAAAAAAAAAAAAAAAAAAAA")
             assert forged.status_code == 400 and "このリンクは正しくありません" in forged.text
+            # The staff API is served beside the pages: it answers, and refuses strangers.
+            session = await client.get("/api/staff/session")
+            assert session.status_code == 401, session.text
+            paths = (await client.get("/openapi.json")).json()["paths"]
+            assert "/api/apps/broadcasts" in paths
     finally:
         proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(proc.communicate(), timeout=30)

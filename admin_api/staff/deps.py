@@ -1,0 +1,137 @@
+"""What every staff endpoint depends on: the engine's parts, who is calling, the audit log.
+
+``StaffApi`` holds the staff and people stores and the queue; the app that mounts the routers
+keeps one in ``app.state.staff_api`` (see ``admin_api.staff``). Callers authenticate with
+``Authorization: Bearer TOKEN``: a session token (``mss_...``, from ``POST /api/staff/login``)
+or an application's API key (``mak_...``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, TypeVar
+
+import asyncpg
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from engine import audit
+from engine.clock import Clock
+from engine.config import Settings
+from engine.errors import InputError
+from engine.people import People
+from engine.queue import Queue
+from engine.staff import apikeys, sessions
+from engine.staff.models import AuthError, NotFoundError, Principal, RightsError
+from engine.staff.sessions import Session
+from engine.staff.store import Staff
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class StaffApi:
+    staff: Staff
+    people: People
+    queue: Queue
+    max_age: float
+
+    @classmethod
+    async def open(
+        cls, pool: asyncpg.Pool, settings: Settings, clock: Clock | None = None
+    ) -> StaffApi:
+        """Open the stores on the engine's pool (checks the people key, loads the audit key)."""
+        people = await People.open(pool, settings.people, clock)
+        staff = await Staff.open(pool, people.sealer, settings, people.clock)
+        return cls(staff, people, Queue(pool), settings.queue.max_age)
+
+
+def staff_api(request: Request) -> StaffApi:
+    api = getattr(request.app.state, "staff_api", None)
+    if not isinstance(api, StaffApi):
+        raise RuntimeError("app.state.staff_api is not set: see admin_api.staff for the mount")
+    return api
+
+
+Api = Annotated[StaffApi, Depends(staff_api)]
+
+bearer = HTTPBearer(
+    auto_error=False,
+    description="セッショントークン (mss_...) または API キー (mak_...) / session token or API key",
+)
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def bearer_token(creds: HTTPAuthorizationCredentials | None) -> str:
+    if creds is None or not creds.credentials:
+        raise AuthError("ログインしてください (not signed in: send Authorization: Bearer TOKEN)")
+    return creds.credentials
+
+
+async def any_session(request: Request, api: Api, creds: Credentials) -> Session:
+    """The caller's session, even one that may only set TOTP up."""
+    return await sessions.session(api.staff, bearer_token(creds), client_address(request))
+
+
+async def full_session(s: Annotated[Session, Depends(any_session)]) -> Session:
+    if s.limited:
+        raise RightsError(
+            "確認コード (TOTP) の設定が必要です。POST /api/staff/totp から設定してください "
+            "(TOTP is compulsory: set it up first)"
+        )
+    return s
+
+
+async def actor(request: Request, api: Api, creds: Credentials) -> Principal:
+    """A signed-in staff member (with TOTP when compulsory) or an application's API key."""
+    token = bearer_token(creds)
+    if token.startswith(apikeys.KEY_PREFIX):
+        return await apikeys.principal_of_key(api.staff, token, client_address(request))
+    return (await full_session(await any_session(request, api, creds))).principal
+
+
+async def key_actor(request: Request, api: Api, creds: Credentials) -> Principal:
+    """An application's API key only."""
+    token = bearer_token(creds)
+    if not token.startswith(apikeys.KEY_PREFIX):
+        raise AuthError("API キーで認証してください (authenticate with an API key: mak_...)")
+    return await apikeys.principal_of_key(api.staff, token, client_address(request))
+
+
+AnySession = Annotated[Session, Depends(any_session)]
+FullSession = Annotated[Session, Depends(full_session)]
+Actor = Annotated[Principal, Depends(actor)]
+KeyActor = Annotated[Principal, Depends(key_actor)]
+
+
+async def audited(
+    api: StaffApi,
+    who: Principal,
+    action: str,
+    object: str,
+    work: Awaitable[T],
+    object_of: Callable[[T], str] | None = None,
+    detail: str = "",
+) -> T:
+    """Run ``work`` and record it in the audit log with its result, also when refused."""
+    try:
+        value = await work
+    except (RightsError, NotFoundError, AuthError) as exc:
+        await api.staff.log(who, action, object, audit.Result.DENIED, _short(str(exc)))
+        raise
+    except InputError as exc:
+        await api.staff.log(who, action, object, audit.Result.FAILED, _short(str(exc)))
+        raise
+    await api.staff.log(
+        who, action, object_of(value) if object_of else object, audit.Result.OK, detail
+    )
+    return value
+
+
+def _short(text: str) -> str:
+    return text[:300]

@@ -1,0 +1,319 @@
+"""The staff API's request and response bodies (pydantic), as the OpenAPI document shows them.
+
+Times are ISO 8601 with their offset (UTC as stored); people read them in Japan time on the
+screens and in the CSV downloads.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import Path, Query
+from pydantic import AfterValidator, AwareDatetime, BaseModel, Field
+
+from engine.people import Category
+from engine.staff.models import Role, StaffMember
+
+
+def _no_control(text: str) -> str:
+    """PostgreSQL text cannot hold NUL, and no field needs control characters but the body's
+    line breaks and tabs: refuse them as bad input rather than fail in the database."""
+    if any(ord(ch) < 32 and ch not in "\n\r\t" for ch in text):
+        raise ValueError("制御文字は使えません (control characters are not allowed)")
+    return text
+
+
+# Every text field of the API.
+Text = Annotated[str, AfterValidator(_no_control)]
+# Ids are PostgreSQL bigints: anything else is no id of ours, refused before the database.
+MAX_ID = 2**63 - 1
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+
+PriorityName = Literal["emergency", "normal", "bulk"]
+StateName = Literal["queued", "sending", "deferred", "delivered", "failed"]
+
+
+class LoginIn(BaseModel):
+    login: Text = Field(max_length=64, description="ログイン ID")
+    password: Text = Field(max_length=256)
+    totp_code: Text | None = Field(default=None, max_length=10, description="確認コード (6 桁)")
+
+
+class StaffOut(BaseModel):
+    id: int
+    login: str
+    name: str
+    role: Role
+    role_label_ja: str
+    organisation_id: int
+    organisation_code: str
+    totp_enabled: bool
+    locked_until: datetime | None
+    disabled_at: datetime | None
+    created_at: datetime
+    class_ids: list[int]
+    group_ids: list[int]
+
+    @classmethod
+    def of(cls, m: StaffMember) -> StaffOut:
+        return cls(
+            id=m.id, login=m.login, name=m.name, role=m.role, role_label_ja=m.role.label_ja,
+            organisation_id=m.organisation_id, organisation_code=m.organisation_code,
+            totp_enabled=m.totp_enabled, locked_until=m.locked_until, disabled_at=m.disabled_at,
+            created_at=m.created_at, class_ids=list(m.class_ids), group_ids=list(m.group_ids),
+        )
+
+
+class SessionOut(BaseModel):
+    staff: StaffOut
+    expires_at: datetime
+    totp_setup_required: bool = Field(
+        description="true: TOTP is compulsory and not set up; only /api/staff/totp works"
+    )
+
+
+class LoginOut(SessionOut):
+    token: str = Field(description="Authorization: Bearer TOKEN で送る / send as a Bearer token")
+
+
+class TotpSetupOut(BaseModel):
+    secret: str
+    otpauth_uri: str
+
+
+class TotpConfirmIn(BaseModel):
+    code: Text = Field(max_length=10)
+
+
+class NewStaffIn(BaseModel):
+    login: Text = Field(max_length=64)
+    name: Text = Field(max_length=100)
+    role: Role
+    organisation_id: Id
+    password: Text = Field(max_length=256)
+    class_ids: list[Id] = Field(default_factory=list, max_length=100)
+    group_ids: list[Id] = Field(default_factory=list, max_length=100)
+
+
+class PasswordResetIn(BaseModel):
+    password: Text = Field(max_length=256)
+    clear_totp: bool = Field(default=False, description="also remove TOTP (a lost phone)")
+
+
+class PolicyIn(BaseModel):
+    totp_required: bool
+
+
+class PolicyOut(BaseModel):
+    totp_required: bool
+
+
+class NewApiKeyIn(BaseModel):
+    name: Text = Field(max_length=100)
+    organisation_id: Id
+
+
+class ApiKeyOut(BaseModel):
+    id: int
+    prefix: str
+    name: str
+    organisation_id: int
+    created_at: datetime
+    disabled_at: datetime | None
+    last_used_at: datetime | None
+
+
+class NewApiKeyOut(ApiKeyOut):
+    key: str = Field(description="shown only now / この画面でしか表示されません")
+
+
+class AuditEntryOut(BaseModel):
+    seq: int
+    at: datetime
+    actor_kind: str
+    actor_id: int | None
+    actor_name: str
+    organisation_id: int | None
+    action: str
+    object: str
+    address: str
+    result: str
+    detail: str
+
+
+class AuditPage(BaseModel):
+    total: int
+    items: list[AuditEntryOut]
+
+
+class VerifyOut(BaseModel):
+    ok: bool
+    checked: int
+    first_bad: int | None
+    message: str
+
+
+class AudienceIn(BaseModel):
+    """Who the broadcast is for, by id; everything given is added together."""
+
+    board: bool = Field(default=False, description="every account of the board (board only)")
+    schools: list[Id] = Field(default_factory=list, max_length=1000)
+    grades: list[Id] = Field(default_factory=list, max_length=1000)
+    classes: list[Id] = Field(default_factory=list, max_length=1000)
+    groups: list[Id] = Field(default_factory=list, max_length=1000)
+    accounts: list[Id] = Field(default_factory=list, max_length=10000)
+
+
+class BroadcastIn(BaseModel):
+    sender: Text = Field(max_length=254, description="差出人アドレス / From address")
+    subject: Text = Field(max_length=200)
+    body: Text = Field(max_length=100_000)
+    audience: AudienceIn
+    category: Category = Category.NOTICE
+    priority: PriorityName = "normal"
+    send_at: AwareDatetime | None = Field(
+        default=None, description="予約送信の時刻 (ISO 8601 with offset); omitted: now"
+    )
+
+
+class BroadcastCreatedOut(BaseModel):
+    broadcast_id: int
+    recipients: int
+    replayed: bool = Field(description="true: the same idempotency key made it before")
+    summary_ja: str
+    status_url: str
+
+
+class BroadcastOut(BaseModel):
+    id: int
+    created_at: datetime
+    send_at: datetime
+    sender: str
+    subject: str
+    priority: PriorityName
+    category: str
+    state: Literal["scheduled", "sending", "finished", "cancelled"]
+    state_label_ja: str
+    recipients: int
+    suppressed: int
+    cancelled_at: datetime | None
+    organisation_id: int | None
+    staff_id: int | None
+    by_state: dict[StateName, int]
+    resend_of: int | None = Field(description="the broadcast this one resends to")
+
+
+class ResendIn(BaseModel):
+    """Which recipients of the first broadcast get it again; all filters apply together."""
+
+    failed: bool = Field(default=True, description="only those failed or waiting for a retry")
+    temporary: bool = Field(
+        default=False, description="only those whose error category is temporary (soft)"
+    )
+    state: StateName | None = None
+    category: Text | None = Field(default=None, max_length=40, description="e.g. mailbox_full")
+    grade_id: Id | None = Field(default=None, description="only the contacts of this grade")
+    class_id: Id | None = Field(default=None, description="only the contacts of this class")
+    subject: Text | None = Field(default=None, max_length=200, description="omitted: the same")
+    body: Text | None = Field(default=None, max_length=100_000, description="omitted: the same")
+
+
+class BroadcastPage(BaseModel):
+    total: int
+    items: list[BroadcastOut]
+
+
+class CategoryCountOut(BaseModel):
+    category: str
+    label_ja: str
+    state: StateName
+    count: int
+
+
+class BroadcastStatusOut(BaseModel):
+    broadcast: BroadcastOut
+    body: str = Field(description="the text, e.g. to copy it into a new broadcast")
+    audience: dict[str, Any] | None = Field(
+        description="whom it was addressed to, by id (boards, schools, grades, classes, "
+        "groups, accounts) and the number of addresses given directly"
+    )
+    by_category: list[CategoryCountOut]
+    skipped: dict[str, int] = Field(description="contacts left out, by reason")
+
+
+class CancelOut(BaseModel):
+    broadcast_id: int
+    cancelled: int
+    in_flight: int
+    delivered: int
+    failed: int
+
+
+class AccountRefOut(BaseModel):
+    """An account (child or staff member) the address receives for."""
+
+    id: int
+    name: str
+    school_id: int
+    grade: int | None
+    class_name: str | None
+
+
+class RecipientOut(BaseModel):
+    delivery_id: int
+    address: str
+    state: StateName
+    state_label_ja: str
+    attempts: int
+    last_code: int | None
+    last_status: str | None
+    last_text: str | None
+    reason: str | None
+    category: str | None
+    category_label_ja: str
+    updated_at: datetime
+    finished_at: datetime | None
+    accounts: list[AccountRefOut]
+
+
+class RecipientPage(BaseModel):
+    total: int
+    items: list[RecipientOut]
+
+
+class TemplateIn(BaseModel):
+    """A template: a name and the text a school sends often."""
+
+    name: Text = Field(max_length=100)
+    sender: Text = Field(default="", max_length=254)
+    subject: Text = Field(default="", max_length=200)
+    body: Text = Field(default="", max_length=100_000)
+    category: Category = Category.NOTICE
+    priority: PriorityName = "normal"
+
+
+class DraftIn(TemplateIn):
+    """A draft: everything a broadcast needs, kept until it is sent."""
+
+    audience: AudienceIn | None = None
+    send_at: AwareDatetime | None = None
+
+
+class SavedOut(BaseModel):
+    id: int
+    kind: Literal["template", "draft"]
+    organisation_id: int
+    staff_id: int | None
+    name: str
+    sender: str
+    subject: str
+    body: str
+    category: Category
+    priority: PriorityName
+    audience: AudienceIn | None
+    send_at: datetime | None
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,92 @@
+"""`mamoru audit`: verify the audit log's chain, export it as CSV, prune old entries."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.people_session import ConfigOption, fail, note, out, settings_of
+from cli.staff_session import cli_actor, run_staff
+from engine import audit
+from engine.clock import JST
+from engine.people import People
+from engine.staff.store import Staff
+
+app = typer.Typer(
+    help="監査ログ (audit log): verify, export, prune.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def audit_log() -> None:
+    """監査ログ (audit log)."""
+
+
+@app.command()
+def verify(config: ConfigOption = None) -> None:
+    """Check the chain; names the first altered or missing entry (exit 3 then)."""
+    settings = settings_of(config)
+
+    async def use(people: People, staff: Staff) -> audit.Verification:
+        return await audit.verify(staff.pool, staff.audit_key)
+
+    v = run_staff(settings, use)
+    out().print(v.summary_ja(), markup=False, soft_wrap=True)
+    if not v.ok:
+        raise typer.Exit(3)
+
+
+def _time(text: str | None, option: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        fail(f"{option} {text}: 2026-04-01 や 2026-04-01T09:00+09:00 の形で書いてください "
+             f"(write an ISO date or time)")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=JST)
+    return value
+
+
+@app.command()
+def export(
+    out_file: Annotated[Path | None, typer.Option("--out", help="File (default: stdout).")] = None,
+    since: Annotated[str | None, typer.Option(help="From this date/time (Japan time).")] = None,
+    until: Annotated[str | None, typer.Option(help="Before this date/time (Japan time).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """The audit log as CSV (UTF-8 with BOM, Japan time) for Excel."""
+    settings = settings_of(config)
+    f = audit.AuditFilter(since=_time(since, "--since"), until=_time(until, "--until"))
+
+    async def use(people: People, staff: Staff) -> str:
+        text = await audit.export(staff.pool, f)
+        await staff.log(cli_actor(), "audit.export", str(out_file or "-"))
+        return text
+
+    text = run_staff(settings, use)
+    if out_file is None:
+        typer.echo(text, nl=False)
+    else:
+        out_file.write_text(text, encoding="utf-8", newline="")
+        note(f"書き出しました: {out_file} ({text.count(chr(10)) - 1} 件)")
+
+
+@app.command()
+def prune(config: ConfigOption = None) -> None:
+    """Remove entries older than [staff] audit_keep (at least 90 days); the chain stays valid."""
+    settings = settings_of(config)
+
+    async def use(people: People, staff: Staff) -> int:
+        n = await audit.prune(staff.pool, staff.now(), timedelta(seconds=settings.staff.audit_keep))
+        await staff.log(cli_actor(), "audit.prune", "", detail=f"removed={n}")
+        return n
+
+    note(f"古い監査ログを {run_staff(settings, use)} 件削除しました")

@@ -1,0 +1,37 @@
+"""Staff: accounts and roles, sign-in and sessions, API keys, rights, broadcasts they make.
+
+The one place that knows the staff tables of migration 011 (the audit log is engine/audit.py).
+Modules:
+
+    models     roles, StaffMember, Principal (who acts), AuthError / RightsError / NotFoundError
+    store      Staff (pool + sealer + clock + settings + audit key), ``Staff.log``
+    passwords  argon2id hashing and the password rule
+    accounts   add, list, disable, reset password; the compulsory-TOTP policy
+    sessions   login with lock-out and TOTP, sessions, TOTP set-up
+    apikeys    API keys of the board or a school
+    rights     what an actor may see, count and send to
+    sending    broadcasts by staff and applications, with owners and idempotency keys
+    follow     lists, counts and recipients of the broadcasts an actor may see
+"""
+
+from engine.staff.models import (
+    ActorKind,
+    AuthError,
+    NotFoundError,
+    Principal,
+    RightsError,
+    Role,
+    StaffMember,
+)
+from engine.staff.store import Staff
+
+__all__ = [
+    "ActorKind",
+    "AuthError",
+    "NotFoundError",
+    "Principal",
+    "RightsError",
+    "Role",
+    "Staff",
+    "StaffMember",
+]

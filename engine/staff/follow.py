@@ -1,0 +1,312 @@
+"""Following broadcasts up within one's rights: lists, counts by state and category, recipients.
+
+Reads the queue's ``broadcasts`` and ``deliveries`` (never writes them) together with the
+owners this package keeps; every function takes the acting ``Principal`` and shows only what
+it may see (engine/staff/rights.py). A broadcast outside the rights is "not found".
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from engine.bounce import CATEGORIES
+from engine.clock import jst
+from engine.errors import InputError
+from engine.queue import BroadcastState, Priority, State
+from engine.queue.broadcasts import (
+    CANCELLED_LABEL_JA,
+    REASON_CANCELLED,
+    STATE_COUNTS_SQL,
+    _state_of,
+)
+from engine.queue.models import STATE_LABELS_JA
+from engine.staff.models import Principal
+from engine.staff.rights import may_see, not_found, visibility
+
+
+@dataclass(frozen=True)
+class BroadcastRow:
+    id: int
+    created_at: datetime
+    send_at: datetime
+    sender: str
+    subject: str
+    priority: Priority
+    category: str
+    state: BroadcastState
+    recipient_count: int
+    suppressed_count: int
+    cancelled_at: datetime | None
+    organisation_id: int | None
+    staff_id: int | None
+    by_state: dict[State, int]
+    resend_of: int | None = None
+
+
+@dataclass(frozen=True)
+class BroadcastFilter:
+    category: str | None = None
+    priority: Priority | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    organisation_id: int | None = None
+
+
+def _page(limit: int, offset: int) -> None:
+    if not 1 <= limit <= 1000 or offset < 0:
+        raise InputError("limit は 1〜1000、offset は 0 以上です (limit 1-1000, offset >= 0)")
+
+
+_LIST_WHERE = """
+WHERE ($1 OR o.organisation_id = $2 OR o.staff_id = $3)
+  AND ($4::text IS NULL OR b.category = $4)
+  AND ($5::smallint IS NULL OR b.priority = $5)
+  AND ($6::timestamptz IS NULL OR b.created_at >= $6)
+  AND ($7::timestamptz IS NULL OR b.created_at < $7)
+  AND ($8::bigint IS NULL OR o.organisation_id = $8)
+"""
+_BROADCAST_COLUMNS = (
+    "b.id, b.created_at, b.send_at, b.sender, b.subject, b.priority, b.category, "
+    "b.recipient_count, b.suppressed_count, b.cancelled_at, o.organisation_id, o.staff_id, "
+    "o.resend_of"
+)
+
+
+async def list_broadcasts(
+    pool: asyncpg.Pool, actor: Principal, f: BroadcastFilter, now: datetime,
+    limit: int = 50, offset: int = 0,
+) -> tuple[int, list[BroadcastRow]]:
+    """The total the actor may see under ``f`` and one page, newest first."""
+    _page(limit, offset)
+    args: list[Any] = [
+        *visibility(actor), f.category, int(f.priority) if f.priority is not None else None,
+        f.since, f.until, f.organisation_id,
+    ]
+    base = "FROM broadcasts b LEFT JOIN broadcast_owners o ON o.broadcast_id = b.id"
+    total: int = await pool.fetchval(f"SELECT count(*) {base} {_LIST_WHERE}", *args)
+    rows = await pool.fetch(
+        f"SELECT {_BROADCAST_COLUMNS} {base} {_LIST_WHERE} ORDER BY b.id DESC "
+        f"LIMIT $9 OFFSET $10",
+        *args, limit, offset,
+    )
+    return total, await _with_counts(pool, rows, now)
+
+
+async def _with_counts(pool: asyncpg.Pool, rows: list[Any], now: datetime) -> list[BroadcastRow]:
+    counts: dict[int, dict[State, int]] = {r["id"]: {s: 0 for s in State} for r in rows}
+    for c in await pool.fetch(STATE_COUNTS_SQL, list(counts)):
+        counts[c["broadcast_id"]][State(c["state"])] = c["n"]
+    return [
+        BroadcastRow(
+            id=r["id"], created_at=r["created_at"], send_at=r["send_at"], sender=r["sender"],
+            subject=r["subject"], priority=Priority(r["priority"]), category=r["category"],
+            state=_state_of(r["cancelled_at"], r["send_at"], counts[r["id"]], now),
+            recipient_count=r["recipient_count"], suppressed_count=r["suppressed_count"],
+            cancelled_at=r["cancelled_at"], organisation_id=r["organisation_id"],
+            staff_id=r["staff_id"], by_state=counts[r["id"]], resend_of=r["resend_of"],
+        )
+        for r in rows
+    ]
+
+
+async def visible_broadcast(
+    pool: asyncpg.Pool, actor: Principal, broadcast_id: int, now: datetime
+) -> BroadcastRow:
+    row = await pool.fetchrow(
+        f"SELECT {_BROADCAST_COLUMNS} FROM broadcasts b "
+        "LEFT JOIN broadcast_owners o ON o.broadcast_id = b.id WHERE b.id = $1",
+        broadcast_id,
+    )
+    if row is None or not may_see(actor, row["organisation_id"], row["staff_id"]):
+        raise not_found(f"配信 {broadcast_id} ")
+    return (await _with_counts(pool, [row], now))[0]
+
+
+@dataclass(frozen=True)
+class CategoryCount:
+    category: str
+    label_ja: str
+    state: State
+    count: int
+
+
+@dataclass(frozen=True)
+class Status:
+    broadcast: BroadcastRow
+    by_category: list[CategoryCount]
+    skipped: dict[str, int]
+    # The text and audience, to show it and to copy it into a new broadcast.
+    body: str = ""
+    audience: dict[str, Any] | None = None
+
+
+def category_label(category: str | None, reason: str | None) -> str:
+    if category is not None and category in CATEGORIES:
+        return CATEGORIES[category].label_ja
+    if reason == REASON_CANCELLED:
+        return CANCELLED_LABEL_JA
+    return ""
+
+
+async def status(pool: asyncpg.Pool, actor: Principal, broadcast_id: int, now: datetime) -> Status:
+    """Counts by state and by error category (live: read from the deliveries each time)."""
+    b = await visible_broadcast(pool, actor, broadcast_id, now)
+    rows = await pool.fetch(
+        "SELECT coalesce(category, CASE WHEN reason = 'cancelled' THEN 'cancelled' END) AS c, "
+        "state, count(*) AS n FROM deliveries WHERE broadcast_id = $1 "
+        "AND (category IS NOT NULL OR reason = 'cancelled') GROUP BY 1, 2 ORDER BY 1, 2",
+        broadcast_id,
+    )
+    extra = await pool.fetchrow(
+        "SELECT skipped, body, audience FROM broadcasts WHERE id = $1", broadcast_id
+    )
+    skipped = _json(extra["skipped"]) or {}
+    audience = _json(extra["audience"])
+    return Status(
+        b,
+        [
+            CategoryCount(r["c"], category_label(r["c"], r["c"]), State(r["state"]), r["n"])
+            for r in rows
+        ],
+        {str(k): int(v) for k, v in skipped.items()},
+        extra["body"],
+        audience,
+    )
+
+
+def _json(value: Any) -> dict[str, Any] | None:
+    """A jsonb column as asyncpg returns it (text unless a codec is set)."""
+    if value is None:
+        return None
+    return dict(json.loads(value) if isinstance(value, str) else value)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    delivery_id: int
+    address: str
+    state: State
+    attempts: int
+    last_code: int | None
+    last_status: str | None
+    last_text: str | None
+    reason: str | None
+    category: str | None
+    category_label_ja: str
+    updated_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class RecipientFilter:
+    state: State | None = None
+    category: str | None = None
+    # Only failed and deferred ones (the "who did not get it" list).
+    failed_only: bool = False
+    # Only those whose error category is a temporary one (mailbox full, refused ...).
+    temporary_only: bool = False
+    # Only these addresses (those of some grades or classes: engine.people.recipients).
+    addresses: tuple[str, ...] | None = None
+
+
+_RECIPIENT_WHERE = """
+WHERE broadcast_id = $1
+  AND ($2::text IS NULL OR state = $2)
+  AND ($3::text IS NULL OR category = $3 OR ($3 = 'cancelled' AND reason = 'cancelled'))
+  AND (NOT $4 OR state IN ('failed', 'deferred'))
+  AND ($5::text[] IS NULL OR category = ANY($5::text[]))
+  AND ($6::text[] IS NULL OR recipient = ANY($6::text[]))
+"""
+
+# The categories whose failures may pass (engine.bounce: not hard).
+TEMPORARY_CATEGORIES = sorted(key for key, c in CATEGORIES.items() if not c.hard)
+
+
+async def recipients(
+    pool: asyncpg.Pool, actor: Principal, broadcast_id: int, f: RecipientFilter, now: datetime,
+    limit: int = 100, offset: int = 0,
+) -> tuple[int, list[Recipient]]:
+    _page(limit, offset)
+    await visible_broadcast(pool, actor, broadcast_id, now)
+    args = [
+        broadcast_id, f.state.value if f.state else None, f.category, f.failed_only,
+        TEMPORARY_CATEGORIES if f.temporary_only else None,
+        list(f.addresses) if f.addresses is not None else None,
+    ]
+    total: int = await pool.fetchval(
+        f"SELECT count(*) FROM deliveries {_RECIPIENT_WHERE}", *args
+    )
+    rows = await pool.fetch(
+        "SELECT id, recipient, state, attempts, last_code, last_status, last_text, reason, "
+        f"category, updated_at, finished_at FROM deliveries {_RECIPIENT_WHERE} "
+        "ORDER BY id LIMIT $7 OFFSET $8",
+        *args, limit, offset,
+    )
+    return total, [
+        Recipient(
+            r["id"], r["recipient"], State(r["state"]), r["attempts"], r["last_code"],
+            r["last_status"], r["last_text"], r["reason"], r["category"],
+            category_label(r["category"], r["reason"]), r["updated_at"], r["finished_at"],
+        )
+        for r in rows
+    ]
+
+
+CSV_HEADER = [
+    "宛先", "アカウント", "状態", "試行回数", "応答コード", "拡張ステータス", "理由", "分類",
+    "応答", "更新日時", "完了日時",
+]
+
+
+def recipients_csv(rows: list[Recipient], accounts: dict[str, str] | None = None) -> str:
+    """Recipients as CSV for Excel: UTF-8 with BOM, Japanese labels, Japan time; ``accounts``
+    gives the accounts column by address."""
+    buf = io.StringIO()
+    buf.write("\ufeff")
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(CSV_HEADER)
+    for r in rows:
+        w.writerow([
+            r.address, _text_cell((accounts or {}).get(r.address, "")),
+            STATE_LABELS_JA[r.state], r.attempts, r.last_code or "", r.last_status or "",
+            r.reason or "", r.category_label_ja, _text_cell(r.last_text),
+            _time(r.updated_at), _time(r.finished_at),
+        ])
+    return buf.getvalue()
+
+
+def _time(value: datetime | None) -> str:
+    return jst(value).strftime("%Y-%m-%d %H:%M:%S") if value else ""
+
+
+def _text_cell(text: str | None) -> str:
+    """A remote server's reply is untrusted: never let Excel run it as a formula."""
+    value = text or ""
+    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
+
+
+async def all_recipients(
+    pool: asyncpg.Pool, actor: Principal, broadcast_id: int, f: RecipientFilter, now: datetime
+) -> list[Recipient]:
+    """Every recipient under ``f`` (for CSV), in pages of 1,000."""
+    out: list[Recipient] = []
+    while True:
+        total, page = await recipients(pool, actor, broadcast_id, f, now, 1000, len(out))
+        out += page
+        if not page or len(out) >= total:
+            return out
+
+
+async def owner_of(pool: asyncpg.Pool, broadcast_id: int) -> tuple[int | None, int | None]:
+    row = await pool.fetchrow(
+        "SELECT organisation_id, staff_id FROM broadcast_owners WHERE broadcast_id = $1",
+        broadcast_id,
+    )
+    return (row["organisation_id"], row["staff_id"]) if row else (None, None)
