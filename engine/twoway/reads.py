@@ -101,7 +101,13 @@ async def record_read(people: People, delivery_id: int) -> datetime:
         raise InputError(
             "このお知らせには確認の依頼がありません (no read confirmation for this mail)"
         )
-    read_at: datetime = row["new"] or row["old"]
+    read_at: datetime | None = row["new"] or row["old"]
+    if read_at is None:
+        # Two first clicks at once: the other one's insert won after this statement's snapshot.
+        read_at = await people.pool.fetchval(
+            "SELECT read_at FROM delivery_reads WHERE delivery_id = $1", delivery_id
+        )
+    assert read_at is not None
     return read_at
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -126,3 +127,12 @@ async def test_a_bad_reminder_policy_is_refused(world: World) -> None:
     with pytest.raises(InputError, match="配信"):
         await request_read(world.people, 99999, timedelta(hours=1), 1)
     assert await world.people.pool.fetchval("SELECT count(*) FROM read_requests") == 0
+
+
+async def test_simultaneous_first_clicks_record_one_read(world: World) -> None:
+    b = await world.send(Audience(schools=(await world.school("sho1"),)))
+    await request_read(world.people, b, timedelta(hours=2), 2)
+    d = (await world.deliveries(b))["hanako.mama@docomo.ne.jp"]
+    times = await asyncio.gather(*(record_read(world.people, d) for _ in range(8)))
+    assert set(times) == {world.clock.now()}
+    assert await world.people.pool.fetchval("SELECT count(*) FROM delivery_reads") == 1
