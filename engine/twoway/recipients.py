@@ -31,20 +31,23 @@ ids AS (
             AS accounts,
         ARRAY(SELECT jsonb_array_elements_text(coalesce(a->'groups', '[]'))::bigint) AS groups
     FROM aud
+),
+acc AS (
+    SELECT a.id FROM accounts a JOIN organisations o ON o.id = a.school_id, ids
+    WHERE a.state = 'active' AND (
+        a.school_id = ANY(ids.boards) OR o.parent_id = ANY(ids.boards)
+        OR a.school_id = ANY(ids.schools) OR a.grade_id = ANY(ids.grades)
+        OR a.class_id = ANY(ids.classes) OR a.id = ANY(ids.accounts))
+    UNION
+    SELECT ag.account_id FROM account_groups ag
+    JOIN accounts a ON a.id = ag.account_id AND a.state = 'active', ids
+    WHERE ag.group_id = ANY(ids.groups)
 )
 INSERT INTO delivery_accounts (delivery_id, account_id, broadcast_id)
-SELECT DISTINCT dc.delivery_id, a.id, $1
-FROM delivery_contacts dc
-JOIN contact_accounts ca ON ca.contact_id = dc.contact_id
-JOIN accounts a ON a.id = ca.account_id AND a.state = 'active'
-JOIN organisations o ON o.id = a.school_id
-CROSS JOIN ids
-WHERE dc.broadcast_id = $1 AND (
-    a.school_id = ANY(ids.boards) OR o.parent_id = ANY(ids.boards)
-    OR a.school_id = ANY(ids.schools) OR a.grade_id = ANY(ids.grades)
-    OR a.class_id = ANY(ids.classes) OR a.id = ANY(ids.accounts)
-    OR EXISTS (SELECT 1 FROM account_groups ag
-               WHERE ag.account_id = a.id AND ag.group_id = ANY(ids.groups)))
+SELECT dc.delivery_id, acc.id, $1
+FROM acc
+JOIN contact_accounts ca ON ca.account_id = acc.id
+JOIN delivery_contacts dc ON dc.contact_id = ca.contact_id AND dc.broadcast_id = $1
 ON CONFLICT DO NOTHING
 """
 
