@@ -60,15 +60,23 @@ class DueReminder:
 
 
 async def request_read(
-    people: People, broadcast_id: int, remind_after: timedelta, max_reminders: int
+    people: People,
+    broadcast_id: int,
+    remind_after: timedelta,
+    max_reminders: int,
+    conn: asyncpg.Connection | None = None,
 ) -> None:
-    """Make the broadcast ask for read confirmation (again: the policy is replaced)."""
+    """Make the broadcast ask for read confirmation (again: the policy is replaced).
+
+    ``conn``: the fan-out's transaction, so that no runner renders a mail of the broadcast
+    before it is known to ask for confirmation.
+    """
     if remind_after <= timedelta(0):
         raise InputError("再通知までの時間は正にしてください (remind_after must be positive)")
     if not 0 <= max_reminders <= 10:
         raise InputError("再通知は 0〜10 回にしてください (max_reminders must be 0 to 10)")
     try:
-        await people.pool.execute(
+        await (conn or people.pool).execute(
             "INSERT INTO read_requests (broadcast_id, remind_after, max_reminders, created_at) "
             "VALUES ($1, $2, $3, $4) ON CONFLICT (broadcast_id) DO UPDATE "
             "SET remind_after = EXCLUDED.remind_after, max_reminders = EXCLUDED.max_reminders",

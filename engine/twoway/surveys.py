@@ -95,16 +95,23 @@ class Response:
 
 
 async def create_survey(
-    people: People, broadcast_id: int, questions: Sequence[Question], deadline: datetime
+    people: People,
+    broadcast_id: int,
+    questions: Sequence[Question],
+    deadline: datetime,
+    conn: asyncpg.Connection | None = None,
 ) -> Survey:
-    """Attach questions to a broadcast (InputError, changing nothing, when they are wrong)."""
+    """Attach questions to a broadcast (InputError, changing nothing, when they are wrong).
+
+    ``conn``: the fan-out's transaction, as for ``reads.request_read``.
+    """
     if not questions:
         raise InputError("質問がありません (a survey needs at least one question)")
     check_questions(questions)
     if deadline <= people.clock.now():
         raise InputError("締め切りが過去です (the deadline has already passed)")
     try:
-        await people.pool.execute(
+        await (conn or people.pool).execute(
             "INSERT INTO surveys (broadcast_id, deadline, questions, created_at) "
             "VALUES ($1, $2, $3::jsonb, $4)",
             broadcast_id, deadline, questions_json(questions), people.clock.now(),

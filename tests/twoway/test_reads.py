@@ -10,9 +10,11 @@ import pytest
 from engine.errors import InputError
 from engine.people import Audience
 from engine.people.contacts import leave
+from engine.queue import NewBroadcast
 from engine.twoway import (
     accounts_of_delivery,
     due_read_reminders,
+    link_deliveries,
     mark_reminded,
     read_by_class,
     read_list,
@@ -136,3 +138,22 @@ async def test_simultaneous_first_clicks_record_one_read(world: World) -> None:
     times = await asyncio.gather(*(record_read(world.people, d) for _ in range(8)))
     assert set(times) == {world.clock.now()}
     assert await world.people.pool.fetchval("SELECT count(*) FROM delivery_reads") == 1
+
+
+async def test_a_read_request_can_share_the_fan_out_transaction(world: World) -> None:
+    pool = world.people.pool
+    message = NewBroadcast(sender="school@example.jp", subject="件名", body="本文\n",
+                           recipients=["hanako.mama@docomo.ne.jp"])
+    with pytest.raises(RuntimeError):
+        async with pool.acquire() as conn, conn.transaction():
+            b = await world.engine.queue.enqueue(message, world.clock.now(), 86400, conn=conn)
+            await request_read(world.people, b, timedelta(hours=1), 1, conn=conn)
+            await link_deliveries(conn, world.people, b)
+            raise RuntimeError("the fan-out fails after the request")
+    assert await pool.fetchval("SELECT count(*) FROM read_requests") == 0
+    assert await pool.fetchval("SELECT count(*) FROM delivery_contacts") == 0
+    async with pool.acquire() as conn, conn.transaction():
+        b = await world.engine.queue.enqueue(message, world.clock.now(), 86400, conn=conn)
+        await request_read(world.people, b, timedelta(hours=1), 1, conn=conn)
+        await link_deliveries(conn, world.people, b)
+    assert await pool.fetchval("SELECT broadcast_id FROM read_requests") == b
