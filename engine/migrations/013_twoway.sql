@@ -71,13 +71,26 @@ CREATE TABLE survey_responses (
     -- Answers by question key: choices and numbers in clear (they are totalled), text sealed.
     answers      jsonb       NOT NULL,
     text_sealed  bytea,
-    answered_at  timestamptz NOT NULL,
-    CHECK (account_id IS NOT NULL OR contact_id IS NOT NULL)
+    answered_at  timestamptz NOT NULL
 );
 CREATE UNIQUE INDEX survey_responses_per_account ON survey_responses (broadcast_id, account_id)
     WHERE account_id IS NOT NULL;
 CREATE UNIQUE INDEX survey_responses_per_contact ON survey_responses (broadcast_id, contact_id)
     WHERE account_id IS NULL;
+CREATE INDEX survey_responses_by_contact ON survey_responses (contact_id)
+    WHERE account_id IS NULL;
+
+-- A response that belongs to a contact alone goes with the contact (purge at contract end);
+-- one for an account stays with the account, only forgetting who answered (SET NULL above).
+-- BEFORE DELETE runs ahead of the foreign keys' SET NULL, which would hide whose it was.
+CREATE FUNCTION survey_responses_forget_contact() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM survey_responses WHERE account_id IS NULL AND contact_id = OLD.id;
+    RETURN OLD;
+END
+$$;
+CREATE TRIGGER contacts_forget_survey_responses BEFORE DELETE ON contacts
+    FOR EACH ROW EXECUTE FUNCTION survey_responses_forget_contact();
 
 -- Per school: when reports are accepted (Japan time, may wrap past midnight), the reasons to
 -- choose from, and the health note's questions.

@@ -11,6 +11,9 @@ import pytest
 
 from engine.errors import InputError
 from engine.people import Audience
+from engine.people.accounts import purge
+from engine.people.contacts import add_contact
+from engine.people.directory import add_group
 from engine.twoway import (
     AnswerError,
     Question,
@@ -163,3 +166,29 @@ async def test_free_text_answers_are_not_stored_in_clear(world: World) -> None:
     # Neither as text (jsonb) nor as the bytes of a bytea column (shown in hex).
     assert "喘息" not in dump and "喘息".encode().hex() not in dump
     assert (await answers_for(world.people, d["hanako.mama@docomo.ne.jp"]))["comment"] == secret
+
+
+async def test_a_citizen_answers_alone_and_the_answer_goes_with_the_contact(
+    world: World,
+) -> None:
+    watch = await add_group(world.people, "見守りボランティア", is_public=True)
+    citizen = await add_contact(world.people, "citizen@example.jp", groups=[watch.id],
+                                confirmed=True)
+    b = await world.send(Audience(groups=(watch.id,)))
+    await create_survey(world.people, b, QUESTIONS, world.clock.now() + timedelta(days=1))
+    d = await world.deliveries(b)
+    await submit_answers(world.people, d["citizen@example.jp"], {"attend": "0",
+                                                                 "comment": "参加します"})
+    rows = await responses(world.people, b)
+    assert [(r.account_id, r.contact_id, r.name) for r in rows] == [(None, citizen, "")]
+    assert await unanswered_deliveries(world.people, b) == []
+    # Deleting the contact (purge at contract end) deletes its own answers.
+    await world.people.pool.execute("DELETE FROM contacts WHERE id = $1", citizen)
+    assert await world.people.pool.fetchval("SELECT count(*) FROM survey_responses") == 0
+
+
+async def test_purging_everyone_leaves_no_answer_behind(world: World) -> None:
+    b, d = await setup(world)
+    await submit_answers(world.people, d["hanako.mama@docomo.ne.jp"], {"attend": "0"})
+    await purge(world.people, None)
+    assert await world.people.pool.fetchval("SELECT count(*) FROM survey_responses") == 0
