@@ -139,8 +139,10 @@ def check_answers(
     for q in questions:
         raw = form.get(q.key)
         values = [raw] if isinstance(raw, str) else list(raw or [])
-        values = [unicodedata.normalize("NFKC", v).strip() for v in values]
-        values = [v for v in values if v]
+        if q.kind is not QuestionKind.TEXT:
+            # Phones send full-width digits (３７．５); free words are kept as written.
+            values = [unicodedata.normalize("NFKC", v) for v in values]
+        values = [v.strip() for v in values if v.strip()]
         if not values:
             if q.required:
                 problems[q.key] = "回答が必要です (an answer is required)"

@@ -192,3 +192,14 @@ async def test_purging_everyone_leaves_no_answer_behind(world: World) -> None:
     await submit_answers(world.people, d["hanako.mama@docomo.ne.jp"], {"attend": "0"})
     await purge(world.people, None)
     assert await world.people.pool.fetchval("SELECT count(*) FROM survey_responses") == 0
+
+
+async def test_full_width_numbers_are_read_and_free_text_is_kept_as_written(
+    world: World,
+) -> None:
+    b, d = await setup(world)
+    hanako = d["hanako.mama@docomo.ne.jp"]
+    await submit_answers(world.people, hanako, {"attend": "０", "people": "３",
+                                                "comment": "ｶﾀｶﾅと　全角空白"})
+    assert await answers_for(world.people, hanako) == {
+        "attend": 0, "people": Decimal(3), "comment": "ｶﾀｶﾅと　全角空白"}
