@@ -223,7 +223,7 @@ def _worker(settings: Any, secret: bytes, results: Any) -> None:
 
     from engine.workers import run_one
 
-    stats = uvloop.run(run_one(settings, True, with_inbound=False))
+    stats = uvloop.run(run_one(settings, True))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     results.put((dataclasses.asdict(stats), peak))
 

@@ -97,6 +97,7 @@ def serve(
     ] = None,
 ) -> None:
     """Run the delivery runners (配信を実行する)."""
+    from cli.services import front_services
     from engine.db import redact
     from engine.preflight import preflight
     from engine.workers import (
@@ -146,9 +147,13 @@ def serve(
 
     try:
         if count == 1:
-            all_stats = [run(lambda: run_one(settings, exit_when_idle, on_ready=ready))]
+            all_stats = [run(lambda: run_one(
+                settings, exit_when_idle, on_ready=ready, services=front_services
+            ))]
         else:
-            all_stats = run_workers(settings, count, exit_when_idle, on_ready=ready)
+            all_stats = run_workers(
+                settings, count, exit_when_idle, on_ready=ready, services=front_services
+            )
     except MamoruError as exc:
         fail(str(exc), 1)
     out.print(

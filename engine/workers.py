@@ -15,15 +15,18 @@ import multiprocessing
 import os
 import queue
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import uvloop
 
 from engine.config import Settings, parse_host_port
 from engine.db import create_pool, dsn_for
 from engine.runner import RunStats
+
+if TYPE_CHECKING:
+    from engine.context import Engine
 
 # Set by a SIGTERM/SIGINT that arrives before the runner's own handlers are installed, so that
 # a stop asked for during start-up is not lost.
@@ -86,16 +89,27 @@ def worker_settings(settings: Settings, index: int, count: int) -> Settings:
     return replace(settings, metrics=replace(settings.metrics, listen=f"{host}:{port + index}"))
 
 
+class Service(Protocol):
+    """Something a serve runs beside its first runner (the inbound SMTP server, the pages)."""
+
+    async def stop(self) -> None: ...
+
+
+#: Starts the services of a serve's first worker on the worker's engine. Given by the caller
+#: (``cli/``), so that the engine never imports ``inbound/`` or ``admin_api/``; a module-level
+#: function, so that it reaches spawned worker processes.
+ServiceStarter = Callable[["Engine"], Awaitable[Sequence[Service]]]
+
+
 async def run_one(
     settings: Settings,
     exit_when_idle: bool,
     parent_pid: int | None = None,
     on_ready: Callable[[], None] | None = None,
-    with_inbound: bool = True,
+    services: ServiceStarter | None = None,
 ) -> RunStats:
     """One runner in this process until it is idle (if asked) or signalled to stop; with
-    ``with_inbound`` (one process of a serve only: one can bind the port) also the inbound
-    server for bounces and registration mail and the HTTP pages (``[http] listen``), unless
+    ``services`` (one process of a serve only: one can bind each port) also those, unless
     asked to exit when idle."""
     from engine import metrics
     from engine.context import Engine
@@ -108,19 +122,11 @@ async def run_one(
             loop.add_signal_handler(sig, runner.stop)
         if _early_stop:
             runner.stop()
-        inbound = None
-        http = None
+        started: Sequence[Service] = ()
         if not exit_when_idle:
             metrics.serve_metrics(settings.metrics.listen)
-            if with_inbound and settings.inbound.listen:
-                from inbound import InboundServer
-
-                inbound = InboundServer(
-                    settings, engine.pool, await engine.verp_secret(), engine.clock
-                )
-                await inbound.start()
-            if with_inbound and settings.http.listen:
-                http = await _start_http(engine)
+            if services is not None:
+                started = await services(engine)
         if on_ready is not None:
             on_ready()
         watchdog = (
@@ -133,41 +139,22 @@ async def run_one(
         finally:
             if watchdog is not None:
                 watchdog.cancel()
-            if inbound is not None:
-                await inbound.stop()
-            if http is not None:
-                await http.stop()
+            for service in reversed(started):
+                await service.stop()
     finally:
         await engine.close()
 
 
-async def _start_http(engine: Any) -> Any:
-    """The pages (admin_api) on ``[http] listen``, in this process's event loop. Imported here,
-    like the inbound server, so that a runner without HTTP never loads FastAPI."""
-    from admin_api.app import create_app
-    from admin_api.server import HttpServer
-    from admin_api.site import open_site
-    from admin_api.staff import StaffApi, mount_staff
-    from engine.people import People
-
-    people = await People.open(engine.pool, engine.settings.people, engine.clock)
-    site = await open_site(engine.settings, people, await engine.verp_secret())
-    app = create_app(site)
-    # The staff API beside the guardians' pages (under /api/).
-    mount_staff(app, await StaffApi.open(engine.pool, engine.settings, engine.clock))
-    server = HttpServer(app, engine.settings.http.listen)
-    await server.start()
-    return server
-
-
 def _worker_main(
-    settings: Settings, exit_when_idle: bool, results: Any, parent_pid: int, index: int
+    settings: Settings, exit_when_idle: bool, results: Any, parent_pid: int, index: int,
+    services: ServiceStarter | None,
 ) -> None:
     catch_early_stop()
     stats = uvloop.run(
         run_one(
             settings, exit_when_idle, parent_pid=parent_pid,
-            on_ready=lambda: results.put(("ready", None)), with_inbound=index == 0,
+            on_ready=lambda: results.put(("ready", None)),
+            services=services if index == 0 else None,
         )
     )
     results.put(("stats", dataclasses.asdict(stats)))
@@ -186,17 +173,22 @@ def run_workers(
     count: int,
     exit_when_idle: bool,
     on_ready: Callable[[], None] | None = None,
+    services: ServiceStarter | None = None,
 ) -> list[RunStats]:
     """Run ``count`` worker processes to completion; returns their statistics.
 
-    ``on_ready`` is called once every worker is running and will stop cleanly on a signal.
+    ``on_ready`` is called once every worker is running and will stop cleanly on a signal;
+    ``services`` start in the first worker.
     """
     ctx = multiprocessing.get_context("spawn")
     results = ctx.Queue()
     procs = [
         ctx.Process(
             target=_worker_main,
-            args=(worker_settings(settings, i, count), exit_when_idle, results, os.getpid(), i),
+            args=(
+                worker_settings(settings, i, count), exit_when_idle, results, os.getpid(), i,
+                services,
+            ),
             name=f"mamoru-worker-{i}",
         )
         for i in range(count)

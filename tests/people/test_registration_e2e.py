@@ -23,6 +23,7 @@ from commands import ROOT, config_file
 from sinks import Sink, free_port
 from support import make_settings, wait_until
 
+from cli.services import start_http
 from engine.context import Engine
 from engine.people import Audience, Category, OrgKind, People, send_broadcast
 from engine.people.directory import (
@@ -33,7 +34,6 @@ from engine.people.directory import (
 )
 from engine.queue import NewBroadcast
 from engine.sealing import new_key_text
-from engine.workers import _start_http
 from inbound import InboundServer
 
 from .conftest import import_csv
@@ -59,7 +59,7 @@ async def serving(db_url: str, sink: Sink, **people: Any) -> AsyncIterator[tuple
     eng = await Engine.open(settings)
     try:
         inbound = InboundServer(settings, eng.pool, await eng.verp_secret(), eng.clock)
-        http = await _start_http(eng)
+        http = await start_http(eng)
         runner = await eng.runner()
         task = asyncio.create_task(runner.run())
         try:

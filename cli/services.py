@@ -1,0 +1,53 @@
+"""What ``mamoru serve`` runs beside its first runner: the inbound SMTP server (bounces,
+registration by empty mail, service addresses) and the HTTP pages with the staff API.
+
+Started here, in ``cli/``, and handed to the engine's workers as a function, so that the
+engine never imports ``inbound/`` or ``admin_api/`` (DESIGN.md's import direction).
+"""
+
+from __future__ import annotations
+
+from engine.context import Engine
+from engine.workers import Service
+
+
+async def front_services(engine: Engine) -> list[Service]:
+    """Start the inbound server (``[inbound] listen``) and the pages (``[http] listen``); if
+    one cannot start, those already started are stopped and the error goes on."""
+    started: list[Service] = []
+    try:
+        if engine.settings.inbound.listen:
+            started.append(await start_inbound(engine))
+        if engine.settings.http.listen:
+            started.append(await start_http(engine))
+    except BaseException:
+        for service in reversed(started):
+            await service.stop()
+        raise
+    return started
+
+
+async def start_inbound(engine: Engine) -> Service:
+    from inbound import InboundServer
+
+    server = InboundServer(engine.settings, engine.pool, await engine.verp_secret(), engine.clock)
+    await server.start()
+    return server
+
+
+async def start_http(engine: Engine) -> Service:
+    """The guardians' pages and the staff API (under /api/) on ``[http] listen``; FastAPI is
+    imported only when pages are served."""
+    from admin_api.app import create_app
+    from admin_api.server import HttpServer
+    from admin_api.site import open_site
+    from admin_api.staff import StaffApi, mount_staff
+    from engine.people import People
+
+    people = await People.open(engine.pool, engine.settings.people, engine.clock)
+    site = await open_site(engine.settings, people, await engine.verp_secret())
+    app = create_app(site)
+    mount_staff(app, await StaffApi.open(engine.pool, engine.settings, engine.clock))
+    server = HttpServer(app, engine.settings.http.listen)
+    await server.start()
+    return server
