@@ -118,9 +118,16 @@ async def test_421_cuts_the_rate_and_success_brings_it_back(
     shaper.record(grant, Feedback.deferred(421, "4.7.0 Try again later, closing connection"))
     state = shaper.snapshot()[0]
     assert (state.rate, state.cuts, state.deferred) == (5.0, 1, 2)
-    for _ in range(100):
+    assert state.trouble_rate == 10.0  # the rate at which the site said "too fast"
+    for _ in range(10):
         clock.advance(1.0)
         shaper.record(grant, Feedback.delivered())
+    # Quickly back to just under the line the site drew, then only a creep past it ...
+    assert 8.9 < shaper.snapshot()[0].rate < 9.5
+    for _ in range(300):
+        clock.advance(1.0)
+        shaper.record(grant, Feedback.delivered())
+    # ... and, once well past it without pushback, the line has moved: up to the ceiling.
     assert shaper.snapshot()[0].rate == 30.0
 
 
