@@ -102,8 +102,6 @@ class SiteReplies:
             self.accepted += 1
             win.refusals = 0
             return Kind.SUCCESS
-        if about_recipient(code, fb.status, fb.text):
-            return Kind.RECIPIENT
         if code is None or fb.stage == "CONNECT":
             if code is not None and code >= 500:
                 return Kind.BLOCK  # refused at the greeting with a 5xx
@@ -121,6 +119,11 @@ class SiteReplies:
                 return Kind.CONGESTION
             return self._doubt(fb.recipient, now)
         if 500 <= code < 600:
+            # Only permanent replies are exempted by their words: a 4xx such as "4.2.0 mailbox
+            # temporarily unavailable" for many recipients at once is the site's congestion,
+            # and the count of distinct recipients already spares a single one's trouble.
+            if about_recipient(code, fb.status, fb.text):
+                return Kind.RECIPIENT
             distinct = self._distinct(win.hard, fb.recipient, now)
             if says_block(code, fb.status, fb.text, fb.stage):
                 # A lone "blocked" for the same recipient a third time while the site accepted
