@@ -93,9 +93,13 @@ class SiteReplies:
         self._sources: dict[str, _SourceWindow] = {}
         self._suspects: dict[str, _Suspect] = {}
 
-    def read(self, source: str, fb: Feedback, now: float, *, hinted: bool = False) -> Kind:
+    def read(
+        self, source: str, fb: Feedback, now: float, *, hinted: bool = False,
+        others_open: bool = False,
+    ) -> Kind:
         """Classify one reply from ``source``; ``hinted``: the profile's texts say "slow
-        down"."""
+        down"; ``others_open``: other connections of this address to the site are open (a
+        refusal then is about their number, never a block)."""
         win = self._sources.setdefault(source, _SourceWindow())
         code = fb.code
         if fb.outcome is Outcome.DELIVERED:
@@ -107,6 +111,8 @@ class SiteReplies:
                 return Kind.BLOCK  # refused at the greeting with a 5xx
             if fb.stage not in ("", "CONNECT"):
                 return Kind.CONGESTION  # dropped in the middle of a session
+            if others_open:
+                return Kind.CONNECTION
             win.refusals += 1
             if win.refusals >= self.settings.refusals_to_block:
                 win.refusals = 0

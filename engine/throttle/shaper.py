@@ -197,6 +197,10 @@ class Shaper:
 
     # --- the runner's calls ------------------------------------------------------------------
 
+    def source_addresses(self) -> list[str]:
+        """The egress addresses of all pools (an empty one: "let the system choose")."""
+        return sorted({s.address for p in self._pools.values() for s in p.sources})
+
     def has_pool(self, name: str) -> bool:
         return name in self._pools
 
@@ -300,7 +304,9 @@ class Shaper:
         hint = signal_of(feedback, grant.site.profile)
         replies = self._replies.setdefault(grant.site.name, SiteReplies(self._detector_settings))
         hinted = hint is Signal.SLOW_DOWN and feedback.outcome is not Outcome.DELIVERED
-        kind = replies.read(grant.source.address, feedback, now, hinted=hinted)
+        kind = replies.read(
+            grant.source.address, feedback, now, hinted=hinted, others_open=pair.in_use > 1
+        )
         allowed_before = pair.allowed
         blocked_before = pair.block.blocked
         verdict = pair.take_reply(kind, hint, feedback, now, grant.token_at, grant.probe)
