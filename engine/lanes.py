@@ -260,15 +260,16 @@ class Lanes:
                     self.settings.delivery.messages_per_connection)
         claim: Claim | None = first
         sent = 0
+        accepted = 0  # transactions whose MAIL the site took: what a per-session limit counts
         try:
             while claim is not None:
                 result = await self._send(claim, session)
                 sent += 1
-                ended_session = sent > 1 and (
+                ended_session = accepted > 0 and (
                     result.code is None or result.code == 421
                 ) and result.command in ("MAIL", "RCPT", "DATA")
                 says_so = result.code is not None and is_session_limit(result.text)
-                if ended_session and self.shaper.session_ended(grant, sent - 1, says_so=says_so):
+                if ended_session and self.shaper.session_ended(grant, accepted, says_so=says_so):
                     # The site ends sessions after this many messages, whatever its words: a
                     # per-connection limit, learned as such; the rate was fine, so no cut.
                     verdict = Verdict.CONGESTION
@@ -277,6 +278,8 @@ class Lanes:
                         grant, feedback_of(result, claim.delivery.recipient)
                     )
                 self._finish(lane, claim, result, verdict)
+                if result.outcome is Outcome.DELIVERED or result.command in ("RCPT", "DATA"):
+                    accepted += 1
                 if not session.usable or sent >= limit or self._stopping.is_set():
                     break
                 claim = await self._next_for(lane)
@@ -330,8 +333,9 @@ class Lanes:
         go back to the queue until the next probe, so other runners' addresses can carry them.
         No attempt is counted, nobody is failed or suppressed."""
         metrics.BLOCKED_DELIVERIES.labels(lane.site.name).inc()
-        self.recorder.note(self.outcomes.of_send(claim.delivery, result, now))
         if self.shaper.site_open(lane.site, lane.pool):
+            # Not an attempt that counts, but the operator sees the block on the delivery.
+            self.recorder.note(self.outcomes.of_send(claim.delivery, result, now))
             self._put_back(lane, claim)
             if lane.workers == 0:
                 lane.workers += 1

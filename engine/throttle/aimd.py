@@ -231,7 +231,12 @@ class RateController:
         self._last_cut = now
         self.cuts += 1
         self._rate_at_last_cut = self.rate
-        self.trouble_rate = self.rate
+        if self.trouble_rate is None or self.rate >= self.trouble_rate * s.approach:
+            self.trouble_rate = self.rate
+        else:
+            # Well below the line: perhaps not the rate at all (a session limit read as "too
+            # fast"); one such cut lowers the line a little, several lower it further.
+            self.trouble_rate = max(self.rate, self.trouble_rate * s.approach)
         self.rate = max(self.floor, self.rate * factor)
         self._last_increase = None
         window = self._recent_cuts

@@ -70,6 +70,7 @@ class Pair:
         # How many messages sessions had carried when the site ended them: the same count
         # twice is a per-connection limit, whatever the reply said.
         self.session_ends: Counter[int] = Counter()
+        self.longest_session = 0  # most messages a session of this pair carried
         self.controller = RateController(
             settings,
             ceiling=profile.max_rate,

@@ -62,7 +62,7 @@ from engine.errors import ConfigError
 from engine.throttle.aimd import AimdSettings, Learned
 from engine.throttle.blocks import BlockSettings
 from engine.throttle.congestion import DetectorSettings, SiteReplies, Verdict
-from engine.throttle.feedback import Feedback, Outcome, Signal, is_own_fault, signal_of
+from engine.throttle.feedback import Feedback, Outcome, Signal, signal_of
 from engine.throttle.pair import Pair, SiteState
 from engine.throttle.pool import (
     DEFAULT_POOL,
@@ -102,6 +102,7 @@ class Grant:
     token_at: float = 0.0  # monotonic time the latest message's token was taken
     probe: bool = False  # the one mail that tests whether a block is over
     recorded: bool = False
+    ended_by_site: bool = False
 
 
 @dataclass(order=True)
@@ -317,14 +318,23 @@ class Shaper:
 
     def session_ended(self, grant: Grant, messages: int, *, says_so: bool = False) -> bool:
         """The site ended the grant's session after ``messages`` messages. True when that is
-        its per-connection limit: the reply says so (``says_so``), or an earlier session of
-        this (address, site) ended after the same count. Then later sessions carry at most
-        that many and the rate is left alone; False: treat the reply as any other."""
+        its per-connection limit: the reply says so (``says_so``), or sessions of this
+        (address, site) keep ending after that same count and none ever carried more (a
+        "too fast" that closes sessions ends them after any count). Then later sessions carry
+        at most that many and the rate is left alone; False: treat the reply as any other."""
+        grant.ended_by_site = True
         if not self.adaptive or messages < 1:
             return False
         pair = self._pair(grant.source, grant.site)
-        pair.session_ends[messages] += 1
-        if not (says_so or pair.session_ends[messages] >= 2):
+        ends = pair.session_ends
+        ends[messages] += 1
+        pair.longest_session = max(pair.longest_session, messages)
+        repeated = (
+            ends[messages] >= 2
+            and pair.longest_session <= messages
+            and ends[messages] * 2 >= sum(ends.values())
+        )
+        if not (says_so or repeated):
             return False
         self.session_limit(grant, messages)
         return True
@@ -347,6 +357,9 @@ class Shaper:
         grant.released = True
         pair = self._pair(grant.source, grant.site)
         pair.in_use -= 1
+        if not grant.ended_by_site:
+            # The site took every message of this session (as far as it counts them).
+            pair.longest_session = max(pair.longest_session, grant.messages)
         if grant.probe and not grant.recorded:
             pair.block.probe_abandoned()
         self._wake_heads(grant.site.name)
@@ -361,11 +374,6 @@ class Shaper:
             yield grant
         finally:
             self.release(grant)
-
-    def is_own_fault(self, code: int, text: str, site: Site) -> bool:
-        """True when a reply means we went too fast (requeue without counting an attempt).
-        Never with fixed limits: nobody would slow down, so it is a plain deferral."""
-        return self.adaptive and is_own_fault(code, text, site.profile)
 
     def site_open(self, site: Site, pool: str = DEFAULT_POOL) -> bool:
         """Whether some address of the pool may still send to the site (not blocked)."""
