@@ -219,3 +219,24 @@ def test_resets_in_a_row_with_nothing_delivered_are_a_block() -> None:
              for i in range(6)]
     assert kinds[:5] == [Kind.CONNECTION] * 5 and kinds[5] is Kind.BLOCK
     assert replies.read("a", Feedback(Outcome.REFUSED, stage="DATA"), 7.0) is Kind.CONGESTION
+
+
+async def test_sessions_ended_after_the_same_count_teach_a_cap_random_ends_do_not(
+    clock: FakeClock, fake_sleep: Sleep
+) -> None:
+    shaper = make_shaper(clock, fake_sleep, (A,))
+    docomo = shaper.site_for("docomo.ne.jp", [])
+
+    async def end_after(count: int) -> bool:
+        grant = await asyncio.wait_for(shaper.acquire(docomo), 5)
+        ended = shaper.session_ended(grant, count)
+        shaper.release(grant)
+        return ended
+
+    # A "too fast" that closes sessions ends them after any count: never a per-session cap.
+    assert [await end_after(n) for n in (7, 3, 9, 3)] == [False] * 4
+    assert state(shaper, A).session_cap is None  # type: ignore[attr-defined]
+    fresh = make_shaper(clock, fake_sleep, (A,))
+    shaper, docomo = fresh, fresh.site_for("docomo.ne.jp", [])
+    assert [await end_after(25) for _ in range(2)] == [False, True]
+    assert state(shaper, A).session_cap == 25  # type: ignore[attr-defined]
