@@ -136,7 +136,12 @@ class Pair:
             # A connection refused while others to the same site work: most likely the
             # site's limit on connections, not on the message rate.
             signal = Signal.CONNECTION_LIMIT
+        cuts = self.controller.cuts
         self.controller.on_signal(signal, now, token_at)
+        if self.controller.cuts > cuts:
+            # The site's own budget is spent: messages sent from our saved-up tokens now would
+            # each be one more violation, and carriers block after a number of them.
+            self.bucket.drain()
         if signal is Signal.CONNECTION_LIMIT:
             # The connections open besides this grant's are what the site accepted.
             self.controller.cap_connections(self.in_use - 1, now)

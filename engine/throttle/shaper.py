@@ -268,6 +268,8 @@ class Shaper:
         while True:
             if (
                 grant.messages >= grant.max_messages_per_connection
+                # A per-session limit learned on another connection meanwhile holds here too.
+                or (pair.session_cap is not None and grant.messages >= pair.session_cap)
                 or pair.block.blocked
                 or pair.controller.is_suspended(self._clock.monotonic())
                 or pair.in_use > pair.allowed
