@@ -114,6 +114,7 @@ class RateController:
         self._recent_cuts: deque[float] = deque()
         self._last_connection_cut = float("-inf")
         self._rate_at_last_cut = 0.0
+        self._last_cut_hard = False
         # The rate at which the site last pushed back, and the connection count it refused.
         self.trouble_rate: float | None = None
         self.trouble_connections: int | None = None
@@ -222,7 +223,11 @@ class RateController:
         # near a line the site drew before, more gently still.
         quick = now - self._last_cut < s.hard_cut_window
         near = self.trouble_rate is not None and self.rate >= self.trouble_rate * s.approach
-        if quick or (self.cuts == 0 and not near):
+        # Under a known line a quick cut after a gentle one is a late echo of it, not a sign
+        # of being far above the limit: halve only after a hard cut or with no line known.
+        known = self.trouble_rate is not None and self.rate <= self.trouble_rate * s.beyond
+        still_far = quick and (not known or self._last_cut_hard)
+        if still_far or (self.cuts == 0 and not near):
             factor = s.hard_decrease
         elif near:
             factor = s.near_decrease
@@ -231,7 +236,12 @@ class RateController:
         self._last_cut = now
         self.cuts += 1
         self._rate_at_last_cut = self.rate
-        if self.trouble_rate is None or self.rate >= self.trouble_rate * s.approach:
+        self._last_cut_hard = factor == s.hard_decrease
+        if (
+            self.trouble_rate is None
+            or self.rate >= self.trouble_rate * s.approach
+            or still_far
+        ):
             self.trouble_rate = self.rate
         else:
             # Well below the line: perhaps not the rate at all (a session limit read as "too
