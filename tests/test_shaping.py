@@ -258,3 +258,31 @@ async def test_learned_limits_survive_a_restart(db_url: str) -> None:
     assert (after.trouble_rate, after.session_cap) == (before.trouble_rate, before.session_cap)
     assert state.trouble_rate == 10.0 and state.rate <= 9.0  # starts under the line
     assert state.session_cap == 7 and grant.max_messages_per_connection == 7
+
+
+async def test_when_every_address_is_blocked_mail_waits_deferred_without_an_attempt(
+    db_url: str,
+) -> None:
+    limits = {"docomo": CarrierLimits(
+        "docomo", "generic", ("docomo.ne.jp",), 4, 200.0, 20.0, 100,
+        replies={"blocked": "554 5.7.1 Temporarily refused due to policy"},
+    )}
+    async with CarrierSim(limits) as sim:
+        transport = {"docomo.ne.jp": f"127.0.0.1:{sim.ports['docomo']}"}
+        settings = make_settings(db_url, routing={"transport": transport})
+        eng = await Engine.open(replace(settings, shaping={}, egress={"sources": SOURCES[:1]}))
+        try:
+            # Blocked in the middle of the session (at MAIL), after the greeting went fine.
+            sim.carriers["docomo"].source("127.0.0.2").blocked_until = float("inf")
+            bid = await enqueue(eng, [f"hogosha{i}@docomo.ne.jp" for i in range(8)])
+            runner = await eng.runner()
+            await asyncio.wait_for(runner.run(exit_when_idle=True), timeout=30)
+            rows = await eng.queue.deliveries_of(bid)
+            due = await eng.pool.fetch("SELECT next_attempt_at FROM deliveries")
+            now = eng.clock.now()
+        finally:
+            await eng.close()
+    assert {(r["state"], r["attempts"], r["reason"]) for r in rows} == {("deferred", 0, "blocked")}
+    assert {r["last_code"] for r in rows} == {554}  # the operator sees the block's reply
+    # Due again at the first probe, a minute on: not failed, not suppressed, not counted.
+    assert all(50 <= (d["next_attempt_at"] - now).total_seconds() <= 61 for d in due)
