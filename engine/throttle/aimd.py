@@ -208,7 +208,18 @@ class RateController:
         self._recent_cuts.clear()
         self._last_increase = None
 
-    def _on_slow_down(self, now: float, sent_at: float | None) -> bool:
+    def on_ambiguous_slow_down(self, now: float, sent_at: float | None = None) -> None:
+        """A "slow down" that may be something else (a session ended early: too fast, or a
+        per-session limit not yet learned). Cut gently and leave the remembered line alone:
+        a line drawn at the slow-start rate of the first seconds would hold the pair far
+        under the site's limit for a minute. (The shaper uses it for the first cut only.)"""
+        line, cut_at = self.trouble_rate, self._rate_at_last_cut
+        if self._on_slow_down(now, sent_at, factor=self.settings.decrease):
+            self.trouble_rate, self._rate_at_last_cut = line, cut_at
+
+    def _on_slow_down(
+        self, now: float, sent_at: float | None, factor: float | None = None
+    ) -> bool:
         # While suspended, late replies from connections opened before are the same overload;
         # so is a reply to a message sent before the last cut, at the old rate.
         if (
@@ -227,7 +238,9 @@ class RateController:
         # of being far above the limit: halve only after a hard cut or with no line known.
         known = self.trouble_rate is not None and self.rate <= self.trouble_rate * s.beyond
         still_far = quick and (not known or self._last_cut_hard)
-        if still_far or (self.cuts == 0 and not near):
+        if factor is not None:
+            pass
+        elif still_far or (self.cuts == 0 and not near):
             factor = s.hard_decrease
         elif near:
             factor = s.near_decrease

@@ -113,7 +113,7 @@ class Pair:
 
     def take_reply(
         self, kind: Kind, hint: Signal, feedback: Feedback, now: float, token_at: float,
-        probe: bool,
+        probe: bool, *, ambiguous: bool = False,
     ) -> Verdict:
         """Apply one judged reply to the controller and the block state."""
         if hint is Signal.SUSPEND:
@@ -137,7 +137,11 @@ class Pair:
             # site's limit on connections, not on the message rate.
             signal = Signal.CONNECTION_LIMIT
         cuts = self.controller.cuts
-        self.controller.on_signal(signal, now, token_at)
+        if ambiguous and signal is Signal.SLOW_DOWN and self.controller.cuts == 0:
+            # The first session ended in slow start says little about the rate: no line yet.
+            self.controller.on_ambiguous_slow_down(now, token_at)
+        else:
+            self.controller.on_signal(signal, now, token_at)
         if self.controller.cuts > cuts:
             # The site's own budget is spent: messages sent from our saved-up tokens now would
             # each be one more violation, and carriers block after a number of them.

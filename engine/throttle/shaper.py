@@ -103,6 +103,7 @@ class Grant:
     probe: bool = False  # the one mail that tests whether a block is over
     recorded: bool = False
     ended_by_site: bool = False
+    ambiguous_end: bool = False  # the site ended the session; too fast or a session limit
 
 
 @dataclass(order=True)
@@ -312,7 +313,10 @@ class Shaper:
         )
         allowed_before = pair.allowed
         blocked_before = pair.block.blocked
-        verdict = pair.take_reply(kind, hint, feedback, now, grant.token_at, grant.probe)
+        verdict = pair.take_reply(
+            kind, hint, feedback, now, grant.token_at, grant.probe,
+            ambiguous=grant.ambiguous_end,
+        )
         if pair.allowed > allowed_before or pair.block.blocked != blocked_before:
             # More room, or a block: other addresses of the pool may take the waiting mail.
             self._wake_heads(grant.site.name)
@@ -337,6 +341,7 @@ class Shaper:
             and ends[messages] * 2 >= sum(ends.values())
         )
         if not (says_so or repeated):
+            grant.ambiguous_end = True
             return False
         self.session_limit(grant, messages)
         return True
