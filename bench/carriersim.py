@@ -9,6 +9,14 @@ exceeding limits after being told (more than `block_after` violations within `bl
 seconds) is blocked for `block_seconds`: every connection is refused (554, or a reset for au)
 and the block is counted. Recipients whose local part starts with "unknown" get a 550.
 
+Unseen carriers: a carrier's `replies` table replaces any of its style's answers (kinds
+`connections`, `rate`, `per_connection`, `blocked`, `blocked_greeting`, `unknown`; the value
+"reset" means a TCP reset), so a configuration can speak codes and texts the engine's profiles
+have never seen. `block_stage = "RCPT"` makes a blocked source meet the block reply at every
+RCPT in a session that stays open (a burst of 5xx for distinct recipients) instead of at MAIL.
+`randomised()` scales every carrier's limits by a seeded random factor, for runs whose limits
+nobody could have tuned for.
+
 As a library::
 
     async with CarrierSim() as sim:
@@ -34,6 +42,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import random
 import signal
 import socket
 import struct
@@ -50,6 +59,10 @@ from typing import Any, Protocol
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 STYLES = ("docomo", "au", "softbank", "gmail", "generic")
+
+REPLY_KINDS = (
+    "connections", "rate", "per_connection", "blocked", "blocked_greeting", "unknown",
+)
 
 
 class _Clock(Protocol):
@@ -76,6 +89,9 @@ class CarrierLimits:
     block_window: float = 60.0
     block_seconds: float = 30.0
     port: int = 0
+    # Answers that replace the style's, by kind; "reset" means a TCP reset without a word.
+    replies: Mapping[str, str] = field(default_factory=dict)
+    block_stage: str = "MAIL"  # where a blocked source meets the block inside a session
 
     def __post_init__(self) -> None:
         if self.style not in STYLES:
@@ -84,6 +100,11 @@ class CarrierLimits:
             raise ValueError(f"{self.name}: connection limits must be at least 1")
         if not (self.rate > 0 and self.burst >= 1):
             raise ValueError(f"{self.name}: rate must be positive and burst at least 1")
+        unknown = set(self.replies) - set(REPLY_KINDS)
+        if unknown:
+            raise ValueError(f"{self.name}.replies: unknown kind(s) {sorted(unknown)}")
+        if self.block_stage not in ("MAIL", "RCPT"):
+            raise ValueError(f"{self.name}.block_stage: MAIL or RCPT, got {self.block_stage!r}")
 
 
 # Invented numbers, deliberately different from the engine's profiles so that the adaptive
@@ -183,7 +204,11 @@ class _Carrier:
     def __init__(self, limits: CarrierLimits, clock: _Clock) -> None:
         self.limits = limits
         self.clock = clock
-        self.replies = _REPLIES[limits.style]
+        replies = dict(_REPLIES[limits.style])
+        replies.setdefault("blocked_greeting", replies["blocked"])
+        for kind, reply in limits.replies.items():
+            replies[kind] = None if reply == "reset" else reply
+        self.replies = replies
         self.sources: dict[str, _Source] = {}
 
     def source(self, ip: str) -> _Source:
@@ -229,8 +254,13 @@ class _Handler:
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
+        assert isinstance(server, _SimSMTP)
+        carrier = self.carrier
+        if carrier.limits.block_stage == "RCPT" and carrier.is_blocked(server.src):
+            # Every recipient refused, the session left open: a burst of 5xx for distinct
+            # recipients that the site accepted moments before.
+            return carrier.replies["blocked"] or "550 5.7.1 Rejected"
         if address.split("@", 1)[0].lstrip('"').lower().startswith("unknown"):
-            assert isinstance(server, _SimSMTP)
             server.src.stats.unknown_users += 1
             reply = self.carrier.replies["unknown"] or "550 User unknown"
             return reply.format(rcpt=address)
@@ -268,7 +298,7 @@ class _SimSMTP(SMTP):
         src.stats.connections += 1
         if carrier.is_blocked(src):
             src.stats.rejected_connections += 1
-            self._refuse_at_greeting(transport, carrier.replies["blocked"])
+            self._refuse_at_greeting(transport, carrier.replies["blocked_greeting"])
             return
         if src.concurrent >= carrier.limits.max_connections:
             src.stats.rejected_connections += 1
@@ -295,7 +325,7 @@ class _SimSMTP(SMTP):
     async def smtp_MAIL(self, arg: str | None) -> None:
         carrier, src = self.carrier, self.src
         kind: str | None = None
-        if carrier.is_blocked(src):
+        if carrier.limits.block_stage == "MAIL" and carrier.is_blocked(src):
             kind = "blocked"
         elif self._messages >= carrier.limits.max_messages_per_connection:
             kind = "per_connection"
@@ -492,12 +522,61 @@ def limits_from_mapping(table: Mapping[str, Mapping[str, Any]]) -> dict[str, Car
     return limits
 
 
-def _load_config(path: str | None) -> dict[str, CarrierLimits]:
+def limits_to_mapping(limits: Mapping[str, CarrierLimits]) -> dict[str, dict[str, Any]]:
+    """The inverse of `limits_from_mapping`: plain tables, e.g. to hand a process as JSON."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, lim in limits.items():
+        values = dataclasses.asdict(lim)
+        del values["name"]
+        values["domains"] = list(lim.domains)
+        values["replies"] = dict(lim.replies)
+        out[name] = values
+    return out
+
+
+def randomised(
+    limits: Mapping[str, CarrierLimits], seed: int, spread: float
+) -> dict[str, CarrierLimits]:
+    """Every carrier's rate, connection and per-connection limits scaled by its own random
+    factor in [1 - spread, 1 + spread] (the same for a seed), so no run can be tuned for."""
+    if not 0 <= spread < 1:
+        raise ValueError(f"spread must be in [0, 1), got {spread}")
+    rng = random.Random(seed)
+    out = {}
+    for name in sorted(limits):
+        lim = limits[name]
+
+        def scaled(value: float) -> float:
+            return value * rng.uniform(1 - spread, 1 + spread)
+
+        out[name] = dataclasses.replace(
+            lim,
+            rate=round(scaled(lim.rate), 2),
+            max_connections=max(1, round(scaled(lim.max_connections))),
+            max_messages_per_connection=max(2, round(scaled(lim.max_messages_per_connection))),
+        )
+    return out
+
+
+def load_config(path: str | None) -> tuple[dict[str, CarrierLimits], dict[str, Any]]:
+    """The limits of a TOML or JSON file (merged over the defaults) and its `[sim]` table
+    (`seed`, `spread`: see `randomised`), which is not a carrier."""
     if path is None:
-        return dict(DEFAULT_LIMITS)
+        return dict(DEFAULT_LIMITS), {}
     raw = Path(path).read_bytes()
     table = tomllib.loads(raw.decode()) if path.endswith(".toml") else json.loads(raw)
-    return limits_from_mapping(table)
+    options = dict(table.pop("sim", {}))
+    unknown = set(options) - {"seed", "spread"}
+    if unknown:
+        raise ValueError(f"sim: unknown setting(s) {sorted(unknown)}; known: seed, spread")
+    return limits_from_mapping(table), options
+
+
+def _load_config(path: str | None) -> dict[str, CarrierLimits]:
+    limits, options = load_config(path)
+    if options.get("spread"):
+        limits = randomised(limits, int(options.get("seed", 0)), float(options["spread"]))
+    return limits
 
 
 async def _serve(limits: dict[str, CarrierLimits], host: str) -> None:

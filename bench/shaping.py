@@ -11,7 +11,11 @@ simulator said "too fast" (deferred) and how many blocks it imposed; last line J
 ``{"messages":N,"seconds":S,"ideal_seconds":I,"efficiency":E,"deferred":D,"blocked":B}``.
 
 ``--sim-config`` takes simulator limits different from the defaults (TOML or JSON, a table per
-carrier, e.g. ``[docomo] rate = 35``), to show that the control adapts rather than being tuned.
+carrier, e.g. ``[docomo] rate = 35``, and replies the profiles do not know), to show that the
+control adapts rather than being tuned. With ``[sim] spread = 0.3`` every carrier's limits are
+scaled by a random factor per run; the seed is printed (``--seed`` or ``[sim] seed`` repeat a
+run). The JSON line also gives ``failed_other``: deliveries failed for any reason but the
+simulated unknown users, which must be 0.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import signal
 import subprocess
 import sys
@@ -33,7 +38,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import throughput  # noqa: E402
-from carriersim import DEFAULT_LIMITS, ideal_seconds, limits_from_mapping  # noqa: E402
+from carriersim import (  # noqa: E402
+    CarrierLimits,
+    ideal_seconds,
+    limits_to_mapping,
+    load_config,
+    randomised,
+)
 
 from engine.config import Settings, load_settings  # noqa: E402
 from engine.db import create_pool  # noqa: E402
@@ -68,10 +79,13 @@ def recipients(n: int) -> tuple[list[str], Counter[str]]:
     return out, per_domain
 
 
-def start_sim(config: str | None) -> tuple[subprocess.Popen[str], dict[str, int]]:
-    cmd = [sys.executable, str(Path(__file__).with_name("carriersim.py"))]
-    if config:
-        cmd += ["--config", config]
+def start_sim(
+    limits: dict[str, CarrierLimits], tmp: Path
+) -> tuple[subprocess.Popen[str], dict[str, int]]:
+    # The effective (perhaps randomised) limits go to the simulator process as JSON.
+    config = tmp / "sim-limits.json"
+    config.write_text(json.dumps(limits_to_mapping(limits)))
+    cmd = [sys.executable, str(Path(__file__).with_name("carriersim.py")), "--config", str(config)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     first = proc.stdout.readline()
@@ -127,13 +141,17 @@ async def enqueue(settings: Settings, rcpts: list[str]) -> None:
         await pool.close()
 
 
-async def outcome_counts(settings: Settings) -> tuple[dict[str, int], list[str]]:
+async def outcome_counts(settings: Settings) -> tuple[dict[str, int], list[str], int]:
     pool = await create_pool(settings.database, settings.database.url)
     try:
         rows = await pool.fetch("SELECT state, count(*) AS n FROM deliveries GROUP BY state")
         failed = await pool.fetch(
             "SELECT reason, last_code, left(last_text, 60) AS t, count(*) AS n FROM deliveries "
             "WHERE state <> 'delivered' GROUP BY 1, 2, 3 ORDER BY 4 DESC LIMIT 8"
+        )
+        other = await pool.fetchval(
+            "SELECT count(*) FROM deliveries WHERE state = 'failed' "
+            "AND recipient NOT LIKE 'unknown%'"
         )
         why = [f"{r['n']:>6}  {r['reason']} {r['last_code']} {r['t']}" for r in failed]
         spans = await pool.fetch(
@@ -150,7 +168,7 @@ async def outcome_counts(settings: Settings) -> tuple[dict[str, int], list[str]]
             f"{float(r['last']):6.1f} s"
             for r in spans
         ]
-        return {r["state"]: r["n"] for r in rows}, why
+        return {r["state"]: r["n"] for r in rows}, why, int(other)
     finally:
         await pool.close()
 
@@ -161,18 +179,23 @@ def main() -> None:
     parser.add_argument("--ips", type=int, default=4)
     parser.add_argument("--sim-config", default=None)
     parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=None, help="seed of randomised limits")
     args = parser.parse_args()
 
     from engine.workers import default_worker_count, run_workers, worker_count
 
-    limits = DEFAULT_LIMITS
-    if args.sim_config:
-        raw = Path(args.sim_config).read_bytes()
-        import tomllib
-
-        table = (tomllib.loads(raw.decode()) if args.sim_config.endswith(".toml")
-                 else json.loads(raw))
-        limits = limits_from_mapping(table)
+    limits, options = load_config(args.sim_config)
+    seed: int | None = None
+    if options.get("spread"):
+        seed = args.seed if args.seed is not None else options.get("seed")
+        if seed is None:
+            seed = random.SystemRandom().randrange(1_000_000)
+        limits = randomised(limits, int(seed), float(options["spread"]))
+        print(f"randomised limits, seed {seed} (repeat with --seed {seed})")
+        for name, lim in sorted(limits.items()):
+            print(f"  {name:10} rate {lim.rate:6.2f}/s  connections {lim.max_connections:2}  "
+                  f"per connection {lim.max_messages_per_connection:3}  "
+                  f"block after {lim.block_after} in {lim.block_window:.0f} s")
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     import pgserver
 
@@ -185,7 +208,7 @@ def main() -> None:
         per_carrier[carrier] += n
     ideal = ideal_seconds(per_carrier, args.ips, limits)
 
-    sim, ports = start_sim(args.sim_config)
+    sim, ports = start_sim(limits, tmp)
     try:
         settings = bench_settings(db_url, ports, args.ips, limits)
         asyncio.run(enqueue(settings, rcpts))
@@ -193,7 +216,7 @@ def main() -> None:
         started = time.monotonic()
         stats = run_workers(settings, workers, exit_when_idle=True)
         wall = time.monotonic() - started
-        states, why = asyncio.run(outcome_counts(settings))
+        states, why, failed_other = asyncio.run(outcome_counts(settings))
     finally:
         sim_stats = stop_sim(sim)
     first = min(s.first_claim for s in stats if s.first_claim is not None)
@@ -219,9 +242,12 @@ def main() -> None:
     print(f"time            {seconds:.1f} s (whole run {wall:.1f} s)")
     print(f"ideal           {ideal:.1f} s (the simulator's rate limits, {args.ips} addresses)")
     print(f"efficiency      {efficiency:.3f}")
+    print(f"violations      {deferred}, blocks {blocked}, "
+          f"failed other than unknown users {failed_other}")
     print(json.dumps({
         "messages": args.messages, "seconds": round(seconds, 2), "ideal_seconds": round(ideal, 2),
         "efficiency": round(efficiency, 3), "deferred": deferred, "blocked": blocked,
+        "failed_other": failed_other, "seed": seed,
     }))
 
 

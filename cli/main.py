@@ -545,7 +545,7 @@ def shaping_status(
         return
     table = Table(title="送信速度の制御 (送信元 × 宛先サイト)")
     for c in ("送信元", "サイト", "プロファイル", "速度/上限 (通/秒)", "接続 (使用/許可)",
-              "停止中 (まで)", "減速", "送信", "遅延指示", "拒否", "更新"):
+              "停止中 (まで)", "ブロック (次の試行)", "減速", "送信", "遅延指示", "拒否", "更新"):
         table.add_column(c)
     now = datetime.now(UTC)
     for r in rows:
@@ -555,10 +555,21 @@ def shaping_status(
             f"{r['rate']:.1f} / {r['ceiling']:.1f}",
             f"{r['connections_in_use']} / {r['connections_allowed']}",
             _cell(suspended) if suspended and suspended > now else "",
+            _blocks_cell(r, now),
             str(r["cuts"]), str(r["sent"]), str(r["throttled"]), str(r["refused"]),
             _cell(r["updated_at"]),
         )
     out.print(table)
+
+
+def _blocks_cell(row: dict[str, Any], now: datetime) -> str:
+    """Blocks of the pair, and while one lasts when the next probe goes and why."""
+    if not row.get("blocks"):
+        return ""
+    until = row.get("blocked_until")
+    if until and until > now:
+        return f"{row['blocks']} 回、ブロック中 ({_cell(until)}): {row['block_reason']}"
+    return f"{row['blocks']} 回 (解除済み)"
 
 
 async def _shaping_rows(settings: Settings) -> list[dict[str, Any]]:

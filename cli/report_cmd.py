@@ -15,6 +15,7 @@ from rich.table import Table
 
 from cli.options import ConfigOption, config_path, exit_code
 from cli.options import fail as _fail
+from engine.clock import jst
 from engine.config import Settings, load_settings
 from engine.errors import InputError, MamoruError
 
@@ -54,12 +55,16 @@ def _since(text: str | None) -> datetime | None:
 async def _report(
     settings: Settings, broadcast: int | None, since: datetime | None, examples: int
 ) -> dict[str, Any]:
+    from engine import shaping_state
     from engine.context import Engine
     from engine.report import error_report
 
     engine = await Engine.open(settings)
     try:
-        return await error_report(engine.pool, broadcast, since, examples)
+        data = await error_report(engine.pool, broadcast, since, examples)
+        # Blocks are a site's condition, not a recipient's failure: shown beside the failures.
+        data["blocks"] = await shaping_state.blocks(engine.pool)
+        return data
     finally:
         await engine.close()
 
@@ -91,7 +96,7 @@ def errors(
     except MamoruError as exc:
         _fail(str(exc), exit_code(exc))
     if as_json:
-        print(json.dumps(data, ensure_ascii=False))
+        print(json.dumps(data, ensure_ascii=False, default=str))
         return
     if as_csv:
         writer = csv.writer(sys.stdout, lineterminator="\n")
@@ -126,3 +131,15 @@ def errors(
     out.print(
         f"合計 {data['total']} 件、未分類のエラーメール {data['unclassified']} 件", markup=False
     )
+    if data["blocks"]:
+        blocked = Table(title="受信側によるブロック (送信元 × サイト) — 宛先の失敗には数えません")
+        for column in ("送信元", "サイト", "回数", "次の試行", "応答"):
+            blocked.add_column(column, overflow="fold")
+        for b in data["blocks"]:
+            until = b["blocked_until"]
+            blocked.add_row(
+                b["source"] or "(既定)", b["site"], str(b["blocks"]),
+                jst(until).strftime("%m-%d %H:%M:%S") if until else "解除済み",
+                b["block_reason"],
+            )
+        out.print(blocked)

@@ -8,9 +8,14 @@ reply and adapts.
 
 A deferral that is the engine's own fault (the site said "too fast") does not count as an
 attempt: the delivery goes back to the front of its lane and leaves as soon as the shaper grants
-a slot again. A connection that could not be opened is noted on the delivery (reply text and an
-attempt row), and the lane waits a growing back-off before the next try, so a receiver that
-refuses or answers 421 at the greeting never meets a tight loop.
+a slot again. So does a reply the shaper cannot yet tell apart from congestion or a block
+(``Verdict.UNSURE``; judged again at its next try). A block of one egress address at the site
+never fails or suppresses anyone: the delivery goes back to its lane for the pool's other
+addresses, or, when every address of the pool is blocked there, back to the queue as deferred
+until the shaper's next probe, without counting an attempt. A connection that could not be
+opened is noted on the delivery (reply text and an attempt row), and the lane waits a growing
+back-off before the next try, so a receiver that refuses or answers 421 at the greeting never
+meets a tight loop.
 
 Nothing is sent while outcomes cannot be written, nor under a lease not known to be valid, nor
 past the delivery's maximum age: such deliveries wait, are released, or fail as ``expired``.
@@ -26,6 +31,7 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
 from engine import metrics
@@ -45,10 +51,10 @@ from engine.throttle import (
     PRIORITY_BULK,
     PRIORITY_EMERGENCY,
     PRIORITY_NORMAL,
-    Feedback,
     Grant,
     Shaper,
     Site,
+    Verdict,
     is_session_limit,
 )
 from engine.verp import return_path
@@ -272,13 +278,12 @@ class Lanes:
             return
         opened = await self.transport.open(lane.destinations, source)
         if isinstance(opened, SendResult):
-            self.shaper.record(grant, Feedback.refused(opened.text) if opened.code is None
-                               else feedback_of(opened))
+            verdict = self.shaper.record(grant, feedback_of(opened))
             lane.connect_failures += 1
             backoff = min(_CONNECT_BACKOFF_FIRST * 2 ** (lane.connect_failures - 1),
                           _CONNECT_BACKOFF_MAX)
             lane.connect_after = time.monotonic() + backoff
-            self._finish(lane, first, opened)
+            self._finish(lane, first, opened, verdict)
             return
         lane.connect_failures = 0
         session: Session = opened
@@ -286,27 +291,26 @@ class Lanes:
                     self.settings.delivery.messages_per_connection)
         claim: Claim | None = first
         sent = 0
-        delivered = 0
+        accepted = 0  # transactions whose MAIL the site took: what a per-session limit counts
         try:
             while claim is not None:
                 result = await self._send(claim, session)
                 sent += 1
-                if result.outcome is Outcome.DELIVERED:
-                    delivered += 1
-                ended_session = delivered > 0 and (
+                ended_session = accepted > 0 and (
                     result.code is None or result.code == 421
                 ) and result.command in ("MAIL", "RCPT", "DATA")
-                if ended_session and result.code is not None and is_session_limit(result.text):
-                    # "Too many messages in this session": a per-connection limit, learned
-                    # as such; the message rate was fine, so the shaper is not told to cut.
-                    self.shaper.session_limit(grant, delivered)
+                says_so = result.code is not None and is_session_limit(result.text)
+                if ended_session and self.shaper.session_ended(grant, accepted, says_so=says_so):
+                    # The site ends sessions after this many messages, whatever its words: a
+                    # per-connection limit, learned as such; the rate was fine, so no cut.
+                    verdict = Verdict.CONGESTION
                 else:
-                    if ended_session and result.code is None:
-                        # Dropped after some mail went through (au resets): perhaps a
-                        # per-connection limit; stop there next time, and slow down once.
-                        self.shaper.session_limit(grant, delivered)
-                    self.shaper.record(grant, feedback_of(result))
-                self._finish(lane, claim, result)
+                    verdict = self.shaper.record(
+                        grant, feedback_of(result, claim.delivery.recipient)
+                    )
+                self._finish(lane, claim, result, verdict)
+                if result.outcome is Outcome.DELIVERED or result.command in ("RCPT", "DATA"):
+                    accepted += 1
                 if not session.usable or sent >= limit or self._stopping.is_set():
                     break
                 claim = await self._next_for(lane)
@@ -354,6 +358,32 @@ class Lanes:
         heapq.heappush(lane.pending, (priority, next(self._seq), claim))
         lane.arrived.set()
 
+    def _blocked(self, lane: Lane, claim: Claim, result: SendResult, now: datetime) -> None:
+        """The site blocked the address this delivery went from: not the recipient's fault.
+        Another address of the pool takes it; when none may, it and the lane's waiting mail
+        go back to the queue until the next probe, so other runners' addresses can carry them.
+        No attempt is counted, nobody is failed or suppressed."""
+        metrics.BLOCKED_DELIVERIES.labels(lane.site.name).inc()
+        if self.shaper.site_open(lane.site, lane.pool):
+            # Not an attempt that counts, but the operator sees the block on the delivery.
+            self.recorder.note(self.outcomes.of_send(claim.delivery, result, now))
+            self._put_back(lane, claim)
+            if lane.workers == 0:
+                lane.workers += 1
+                self._spawn(self._lane_worker(lane))
+            return
+        until = self.shaper.block_retry_at(lane.site, lane.pool)
+        self.recorder.add(self.outcomes.held_for_block(claim.delivery, result, now, until))
+        keep = []
+        for entry in lane.pending:
+            d = entry[2].delivery
+            if d.id in self.recorder.held and now < d.expires_at:
+                self.recorder.add(self.outcomes.held_for_block(d, result, now, until))
+            else:
+                keep.append(entry)
+        heapq.heapify(keep)
+        lane.pending = keep
+
     async def _send(self, claim: Claim, session: Session) -> SendResult:
         d = claim.delivery
         started = time.monotonic()
@@ -379,28 +409,25 @@ class Lanes:
     def _bounce_domain(self, template: MessageTemplate) -> str:
         return self.settings.message.bounce_domain or template.sender_domain
 
-    def _finish(self, lane: Lane, claim: Claim, result: SendResult) -> None:
-        """Record an attempt's result, or send the delivery round again if we were too fast."""
+    def _finish(self, lane: Lane, claim: Claim, result: SendResult, verdict: Verdict) -> None:
+        """Record an attempt's result as the shaper's verdict says: as it is, or round again
+        without counting an attempt (too fast, unsure, or a block of our address)."""
         d = claim.delivery
         now = self.clock.now()
+        if verdict is Verdict.BLOCK and now < d.expires_at:
+            self._blocked(lane, claim, result, now)
+            return
         own_fault = (
-            result.outcome is Outcome.DEFERRED
+            verdict in (Verdict.CONGESTION, Verdict.UNSURE)
             and claim.own_fault_retries < _OWN_FAULT_RETRIES
             and now < d.expires_at
-            and (
-                # A refused or reset connection is how some carriers (au) say "too fast"; with
-                # fixed limits nobody would slow down for it, so there it is a plain deferral.
-                result.code is None and self.shaper.adaptive
-                or result.code is not None
-                and self.shaper.is_own_fault(result.code, result.text, lane.site)
-            )
         )
         if not own_fault:
             self.recorder.add(self.outcomes.of_send(d, result, now))
             return
         claim.own_fault_retries += 1
         metrics.OWN_FAULT.inc()
-        if result.command == "CONNECT" or result.code is None:
+        if result.command == "CONNECT" or result.code is None or verdict is Verdict.UNSURE:
             # Not an attempt that counts, but the operator sees why the mail is still waiting.
             self.recorder.note(self.outcomes.of_send(d, result, now))
         self._put_back(lane, claim)

@@ -31,6 +31,21 @@ SHAPING_CONNECTIONS = Gauge(
 SHAPING_SUSPENDED = Gauge(
     "mamoru_shaping_suspended", "1 while the (source, site) is suspended.", ["source", "site"]
 )
+BLOCKS = Counter(
+    "mamoru_shaping_blocks_total",
+    "Blocks: a site refused an egress address (alert when this grows).",
+    ["source", "site"],
+)
+SHAPING_BLOCKED = Gauge(
+    "mamoru_shaping_blocked",
+    "1 while a site blocks the egress address (sending there paused, probing).",
+    ["source", "site"],
+)
+BLOCKED_DELIVERIES = Counter(
+    "mamoru_blocked_deliveries_total",
+    "Deliveries refused because the site blocked our address; requeued, never failed.",
+    ["site"],
+)
 OWN_FAULT = Counter(
     "mamoru_own_fault_deferrals_total",
     "Replies that said we sent too fast; the delivery went round again without an attempt.",

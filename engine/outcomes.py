@@ -16,21 +16,29 @@ from engine.delivery import SendResult
 from engine.queue import AttemptResult, ClaimedDelivery, Outcome
 from engine.queue.retry import next_attempt
 from engine.throttle import Feedback
+from engine.throttle import Outcome as FeedbackOutcome
 
 EXPIRED_TEXT = "not delivered within the maximum age"
 
 
-def feedback_of(result: SendResult) -> Feedback:
-    """What an attempt's result tells the shaper about the site's capacity."""
+def feedback_of(result: SendResult, recipient: str = "") -> Feedback:
+    """What an attempt's result tells the shaper about the site's capacity: the outcome, the
+    reply, the SMTP step that answered and, past the greeting, the recipient (so the shaper
+    can tell one recipient's trouble from the site's)."""
     if result.code is None:
-        return Feedback.refused(result.text)
-    if result.outcome is Outcome.DELIVERED:
-        return Feedback.delivered(result.code, result.text)
-    if result.code == 421:
-        return Feedback.throttled(result.code, result.text)
-    if result.outcome is Outcome.DEFERRED:
-        return Feedback.deferred(result.code, result.text)
-    return Feedback.failed(result.code, result.text)
+        kind = FeedbackOutcome.REFUSED
+    elif result.outcome is Outcome.DELIVERED:
+        kind = FeedbackOutcome.DELIVERED
+    elif result.code == 421:
+        kind = FeedbackOutcome.THROTTLED
+    elif result.outcome is Outcome.DEFERRED:
+        kind = FeedbackOutcome.DEFERRED
+    else:
+        kind = FeedbackOutcome.FAILED
+    return Feedback(
+        kind, result.code, result.text, result.status, result.command,
+        "" if result.command == "CONNECT" else recipient,
+    )
 
 
 class Outcomes:
@@ -77,6 +85,18 @@ class Outcomes:
         return AttemptResult(
             d.id, Outcome.DEFERRED, now, code, status, text, host, reason,
             next_attempt_at=when, category=category,
+        )
+
+    def held_for_block(
+        self, d: ClaimedDelivery, r: SendResult, now: datetime, until: datetime
+    ) -> AttemptResult:
+        """The site blocked every egress address that could carry ``d``: back to the queue
+        until the shaper's next probe (or its maximum age), without counting an attempt and
+        with the block's reply for the operator — never a failure of the recipient."""
+        return AttemptResult(
+            d.id, Outcome.DEFERRED, now, r.code, r.status, r.text, r.host, "blocked",
+            next_attempt_at=min(until, d.expires_at), counts=False,
+            category=category_for_reason("blocked"),
         )
 
     def expired(

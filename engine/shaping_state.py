@@ -1,29 +1,32 @@
-"""The shaper's live state, published for operators: written by each runner, read by the CLI.
+"""The shaper's state in the database: its live snapshot for operators, and what it learned.
 
 The throttle itself knows nothing of the database; the runner hands its snapshot here every
 few seconds and when it stops. ``mamoru shaping status`` reads the table from any process.
+What each (egress source, site) learned (``engine.throttle.Learned``: the rate and connection
+count at which the site pushed back, its per-session limit) is saved in ``shaping_memory`` with
+the snapshot and loaded when a runner starts, so a restart begins under those lines.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from engine.throttle import SiteState
+from engine.throttle import Learned, SiteState
 
 PUBLISH_SQL = """
 INSERT INTO shaping_state AS s (
     runner, source, site, profile, rate, ceiling, connections_in_use, connections_allowed,
     suspended_until, suspensions, cuts, sent, delivered, deferred, throttled, refused, failed,
-    updated_at
+    blocks, blocked_until, block_reason, trouble_rate, updated_at
 )
 SELECT $1, u.* , $17 FROM unnest(
     $2::text[], $3::text[], $4::text[], $5::float8[], $6::float8[], $7::int[], $8::int[],
     $9::timestamptz[], $10::int[], $11::int[], $12::int[], $13::int[], $14::int[], $15::int[],
-    $16::int[], $18::int[]
+    $16::int[], $18::int[], $19::int[], $20::timestamptz[], $21::text[], $22::float8[]
 ) AS u
 ON CONFLICT (runner, source, site) DO UPDATE SET
     profile = EXCLUDED.profile, rate = EXCLUDED.rate, ceiling = EXCLUDED.ceiling,
@@ -32,7 +35,22 @@ ON CONFLICT (runner, source, site) DO UPDATE SET
     suspended_until = EXCLUDED.suspended_until, suspensions = EXCLUDED.suspensions,
     cuts = EXCLUDED.cuts, sent = EXCLUDED.sent, delivered = EXCLUDED.delivered,
     deferred = EXCLUDED.deferred, throttled = EXCLUDED.throttled, refused = EXCLUDED.refused,
-    failed = EXCLUDED.failed, updated_at = EXCLUDED.updated_at
+    failed = EXCLUDED.failed, blocks = EXCLUDED.blocks,
+    blocked_until = EXCLUDED.blocked_until, block_reason = EXCLUDED.block_reason,
+    trouble_rate = EXCLUDED.trouble_rate, updated_at = EXCLUDED.updated_at
+"""
+
+SAVE_LEARNED_SQL = """
+INSERT INTO shaping_memory AS m (
+    source, site, rate, trouble_rate, trouble_connections, session_cap, updated_at
+)
+SELECT u.*, $7 FROM unnest(
+    $1::text[], $2::text[], $3::float8[], $4::float8[], $5::int[], $6::int[]
+) AS u
+ON CONFLICT (source, site) DO UPDATE SET
+    rate = EXCLUDED.rate, trouble_rate = EXCLUDED.trouble_rate,
+    trouble_connections = EXCLUDED.trouble_connections, session_cap = EXCLUDED.session_cap,
+    updated_at = EXCLUDED.updated_at
 """
 
 _COLUMNS = (
@@ -49,13 +67,58 @@ async def publish(
     if not states:
         return
     cols: list[list[Any]] = [[getattr(s, c) for s in states] for c in _COLUMNS]
-    failed = [s.failed for s in states]
-    await pool.execute(PUBLISH_SQL, runner, *cols, now, failed)
+    extra: list[list[Any]] = [
+        [getattr(s, c) for s in states]
+        for c in ("failed", "blocks", "blocked_until", "block_reason", "trouble_rate")
+    ]
+    await pool.execute(PUBLISH_SQL, runner, *cols, now, *extra)
+
+
+async def save_learned(
+    pool: asyncpg.Pool, learned: Mapping[tuple[str, str], Learned], now: datetime
+) -> None:
+    """Keep what the shaper learned, per (source, site), in one statement."""
+    if not learned:
+        return
+    keys = list(learned)
+    values = [learned[k] for k in keys]
+    await pool.execute(
+        SAVE_LEARNED_SQL,
+        [k[0] for k in keys], [k[1] for k in keys], [v.rate for v in values],
+        [v.trouble_rate for v in values], [v.trouble_connections for v in values],
+        [v.session_cap for v in values], now,
+    )
+
+
+async def load_learned(
+    pool: asyncpg.Pool, sources: Sequence[str]
+) -> dict[tuple[str, str], Learned]:
+    """What earlier runs learned for these egress sources (each source belongs to one runner)."""
+    rows = await pool.fetch(
+        "SELECT source, site, rate, trouble_rate, trouble_connections, session_cap "
+        "FROM shaping_memory WHERE source = ANY($1::text[])",
+        list(sources),
+    )
+    return {
+        (r["source"], r["site"]): Learned(
+            r["rate"], r["trouble_rate"], r["trouble_connections"], r["session_cap"]
+        )
+        for r in rows
+    }
 
 
 async def read(pool: asyncpg.Pool) -> list[dict[str, Any]]:
     """Every published (runner, source, site), busiest sites first."""
     rows = await pool.fetch(
         "SELECT * FROM shaping_state ORDER BY site, source, runner"
+    )
+    return [dict(r.items()) for r in rows]
+
+
+async def blocks(pool: asyncpg.Pool) -> list[dict[str, Any]]:
+    """Every (runner, source, site) a site has blocked since its runner started, latest first."""
+    rows = await pool.fetch(
+        "SELECT runner, source, site, blocks, blocked_until, block_reason, updated_at "
+        "FROM shaping_state WHERE blocks > 0 ORDER BY updated_at DESC, site, source"
     )
     return [dict(r.items()) for r in rows]

@@ -193,3 +193,96 @@ async def test_a_sender_with_its_own_egress_pool_sends_from_it(db_url: str) -> N
         peers = {(r.rcpt[:4], r.peer[0]) for r in sink.handler.received}
     assert len(sink.handler.received) == 20
     assert peers == {("city", "127.0.0.5"), ("othe", "127.0.0.2")}
+
+
+async def test_a_blocked_address_hands_its_mail_to_the_others_and_fails_nobody(
+    db_url: str,
+) -> None:
+    limits = {"docomo": CarrierLimits(
+        "docomo", "generic", ("docomo.ne.jp",), 4, 200.0, 20.0, 100,
+        replies={"blocked_greeting": "554 5.7.1 Service unavailable; client host blocked"},
+    )}
+    fast = {"profiles": {"docomo": {"initial_rate": 50.0, "max_rate": 100.0}}}
+    blocked_before = metrics.BLOCKED_DELIVERIES.labels("docomo")._value.get()
+    async with CarrierSim(limits) as sim:
+        # The carrier has blocked 127.0.0.2 already; 127.0.0.3 is fine.
+        sim.carriers["docomo"].source("127.0.0.2").blocked_until = float("inf")
+        transport = {"docomo.ne.jp": f"127.0.0.1:{sim.ports['docomo']}"}
+        eng = await open_engine(db_url, transport, fast)
+        try:
+            bid = await enqueue(eng, [f"hogosha{i}@docomo.ne.jp" for i in range(40)])
+            runner = await eng.runner()
+            await asyncio.wait_for(runner.run(exit_when_idle=True), timeout=30)
+            rows = await eng.queue.deliveries_of(bid)
+            states = {s.source: s for s in runner.shaper.snapshot() if s.site == "docomo"}
+        finally:
+            await eng.close()
+        stats = sim.stats()["docomo"]["sources"]
+    assert stats["127.0.0.2"]["blocked_replies"] >= 1, "the block was never met: nothing tested"
+    assert [(r["state"], r["last_text"]) for r in rows if r["state"] != "delivered"] == []
+    assert all(r["attempts"] == 1 for r in rows)  # the block cost nobody an attempt
+    assert stats["127.0.0.3"]["accepted"] == 40
+    assert states["127.0.0.2"].blocks == 1 and states["127.0.0.2"].blocked_until is not None
+    assert states["127.0.0.3"].blocks == 0
+    assert metrics.BLOCKED_DELIVERIES.labels("docomo")._value.get() > blocked_before
+
+
+async def test_learned_limits_survive_a_restart(db_url: str) -> None:
+    from engine.throttle import Feedback
+
+    with Sink() as sink:
+        eng = await open_engine(db_url, {"*": sink.address}, {})
+        try:
+            runner = await eng.runner()
+            shaper = runner.shaper
+            site = shaper.site_for("docomo.ne.jp", [])
+            grant = await shaper.acquire(site)
+            shaper.record(grant, Feedback.deferred(421, "closing"))  # the line: 10 msg/s
+            shaper.session_ended(grant, 7, says_so=True)
+            shaper.release(grant)
+            learned = shaper.learned()
+            await runner.reporter.report_once()
+        finally:
+            await eng.close()
+        again = await open_engine(db_url, {"*": sink.address}, {})
+        try:
+            runner = await again.runner()
+            await runner.reporter.load_learned()
+            shaper = runner.shaper
+            grant = await shaper.acquire(shaper.site_for("docomo.ne.jp", []))
+            state = next(s for s in shaper.snapshot() if s.source == grant.source.address)
+        finally:
+            await again.close()
+    key = (grant.source.address, "docomo")
+    before, after = learned[key], shaper.learned()[key]
+    assert (after.trouble_rate, after.session_cap) == (before.trouble_rate, before.session_cap)
+    assert state.trouble_rate == 10.0 and state.rate <= 9.0  # starts under the line
+    assert state.session_cap == 7 and grant.max_messages_per_connection == 7
+
+
+async def test_when_every_address_is_blocked_mail_waits_deferred_without_an_attempt(
+    db_url: str,
+) -> None:
+    limits = {"docomo": CarrierLimits(
+        "docomo", "generic", ("docomo.ne.jp",), 4, 200.0, 20.0, 100,
+        replies={"blocked": "554 5.7.1 Temporarily refused due to policy"},
+    )}
+    async with CarrierSim(limits) as sim:
+        transport = {"docomo.ne.jp": f"127.0.0.1:{sim.ports['docomo']}"}
+        settings = make_settings(db_url, routing={"transport": transport})
+        eng = await Engine.open(replace(settings, shaping={}, egress={"sources": SOURCES[:1]}))
+        try:
+            # Blocked in the middle of the session (at MAIL), after the greeting went fine.
+            sim.carriers["docomo"].source("127.0.0.2").blocked_until = float("inf")
+            bid = await enqueue(eng, [f"hogosha{i}@docomo.ne.jp" for i in range(8)])
+            runner = await eng.runner()
+            await asyncio.wait_for(runner.run(exit_when_idle=True), timeout=30)
+            rows = await eng.queue.deliveries_of(bid)
+            due = await eng.pool.fetch("SELECT next_attempt_at FROM deliveries")
+            now = eng.clock.now()
+        finally:
+            await eng.close()
+    assert {(r["state"], r["attempts"], r["reason"]) for r in rows} == {("deferred", 0, "blocked")}
+    assert {r["last_code"] for r in rows} == {554}  # the operator sees the block's reply
+    # Due again at the first probe, a minute on: not failed, not suppressed, not counted.
+    assert all(50 <= (d["next_attempt_at"] - now).total_seconds() <= 61 for d in due)

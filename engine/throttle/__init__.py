@@ -6,8 +6,10 @@ before opening a connection, and reports each outcome as a `Feedback` value.
 
 from __future__ import annotations
 
-from engine.throttle.aimd import AimdSettings, RateController
+from engine.throttle.aimd import AimdSettings, Learned, RateController
+from engine.throttle.blocks import BlockSettings
 from engine.throttle.bucket import TokenBucket
+from engine.throttle.congestion import DetectorSettings, Verdict
 from engine.throttle.feedback import (
     Feedback,
     Outcome,
@@ -16,7 +18,15 @@ from engine.throttle.feedback import (
     is_session_limit,
     signal_of,
 )
-from engine.throttle.pool import DEFAULT_POOL, EgressPool, Source, Warmup, pools_from_config
+from engine.throttle.pair import SiteState
+from engine.throttle.pool import (
+    DEFAULT_POOL,
+    EgressPool,
+    Source,
+    Warmup,
+    egress_pools,
+    pools_from_config,
+)
 from engine.throttle.profiles import (
     BUILTIN_PROFILES,
     DEFAULT_PROFILE,
@@ -30,8 +40,6 @@ from engine.throttle.shaper import (
     PRIORITY_NORMAL,
     Grant,
     Shaper,
-    SiteState,
-    egress_pools,
 )
 from engine.throttle.sites import Site, SiteMap, registered_domain
 
@@ -43,9 +51,12 @@ __all__ = [
     "PRIORITY_EMERGENCY",
     "PRIORITY_NORMAL",
     "AimdSettings",
+    "BlockSettings",
+    "DetectorSettings",
     "EgressPool",
     "Feedback",
     "Grant",
+    "Learned",
     "Outcome",
     "Profile",
     "QuietWindow",
@@ -57,6 +68,7 @@ __all__ = [
     "SiteState",
     "Source",
     "TokenBucket",
+    "Verdict",
     "Warmup",
     "egress_pools",
     "is_own_fault",

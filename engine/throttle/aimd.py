@@ -15,6 +15,16 @@ Rules, each with its reason:
 - A reply matching the profile's suspend patterns (yahoo.co.jp's VS98-IP0) suspends at once.
 - A refused or reset connection also halves the allowed connection count; one connection comes
   back per `connection_step_seconds` of success.
+- Stay under the line instead of finding it by hitting it: the rate at which the site last
+  pushed back (`trouble_rate`) and the connection count it refused (`trouble_connections`) are
+  remembered — also across restarts, as `Learned` values the runner stores. Below
+  `approach` x trouble_rate the rate climbs quickly; above it only creeps (`creep_fraction` of
+  the trouble rate per step) until `beyond` x trouble_rate, so a site is met at its line
+  about once a minute instead of every few seconds, and a cut near the known line is gentle.
+  Connections climb back to one fewer than the refused count, and try that count again only
+  after `connection_hold_seconds`.
+- After a block the trouble rate is lowered (`block_decrease`) and sending resumes from
+  `resume_fraction` of it in slow start.
 """
 
 from __future__ import annotations
@@ -50,10 +60,28 @@ class AimdSettings:
     recovery_speedup: float = 4.0
     # Before the first cut the rate grows by this factor per increase_interval.
     slow_start_growth: float = 1.25
+    # Near the rate that drew pushback last time: creep, and cut gently.
+    approach: float = 0.9
+    creep_fraction: float = 0.002
+    beyond: float = 1.05  # past this multiple of the trouble rate, climb normally again
+    near_decrease: float = 0.85
+    connection_hold_seconds: float = 300.0
+    block_decrease: float = 0.8
+    resume_fraction: float = 0.3
 
     def __post_init__(self) -> None:
         if not (0 < self.floor and 0 < self.decrease < 1 and self.suspend_after >= 1):
             raise ValueError(f"invalid AIMD settings: {self}")
+
+
+@dataclass(frozen=True, slots=True)
+class Learned:
+    """What one (egress address, site) taught the controller, as plain values to store."""
+
+    rate: float
+    trouble_rate: float | None = None
+    trouble_connections: int | None = None
+    session_cap: int | None = None
 
 
 class RateController:
@@ -86,6 +114,42 @@ class RateController:
         self._recent_cuts: deque[float] = deque()
         self._last_connection_cut = float("-inf")
         self._rate_at_last_cut = 0.0
+        self._last_cut_hard = False
+        # The rate at which the site last pushed back, and the connection count it refused.
+        self.trouble_rate: float | None = None
+        self.trouble_connections: int | None = None
+        self._connection_trouble_at = float("-inf")
+
+    def learned(self) -> Learned:
+        return Learned(self.rate, self.trouble_rate, self.trouble_connections)
+
+    def restore(self, learned: Learned) -> None:
+        """Start from what an earlier run learned: under its trouble levels, not at them."""
+        s = self.settings
+        if learned.trouble_rate is not None:
+            self.trouble_rate = min(learned.trouble_rate, self.ceiling)
+            self._rate_at_last_cut = self.trouble_rate
+            self.rate = max(self.floor, min(self.rate, self.trouble_rate * s.approach))
+        if learned.trouble_connections is not None:
+            self.trouble_connections = max(1, learned.trouble_connections)
+            self.allowed_connections = max(
+                1, min(self.allowed_connections, self.trouble_connections - 1)
+            )
+
+    def on_block(self, now: float) -> None:
+        """The site blocked this pair: the rate it had was too much; resume far below it."""
+        s = self.settings
+        seen = max(self.rate, self._rate_at_last_cut)
+        trouble = seen if self.trouble_rate is None else min(self.trouble_rate, seen)
+        self.trouble_rate = max(self.floor, trouble * s.block_decrease)
+        self._rate_at_last_cut = self.trouble_rate
+        self.rate = max(self.floor, self.trouble_rate * s.resume_fraction)
+        self.allowed_connections = 1
+        self._last_connection_step = now
+        self.cuts = 0  # slow start again, capped under the trouble rate
+        self._recent_cuts.clear()
+        self._last_increase = None
+        self._last_cut = now
 
     def is_suspended(self, now: float) -> bool:
         return now < self.suspended_until
@@ -107,6 +171,7 @@ class RateController:
                 # connection limit is found without touching the message rate.
                 if now - self._last_connection_cut >= self.settings.cut_interval:
                     self._last_connection_cut = now
+                    self._note_connection_trouble(self.allowed_connections, now)
                     self.allowed_connections = max(1, self.allowed_connections - 1)
                     self._last_connection_step = now
             case Signal.SUSPEND:
@@ -117,8 +182,13 @@ class RateController:
     def cap_connections(self, accepted: int, now: float) -> None:
         """The site took ``accepted`` connections and refused one more: allow no more than
         that (at least one) until successes earn more back."""
+        self._note_connection_trouble(accepted + 1, now)
         self.allowed_connections = max(1, min(self.allowed_connections, accepted))
         self._last_connection_step = now
+
+    def _note_connection_trouble(self, refused_at: int, now: float) -> None:
+        self.trouble_connections = max(1, refused_at)
+        self._connection_trouble_at = now
 
     def suspend(self, now: float) -> None:
         """Stop this pair for suspend_seconds, doubled for each repeat, capped."""
@@ -138,7 +208,18 @@ class RateController:
         self._recent_cuts.clear()
         self._last_increase = None
 
-    def _on_slow_down(self, now: float, sent_at: float | None) -> bool:
+    def on_ambiguous_slow_down(self, now: float, sent_at: float | None = None) -> None:
+        """A "slow down" that may be something else (a session ended early: too fast, or a
+        per-session limit not yet learned). Cut gently and leave the remembered line alone:
+        a line drawn at the slow-start rate of the first seconds would hold the pair far
+        under the site's limit for a minute. (The shaper uses it for the first cut only.)"""
+        line, cut_at = self.trouble_rate, self._rate_at_last_cut
+        if self._on_slow_down(now, sent_at, factor=self.settings.decrease):
+            self.trouble_rate, self._rate_at_last_cut = line, cut_at
+
+    def _on_slow_down(
+        self, now: float, sent_at: float | None, factor: float | None = None
+    ) -> bool:
         # While suspended, late replies from connections opened before are the same overload;
         # so is a reply to a message sent before the last cut, at the old rate.
         if (
@@ -147,13 +228,38 @@ class RateController:
             or (sent_at is not None and sent_at < self._last_cut)
         ):
             return False
+        s = self.settings
         # Halve on the first cut and when cuts follow each other quickly: the rate is far above
-        # the site's limit. Once near it, cut gently, so the sawtooth stays close to the limit.
-        hard = self.cuts == 0 or now - self._last_cut < self.settings.hard_cut_window
+        # the site's limit. Once near it, cut gently, so the sawtooth stays close to the limit;
+        # near a line the site drew before, more gently still.
+        quick = now - self._last_cut < s.hard_cut_window
+        near = self.trouble_rate is not None and self.rate >= self.trouble_rate * s.approach
+        # Under a known line a quick cut after a gentle one is a late echo of it, not a sign
+        # of being far above the limit: halve only after a hard cut or with no line known.
+        known = self.trouble_rate is not None and self.rate <= self.trouble_rate * s.beyond
+        still_far = quick and (not known or self._last_cut_hard)
+        if factor is not None:
+            pass
+        elif still_far or (self.cuts == 0 and not near):
+            factor = s.hard_decrease
+        elif near:
+            factor = s.near_decrease
+        else:
+            factor = s.decrease
         self._last_cut = now
         self.cuts += 1
         self._rate_at_last_cut = self.rate
-        factor = self.settings.hard_decrease if hard else self.settings.decrease
+        self._last_cut_hard = factor == s.hard_decrease
+        if (
+            self.trouble_rate is None
+            or self.rate >= self.trouble_rate * s.approach
+            or still_far
+        ):
+            self.trouble_rate = self.rate
+        else:
+            # Well below the line: perhaps not the rate at all (a session limit read as "too
+            # fast"); one such cut lowers the line a little, several lower it further.
+            self.trouble_rate = max(self.rate, self.trouble_rate * s.approach)
         self.rate = max(self.floor, self.rate * factor)
         self._last_increase = None
         window = self._recent_cuts
@@ -183,11 +289,34 @@ class RateController:
                 # Slow start (as TCP): until the site first says "too fast", grow by a factor,
                 # not a step, so a new pair finds its pace in seconds rather than a minute.
                 step = max(step, self.rate * (self.settings.slow_start_growth - 1.0))
-            self.rate = min(self.ceiling, self.rate + step)
+            self.rate = min(self.ceiling, self._under_the_line(step))
             self._last_increase = now
-        if self.allowed_connections < self.max_connections:
+        if self.allowed_connections < self._connection_cap(now):
             if self._last_connection_step is None:
                 self._last_connection_step = now
             elif now - self._last_connection_step >= self.settings.connection_step_seconds:
                 self.allowed_connections += 1
                 self._last_connection_step = now
+
+    def _under_the_line(self, step: float) -> float:
+        """The rate after one step up: quick up to `approach` x the trouble rate, then a
+        creep, so the line the site drew is approached slowly, not run into."""
+        trouble = self.trouble_rate
+        if trouble is None:
+            return self.rate + step
+        near = trouble * self.settings.approach
+        if self.rate < near:
+            return min(near, self.rate + step)
+        if self.rate < trouble * self.settings.beyond:
+            return self.rate + trouble * self.settings.creep_fraction
+        return self.rate + step  # past the old line without pushback: the line has moved
+
+    def _connection_cap(self, now: float) -> int:
+        """How many connections successes may earn back: one fewer than the count the site
+        refused, until that refusal is `connection_hold_seconds` old."""
+        trouble = self.trouble_connections
+        if trouble is None:
+            return self.max_connections
+        if now - self._connection_trouble_at < self.settings.connection_hold_seconds:
+            return max(1, min(self.max_connections, trouble - 1))
+        return min(self.max_connections, trouble)

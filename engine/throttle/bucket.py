@@ -41,6 +41,11 @@ class TokenBucket:
             self._burst = burst
         self._tokens = min(self._tokens, self._burst)
 
+    def drain(self) -> None:
+        """Drop the tokens saved up: the next one comes a full interval from now."""
+        self._refill()
+        self._tokens = 0.0
+
     def tokens(self) -> float:
         """Tokens available now."""
         self._refill()

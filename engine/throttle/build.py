@@ -10,8 +10,9 @@ from __future__ import annotations
 from engine.clock import Clock
 from engine.config import Settings
 from engine.errors import ConfigError
+from engine.throttle.pool import egress_pools
 from engine.throttle.profiles import DEFAULT_PROFILE, Profile
-from engine.throttle.shaper import Shaper, egress_pools
+from engine.throttle.shaper import Shaper
 from engine.throttle.sites import SiteMap
 
 

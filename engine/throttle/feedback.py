@@ -40,11 +40,16 @@ class Signal(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Feedback:
-    """One outcome as the runner saw it: kind, reply code (if any) and reply text."""
+    """One outcome as the runner saw it: kind, reply code (if any) and reply text; where it
+    is known, the enhanced status, the SMTP step that answered (CONNECT, MAIL, RCPT, DATA) and
+    the recipient (for telling one recipient's trouble from the site's)."""
 
     outcome: Outcome
     code: int | None = None
     text: str = ""
+    status: str | None = None
+    stage: str = ""
+    recipient: str = ""
 
     @classmethod
     def delivered(cls, code: int = 250, text: str = "") -> Feedback:

@@ -208,3 +208,18 @@ def _warmup_from(where: str, entry: Mapping[str, object]) -> Warmup | None:
             f"[500, 1000, 2000, 5000], got {daily!r}"
         )
     return Warmup(since, tuple(int(n) for n in daily))
+
+
+def egress_pools(egress: Mapping[str, object], default_helo: str) -> dict[str, EgressPool]:
+    """The pools of the `[egress]` section. Without any `[[egress.sources]]` (a development
+    setup), the default pool has one source with an empty address, meaning "do not bind, let
+    the system choose", and `default_helo`."""
+    for key in egress:
+        if key != "sources":
+            raise ConfigError(f"egress.{key}: unknown setting; known ones are sources")
+    sources = egress.get("sources", [])
+    if isinstance(sources, str | bytes) or not isinstance(sources, Sequence):
+        raise ConfigError("egress.sources: expected an array of tables, [[egress.sources]]")
+    if sources:
+        return pools_from_config(sources)
+    return {DEFAULT_POOL: EgressPool(DEFAULT_POOL, (Source("", default_helo),))}

@@ -34,6 +34,16 @@ of a suspension or quiet window, the next Japan day for warm-up caps) or until a
 is released, whichever comes first. The sleep function is injectable, so tests drive waiting
 with a FakeClock and never sleep for real.
 
+**Replies.** `record` reads each reply with the site's recent replies (`congestion.py`) and
+returns a `Verdict` for the delivery: record it as it is, or send it round again without an
+attempt because we were too fast (CONGESTION), because it is not yet clear whose fault it was
+(UNSURE), or because the site blocked this address (BLOCK: `blocks.py`; the address stops
+sending there, the pool's other addresses take over, one probe mail after a growing back-off).
+
+**Learned limits.** `learned()` gives what each (address, site) taught the controller as plain
+values and `restore()` takes them back, so the runner can keep them in the database and a
+restart starts under the lines the sites drew, not at them.
+
 All state is local to the process: each egress IP belongs to one runner (DESIGN.md).
 """
 
@@ -49,13 +59,16 @@ from datetime import datetime, timedelta
 
 from engine.clock import Clock
 from engine.errors import ConfigError
-from engine.throttle.aimd import AimdSettings, RateController
-from engine.throttle.bucket import TokenBucket
-from engine.throttle.feedback import Feedback, Outcome, Signal, is_own_fault, signal_of
+from engine.throttle.aimd import AimdSettings, Learned
+from engine.throttle.blocks import BlockSettings
+from engine.throttle.congestion import DetectorSettings, SiteReplies, Verdict
+from engine.throttle.feedback import Feedback, Outcome, Signal, signal_of
+from engine.throttle.pair import Pair, SiteState
 from engine.throttle.pool import (
     DEFAULT_POOL,
     EgressPool,
     Source,
+    egress_pools,
     japan_day,
     pools_from_config,
     seconds_until_next_japan_day,
@@ -87,33 +100,10 @@ class Grant:
     messages: int = 1  # tokens taken on this connection, the first one by acquire
     released: bool = False
     token_at: float = 0.0  # monotonic time the latest message's token was taken
-
-
-@dataclass(frozen=True, slots=True)
-class SiteState:
-    """A snapshot of one (source, site) pair, for `mamoru shaping status` and metrics."""
-
-    source: str
-    site: str
-    profile: str
-    rate: float
-    floor: float
-    ceiling: float
-    connections_in_use: int
-    connections_allowed: int
-    max_connections: int
-    suspended_until: datetime | None
-    suspensions: int
-    cuts: int
-    sent: int
-    delivered: int
-    deferred: int
-    throttled: int
-    refused: int
-    failed: int
-    waiting: int
-    warmup_sent_today: int
-    warmup_limit_today: int | None
+    probe: bool = False  # the one mail that tests whether a block is over
+    recorded: bool = False
+    ended_by_site: bool = False
+    ambiguous_end: bool = False  # the site ended the session; too fast or a session limit
 
 
 @dataclass(order=True)
@@ -122,54 +112,6 @@ class _Waiter:
     seq: int
     event: asyncio.Event = field(compare=False, default_factory=asyncio.Event)
 
-
-class _Pair:
-    """Live state of one (source, site): controller, bucket, connections, counters."""
-
-    def __init__(
-        self, clock: Clock, profile: Profile, settings: AimdSettings, burst_seconds: float
-    ) -> None:
-        self.profile = profile
-        self.controller = RateController(
-            settings,
-            ceiling=profile.max_rate,
-            initial_rate=profile.initial_rate,
-            max_connections=profile.max_connections,
-            suspend_seconds=profile.suspend_seconds,
-        )
-        self._burst_seconds = burst_seconds
-        self.bucket = TokenBucket(clock, self.controller.rate, self._burst())
-        self.in_use = 0
-        self.sent = 0
-        # Messages per session the site allows, once learned from its replies.
-        self.session_cap: int | None = None
-        self.counts: dict[Outcome, int] = dict.fromkeys(Outcome, 0)
-
-    def _burst(self) -> float:
-        return max(1.0, self.controller.rate * self._burst_seconds)
-
-    def sync_bucket(self) -> None:
-        if self.bucket.rate != self.controller.rate:
-            self.bucket.set_rate(self.controller.rate, self._burst())
-
-    @property
-    def allowed(self) -> int:
-        return min(self.profile.max_connections, self.controller.allowed_connections)
-
-
-def egress_pools(egress: Mapping[str, object], default_helo: str) -> dict[str, EgressPool]:
-    """The pools of the `[egress]` section. Without any `[[egress.sources]]` (a development
-    setup), the default pool has one source with an empty address, meaning "do not bind, let
-    the system choose", and `default_helo`."""
-    for key in egress:
-        if key != "sources":
-            raise ConfigError(f"egress.{key}: unknown setting; known ones are sources")
-    sources = egress.get("sources", [])
-    if isinstance(sources, str | bytes) or not isinstance(sources, Sequence):
-        raise ConfigError("egress.sources: expected an array of tables, [[egress.sources]]")
-    if sources:
-        return pools_from_config(sources)
-    return {DEFAULT_POOL: EgressPool(DEFAULT_POOL, (Source("", default_helo),))}
 
 
 class Shaper:
@@ -185,6 +127,8 @@ class Shaper:
         sleep: SleepFunction = asyncio.sleep,
         burst_seconds: float = 0.2,
         adaptive: bool = True,
+        block_settings: BlockSettings | None = None,
+        detector_settings: DetectorSettings | None = None,
     ) -> None:
         if DEFAULT_POOL not in pools:
             raise ConfigError(
@@ -202,9 +146,13 @@ class Shaper:
         self._burst_seconds = burst_seconds
         # False: fixed limits only (shaping off): replies are counted, never acted on.
         self.adaptive = adaptive
-        self._pairs: dict[tuple[str, str], _Pair] = {}
+        self._pairs: dict[tuple[str, str], Pair] = {}
         self._queues: dict[tuple[str, str], list[_Waiter]] = {}
         self._seq = itertools.count()
+        self._block_settings = block_settings or BlockSettings()
+        self._detector_settings = detector_settings or DetectorSettings()
+        self._replies: dict[str, SiteReplies] = {}
+        self._restored: dict[tuple[str, str], Learned] = {}
 
     @classmethod
     def from_config(
@@ -250,6 +198,10 @@ class Shaper:
         )
 
     # --- the runner's calls ------------------------------------------------------------------
+
+    def source_addresses(self) -> list[str]:
+        """The egress addresses of all pools (an empty one: "let the system choose")."""
+        return sorted({s.address for p in self._pools.values() for s in p.sources})
 
     def has_pool(self, name: str) -> bool:
         return name in self._pools
@@ -317,6 +269,9 @@ class Shaper:
         while True:
             if (
                 grant.messages >= grant.max_messages_per_connection
+                # A per-session limit learned on another connection meanwhile holds here too.
+                or (pair.session_cap is not None and grant.messages >= pair.session_cap)
+                or pair.block.blocked
                 or pair.controller.is_suspended(self._clock.monotonic())
                 or pair.in_use > pair.allowed
                 or self._quiet_delay(grant.site.profile) is not None
@@ -337,30 +292,59 @@ class Shaper:
             # With a more urgent waiter, let it have the next token first.
             await self._sleep(max(wait, _MIN_WAIT))
 
-    def record(self, grant: Grant, feedback: Feedback) -> None:
-        """Tell the shaper how the grant's latest message (or the connection attempt) went.
+    def record(self, grant: Grant, feedback: Feedback) -> Verdict:
+        """Tell the shaper how the grant's latest message (or the connection attempt) went;
+        returns what the runner should do with that delivery (see `Verdict`).
 
         Record before asking `next_message` for the next one: a "slow down" is weighed by when
         its message was sent, so replies to messages sent before a cut do not cut again.
         """
         pair = self._pair(grant.source, grant.site)
         pair.counts[feedback.outcome] += 1
+        grant.recorded = True
         if not self.adaptive:
-            return
-        allowed_before = pair.allowed
-        signal = signal_of(feedback, grant.site.profile)
-        if signal is Signal.CONNECTION_SLOW_DOWN and pair.in_use > 1:
-            # A connection refused while others to the same site work: most likely the
-            # site's limit on connections, not on the message rate.
-            signal = Signal.CONNECTION_LIMIT
+            return Verdict.RECORD
         now = self._clock.monotonic()
-        pair.controller.on_signal(signal, now, grant.token_at)
-        if signal is Signal.CONNECTION_LIMIT:
-            # The connections open besides this grant's are what the site accepted.
-            pair.controller.cap_connections(pair.in_use - 1, now)
-        pair.sync_bucket()
-        if pair.allowed > allowed_before:
+        hint = signal_of(feedback, grant.site.profile)
+        replies = self._replies.setdefault(grant.site.name, SiteReplies(self._detector_settings))
+        hinted = hint is Signal.SLOW_DOWN and feedback.outcome is not Outcome.DELIVERED
+        kind = replies.read(
+            grant.source.address, feedback, now, hinted=hinted, others_open=pair.in_use > 1
+        )
+        allowed_before = pair.allowed
+        blocked_before = pair.block.blocked
+        verdict = pair.take_reply(
+            kind, hint, feedback, now, grant.token_at, grant.probe,
+            ambiguous=grant.ambiguous_end,
+        )
+        if pair.allowed > allowed_before or pair.block.blocked != blocked_before:
+            # More room, or a block: other addresses of the pool may take the waiting mail.
             self._wake_heads(grant.site.name)
+        return verdict
+
+    def session_ended(self, grant: Grant, messages: int, *, says_so: bool = False) -> bool:
+        """The site ended the grant's session after ``messages`` messages. True when that is
+        its per-connection limit: the reply says so (``says_so``), or sessions of this
+        (address, site) keep ending after that same count and none ever carried more (a
+        "too fast" that closes sessions ends them after any count). Then later sessions carry
+        at most that many and the rate is left alone; False: treat the reply as any other."""
+        grant.ended_by_site = True
+        if not self.adaptive or messages < 1:
+            return False
+        pair = self._pair(grant.source, grant.site)
+        ends = pair.session_ends
+        ends[messages] += 1
+        pair.longest_session = max(pair.longest_session, messages)
+        repeated = (
+            ends[messages] >= 2
+            and pair.longest_session <= messages
+            and ends[messages] * 2 >= sum(ends.values())
+        )
+        if not (says_so or repeated):
+            grant.ambiguous_end = True
+            return False
+        self.session_limit(grant, messages)
+        return True
 
     def session_limit(self, grant: Grant, messages: int) -> None:
         """The site ended the grant's session after ``messages`` messages because of their
@@ -380,6 +364,11 @@ class Shaper:
         grant.released = True
         pair = self._pair(grant.source, grant.site)
         pair.in_use -= 1
+        if not grant.ended_by_site:
+            # The site took every message of this session (as far as it counts them).
+            pair.longest_session = max(pair.longest_session, grant.messages)
+        if grant.probe and not grant.recorded:
+            pair.block.probe_abandoned()
         self._wake_heads(grant.site.name)
 
     @contextlib.asynccontextmanager
@@ -393,10 +382,39 @@ class Shaper:
         finally:
             self.release(grant)
 
-    def is_own_fault(self, code: int, text: str, site: Site) -> bool:
-        """True when a reply means we went too fast (requeue without counting an attempt).
-        Never with fixed limits: nobody would slow down, so it is a plain deferral."""
-        return self.adaptive and is_own_fault(code, text, site.profile)
+    def site_open(self, site: Site, pool: str = DEFAULT_POOL) -> bool:
+        """Whether some address of the pool may still send to the site (not blocked)."""
+        return any(
+            s.weight > 0 and not self._pair(s, site).block.blocked
+            for s in self._pool(pool).sources
+        )
+
+    def block_retry_at(self, site: Site, pool: str = DEFAULT_POOL) -> datetime:
+        """When the first blocked address of the pool may probe the site again."""
+        now = self._clock.monotonic()
+        waits = [
+            self._pair(s, site).block.seconds_to_probe(now)
+            for s in self._pool(pool).sources
+            if s.weight > 0
+        ]
+        return self._clock.now() + timedelta(seconds=min(waits, default=0.0))
+
+    def learned(self) -> dict[tuple[str, str], Learned]:
+        """What each (address, site) learned, by (address, site name), as plain values."""
+        out = {}
+        for key, pair in self._pairs.items():
+            learned = pair.learned()
+            if learned is not None:
+                out[key] = learned
+        return out
+
+    def restore(self, learned: Mapping[tuple[str, str], Learned]) -> None:
+        """Start each (address, site) from what an earlier run learned (see `learned`)."""
+        self._restored.update(learned)
+        for key, value in learned.items():
+            pair = self._pairs.get(key)
+            if pair is not None:
+                pair.restore(value)
 
     def snapshot(self) -> list[SiteState]:
         """One entry per (source, site) pair seen so far, sorted by site then source."""
@@ -439,6 +457,15 @@ class Shaper:
                     waiting=waiting.get(site_name, 0),
                     warmup_sent_today=pool.sent_today(source, today),
                     warmup_limit_today=limit,
+                    blocked_until=(
+                        now_wall + timedelta(seconds=pair.block.seconds_to_probe(now_mono))
+                        if pair.block.blocked
+                        else None
+                    ),
+                    blocks=pair.block.total,
+                    block_reason=pair.block.reason,
+                    trouble_rate=ctl.trouble_rate,
+                    session_cap=pair.session_cap,
                 )
             )
         return states
@@ -454,11 +481,17 @@ class Shaper:
                 f"{', '.join(sorted(self._pools))}"
             ) from None
 
-    def _pair(self, source: Source, site: Site) -> _Pair:
+    def _pair(self, source: Source, site: Site) -> Pair:
         key = (source.address, site.name)
         pair = self._pairs.get(key)
         if pair is None:
-            pair = _Pair(self._clock, site.profile, self._settings, self._burst_seconds)
+            pair = Pair(
+                self._clock, site.profile, self._settings, self._burst_seconds,
+                self._block_settings,
+            )
+            learned = self._restored.get(key)
+            if learned is not None:
+                pair.restore(learned)
             self._pairs[key] = pair
         return pair
 
@@ -484,6 +517,9 @@ class Shaper:
 
         def usable(source: Source) -> bool:
             pair = self._pair(source, site)
+            if pair.block.blocked:
+                # One probe connection once the back-off is over, nothing else.
+                return pair.block.may_probe(now) and pair.in_use == 0
             return (
                 not pair.controller.is_suspended(now)
                 and pair.in_use < pair.allowed
@@ -493,6 +529,9 @@ class Shaper:
         source = egress.choose(site.name, today, usable)
         if source is not None:
             pair = self._pair(source, site)
+            probe = pair.block.blocked
+            if probe:
+                pair.block.start_probe()
             pair.bucket.try_take()
             pair.in_use += 1
             self._count_sent(pair, egress, source)
@@ -502,11 +541,12 @@ class Shaper:
                 pool=pool_name,
                 priority=priority,
                 max_recipients=site.profile.max_recipients,
-                max_messages_per_connection=min(
+                max_messages_per_connection=1 if probe else min(
                     site.profile.max_messages_per_connection,
                     pair.session_cap or site.profile.max_messages_per_connection,
                 ),
                 token_at=now,
+                probe=probe,
             )
         delays = []
         for source in egress.sources:
@@ -516,13 +556,16 @@ class Shaper:
                 delays.append(seconds_until_next_japan_day(self._clock))
                 continue
             pair = self._pair(source, site)
-            if pair.controller.is_suspended(now):
+            if pair.block.blocked:
+                if not pair.block.probing:
+                    delays.append(pair.block.seconds_to_probe(now))
+            elif pair.controller.is_suspended(now):
                 delays.append(pair.controller.suspended_until - now)
             elif pair.in_use < pair.allowed:
                 delays.append(pair.bucket.wait_time())
         return min(delays) if delays else None
 
-    def _count_sent(self, pair: _Pair, egress: EgressPool, source: Source) -> None:
+    def _count_sent(self, pair: Pair, egress: EgressPool, source: Source) -> None:
         pair.sent += 1
         egress.count_sent(source, japan_day(self._clock))
 
@@ -548,3 +591,5 @@ class Shaper:
         finally:
             woken.cancel()
             slept.cancel()
+
+

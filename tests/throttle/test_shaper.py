@@ -20,6 +20,7 @@ from engine.throttle import (
     Shaper,
     SiteMap,
     Source,
+    Verdict,
     Warmup,
     load_profiles,
 )
@@ -118,9 +119,16 @@ async def test_421_cuts_the_rate_and_success_brings_it_back(
     shaper.record(grant, Feedback.deferred(421, "4.7.0 Try again later, closing connection"))
     state = shaper.snapshot()[0]
     assert (state.rate, state.cuts, state.deferred) == (5.0, 1, 2)
-    for _ in range(100):
+    assert state.trouble_rate == 10.0  # the rate at which the site said "too fast"
+    for _ in range(10):
         clock.advance(1.0)
         shaper.record(grant, Feedback.delivered())
+    # Quickly back to just under the line the site drew, then only a creep past it ...
+    assert 8.9 < shaper.snapshot()[0].rate < 9.5
+    for _ in range(300):
+        clock.advance(1.0)
+        shaper.record(grant, Feedback.delivered())
+    # ... and, once well past it without pushback, the line has moved: up to the ceiling.
     assert shaper.snapshot()[0].rate == 30.0
 
 
@@ -141,17 +149,23 @@ async def test_late_replies_to_messages_sent_before_a_cut_do_not_cut_again(
     assert shaper.snapshot()[0].cuts == 2  # sent after the cut and still too fast
 
 
-async def test_is_own_fault_recognises_throttling_replies(
+async def test_record_says_which_replies_were_our_own_fault(
     clock: FakeClock, fake_sleep: Sleep
 ) -> None:
     shaper = make_shaper(clock, fake_sleep)
-    docomo = shaper.site_for("docomo.ne.jp", [])
-    yahoo = shaper.site_for("yahoo.co.jp", [])
-    assert shaper.is_own_fault(421, "4.7.0 Too many connections", docomo)
-    assert shaper.is_own_fault(450, "4.7.1 Message rate limit exceeded", docomo)
-    assert shaper.is_own_fault(554, "5.7.1 VS98-IP0 blocked", yahoo)
-    assert not shaper.is_own_fault(450, "4.2.2 Mailbox full", docomo)
-    assert not shaper.is_own_fault(550, "Unknown user x@docomo.ne.jp", docomo)
+    docomo = await shaper.acquire(shaper.site_for("docomo.ne.jp", []))
+    yahoo = await shaper.acquire(shaper.site_for("yahoo.co.jp", []))
+    too_fast = Feedback.deferred(450, "4.7.1 Message rate limit exceeded")
+    assert shaper.record(docomo, Feedback.deferred(421, "4.7.0 Too many connections")) is (
+        Verdict.CONGESTION
+    )
+    assert shaper.record(docomo, too_fast) is Verdict.CONGESTION
+    assert shaper.record(yahoo, Feedback.failed(554, "5.7.1 VS98-IP0 blocked")) is (
+        Verdict.CONGESTION
+    )
+    assert shaper.record(docomo, Feedback.failed(550, "Unknown user x@docomo.ne.jp")) is (
+        Verdict.RECORD
+    )
 
 
 async def test_a_suspended_source_is_skipped_and_used_again_after_expiry(
