@@ -80,6 +80,11 @@ class OutageLog:
     def down(self) -> bool:
         return self._since is not None
 
+    @property
+    def down_for(self) -> float:
+        """Seconds since the database became unreachable (0 while it answers)."""
+        return 0.0 if self._since is None else time.monotonic() - self._since
+
     def failed(self, exc: BaseException) -> None:
         self.failures += 1
         if self._since is None:

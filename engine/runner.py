@@ -39,7 +39,7 @@ from engine.dkim import DkimSigner
 from engine.errors import DkimError, NoSuchDomainError, PermanentRoutingError, RoutingError
 from engine.lanes import Lanes
 from engine.message import TemplateOptions
-from engine.outage import DATABASE_ERRORS, UNREACHABLE, recover
+from engine.outage import DATABASE_ERRORS, OutageLog, recover
 from engine.outcomes import Outcomes
 from engine.queue import CANCEL_CHANNEL, NOTIFY_CHANNEL, ClaimedDelivery, Queue, liveness
 from engine.recorder import Claim, Recorder, RunStats
@@ -109,7 +109,7 @@ class Runner:
         )
         self.reporter = Reporter(self.name, queue, self.shaper, self.clock, settings)
         self._listener: asyncpg.Connection | None = None
-        self._db_down_since: float | None = None
+        self._outage = OutageLog(log, "runner")
         self._resolver_alerts: set[str] = set()
         self._cancelled: set[int] = set()
         self._unsigned_alerts: set[int] = set()
@@ -195,18 +195,12 @@ class Runner:
 
     async def _database_down(self, exc: BaseException) -> None:
         await recover(self.queue.pool)
-        now = time.monotonic()
-        if self._db_down_since is None:
-            self._db_down_since = now
-            log.error("%s (%s: %s)", UNREACHABLE, type(exc).__name__, exc)
-        down = now - self._db_down_since
-        await self._wait(min(_RETRY_MAX, max(_RETRY_FIRST, down / 4)))
+        self._outage.failed(exc)
+        await self._wait(min(_RETRY_MAX, max(_RETRY_FIRST, self._outage.down_for / 4)))
 
     def _database_back(self) -> None:
-        if self._db_down_since is not None:
-            log.warning("database reachable again after %.1f s / データベースに再接続しました",
-                        time.monotonic() - self._db_down_since)
-            self._db_down_since = None
+        if self._outage.down:
+            self._outage.succeeded()
             if self._listener is None or self._listener.is_closed():
                 self._spawn(self._listen())
 

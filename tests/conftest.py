@@ -6,6 +6,7 @@ a fresh copy of it (CREATE DATABASE ... TEMPLATE), so tests never see each other
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 import warnings
@@ -63,20 +64,32 @@ async def template_url(server_url: str) -> str:
     return url
 
 
+@contextlib.asynccontextmanager
+async def scratch_database(
+    server_url: str, prefix: str = "mamoru_t", template: str | None = TEMPLATE_DB
+) -> AsyncIterator[str]:
+    """A database of its own for one test (a copy of ``template``, or empty), dropped after."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    clause = f" TEMPLATE {template}" if template else ""
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f"CREATE DATABASE {name}{clause}")
+    finally:
+        await admin.close()
+    try:
+        yield with_database(server_url, name)
+    finally:
+        admin = await asyncpg.connect(server_url)
+        try:
+            await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        finally:
+            await admin.close()
+
+
 @pytest.fixture
 async def db_url(server_url: str, template_url: str) -> AsyncIterator[str]:
-    name = f"mamoru_t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}")
-    finally:
-        await admin.close()
-    yield with_database(server_url, name)
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    finally:
-        await admin.close()
+    async with scratch_database(server_url) as url:
+        yield url
 
 
 @pytest.fixture

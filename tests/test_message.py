@@ -5,15 +5,13 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email.header import decode_header, make_header
 
-import asyncpg
 import dkim
 import pytest
-from conftest import TEMPLATE_DB, with_database
+from conftest import scratch_database
 from support import make_settings
 
 from engine import verp
@@ -183,18 +181,8 @@ def test_message_id_is_stable_per_delivery_and_differs_between_secrets(clock: Fa
 
 @pytest.fixture
 async def second_db_url(server_url: str, template_url: str) -> AsyncIterator[str]:
-    name = f"mamoru_t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}")
-    finally:
-        await admin.close()
-    yield with_database(server_url, name)
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    finally:
-        await admin.close()
+    async with scratch_database(server_url) as url:
+        yield url
 
 
 async def test_message_ids_differ_across_two_fresh_databases(

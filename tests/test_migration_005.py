@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from conftest import with_database
+from conftest import scratch_database
 
 from engine.db import load_migrations
 
 
 @pytest.fixture
 async def empty_db(server_url: str) -> AsyncIterator[str]:
-    name = f"mamoru_m_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-    finally:
-        await admin.close()
-    yield with_database(server_url, name)
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    finally:
-        await admin.close()
+    async with scratch_database(server_url, "mamoru_m", template=None) as url:
+        yield url
 
 
 async def test_colliding_suppressions_are_merged_keeping_the_oldest(empty_db: str) -> None:

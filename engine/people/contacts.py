@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+import asyncpg
+
 from engine.address import normalise_address
 from engine.errors import InputError
 from engine.people.codes import normalise_code
@@ -42,17 +44,28 @@ async def add_contact(
             UPSERT_SQL, sealer.seal(normal, ADDRESS), sealer.lookup_hash(normal, ADDRESS),
             now if confirmed else None, now,
         )
-        await conn.execute(
-            "INSERT INTO contact_accounts (contact_id, account_id, created_at) "
-            "SELECT $1, a, $3 FROM unnest($2::bigint[]) AS a ON CONFLICT DO NOTHING",
-            contact_id, list(accounts), now,
-        )
-        await conn.execute(
-            "INSERT INTO contact_groups (contact_id, group_id, created_at) "
-            "SELECT $1, g, $3 FROM unnest($2::bigint[]) AS g ON CONFLICT DO NOTHING",
-            contact_id, list(groups), now,
-        )
+        await link_contact(conn, contact_id, accounts, groups, now)
     return contact_id
+
+
+async def link_contact(
+    conn: asyncpg.Connection,
+    contact_id: int,
+    accounts: Sequence[int],
+    groups: Sequence[int],
+    now: datetime,
+) -> None:
+    """Link a contact to accounts and groups (links it already has are kept as they are)."""
+    await conn.execute(
+        "INSERT INTO contact_accounts (contact_id, account_id, created_at) "
+        "SELECT $1, a, $3 FROM unnest($2::bigint[]) AS a ON CONFLICT DO NOTHING",
+        contact_id, list(accounts), now,
+    )
+    await conn.execute(
+        "INSERT INTO contact_groups (contact_id, group_id, created_at) "
+        "SELECT $1, g, $3 FROM unnest($2::bigint[]) AS g ON CONFLICT DO NOTHING",
+        contact_id, list(groups), now,
+    )
 
 
 async def find_contact(people: People, address: str) -> int | None:

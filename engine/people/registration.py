@@ -33,7 +33,7 @@ from engine.people.attempts import (
     record_failure,
 )
 from engine.people.codes import normalise_code
-from engine.people.contacts import UPSERT_SQL
+from engine.people.contacts import UPSERT_SQL, link_contact
 from engine.people.store import ADDRESS, CODE, People
 from engine.suppression import Suppressions
 
@@ -273,14 +273,5 @@ async def _complete(
         entry = (await Suppressions(conn).lookup([address])).get(address)
         if entry is not None and entry.reason == UNSUBSCRIBED:
             await Suppressions(conn).remove(address)
-        await conn.execute(
-            "INSERT INTO contact_accounts (contact_id, account_id, created_at) "
-            "SELECT $1, a, $3 FROM unnest($2::bigint[]) AS a ON CONFLICT DO NOTHING",
-            contact_id, list(accounts), now,
-        )
-        await conn.execute(
-            "INSERT INTO contact_groups (contact_id, group_id, created_at) "
-            "SELECT $1, g, $3 FROM unnest($2::bigint[]) AS g ON CONFLICT DO NOTHING",
-            contact_id, list(groups), now,
-        )
+        await link_contact(conn, contact_id, accounts, groups, now)
     return contact_id
