@@ -30,7 +30,7 @@ from datetime import datetime
 
 from engine.errors import MamoruError
 
-__all__ = ["InvalidLink", "LinkSigner", "link_key"]
+__all__ = ["PAGE", "InvalidLink", "LinkSigner", "link_key", "personal_page_url"]
 
 _MAC_BYTES = 16
 _TOKEN = re.compile(r"^([0-9a-z]{1,13})\.([0-9a-z]{1,13})\.([A-Za-z0-9_-]{22})$")
@@ -87,6 +87,18 @@ class LinkSigner:
         data = f"{purpose}\0{id_text}\0{until_text}".encode("ascii")
         digest = hmac.new(self._key, data, hashlib.sha256).digest()[:_MAC_BYTES]
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+# The purpose of the link to a delivery's personal page (read confirmation, answers, files):
+# one token per delivery, served at ``/m/<token>`` by admin_api's pages.
+PAGE = "page"
+
+
+def personal_page_url(
+    base_url: str, signer: LinkSigner, delivery_id: int, expires: datetime | int
+) -> str:
+    """The personal page of a delivery under ``base_url`` (``[http] public_url``)."""
+    return f"{base_url.rstrip('/')}/m/{signer.token(PAGE, delivery_id, expires)}"
 
 
 def _check_purpose(purpose: str) -> None:

@@ -66,6 +66,8 @@ class BroadcastContent:
     priority: Priority
     sender_name: str = ""
     reply_to: str = ""
+    # Each mail links to its recipient's personal page (read confirmation, answers, files).
+    personal_page: bool = False
 
 
 @dataclass(frozen=True)

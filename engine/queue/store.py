@@ -406,14 +406,15 @@ class Queue:
 
     async def broadcast_contents(self, ids: Sequence[int]) -> dict[int, BroadcastContent]:
         rows = await self.pool.fetch(
-            "SELECT id, sender, subject, body, priority, sender_name, reply_to FROM broadcasts "
+            "SELECT id, sender, subject, body, priority, sender_name, reply_to, personal_page "
+            "FROM broadcasts "
             "WHERE id = ANY($1)",
             list(ids),
         )
         return {
             r["id"]: BroadcastContent(
                 r["id"], r["sender"], r["subject"], r["body"], Priority(r["priority"]),
-                r["sender_name"], r["reply_to"],
+                r["sender_name"], r["reply_to"], r["personal_page"],
             )
             for r in rows
         }
