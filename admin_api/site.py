@@ -38,4 +38,4 @@ def site_of(request: Request) -> Site:
 async def open_site(settings: Settings, people: People, secret: bytes) -> Site:
     """The Site over an open people store; ``secret`` is the deployment's link secret (the
     database's VERP key, as engine/message.py signs links with)."""
-    return Site(settings, people, Queue(people.pool), LinkSigner(secret))
+    return Site(settings, people, Queue(people.pool, people.sealer), LinkSigner(secret))

@@ -54,6 +54,7 @@ from engine.config import Settings
 from engine.outage import OutageLog, is_unreachable
 from engine.queue.bounced import LateFailure, deliveries_by_id, mark_failed_late
 from engine.received import BounceRow, insert_bounces, insert_messages
+from engine.sealing import Sealer
 from engine.suppression import FEEDBACK, FailedVerdict, Suppressions
 from engine.verp import delivery_id_of, unsubscribe_id_of
 from inbound.registration import RegistrationDesk
@@ -96,6 +97,8 @@ class InboundHandler:
         self.pool = pool
         self.secret = verp_secret
         self.clock = clock
+        # Kept mails, the recipients bounces name and the suppression list are sealed.
+        self.sealer = Sealer.from_key(settings.people.key, settings.people.key_file)
         self.service = {service_key(a) for a in settings.inbound.service_addresses}
         self.desk = RegistrationDesk(settings, pool, verp_secret, clock)
         self.in_flight = 0
@@ -185,7 +188,7 @@ class InboundHandler:
             return "250 2.0.0 OK"
         async with self.pool.acquire() as conn, conn.transaction():
             if service:
-                await insert_messages(conn, now, mail_from, raw, service)
+                await insert_messages(conn, self.sealer, now, mail_from, raw, service)
             if verp:
                 await self._record_bounce(conn, mail_from, raw, report, verp)
         if verp and not report.verdicts:
@@ -209,7 +212,7 @@ class InboundHandler:
         verp: Sequence[tuple[str, int]],
     ) -> None:
         now = self.clock.now()
-        found = await deliveries_by_id(conn, [d for _, d in verp])
+        found = await deliveries_by_id(conn, self.sealer, [d for _, d in verp])
         rows: list[BounceRow] = []
         late: list[LateFailure] = []
         failed: list[FailedVerdict] = []
@@ -244,9 +247,9 @@ class InboundHandler:
                     FailedVerdict(delivery.recipient, delivery_id, verdict.reason,
                                   verdict.category, verdict.hard)
                 )
-        await insert_bounces(conn, now, mail_from, raw, rows)
+        await insert_bounces(conn, self.sealer, now, mail_from, raw, rows)
         await mark_failed_late(conn, now, late)
-        suppressions = Suppressions(conn, self.settings.suppression, self.clock)
+        suppressions = Suppressions(conn, self.sealer, self.settings.suppression, self.clock)
         added = await suppressions.record_verdicts(failed, source="bounce")
         if added:
             # Never an address in full in the log: the delivery ids say whose they are.

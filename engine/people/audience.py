@@ -40,6 +40,7 @@ from engine.people.models import (
 )
 from engine.people.store import ADDRESS, People
 from engine.queue import NewBroadcast, Priority, Queue
+from engine.sealing import Sealer
 
 # Every path into the audience in one statement: accounts by board, school, grade, class or id
 # (their contacts, with no group), and groups (contacts of member accounts and contacts that
@@ -187,7 +188,9 @@ async def send_broadcast(
             json.dumps({**audience.as_json(), "addresses": len(broadcast.recipients)}),
             json.dumps({r.value: n for r, n in resolved.skipped.items()}),
         )
-        waiting = await _hold_until_morning(conn, broadcast_id, recipients, max_age)
+        waiting = await _hold_until_morning(
+            conn, people.sealer, broadcast_id, recipients, max_age
+        )
         if within is not None:
             await within(conn, broadcast_id)
     return FanOut(broadcast_id, len(recipients), suppressed, waiting, dict(resolved.skipped))
@@ -195,20 +198,21 @@ async def send_broadcast(
 
 async def _hold_until_morning(
     conn: asyncpg.Connection,
+    sealer: Sealer,
     broadcast_id: int,
     recipients: dict[str, datetime | None],
     max_age: float,
 ) -> int:
     """Move the deliveries that wait out a night window; one statement per distinct end."""
-    by_end: dict[datetime, list[str]] = {}
+    by_end: dict[datetime, list[bytes]] = {}
     for address, wait in recipients.items():
         if wait is not None:
-            by_end.setdefault(wait, []).append(address)
+            by_end.setdefault(wait, []).append(sealer.address_hash(address))
     moved = 0
     for end, addresses in by_end.items():
         result: str = await conn.execute(
             "UPDATE deliveries SET next_attempt_at = $3, expires_at = $4 "
-            "WHERE broadcast_id = $1 AND recipient = ANY($2::text[]) AND state = 'queued'",
+            "WHERE broadcast_id = $1 AND recipient_hash = ANY($2::bytea[]) AND state = 'queued'",
             broadcast_id, addresses, end, end + timedelta(seconds=max_age),
         )
         moved += int(result.split()[-1])

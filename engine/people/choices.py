@@ -38,7 +38,7 @@ async def choices_of(people: People, address: str) -> Choices:
     contact_id = await find_contact(people, address)
     offered = tuple(await public_groups(people, None))
     if contact_id is None:
-        entry = (await Suppressions(people.pool).lookup([address])).get(address)
+        entry = (await Suppressions(people.pool, people.sealer).lookup([address])).get(address)
         # Only the person's own unsubscribe is shown as theirs to undo (see rejoin_address).
         left = entry is not None and entry.reason == UNSUBSCRIBED
         return Choices(None, masked(address), left, (), offered, frozenset())
@@ -104,7 +104,7 @@ async def leave_address(people: People, address: str) -> None:
             contact_id, people.clock.now(),
         )
         return
-    suppressions = Suppressions(people.pool, clock=people.clock)
+    suppressions = Suppressions(people.pool, people.sealer, clock=people.clock)
     if not await suppressions.lookup([normal]):
         await suppressions.add(
             normal, UNSUBSCRIBED, source="operator",
@@ -116,7 +116,7 @@ async def rejoin_address(people: People, address: str) -> None:
     """Undo ``leave_address`` from the same page (only the contact's own choice undoes it)."""
     contact_id = await find_contact(people, address)
     if contact_id is None:
-        suppressions = Suppressions(people.pool, clock=people.clock)
+        suppressions = Suppressions(people.pool, people.sealer, clock=people.clock)
         entry = (await suppressions.lookup([address])).get(address)
         # Only the person's own unsubscribe is undone here, never a bounce or a complaint.
         if entry is not None and entry.reason == UNSUBSCRIBED:

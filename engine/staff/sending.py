@@ -179,8 +179,10 @@ async def resend(
     broadcast; the new one belongs to the same school."""
     now = staff.now()
     first = await visible_broadcast(staff.pool, actor, broadcast_id, now)
-    chosen = [r.address for r in await all_recipients(staff.pool, actor, broadcast_id, which,
-                                                        now)]
+    chosen = [
+        r.address
+        for r in await all_recipients(staff.pool, people.sealer, actor, broadcast_id, which, now)
+    ]
     left = await left_among(people, chosen)
     addresses = [a for a in chosen if a not in left]
     if not addresses:
