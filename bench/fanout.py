@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import secrets
 import statistics
 import sys
 import tempfile
@@ -25,6 +26,7 @@ from engine.clock import SystemClock  # noqa: E402
 from engine.config import DatabaseSettings  # noqa: E402
 from engine.db import create_pool  # noqa: E402
 from engine.queue import NewBroadcast, Priority, Queue  # noqa: E402
+from engine.sealing import Sealer  # noqa: E402
 
 CARRIERS = ("docomo.ne.jp", "ezweb.ne.jp", "softbank.ne.jp", "i.softbank.jp", "gmail.com")
 
@@ -40,7 +42,7 @@ async def main(args: argparse.Namespace) -> dict[str, float]:
         server = pgserver.get_server(tmp, cleanup_mode="delete")
         url = server.get_uri()
     pool = await create_pool(DatabaseSettings(url=url, pool_min=1, pool_max=2), url)
-    queue = Queue(pool)
+    queue = Queue(pool, Sealer(secrets.token_bytes(32)))
     clock = SystemClock()
     times: list[float] = []
     for round_no in range(args.rounds):

@@ -36,7 +36,6 @@ KEY_BYTES = 32
 # lookup hash's separator). ADDRESS is also the contacts' purpose (engine.people.store).
 ADDRESS = "contact.address"
 RECIPIENT = "delivery.recipient"  # a delivery's, a bounce's or a suppression's address
-FOLDED = "address.folded"  # the lookup hash of a lower-cased address
 RAW_MAIL = "inbound.raw"  # a kept bounce or inbound mail
 MAIL_FROM = "inbound.mail_from"  # the envelope sender of a kept mail
 _VERSION = b"\x01"
@@ -93,8 +92,15 @@ class Sealer:
 
     def folded_hash(self, address: str) -> bytes:
         """The lookup hash of an address without case (the suppression list's key: carriers
-        treat the local part without case)."""
-        return self.lookup_hash(address.lower(), FOLDED)
+        treat the local part without case): the address hash of its lower-case spelling, so
+        for the usual all-lower-case address the two hashes are one computation."""
+        return self.lookup_hash(address.lower(), ADDRESS)
+
+    def hashes(self, address: str) -> tuple[bytes, bytes]:
+        """``(address_hash, folded_hash)`` of one address, computed once when they agree."""
+        exact = self.lookup_hash(address, ADDRESS)
+        lower = address.lower()
+        return exact, exact if lower == address else self.lookup_hash(lower, ADDRESS)
 
     @classmethod
     def from_key(cls, key: str, key_file: str) -> Sealer:

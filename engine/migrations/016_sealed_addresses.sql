@@ -15,7 +15,8 @@ ALTER TABLE deliveries ALTER COLUMN recipient DROP NOT NULL;
 ALTER TABLE deliveries DROP CONSTRAINT deliveries_broadcast_id_recipient_key;
 CREATE UNIQUE INDEX deliveries_by_recipient ON deliveries (broadcast_id, recipient_hash);
 
--- Suppressions: one entry per address without case, keyed by Sealer.folded_hash.
+-- Suppressions: one entry per address without case, keyed by Sealer.folded_hash (the address
+-- hash of the lower-case spelling).
 ALTER TABLE suppressions ADD COLUMN address_sealed bytea, ADD COLUMN address_key bytea;
 ALTER TABLE suppressions DROP CONSTRAINT suppressions_pkey;
 ALTER TABLE suppressions ALTER COLUMN address DROP NOT NULL;

@@ -248,8 +248,8 @@ class Queue:
         async with _connection(self.pool, conn) as conn, conn.transaction():
             # One indexed lookup for the whole list, inside the transaction, before the COPY.
             # Without case, as the suppression list compares addresses (by folded hash).
-            folded = self.sealer.folded_hash
-            keys = [folded(r) for r in recipients]
+            hashes = [self.sealer.hashes(r) for r in recipients]
+            keys = [folded for _, folded in hashes]
             found = {
                 bytes(r["address_key"]): r
                 for r in await conn.fetch(
@@ -282,17 +282,17 @@ class Queue:
                 "broadcast_id", "recipient_sealed", "recipient_hash", "domain", "priority",
                 "next_attempt_at", "expires_at", "created_at", "updated_at",
             ]
-            seal, hashed = self.sealer.seal, self.sealer.address_hash
+            seal = self.sealer.seal
             if not suppressed:
                 await conn.copy_records_to_table(
                     "deliveries",
                     columns=columns,
                     records=(
                         (
-                            broadcast_id, seal(r, RECIPIENT), hashed(r), domain_of(r), priority,
+                            broadcast_id, seal(r, RECIPIENT), h[0], domain_of(r), priority,
                             send_at, expires_at, now, now,
                         )
-                        for r in recipients
+                        for r, h in zip(recipients, hashes, strict=True)
                     ),
                 )
             else:
@@ -310,10 +310,10 @@ class Queue:
                     columns=[*columns, "state", "reason", "category", "last_text", "finished_at"],
                     records=(
                         (
-                            broadcast_id, seal(r, RECIPIENT), hashed(r), domain_of(r), priority,
+                            broadcast_id, seal(r, RECIPIENT), h[0], domain_of(r), priority,
                             send_at, expires_at, now, now, *marks.get(r, fresh),
                         )
-                        for r in recipients
+                        for r, h in zip(recipients, hashes, strict=True)
                     ),
                 )
             # Delivered at commit: runners wake once per broadcast, not once per row.
