@@ -52,6 +52,7 @@ def purge_(
     target = f"学校「{school}」" if school else "全員"
     out().print(
         f"{target}の個人情報を削除しました: アカウント {result.accounts} 件、"
-        f"連絡先 {result.contacts} 件、グループ登録 {result.group_memberships} 件",
+        f"連絡先 {result.contacts} 件、グループ登録 {result.group_memberships} 件、"
+        f"配信記録の宛先 {result.deliveries} 件、配信停止リスト {result.suppressions} 件",
         markup=False,
     )

@@ -214,6 +214,17 @@ class Suppressions:
         result: str = await self.pool.execute(REMOVE_SQL, key)
         return result.endswith(" 1")
 
+    async def forget(self, addresses: Sequence[str]) -> int:
+        """Remove these addresses' entries, whatever they say (their people's data is being
+        purged: nothing is sent to them any more); returns how many were removed."""
+        if not addresses:
+            return 0
+        result: str = await self.pool.execute(
+            "DELETE FROM suppressions WHERE address_key = ANY($1::bytea[])",
+            list({self.sealer.folded_hash(a) for a in addresses}),
+        )
+        return int(result.split()[-1])
+
     async def list(self, limit: int = 1000, offset: int = 0) -> list[Suppression]:
         rows = await self.pool.fetch(LIST_SQL, limit, offset)
         return [self._entry(r) for r in rows]

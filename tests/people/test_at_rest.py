@@ -21,6 +21,7 @@ from support import make_settings
 from engine.context import Engine
 from engine.db import load_migrations
 from engine.people import Audience, Category, People, send_broadcast
+from engine.people.accounts import purge
 from engine.people.directory import find_organisation
 from engine.queue import AttemptResult, NewBroadcast, Outcome
 from engine.received import BounceRow, insert_bounces, insert_messages
@@ -190,3 +191,36 @@ async def test_rows_stored_before_sealing_are_sealed_at_start(before_016: str) -
     assert listed["OLD.failed@au.com"].address == "Old.Failed@au.com"
     assert states == {"old.failed@au.com": "failed", "new@au.com": "queued"}
     assert "Old.Queued@docomo.ne.jp" in {c.recipient for c in claimed}
+
+
+async def test_purge_takes_the_addresses_out_of_the_queue_and_the_lists(
+    engine: Engine, schools: People
+) -> None:
+    await import_csv(schools, ROWS + "sho2,4,1,1,他校,other.school@au.com,\n")
+    sho1 = await find_organisation(schools.pool, "sho1")
+    sho2 = await find_organisation(schools.pool, "sho2")
+    message = NewBroadcast("info@city.example.jp", "お知らせ", "本文\n", [BY_HAND])
+    both = await send_broadcast(
+        schools, engine.queue, message, Audience(schools=(sho1.id, sho2.id)), Category.NOTICE,
+        3600,
+    )
+    suppressions = Suppressions(engine.pool, engine.queue.sealer)
+    await suppressions.add("MAMA.SATO@docomo.ne.jp", "operator")
+    await suppressions.add("other.school@au.com", "operator")
+
+    school = await purge(schools, sho1)
+    after_school = {r["recipient"]: r for r in await engine.queue.deliveries_of(both.broadcast_id)}
+    listed = {s.address for s in await suppressions.list()}
+
+    everyone = await purge(schools, None)
+    after_all = {r["recipient"] for r in await engine.queue.deliveries_of(both.broadcast_id)}
+    left = await engine.pool.fetchval("SELECT count(*) FROM suppressions")
+
+    assert (school.contacts, school.deliveries, school.suppressions) == (3, 3, 1)
+    # Unsent deliveries of the purged addresses will not be sent; the others are untouched.
+    assert after_school["(削除済み)"]["state"] == "failed"
+    assert set(after_school) == {"(削除済み)", "other.school@au.com", BY_HAND}
+    assert after_school["other.school@au.com"]["state"] == "queued"
+    assert listed == {"other.school@au.com"}
+    assert (everyone.contacts, everyone.deliveries, everyone.suppressions) == (1, 5, 1)
+    assert after_all == {"(削除済み)"} and left == 0
