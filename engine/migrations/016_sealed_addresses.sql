@@ -41,3 +41,6 @@ ALTER TABLE inbound_messages ALTER COLUMN mail_from DROP NOT NULL,
 CREATE INDEX deliveries_unsealed ON deliveries (id) WHERE recipient IS NOT NULL;
 CREATE INDEX bounces_unsealed ON bounces (id) WHERE raw IS NOT NULL;
 CREATE INDEX inbound_messages_unsealed ON inbound_messages (id) WHERE raw IS NOT NULL;
+
+-- Contacts imported without confirmation get one invitation (engine/people/invitations.py).
+ALTER TABLE contacts ADD COLUMN invited_at timestamptz;

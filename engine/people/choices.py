@@ -32,6 +32,8 @@ class Choices:
     children: tuple[str, ...]
     offered: tuple[PublicGroup, ...]
     chosen: frozenset[int]
+    # False for a contact imported without confirmation: the page asks it to confirm.
+    confirmed: bool = True
 
 
 async def choices_of(people: People, address: str) -> Choices:
@@ -42,7 +44,9 @@ async def choices_of(people: People, address: str) -> Choices:
         # Only the person's own unsubscribe is shown as theirs to undo (see rejoin_address).
         left = entry is not None and entry.reason == UNSUBSCRIBED
         return Choices(None, masked(address), left, (), offered, frozenset())
-    row = await people.pool.fetchrow("SELECT state FROM contacts WHERE id = $1", contact_id)
+    row = await people.pool.fetchrow(
+        "SELECT state, confirmed_at FROM contacts WHERE id = $1", contact_id
+    )
     children = await people.pool.fetch(
         "SELECT o.name AS school, g.grade, c.name AS class FROM contact_accounts ca"
         " JOIN accounts a ON a.id = ca.account_id AND a.state = 'active'"
@@ -57,7 +61,7 @@ async def choices_of(people: People, address: str) -> Choices:
     return Choices(
         contact_id, masked(address), row["state"] == "left",
         tuple(_label(r["school"], r["grade"], r["class"]) for r in children),
-        offered, frozenset(r["group_id"] for r in chosen),
+        offered, frozenset(r["group_id"] for r in chosen), row["confirmed_at"] is not None,
     )
 
 
