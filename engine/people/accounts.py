@@ -24,7 +24,7 @@ from engine.people.csv_import import ParsedFile, Row
 from engine.people.directory import current_year, ensure_classes, list_groups, list_organisations
 from engine.people.models import Group, Organisation, OrgKind
 from engine.people.store import ACCOUNT_NAME, ADDRESS, CODE, People
-from engine.queue.bounced import forget_everyone, forget_recipients
+from engine.queue.withdrawn import forget_everyone, forget_recipients
 from engine.suppression import Suppressions
 
 # Imports of the same database do not interleave: each sees the other's contacts.

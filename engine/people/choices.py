@@ -18,6 +18,7 @@ from engine.errors import InputError
 from engine.people.contacts import find_contact
 from engine.people.registration import UNSUBSCRIBED, PublicGroup, masked, public_groups
 from engine.people.store import People
+from engine.queue.withdrawn import withdraw_unsent
 from engine.suppression import Suppressions
 
 
@@ -99,21 +100,25 @@ async def choose_groups(people: People, address: str, group_ids: Sequence[int]) 
 
 async def leave_address(people: People, address: str) -> None:
     """Nothing more is sent to ``address``: its contact leaves, or, for an address that is not a
-    contact, it goes on the suppression list. Doing it twice changes nothing more."""
+    contact, it goes on the suppression list; mail to it fanned out and not sent yet is
+    withdrawn (engine.queue.withdrawn). Doing it twice changes nothing more."""
     normal = normalise_address(address)
+    now = people.clock.now()
     contact_id = await find_contact(people, normal)
-    if contact_id is not None:
-        await people.pool.execute(
-            "UPDATE contacts SET state = 'left', updated_at = $2 WHERE id = $1",
-            contact_id, people.clock.now(),
-        )
-        return
-    suppressions = Suppressions(people.pool, people.sealer, clock=people.clock)
-    if not await suppressions.lookup([normal]):
-        await suppressions.add(
-            normal, UNSUBSCRIBED, source="operator",
-            note="配信停止（ワンクリック） / one-click unsubscribe (RFC 8058)",
-        )
+    async with people.pool.acquire() as conn, conn.transaction():
+        if contact_id is not None:
+            await conn.execute(
+                "UPDATE contacts SET state = 'left', updated_at = $2 WHERE id = $1",
+                contact_id, now,
+            )
+        else:
+            suppressions = Suppressions(conn, people.sealer, clock=people.clock)
+            if not await suppressions.lookup([normal]):
+                await suppressions.add(
+                    normal, UNSUBSCRIBED, source="operator",
+                    note="配信停止（ワンクリック） / one-click unsubscribe (RFC 8058)",
+                )
+        await withdraw_unsent(conn, [people.sealer.address_hash(normal)], now)
 
 
 async def rejoin_address(people: People, address: str) -> None:

@@ -1,10 +1,10 @@
 """The PostgreSQL queue: fan-out, claim under a lease, batched outcomes, release, reports.
 
 The queue package is the one place that knows the ``broadcasts``, ``deliveries`` and
-``delivery_attempts`` tables: this module, ``broadcasts`` (listing, cancelling) and ``bounced``
-(deliveries a later bounce fails). Every statement takes the time from the caller (the
-injectable clock) instead of the server's ``now()``, so that the same rules hold in tests that
-move time by hand.
+``delivery_attempts`` tables: this module, ``broadcasts`` (listing, cancelling), ``bounced``
+(deliveries a later bounce fails) and ``withdrawn`` (recipients who left or were purged). Every
+statement takes the time from the caller (the injectable clock) instead of the server's
+``now()``, so that the same rules hold in tests that move time by hand.
 
 Delivery is at least once: a delivery whose lease ran out (its runner died) is claimed again,
 and a mail that was in flight at the death may therefore be sent twice. Nothing else repeats:
