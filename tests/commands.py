@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from support import TEST_PEOPLE_KEY
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -57,6 +59,10 @@ listen = "{inbound}"
 [dkim]
 # The test servers are ours; DKIM is tested in tests/test_dkim.py and tests/test_message.py.
 allow_unsigned = true
+
+[people]
+# The key the tests' own engines use (tests/support.py): one database, one key.
+key = "{TEST_PEOPLE_KEY}"
 """,
         encoding="utf-8",
     )
