@@ -140,9 +140,29 @@ async def send_confirmation(
         return None
     people = settings.people
     broadcast = NewBroadcast(
-        sender=people.registration_sender or people.registration_address,
+        sender=people.registration_sender or people.registration_address
+        or people.report_address,
         subject=confirmation.subject(), body=confirmation.body(now), recipients=list(to),
         priority=Priority.EMERGENCY,
     )
     return await queue.enqueue(broadcast, now, settings.queue.max_age)
 
+
+async def send_report_link(
+    queue: Queue, settings: Settings, address: str, url: str, now: datetime
+) -> int:
+    """Enqueue the answer to a mail to the report address: the report page's link."""
+    people = settings.people
+    body = (
+        "欠席・遅刻・早退・健康の連絡は、下のリンクのページからできます。\n\n"
+        f"{url}\n\n"
+        "このリンクはお子さまの連絡専用です。ほかの人に転送しないでください。\n"
+        "このメールに心当たりがないときは、何もしないでください。\n"
+    )
+    broadcast = NewBroadcast(
+        sender=people.registration_sender or people.registration_address
+        or people.report_address,
+        subject="【連絡用】欠席・遅刻の連絡ページのご案内", body=body, recipients=[address],
+        priority=Priority.EMERGENCY,
+    )
+    return await queue.enqueue(broadcast, now, settings.queue.max_age)

@@ -41,12 +41,15 @@ class PageBusy(InputError):
         )
 
 
-async def count_request(pool: asyncpg.Pool, key: str, now: datetime) -> None:
-    """Count one request under ``key``; PageBusy when it is over the limit."""
-    row = await pool.fetchrow(_COUNT_SQL, key, now, WINDOW)
+async def count_request(
+    pool: asyncpg.Pool, key: str, now: datetime, limit: int = PAGE_LIMIT,
+    window: timedelta = WINDOW,
+) -> None:
+    """Count one request under ``key``; PageBusy when it is over ``limit`` in the window."""
+    row = await pool.fetchrow(_COUNT_SQL, key, now, window)
     assert row is not None
-    if row["hits"] > PAGE_LIMIT:
-        raise PageBusy(row["window_start"] + WINDOW - now)
+    if row["hits"] > limit:
+        raise PageBusy(row["window_start"] + window - now)
 
 
 def _keys(client_ip: str) -> list[str]:

@@ -101,7 +101,8 @@ async def serve(db_url: str, sink: Sink) -> AsyncIterator[Serve]:
         routing={"transport": {"*": sink.address}},
         inbound={"listen": f"127.0.0.1:{smtp_port}", "hostname": "mx.test"},
         http={"public_url": f"http://127.0.0.1:{http_port}", "listen": f"127.0.0.1:{http_port}"},
-        people={"key": new_key_text(), "registration_address": "entry@city.example.jp"},
+        people={"key": new_key_text(), "registration_address": "entry@city.example.jp",
+                "report_address": "report@city.example.jp"},
     )
     clock = FakeClock(DAYTIME)
     eng = await Engine.open(settings, clock)

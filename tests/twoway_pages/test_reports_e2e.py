@@ -5,6 +5,7 @@ changes nothing; outside the school's hours the page says when, and nothing is s
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import time, timedelta
 from decimal import Decimal
@@ -117,3 +118,33 @@ async def test_forged_report_links_are_refused_and_then_slowed(serve: Serve) -> 
     answers = [(await serve.http.get(forged)).status_code for _ in range(5)]
     # Three free (people mistype), then the network waits, as with registration codes.
     assert answers[:4] == [400, 400, 400, 400] and answers[4] == 429
+
+
+async def _empty_mail(port: int, sender: str, to: str) -> None:
+    """An empty mail as a phone sends it, with a real SMTP client (swaks)."""
+    proc = await asyncio.create_subprocess_exec(
+        "swaks", "--to", to, "--from", sender, "--server", "127.0.0.1", "--port", str(port),
+        "--data", "Date: %DATE%\nTo: %TO_ADDRESS%\nFrom: %FROM_ADDRESS%\nSubject: \n\n",
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout=10)
+    assert proc.returncode == 0 and b"<-  250 2.0.0 OK" in out, out.decode()
+
+
+async def test_an_empty_mail_to_the_report_address_brings_the_page_link(serve: Serve) -> None:
+    await set_report_settings(
+        serve.people, await serve.school("sho1"), time(8, 0), time(11, 0), ["発熱"])
+    # A stranger, and a guardian whose school (sho2) takes no reports: not answered.
+    await _empty_mail(serve.smtp_port, "nobody@example.jp", "report@city.example.jp")
+    await _empty_mail(serve.smtp_port, "saburo@example.jp", "Report@City.example.jp")
+    await _empty_mail(serve.smtp_port, "papa@docomo.ne.jp", "report@city.example.jp")
+    await wait_until(lambda: serve.mails("papa@docomo.ne.jp", "【連絡用】"), timeout=15)
+    link = link_in(serve.mails("papa@docomo.ne.jp", "【連絡用】")[0], "/report/")
+    page = await serve.http.get(link)
+    assert page.status_code == 200 and "山田太郎さん（第一小学校）" in page.text
+    assert serve.mails("nobody@example.jp") == [] and serve.mails("saburo@example.jp") == []
+    # Nothing was even queued for them (the replies are queued before swaks hears 250).
+    queued = await serve.people.pool.fetchval(
+        "SELECT count(*) FROM broadcasts WHERE subject LIKE '【連絡用】%'")
+    assert queued == 1
