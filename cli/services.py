@@ -66,8 +66,9 @@ async def start_http(engine: Engine) -> Service:
 
 
 class Reminders:
-    """Sends the read reminders that are due, every ``interval`` seconds, until stopped. One
-    serve runs it once (in its first worker), so no reminder is sent twice."""
+    """Sends the read reminders that are due (and forgets old page request counts), every
+    ``interval`` seconds, until stopped. One serve runs it once (in its first worker), so no
+    reminder is sent twice."""
 
     def __init__(self, engine: Engine, interval: float = 60.0) -> None:
         self.engine = engine
@@ -83,6 +84,7 @@ class Reminders:
         self._task = asyncio.create_task(self._loop(people))
 
     async def _loop(self, people: People) -> None:
+        from engine.twoway.page_limits import prune
         from engine.twoway.reminders import send_due_reminders
 
         while True:
@@ -90,6 +92,7 @@ class Reminders:
                 await send_due_reminders(
                     people, self.engine.queue, self.engine.settings.queue.max_age
                 )
+                await prune(self.engine.pool, self.engine.clock.now())
             except Exception:  # a database hiccup must not end the serve: next minute again
                 log.exception("read reminders failed; trying again in %.0f s", self.interval)
             await asyncio.sleep(self.interval)

@@ -165,8 +165,8 @@ async def make_report(
         Confirmation(child, kind, first, last or first, report.reason, action),
         people.clock.now(),
     )
-    return await _render(request, site, token, contact_id,
-                         notice=f"{kind.label_ja}の連絡を{action}。{_SENT}")
+    what = Confirmation(child, kind, first, last or first, report.reason, action).what
+    return await _render(request, site, token, contact_id, notice=f"{what}を{action}。{_SENT}")
 
 
 async def _child(site: Site, contact_id: int, account_id: int) -> str:
@@ -203,5 +203,7 @@ async def withdraw(
         Confirmation(name, r.kind, r.first_day, r.last_day, r.reason, "取り消しました"),
         people.clock.now(),
     )
-    return await _render(request, site, token, contact_id,
-                         notice=f"{r.kind.label_ja}の連絡を取り消しました。{_SENT}")
+    what = Confirmation(name, r.kind, r.first_day, r.last_day, r.reason, "").what
+    return await _render(
+        request, site, token, contact_id, notice=f"{what}を取り消しました。{_SENT}"
+    )

@@ -112,12 +112,18 @@ class Confirmation:
     reason: str | None
     action: str
 
+    @property
+    def what(self) -> str:
+        """欠席連絡, 遅刻連絡, 早退連絡, 健康連絡."""
+        label = self.kind.label_ja
+        return label if self.kind is ReportKind.HEALTH else f"{label}連絡"
+
     def subject(self) -> str:
-        return f"【{self.kind.label_ja}連絡】{self.child}さんの連絡を{self.action}"
+        return f"【{self.what}】{self.child}さんの連絡を{self.action}"
 
     def body(self, at: datetime) -> str:
         lines = [
-            f"{self.child}さんの{self.kind.label_ja}の連絡を{self.action}。",
+            f"{self.child}さんの{self.what}を{self.action}。",
             "",
             f"日付: {days_label(self.first_day, self.last_day)}",
         ]

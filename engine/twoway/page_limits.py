@@ -52,6 +52,14 @@ async def count_request(
         raise PageBusy(row["window_start"] + window - now)
 
 
+async def prune(pool: asyncpg.Pool, now: datetime, keep: timedelta = timedelta(days=1)) -> int:
+    """Forget request counts whose window ended long ago (serve's minute task calls it)."""
+    result: str = await pool.execute(
+        "DELETE FROM page_requests WHERE window_start < $1", now - keep
+    )
+    return int(result.split()[-1])
+
+
 def _keys(client_ip: str) -> list[str]:
     return ["page-" + network_key(client_ip)]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from commands import config_file, mamoru
-from support import make_settings
+from support import make_settings, wait_until
 
 from admin_api.app import create_app
 from admin_api.site import open_site
@@ -23,7 +23,7 @@ from engine.queue import NewBroadcast
 from engine.sealing import new_key_text
 from engine.twoway import Question, QuestionKind
 from engine.twoway.asks import Asks, ReadPolicy
-from engine.twoway.page_limits import PAGE_LIMIT
+from engine.twoway.page_limits import PAGE_LIMIT, prune
 
 from .conftest import DAYTIME
 
@@ -68,6 +68,10 @@ async def test_a_link_opened_too_often_waits_for_the_next_minute(
     assert 1 <= int(busy.headers["Retry-After"]) <= 60
     clock.advance(60)
     assert (await client.get(link)).status_code == 200
+    # Counts of a day ago are forgotten by serve's minute task; today's are kept.
+    assert await prune(people.pool, clock.now()) == 0
+    clock.advance(2 * 86400)
+    assert await prune(people.pool, clock.now()) == 1
 
 
 async def test_a_stranger_reads_and_is_told_there_is_nobody_to_answer_for(
@@ -129,5 +133,34 @@ async def test_send_read_confirmation_from_the_command_line(tmp_path: Path, db_u
             "JOIN read_requests r ON r.broadcast_id = b.id")
         assert [(r[0], r[1], r[2]) for r in rows] == [(True, timedelta(minutes=90), 3)]
         assert await eng.pool.fetchval("SELECT count(*) FROM broadcasts") == 1
+    finally:
+        await eng.close()
+
+
+async def test_serve_minute_task_sends_the_due_reminder(db_url: str) -> None:
+    from cli.services import Reminders
+    from engine.queue import AttemptResult, Outcome
+
+    clock = FakeClock(DAYTIME)
+    eng = await Engine.open(make_settings(db_url, people={"key": new_key_text()}), clock)
+    try:
+        people = await People.open(eng.pool, eng.settings.people, clock)
+        await _to_stranger(eng, people, Asks(read=ReadPolicy(timedelta(hours=1), 1)))
+        claimed = await eng.queue.claim("test", 10, clock.now(), 60)
+        await eng.queue.record(
+            "test", [AttemptResult(c.id, Outcome.DELIVERED, clock.now(), 250) for c in claimed])
+        clock.advance(2 * 3600)
+        task = Reminders(eng, interval=0.02)
+        await task.start()
+        try:
+            async def reminded() -> bool:
+                n = await eng.pool.fetchval("SELECT count(*) FROM reminder_broadcasts")
+                return bool(n)
+
+            await wait_until(reminded, timeout=5)
+        finally:
+            await task.stop()
+        # The first broadcast and its one reminder (max_reminders = 1), nothing else.
+        assert await eng.pool.fetchval("SELECT count(*) FROM broadcasts") == 2
     finally:
         await eng.close()

@@ -15,7 +15,14 @@ from support import wait_until
 
 from engine.people import Audience, Category, send_broadcast
 from engine.queue import NewBroadcast
-from engine.twoway import Question, QuestionKind, ReportFilter, list_reports, set_report_settings
+from engine.twoway import (
+    Question,
+    QuestionKind,
+    ReportFilter,
+    ReportKind,
+    list_reports,
+    set_report_settings,
+)
 from engine.twoway.asks import Asks, ReadPolicy
 
 from .conftest import Serve, body_text, link_in
@@ -64,13 +71,13 @@ async def test_absence_report_confirmed_to_every_contact(serve: Serve) -> None:
         "_child": str(taro), "_kind": "absence", "_first": today, "_last": "",
         "_reason": "発熱", "_note": "<b>熱が 38 度</b>",
     })
-    assert made.status_code == 200 and "欠席の連絡を受け付けました" in made.text
+    assert made.status_code == 200 and "欠席連絡を受け付けました" in made.text
     assert "&lt;b&gt;熱が 38 度&lt;/b&gt;" in made.text
     # Both of 太郎's guardians are told, the one who reported and the other; nobody else.
     both = ["papa@docomo.ne.jp", "mama@ezweb.ne.jp"]
     await wait_until(lambda: all(serve.mails(g, "【欠席連絡】") for g in both), timeout=15)
     told = body_text(serve.mails("mama@ezweb.ne.jp", "【欠席連絡】")[0])
-    assert "山田太郎さんの欠席の連絡を受け付けました" in told and "11月24日(火)" in told
+    assert "山田太郎さんの欠席連絡を受け付けました" in told and "11月24日(火)" in told
     assert serve.mails("hanako@docomo.ne.jp", "【欠席連絡】") == []
     assert await _reports(serve) == [("absence", "active")]
 
@@ -79,6 +86,15 @@ async def test_absence_report_confirmed_to_every_contact(serve: Serve) -> None:
         "_child": str(taro), "_kind": "health", "_first": today, "temp": "50"})
     assert bad.status_code == 400 and "範囲" in bad.text
     assert len(await _reports(serve)) == 1
+    health = await serve.http.post(link, data={
+        "_child": str(taro), "_kind": "health", "_first": today, "temp": "３７．２"})
+    assert health.status_code == 200 and "健康連絡を受け付けました" in health.text
+    await wait_until(lambda: all(serve.mails(g, "【健康連絡】") for g in both), timeout=15)
+    page = await list_reports(serve.people, await serve.school("sho1"),
+                              ReportFilter(kind=ReportKind.HEALTH))
+    assert [r.answers for r in page.reports] == [{"temp": Decimal("37.2")}]
+    # Withdrawn again: the absence is what the rest corrects and withdraws.
+    await serve.http.post(f"{link}/{page.reports[0].id}/withdraw")
 
     # Corrected (now lateness) and then withdrawn: each time both guardians hear of it.
     report_id = re.search(r"/report/[^\"]+/(\d+)/withdraw", made.text)
@@ -86,7 +102,7 @@ async def test_absence_report_confirmed_to_every_contact(serve: Serve) -> None:
     fixed = await serve.http.post(link, data={
         "_child": str(taro), "_report": report_id.group(1), "_kind": "late",
         "_first": today, "_last": today, "_reason": "通院", "_note": ""})
-    assert fixed.status_code == 200 and "遅刻の連絡を訂正しました" in fixed.text
+    assert fixed.status_code == 200 and "遅刻連絡を訂正しました" in fixed.text
     await wait_until(lambda: all(serve.mails(g, "【遅刻連絡】") for g in both), timeout=15)
 
     # Another family's link cannot touch 太郎's report.
@@ -101,8 +117,10 @@ async def test_absence_report_confirmed_to_every_contact(serve: Serve) -> None:
     gone = await serve.http.post(f"{link}/{report_id.group(1)}/withdraw")
     assert gone.status_code == 200 and "取り消しました" in gone.text
     await wait_until(
-        lambda: all(serve.mails(g, "連絡を取り消しました") for g in both), timeout=15)
-    assert await _reports(serve, withdrawn=True) == [("late", "withdrawn")]
+        lambda: all(serve.mails(g, "【遅刻連絡】山田太郎さんの連絡を取り消しました") for g in both),
+        timeout=15)
+    assert sorted(await _reports(serve, withdrawn=True)) == [
+        ("health", "withdrawn"), ("late", "withdrawn")]
 
     # 12:00: outside the hours. Said plainly, with the hours; nothing stored.
     serve.clock.advance(timedelta(hours=2).total_seconds())
