@@ -32,6 +32,8 @@ INTRO = (
 )
 # 21:00-07:00 Japan time: no reminder rings a phone then.
 QUIET = (time(21, 0), time(7, 0))
+# Held while one serve sends reminders (any 64-bit number no other lock of mamoru uses).
+_LOCK = 0x6D616D6F7275_0D
 
 
 def is_quiet(now: datetime) -> bool:
@@ -40,10 +42,22 @@ def is_quiet(now: datetime) -> bool:
 
 
 async def send_due_reminders(people: People, queue: Queue, max_age: float) -> list[int]:
-    """Enqueue the reminders due now; return the reminder broadcasts' ids."""
+    """Enqueue the reminders due now; return the reminder broadcasts' ids. Serves on several
+    hosts share the database: one of them sends at a time (an advisory lock), the others skip
+    this turn, so nobody is reminded twice."""
     now = people.clock.now()
     if is_quiet(now):
         return []
+    async with people.pool.acquire() as conn:
+        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK):
+            return []
+        try:
+            return await _send(people, queue, max_age, now)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK)
+
+
+async def _send(people: People, queue: Queue, max_age: float, now: datetime) -> list[int]:
     by_broadcast: dict[int, list[DueReminder]] = {}
     for one in await due_read_reminders(people, now):
         by_broadcast.setdefault(one.broadcast_id, []).append(one)
