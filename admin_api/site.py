@@ -15,6 +15,10 @@ from engine.queue import Queue
 #: Link purposes; the unsubscribe one is what engine/message.py puts in every mail.
 REGISTER = "register"
 UNSUBSCRIBE = "unsubscribe"
+# The personal page (engine.links.PAGE, naming a delivery) and the report page (naming a
+# contact, engine.twoway.family.REPORT).
+PAGE = "page"
+REPORT = "report"
 
 
 @dataclass(frozen=True)

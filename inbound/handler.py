@@ -6,6 +6,8 @@ Recipients accepted (anything else is ``550 5.7.1``: this is not a relay):
 - one of ``inbound.service_addresses`` (the domain compared without case);
 - the registration address and its ``entry-<school>@`` forms (``inbound.registration``): an
   empty mail there is answered with a personal registration link and not stored;
+- ``[people] report_address`` (``inbound.report_desk``): a registered guardian's mail there is
+  answered with the link to the report page and not stored;
 - the ``mailto:`` of a mail's ``List-Unsubscribe`` (``engine.verp.unsubscribe_id_of``): any
   mail there unsubscribes the recipient of that delivery at once (``engine.people.choices``),
   as the one-click POST does, and is not stored.
@@ -58,6 +60,7 @@ from engine.sealing import Sealer
 from engine.suppression import FEEDBACK, FailedVerdict, Suppressions
 from engine.verp import delivery_id_of, unsubscribe_id_of
 from inbound.registration import RegistrationDesk
+from inbound.report_desk import ReportDesk
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +104,7 @@ class InboundHandler:
         self.sealer = Sealer.from_key(settings.people.key, settings.people.key_file)
         self.service = {service_key(a) for a in settings.inbound.service_addresses}
         self.desk = RegistrationDesk(settings, pool, verp_secret, clock)
+        self.reports = ReportDesk(settings, pool, verp_secret, clock)
         self.in_flight = 0
         self.idle = asyncio.Event()
         self.idle.set()
@@ -116,6 +120,7 @@ class InboundHandler:
             delivery_id is None
             and service_key(address) not in self.service
             and self.desk.match(address) is None
+            and not self.reports.match(address)
             and unsubscribe_id_of(self.secret, address) is None
         ):
             # The domain only: the address may be a person's.
@@ -166,11 +171,14 @@ class InboundHandler:
         service: list[str] = []
         entries: dict[str | None, None] = {}
         leaving: dict[int, None] = {}
+        to_reports = False
         for r in rcpts:
             d = delivery_id_of(self.secret, r)
             entry = self.desk.match(r) if d is None else None
             gone = unsubscribe_id_of(self.secret, r) if d is None else None
-            if entry is not None:
+            if d is None and self.reports.match(r):
+                to_reports = True
+            elif entry is not None:
                 entries[entry.school] = None
             elif gone is not None:
                 leaving[gone] = None
@@ -182,6 +190,8 @@ class InboundHandler:
             await self.desk.answer(mail_from, school)
         for delivery_id in leaving:
             await self.desk.unsubscribe(delivery_id)
+        if to_reports:
+            await self.reports.answer(mail_from)
         report = await self._parse(raw) if verp else BounceReport(kind="unknown")
         now = self.clock.now()
         if not service and not verp:

@@ -25,6 +25,7 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import asyncpg
 
@@ -41,6 +42,9 @@ from engine.people.models import (
 from engine.people.store import ADDRESS, People
 from engine.queue import NewBroadcast, Priority, Queue
 from engine.sealing import Sealer
+
+if TYPE_CHECKING:
+    from engine.twoway.asks import Asks
 
 # Every path into the audience in one statement: accounts by board, school, grade, class or id
 # (their contacts, with no group), and groups (contacts of member accounts and contacts that
@@ -156,14 +160,22 @@ async def send_broadcast(
     category: Category,
     max_age: float,
     within: Callable[[asyncpg.Connection, int], Awaitable[None]] | None = None,
+    asks: Asks | None = None,
 ) -> FanOut:
     """Resolve the audience, add ``broadcast.recipients`` (given by address), fan out, commit.
 
     ``within(conn, broadcast_id)`` runs in the same transaction before it commits, so what a
     caller records about the broadcast (its owner, an idempotency key) commits with it or not
-    at all. Raises InputError, changing nothing, when nobody is left to send to.
+    at all. Every delivery is tied to its contact and accounts (``twoway.link_deliveries``) in
+    the transaction; ``asks`` (read confirmation, questions, reminder) is checked first and
+    stored with it, and makes the mails link to the personal page. Raises InputError,
+    changing nothing, when nobody is left to send to or ``asks`` is wrong.
     """
+    from engine.twoway import link_deliveries
+
     now = people.clock.now()
+    if asks is not None:
+        asks.check(now)
     send_at = broadcast.send_at or now
     async with people.pool.acquire() as conn, conn.transaction():
         resolved = await resolve(conn, people, audience, category, broadcast.priority, send_at)
@@ -182,15 +194,19 @@ async def send_broadcast(
             replace(broadcast, recipients=list(recipients)), now, max_age, conn=conn
         )
         suppressed: int = await conn.fetchval(
-            "UPDATE broadcasts SET category = $2, audience = $3::jsonb, skipped = $4::jsonb "
-            "WHERE id = $1 RETURNING suppressed_count",
+            "UPDATE broadcasts SET category = $2, audience = $3::jsonb, skipped = $4::jsonb, "
+            "personal_page = $5 WHERE id = $1 RETURNING suppressed_count",
             broadcast_id, category.value,
             json.dumps({**audience.as_json(), "addresses": len(broadcast.recipients)}),
             json.dumps({r.value: n for r, n in resolved.skipped.items()}),
+            asks is not None and asks.personal_page,
         )
         waiting = await _hold_until_morning(
             conn, people.sealer, broadcast_id, recipients, max_age
         )
+        await link_deliveries(conn, people, broadcast_id)
+        if asks is not None:
+            await asks.apply(conn, people, broadcast_id)
         if within is not None:
             await within(conn, broadcast_id)
     return FanOut(broadcast_id, len(recipients), suppressed, waiting, dict(resolved.skipped))

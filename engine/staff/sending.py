@@ -28,6 +28,8 @@ from engine.staff.follow import RecipientFilter, all_recipients, visible_broadca
 from engine.staff.models import ActorKind, NotFoundError, Principal
 from engine.staff.rights import check_audience
 from engine.staff.store import Staff
+from engine.twoway.asks import Asks, ReadPolicy
+from engine.twoway.questions import Question
 
 
 @dataclass(frozen=True)
@@ -39,14 +41,33 @@ class BroadcastRequest:
     category: Category = Category.NOTICE
     priority: Priority = Priority.NORMAL
     send_at: datetime | None = None
+    # Two-way (engine/twoway): ask for read confirmation with this reminder policy; questions
+    # answered on the personal page until ``deadline``. Either makes the mails link to it.
+    read: ReadPolicy | None = None
+    questions: tuple[Question, ...] = ()
+    deadline: datetime | None = None
+
+    def asks(self) -> Asks | None:
+        """What the broadcast asks of its recipients, for ``send_broadcast``; None: nothing."""
+        if self.read is None and not self.questions and self.deadline is None:
+            return None
+        return Asks(read=self.read, questions=self.questions, deadline=self.deadline)
 
     def digest(self) -> bytes:
         """Identifies the request's content, to tell a retry from a different request."""
-        payload = json.dumps(
-            [self.sender, self.subject, self.body, self.audience.as_json(), self.category.value,
-             int(self.priority), self.send_at.isoformat() if self.send_at else None],
-            ensure_ascii=False, sort_keys=True,
-        )
+        fields: list[object] = [
+            self.sender, self.subject, self.body, self.audience.as_json(), self.category.value,
+            int(self.priority), self.send_at.isoformat() if self.send_at else None,
+        ]
+        if self.asks() is not None:
+            # Only then, so digests of requests without two-way stay what they were.
+            fields.append([
+                None if self.read is None
+                else [self.read.remind_after.total_seconds(), self.read.max_reminders],
+                [q.as_json() for q in self.questions],
+                self.deadline.isoformat() if self.deadline else None,
+            ])
+        payload = json.dumps(fields, ensure_ascii=False, sort_keys=True)
         return hashlib.sha256(payload.encode("utf-8")).digest()
 
 
@@ -115,7 +136,8 @@ async def create(
     )
     try:
         fan = await send_broadcast(
-            people, queue, broadcast, req.audience, req.category, max_age, within=own
+            people, queue, broadcast, req.audience, req.category, max_age, within=own,
+            asks=req.asks(),
         )
     except asyncpg.UniqueViolationError:
         # The same key raced us and won: its broadcast is the answer.

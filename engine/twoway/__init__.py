@@ -11,6 +11,11 @@ sealed at rest. Modules:
     reports     欠席・遅刻・早退 and 健康連絡: school hours and reasons, reports, staff lists
     replies     guardians' replies tied to their delivery by Message-ID
     csv_out     CSV in UTF-8 with BOM, formula-safe cells
+    asks        what a new broadcast asks (read, questions, reminder), applied by the fan-out
+    personal    what a delivery's personal page shows (a reminder stands for the first mail)
+    reminders   the minute task's read reminders, as broadcasts linked to the first one
+    family      the report page's children and open reports; confirmation and link mails
+    page_limits request counts per link, forged links per network (the pages' rate limits)
 """
 
 from engine.twoway.questions import Answer, AnswerError, Question, QuestionKind
