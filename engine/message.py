@@ -361,7 +361,8 @@ def _common_headers(
     return ("\r\n".join(lines) + "\r\n").encode("utf-8")
 
 
-_UNSUBSCRIBE_LINE = "\r\n--\r\n配信停止（ワンクリック）/ Unsubscribe:\r\n"
+# The link opens the recipient's settings page (confirm, groups, stop); only a POST stops.
+_UNSUBSCRIBE_LINE = "\r\n--\r\n配信の設定・停止 / Settings, unsubscribe:\r\n"
 # Above the foot, so a phone shows it right after the text (issue 13: read confirmation,
 # answers, attachments and the report page are all reached from the personal page).
 _PAGE_LINE = "\r\n▼確認しました・回答はこちら\r\n"

@@ -19,6 +19,7 @@ def config_file(
     queue: str = "",
     delivery: str = "",
     inbound: str = "",
+    people_key: str = TEST_PEOPLE_KEY,
 ) -> Path:
     """A configuration file for the test database, routing everything to ``target``."""
     p = tmp_path / "mamoru.toml"
@@ -62,7 +63,7 @@ allow_unsigned = true
 
 [people]
 # The key the tests' own engines use (tests/support.py): one database, one key.
-key = "{TEST_PEOPLE_KEY}"
+key = "{people_key}"
 """,
         encoding="utf-8",
     )

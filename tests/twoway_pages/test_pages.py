@@ -35,7 +35,7 @@ PUBLIC = "http://pages.test"
 async def pages(engine: Engine) -> AsyncIterator[tuple[People, FakeClock, httpx.AsyncClient]]:
     clock = FakeClock(DAYTIME)
     settings = make_settings("", http={"public_url": PUBLIC, "listen": ""},
-                             people={"key": new_key_text()})
+                             people={"key": engine.settings.people.key})
     people = await People.open(engine.pool, settings.people, clock)
     site = await open_site(settings, people, SECRET)
     transport = httpx.ASGITransport(app=create_app(site), client=("198.51.100.7", 40000))
@@ -115,7 +115,6 @@ async def test_wrong_two_way_requests_store_nothing(
 
 async def test_send_read_confirmation_from_the_command_line(tmp_path: Path, db_url: str) -> None:
     cfg = config_file(tmp_path, db_url, "127.0.0.1:25")
-    cfg.write_text(cfg.read_text() + f'\n[people]\nkey = "{new_key_text()}"\n', encoding="utf-8")
     body = tmp_path / "body.txt"
     body.write_text("本文\n", encoding="utf-8")
     base = ["send", "-c", cfg, "--sender", "s@example.jp", "--subject", "件名",
