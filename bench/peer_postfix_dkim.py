@@ -19,8 +19,13 @@ with the runners' template call and key; all must verify with dkimpy and be pers
 the times, the ratio, the RSA floor (signatures x one signature's cost / cores), peak memory
 and, last, one JSON line. Needs root (Postfix's master runs as root).
 
-Until the runner passes the deployment secret and ``[http] public_url`` to ``build_template``
-itself (the interface of issue 11), this benchmark's worker processes supply them.
+mamoru's runners get ``[http] public_url`` from their settings like any deployment (without it
+no mail would be personal); the sample is rendered through the same ``TemplateOptions`` call.
+
+Where the time goes is printed too: CPU seconds of the workers (and how long they waited for a
+core), of ``smtp-sink`` and of PostgreSQL, against the 2 x wall-clock seconds the cores offer.
+``--py-spy DIR`` records each worker with py-spy (if installed: ``pip install py-spy``; a tool,
+not a dependency) as collapsed stacks, which ``bench/profile_breakdown.py`` sorts into stages.
 """
 
 from __future__ import annotations
@@ -198,25 +203,7 @@ def check_sample(who: str, mails: list[bytes], records: dict[str, str]) -> None:
         raise RuntimeError(f"{who}: the sample is not personal and signed")
 
 
-def _patch_template(secret: bytes) -> None:
-    """Give build_template the secret and public URL the runner does not pass yet."""
-    import functools
-
-    import engine.message
-
-    original = engine.message.build_template
-
-    @functools.wraps(original)
-    def build(*args: Any, **kwargs: Any) -> Any:
-        kwargs.setdefault("secret", secret)
-        kwargs.setdefault("public_url", PUBLIC_URL)
-        return original(*args, **kwargs)
-
-    engine.message.build_template = build  # type: ignore[assignment]
-
-
-def _worker(settings: Any, secret: bytes, results: Any) -> None:
-    _patch_template(secret)  # before engine.runner imports the name
+def _worker(settings: Any, results: Any) -> None:
     import dataclasses
 
     import uvloop
@@ -224,8 +211,69 @@ def _worker(settings: Any, secret: bytes, results: Any) -> None:
     from engine.workers import run_one
 
     stats = uvloop.run(run_one(settings, True))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    results.put((dataclasses.asdict(stats), peak))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    peak = usage.ru_maxrss / 1024
+    row = dataclasses.asdict(stats)
+    row["cpu"] = usage.ru_utime + usage.ru_stime
+    row["system_cpu"] = usage.ru_stime
+    row["run_delay"] = _run_delay()
+    results.put((row, peak))
+
+
+def _run_delay() -> float:
+    """Seconds this process was ready to run but waited for a core (/proc schedstat)."""
+    try:
+        with open("/proc/self/schedstat", encoding="ascii") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _cpu_of(pid: int, children: bool = False) -> float:
+    """CPU seconds (user + system) of a process; with `children`, also of its reaped ones."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime
+    if children:
+        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _postgres_cpu(pg_dir: Path) -> float:
+    """CPU seconds of the PostgreSQL server in `pg_dir` so far: the postmaster with the
+    backends it has reaped, plus those still running."""
+    try:
+        postmaster = int((pg_dir / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    total = _cpu_of(postmaster, children=True)
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                parent = int(f.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == postmaster:
+            total += _cpu_of(int(entry))
+    return total
+
+
+def _py_spy(pid: int, out: Path) -> subprocess.Popen[bytes] | None:
+    """py-spy recording `pid` as collapsed stacks (idle samples included), if installed."""
+    exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(exe).exists():
+        print("py-spy is not installed (pip install py-spy); not profiling", flush=True)
+        return None
+    return subprocess.Popen(
+        [exe, "record", "--pid", str(pid), "--rate", "200", "--idle", "--format", "raw",
+         "--output", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
 
 
 class MemorySampler:
@@ -280,7 +328,8 @@ class MemorySampler:
 
 
 def run_mamoru(
-    n: int, workers: int, root: Path, key: Path, records: dict[str, str]
+    n: int, workers: int, root: Path, key: Path, records: dict[str, str],
+    spy_dir: Path | None = None,
 ) -> dict[str, float]:
     import warnings
 
@@ -294,33 +343,47 @@ def run_mamoru(
     sink = start_sink("127.0.0.1", sink_port, prefer_postfix=True)
     base = throughput.bench_settings(db_url, f"127.0.0.1:{sink_port}", None)
     dkim = {"keys": [{"domain": DOMAIN, "selector": SELECTOR, "private_key": str(key)}]}
-    settings = replace(base, dkim=dkim)
+    settings = replace(base, dkim=dkim, http=replace(base.http, public_url=PUBLIC_URL))
     secret = asyncio.run(_secret(settings))
     try:
         ctx = multiprocessing.get_context("spawn")
         results = ctx.Queue()
         print(f"mamoru: fan-out of {n} and {workers} runner(s) ...", flush=True)
+        spies: list[subprocess.Popen[bytes]] = []
         with MemorySampler(root / "pg") as memory:
+            sink_cpu0, pg_cpu0 = _cpu_of(sink.pid), _postgres_cpu(root / "pg")
             t0 = time.monotonic()
             asyncio.run(throughput.enqueue(settings, n))
             procs = [
                 ctx.Process(target=_worker, args=(worker_settings(settings, i, workers),
-                                                  secret, results))
+                                                  results))
                 for i in range(workers)
             ]
-            for p in procs:
+            for i, p in enumerate(procs):
                 p.start()
+                if spy_dir is not None and p.pid is not None:
+                    spy = _py_spy(p.pid, spy_dir / f"worker-{i}.txt")
+                    spies += [spy] if spy is not None else []
             outcomes = [results.get(timeout=1200) for _ in procs]
+            sink_cpu = _cpu_of(sink.pid) - sink_cpu0
+            pg_cpu = _postgres_cpu(root / "pg") - pg_cpu0
             for p in procs:
                 p.join()
+            for spy in spies:
+                spy.wait(30)
         last = max(s["last_record"] for s, _ in outcomes if s["last_record"] is not None)
         first = min(s["first_claim"] for s, _ in outcomes if s["first_claim"] is not None)
         delivered = asyncio.run(throughput.delivered_count(settings))
     finally:
         sink.terminate()
         sink.wait(10)
-    check_sample("mamoru", sample_mamoru(secret, key), records)
+    check_sample("mamoru", sample_mamoru(settings, secret), records)
     return {
+        "worker_cpu": sum(s["cpu"] for s, _ in outcomes),
+        "worker_system_cpu": sum(s["system_cpu"] for s, _ in outcomes),
+        "worker_run_delay": sum(s["run_delay"] for s, _ in outcomes),
+        "sink_cpu": sink_cpu,
+        "postgres_cpu": pg_cpu,
         "seconds": last - t0,
         "startup": first - t0,
         "delivered": delivered,
@@ -340,22 +403,28 @@ async def _secret(settings: Any) -> bytes:
         await engine.close()
 
 
-def sample_mamoru(secret: bytes, key: Path) -> list[bytes]:
-    """Mails as the benchmark's runners rendered them (same template call, same key)."""
+def sample_mamoru(settings: Any, secret: bytes) -> list[bytes]:
+    """Mails as the benchmark's runners rendered them: the runner's template call
+    (``TemplateOptions`` from the same settings, secret and key)."""
     from engine.clock import SystemClock
-    from engine.dkim import DkimKey, DkimSigner
-    from engine.message import build_template
+    from engine.dkim import dkim_settings
+    from engine.message import TemplateOptions
     from engine.queue import BroadcastContent, Priority
 
     content = BroadcastContent(1, throughput.SENDER, SUBJECT, throughput.BODY, Priority.EMERGENCY)
-    signer = DkimSigner([DkimKey(DOMAIN, SELECTOR, key)])
-    template = build_template(content, SystemClock(), "", signer, True, secret=secret,
-                              public_url=PUBLIC_URL)
+    signer = dkim_settings(settings.dkim).signer()
+    template = TemplateOptions.from_settings(settings, secret, signer).build(
+        content, SystemClock()
+    )
     return [template.render(f"hogosha{i}@docomo.ne.jp", i) for i in (1, 2, 3)]
 
 
 def one_signature_ms(key: Path, rounds: int = 2000) -> float:
-    """The cost of the RSA step alone, here and now (what no engine can avoid)."""
+    """The CPU cost of the RSA step alone, here and now (what no engine can avoid).
+
+    Process CPU time, not wall-clock time: on a shared machine the wall clock also counts the
+    moments another process held the core, which is load, not the cost of a signature.
+    """
     import hashlib
 
     from cryptography.hazmat.primitives import hashes, serialization
@@ -365,10 +434,10 @@ def one_signature_ms(key: Path, rounds: int = 2000) -> float:
     private = serialization.load_pem_private_key(key.read_bytes(), None)
     assert isinstance(private, rsa.RSAPrivateKey)
     digest = hashlib.sha256(b"x").digest()
-    started = time.perf_counter()
+    started = time.process_time()
     for _ in range(rounds):
         private.sign(digest, padding.PKCS1v15(), Prehashed(hashes.SHA256()))
-    return (time.perf_counter() - started) / rounds * 1000
+    return (time.process_time() - started) / rounds * 1000
 
 
 def main() -> None:
@@ -376,6 +445,8 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=30_000)
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--skip-postfix", action="store_true", help="time mamoru alone")
+    parser.add_argument("--py-spy", type=Path, default=None, metavar="DIR",
+                        help="record each worker with py-spy into DIR (collapsed stacks)")
     args = parser.parse_args()
     if os.geteuid() != 0 and not args.skip_postfix:
         sys.exit("peer_postfix_dkim.py needs root: Postfix's master process runs as root")
@@ -395,20 +466,44 @@ def main() -> None:
             ensure_opendkim()
             postfix_seconds = run_postfix(args.messages, root / "postfix", key, b"p" * 32,
                                           records)
-        mamoru = run_mamoru(args.messages, workers, root, key, records)
-        sign_ms = one_signature_ms(key)
+        if args.py_spy is not None:
+            args.py_spy.mkdir(parents=True, exist_ok=True)
+        load = os.getloadavg()
+        sign_before = one_signature_ms(key)
+        mamoru = run_mamoru(args.messages, workers, root, key, records, args.py_spy)
+        # Before and after the run, the lower: frequency scaling and cache neighbours only
+        # ever make it dearer.
+        sign_ms = min(sign_before, one_signature_ms(key))
     finally:
         if not os.environ.get("MAMORU_BENCH_KEEP"):
             shutil.rmtree(root, ignore_errors=True)
     floor = args.messages * sign_ms / 1000 / min(cores, workers)
     seconds = mamoru["seconds"]
-    print(f"one RSA-2048 signature   {sign_ms:.3f} ms (cryptography/OpenSSL, measured now)")
+    print(f"one RSA-2048 signature   {sign_ms:.3f} ms (cryptography/OpenSSL, CPU time, "
+          "measured now)")
     print(f"signing floor            {floor:.2f} s = {args.messages} x {sign_ms:.3f} ms "
           f"/ {min(cores, workers)} core(s)")
     print(f"mamoru                   {seconds:.2f} s, {mamoru['delivered']:.0f} delivered, "
           f"{seconds / floor:.2f} x the floor, {workers} worker(s)")
     print(f"  of which start-up      {mamoru['startup']:.2f} s (fan-out, worker processes "
           "starting, first claim)")
+    budget = seconds * cores
+    signing = floor * min(cores, workers)
+    others = mamoru["sink_cpu"] + mamoru["postgres_cpu"]
+    print(f"CPU while mamoru ran     {budget:.1f} core-seconds on offer ({cores} cores x "
+          f"{seconds:.2f} s): workers {mamoru['worker_cpu']:.1f} (of which "
+          f"{mamoru['worker_system_cpu']:.1f} in the kernel; and "
+          f"{mamoru['worker_run_delay']:.1f} s waiting for a core), smtp-sink "
+          f"{mamoru['sink_cpu']:.1f}, PostgreSQL {mamoru['postgres_cpu']:.1f}")
+    print(f"  signing alone needs    {signing:.1f}; with the sink and PostgreSQL on the same "
+          f"cores the best possible is {(signing + others) / cores:.2f} s = "
+          f"{(signing + others) / cores / floor:.2f} x the floor")
+    # What the run's own work needs on cores nobody else uses (a lower bound: waits for
+    # replies are left out); on a shared machine steadier than the wall clock.
+    own = (mamoru["worker_cpu"] + others) / cores
+    print(f"  the run's CPU / cores  {own:.2f} s = {own / floor:.2f} x the floor (its time on "
+          "otherwise idle cores, waits left out)")
+    print(f"load before mamoru       {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (1, 5, 15 min)")
     print(f"mamoru peak memory       {mamoru['peak_worker_mb']:.0f} MB per worker, "
           f"{mamoru['sum_worker_mb']:.0f} MB all workers (RSS); whole run "
           f"{mamoru['whole_run_mb']:.0f} MB (PSS: bench, workers, sink, PostgreSQL)")
@@ -423,6 +518,13 @@ def main() -> None:
         "peak_worker_mb": round(mamoru["peak_worker_mb"], 1),
         "sum_worker_mb": round(mamoru["sum_worker_mb"], 1),
         "whole_run_mb": round(mamoru["whole_run_mb"], 1),
+        "worker_cpu_seconds": round(mamoru["worker_cpu"], 2),
+        "worker_system_cpu_seconds": round(mamoru["worker_system_cpu"], 2),
+        "worker_run_delay_seconds": round(mamoru["worker_run_delay"], 2),
+        "sink_cpu_seconds": round(mamoru["sink_cpu"], 2),
+        "postgres_cpu_seconds": round(mamoru["postgres_cpu"], 2),
+        "load_1min": round(load[0], 2),
+        "cpu_over_cores_seconds": round(own, 3),
     }
     if postfix_seconds is not None:
         print(f"postfix+opendkim         {postfix_seconds:.2f} s")

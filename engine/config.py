@@ -72,8 +72,9 @@ class DeliverySettings:
     # "opportunistic": STARTTLS when offered, without certificate checks (as MTAs do);
     # "off": never.
     starttls: str = "opportunistic"
-    # Receiving hosts (MX host names, or domains they end in) that only get mail over TLS:
-    # when they do not offer STARTTLS or the handshake fails, the mail waits (deferred).
+    # Receiving sites (carrier profile names: "docomo") and MX hosts (host names, domains
+    # they end in, *-patterns) that only get mail over TLS (engine/tls_policy): when they do
+    # not offer STARTTLS or the handshake fails, the mail waits (deferred), never plain text.
     tls_required: list[str] = field(default_factory=list)
     # Send MAIL, RCPT and DATA together when the receiver offers PIPELINING (RFC 2920).
     pipelining: bool = True
@@ -413,6 +414,11 @@ def _check(s: Settings) -> None:
         raise ConfigError(
             f"delivery.starttls must be \"opportunistic\" or \"off\", not {s.delivery.starttls!r}"
         )
+    if s.delivery.tls_required:
+        # Site names are the carrier profiles' (built in and [shaping.profiles]).
+        from engine.tls_policy import TlsPolicy
+
+        TlsPolicy.from_settings(s.delivery.tls_required, s.shaping)
     for domain, target in s.routing.transport.items():
         parse_host_port(f"routing.transport.{domain}", target, 25)
     if s.metrics.listen:

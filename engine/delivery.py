@@ -9,8 +9,10 @@ Every step has a timeout.
 STARTTLS is used when the server offers it (opportunistic, no certificate check, as between
 MTAs). Like Postfix's ``may`` level, a receiver that answers STARTTLS with an error (454) gets
 the mail in plain text on the same connection, and one whose TLS handshake fails gets it over a
-new plain connection; destinations listed in ``delivery.tls_required`` never get plain text
-(the attempt is deferred instead). Each result says whether the mail went over TLS.
+new plain connection. Destinations that ``delivery.tls_required`` names (by MX host, or the
+whole site the lane passes as ``tls_site``; ``engine/tls_policy``) never get plain text: the
+result is a deferral answered by "STARTTLS" that says why. Each result says whether the mail
+went over TLS.
 
 PIPELINING (RFC 2920): when the receiver offers it, MAIL, RCPT and DATA go in one write
 (``engine/smtp_pipeline.py``), two round trips per mail instead of four; ``delivery.pipelining
@@ -38,6 +40,7 @@ import aiosmtplib
 from engine.config import DeliverySettings
 from engine.queue.models import Outcome
 from engine.routing import Destination
+from engine.tls_policy import TlsPolicy
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +77,11 @@ class SendResult:
 
 class Transport(Protocol):
     async def open(
-        self, destinations: Sequence[Destination], source: SourceAddress | None = None
+        self,
+        destinations: Sequence[Destination],
+        source: SourceAddress | None = None,
+        *,
+        tls_site: str | None = None,
     ) -> Session | SendResult: ...
 
 
@@ -242,35 +249,43 @@ class SmtpTransport:
 
     def __init__(self, settings: DeliverySettings) -> None:
         self._settings = settings
+        self._tls_hosts = TlsPolicy.hosts_of(settings.tls_required)
 
     async def open(
-        self, destinations: Sequence[Destination], source: SourceAddress | None = None
+        self,
+        destinations: Sequence[Destination],
+        source: SourceAddress | None = None,
+        *,
+        tls_site: str | None = None,
     ) -> Session | SendResult:
         """A session with the first destination that answers, or why none did.
 
         Only a failure to get a session moves on to the next MX: once a transaction has
         begun, the mail may have been taken, and trying elsewhere would send it twice.
+        `tls_site`: the recipient's site when ``delivery.tls_required`` names it; then no
+        destination gets plain text.
         """
         source = source or SourceAddress()
         last: SendResult | None = None
         for dest in destinations:
-            required = self.tls_required(dest)
-            use_tls = self._settings.starttls != "off" or required
+            required = self._tls_requirement(dest, tls_site)
+            use_tls = self._settings.starttls != "off" or required is not None
             try:
                 try:
                     smtp, tls = await self._connect(dest, source, use_tls, required)
                 except _HandshakeFailed as failed:
-                    if required:
+                    if required is not None:
                         raise _TlsUnavailable(
-                            f"TLS is required for {dest.host} (delivery.tls_required) and "
-                            f"the TLS handshake failed: {failed}"
+                            None, f"the TLS handshake with {dest.host} failed: {failed}",
+                            required,
                         ) from None
                     # Postfix's "may": a failed handshake is retried in plain text at once.
                     log.info("TLS handshake with %s failed (%s); sending in plain text",
                              dest, failed)
-                    smtp, tls = await self._connect(dest, source, False, False)
+                    smtp, tls = await self._connect(dest, source, False, None)
             except _TlsUnavailable as exc:
-                last = SendResult(Outcome.DEFERRED, None, None, str(exc), "CONNECT", str(dest))
+                last = SendResult(Outcome.DEFERRED, exc.code, None, str(exc), "STARTTLS",
+                                  str(dest), False)
                 continue
             except aiosmtplib.SMTPConnectResponseError as exc:
                 status, text = split_enhanced(exc.message)
@@ -289,16 +304,20 @@ class SmtpTransport:
         assert last is not None, "no destinations"
         return last
 
-    def tls_required(self, dest: Destination) -> bool:
-        """Whether `dest` is a host (or under a domain) listed in delivery.tls_required."""
-        host = dest.host.lower().rstrip(".")
-        return any(
-            host == entry or host.endswith("." + entry)
-            for entry in (e.lower().strip(".") for e in self._settings.tls_required)
-        )
+    def tls_required(self, dest: Destination, tls_site: str | None = None) -> bool:
+        """Whether `dest` never gets plain text: its site (`tls_site`) or its host is listed
+        in delivery.tls_required."""
+        return self._tls_requirement(dest, tls_site) is not None
+
+    def _tls_requirement(self, dest: Destination, tls_site: str | None) -> str | None:
+        """What makes TLS compulsory for `dest`, said for the operator; None: nothing."""
+        if tls_site is not None:
+            return f"site {tls_site}"
+        entry = self._tls_hosts.host_requiring(dest.host)
+        return None if entry is None else f"{dest.host} (matches {entry})"
 
     async def _connect(
-        self, dest: Destination, source: SourceAddress, use_tls: bool, required: bool
+        self, dest: Destination, source: SourceAddress, use_tls: bool, required: str | None
     ) -> tuple[aiosmtplib.SMTP, bool]:
         """A greeted connection, upgraded with STARTTLS when offered and wanted."""
         s = self._settings
@@ -318,19 +337,18 @@ class SmtpTransport:
             if not use_tls:
                 return smtp, False
             if not smtp.supports_extension("starttls"):
-                if required:
+                if required is not None:
                     raise _TlsUnavailable(
-                        f"TLS is required for {dest.host} (delivery.tls_required) but it does "
-                        "not offer STARTTLS"
+                        None, f"{dest.host} does not offer STARTTLS", required
                     )
                 return smtp, False
             try:
                 await smtp.starttls()
             except aiosmtplib.SMTPResponseException as exc:
-                if required:
+                if required is not None:
                     raise _TlsUnavailable(
-                        f"TLS is required for {dest.host} (delivery.tls_required) but it "
-                        f"answered STARTTLS with {exc.code} {exc.message}"
+                        exc.code, f"{dest.host} answered STARTTLS with {exc.code} {exc.message}",
+                        required,
                     ) from None
                 # 454 "TLS not available": the session goes on unencrypted, as Postfix does.
                 return smtp, False
@@ -348,7 +366,15 @@ class _HandshakeFailed(Exception):
 
 
 class _TlsUnavailable(Exception):
-    """TLS is required for the destination and cannot be had."""
+    """TLS is required for the destination and cannot be had; the text says so in Japanese
+    and English, with what requires it (`required`) and what happened."""
+
+    def __init__(self, code: int | None, what: str, required: str) -> None:
+        super().__init__(
+            f"暗号化 (TLS) が必須の宛先のため平文では送らず再送待ち / TLS is required for "
+            f"{required} (delivery.tls_required) but {what}; not sent in plain text, retrying"
+        )
+        self.code = code
 
 
 async def _greet(smtp: aiosmtplib.SMTP) -> None:

@@ -101,10 +101,10 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 _LABELS = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 _TXT_STRING_MAX = 255  # RFC 1035: one character-string in a TXT record
-# A field value on one line (leading space, CRLF at the end) without tabs or runs of spaces.
-_SIMPLE_VALUE = re.compile(rb"(?:[^\r\n\t ]| (?! ))*\r\n")
-# A header block of such one-line fields, "Name: value" each.
-_SIMPLE_BLOCK = re.compile(rb"(?:[!-9;-~]+:(?:[^\r\n\t ]| (?! ))*\r\n)*")
+# A header block of "Name:value" fields, each CRLF-terminated and perhaps folded onto
+# continuation lines (which start with a space or tab), with no stray CR or LF: what the
+# template writes per mail (List-Unsubscribe is folded after its comma).
+_SIMPLE_BLOCK = re.compile(rb"(?:[!-9;-~]+:[^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*)*")
 
 
 @dataclass(frozen=True)
@@ -262,14 +262,17 @@ def _parse_header_block(header_block: bytes, domain: str) -> list[tuple[bytes, b
     if not header_block:
         return []
     if _SIMPLE_BLOCK.fullmatch(header_block):
-        # One line per field, as the template writes a mail's own fields: split here, the
-        # same result as dkimpy's parser (value with its leading space and CRLF) for less.
-        return [
-            (name, value + b"\r\n")
-            for name, _, value in (
-                line.partition(b":") for line in header_block[:-2].split(b"\r\n")
-            )
-        ]
+        # Split here, the same result as dkimpy's parser (the value with its leading space,
+        # its folds and its CRLF) for less: a mail's own fields are parsed once per mail.
+        fields: list[tuple[bytes, bytes]] = []
+        for line in header_block[:-2].split(b"\r\n"):
+            if line[:1] in (b" ", b"\t"):
+                name, value = fields[-1]
+                fields[-1] = (name, value + line + b"\r\n")
+            else:
+                name, _, value = line.partition(b":")
+                fields.append((name, value + b"\r\n"))
+        return fields
     try:
         headers, _ = dkim.rfc822_parse(header_block)
     except dkim.MessageFormatError as exc:
@@ -326,11 +329,14 @@ def _plan(
 def _canonical_header(name: bytes, value: bytes) -> bytes:
     """One header field, relaxed-canonicalised, as it enters the header hash.
 
-    A value on one line with no tab and no run of spaces (what the template writes per mail)
-    only loses its outer spaces; anything else goes through dkimpy's canonicalisation.
+    A value without tabs whose folds (CRLF before a space) leave no run of spaces (what the
+    template writes per mail) is only unfolded and loses its outer spaces; anything else goes
+    through dkimpy's canonicalisation.
     """
-    if _SIMPLE_VALUE.fullmatch(value):
-        return name.lower() + b":" + value[:-2].strip(b" ") + b"\r\n"
+    if value.endswith(b"\r\n") and b"\t" not in value:
+        unfolded = value[:-2].replace(b"\r\n ", b" ")
+        if b"  " not in unfolded and b"\r" not in unfolded and b"\n" not in unfolded:
+            return name.lower() + b":" + unfolded.strip(b" ") + b"\r\n"
     return _canonical_header_dkimpy(name, value)
 
 

@@ -57,6 +57,7 @@ from engine.throttle import (
     Verdict,
     is_session_limit,
 )
+from engine.tls_policy import TlsPolicy
 from engine.verp import return_path
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,8 @@ class Lane:
     # Failed connection attempts in a row, and when the next may be made (monotonic).
     connect_failures: int = 0
     connect_after: float = 0.0
+    # The site, when delivery.tls_required names it: no plain text for this lane.
+    tls_site: str | None = None
 
 
 class Lanes:
@@ -124,7 +127,10 @@ class Lanes:
         self.clock = clock
         self._spawn = spawn
         self._stopping = stopping
-        self._lanes: dict[tuple[str, tuple[Destination, ...], str], Lane] = {}
+        self._lanes: dict[tuple[str, tuple[Destination, ...], str, str | None], Lane] = {}
+        # Which sites only get TLS: the same site grouping as the shaper's profiles, whether
+        # or not shaping is on (the configuration has checked the entries).
+        self._tls = TlsPolicy.from_settings(settings.delivery.tls_required, settings.shaping)
         self._seq = itertools.count()
         self._sources: dict[str, int] = {}
 
@@ -133,10 +139,11 @@ class Lanes:
         d = claim.delivery
         site = self.shaper.site_for(d.domain, route.mx_hosts)
         pool = self._pool_for(d.broadcast_id)
-        key = (site.name, route.destinations, pool)
+        tls_site = self._tls.site_requiring(d.domain, route.mx_hosts)
+        key = (site.name, route.destinations, pool, tls_site)
         lane = self._lanes.get(key)
         if lane is None:
-            lane = self._lanes[key] = Lane(site, route.destinations, pool)
+            lane = self._lanes[key] = Lane(site, route.destinations, pool, tls_site=tls_site)
         lane.domains.add(d.domain)
         self._put_back(lane, claim)
         if lane.workers < min(len(lane.pending), self._lane_connections(lane)):
@@ -276,7 +283,10 @@ class Lanes:
         first = self._take(lane)
         if first is None:
             return
-        opened = await self.transport.open(lane.destinations, source)
+        opened = await self.transport.open(lane.destinations, source, tls_site=lane.tls_site)
+        if isinstance(opened, SendResult) and opened.command == "STARTTLS":
+            self._tls_unavailable(lane, first, opened)
+            return
         if isinstance(opened, SendResult):
             verdict = self.shaper.record(grant, feedback_of(opened))
             lane.connect_failures += 1
@@ -379,6 +389,26 @@ class Lanes:
             d = entry[2].delivery
             if d.id in self.recorder.held and now < d.expires_at:
                 self.recorder.add(self.outcomes.held_for_block(d, result, now, until))
+            else:
+                keep.append(entry)
+        heapq.heapify(keep)
+        lane.pending = keep
+
+    def _tls_unavailable(self, lane: Lane, claim: Claim, result: SendResult) -> None:
+        """TLS is required and no server of the lane gave it: the lane's waiting mail is
+        deferred with the reason (an attempt each), none goes in plain text. Not a sign of
+        congestion, so the shaper is not told; the lane backs off like after a refusal."""
+        lane.connect_failures += 1
+        lane.connect_after = time.monotonic() + min(
+            _CONNECT_BACKOFF_FIRST * 2 ** (lane.connect_failures - 1), _CONNECT_BACKOFF_MAX
+        )
+        now = self.clock.now()
+        self.recorder.add(self.outcomes.tls_unavailable(claim.delivery, result, now))
+        keep = []
+        for entry in lane.pending:
+            d = entry[2].delivery
+            if d.id in self.recorder.held and now < d.expires_at:
+                self.recorder.add(self.outcomes.tls_unavailable(d, result, now))
             else:
                 keep.append(entry)
         heapq.heapify(keep)

@@ -143,6 +143,17 @@ class Outcomes:
             "securityerror", category_for_reason("securityerror"),
         )
 
+    def tls_unavailable(
+        self, d: ClaimedDelivery, r: SendResult, now: datetime
+    ) -> AttemptResult:
+        """TLS is required for ``d``'s site or MX host and none of its servers gave it: an
+        attempt that counts, retried later, never sent in plain text; not the address's
+        fault (reason ``failedstarttls``, a soft category)."""
+        return replace(self.temporary(
+            d, now, r.code, r.status, r.text, r.host, "failedstarttls",
+            category_for_reason("failedstarttls"),
+        ), tls=False)
+
     def internal_error(
         self, d: ClaimedDelivery, now: datetime, exc: BaseException
     ) -> AttemptResult:

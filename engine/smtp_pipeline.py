@@ -76,13 +76,25 @@ class _Replies(asyncio.Protocol):
 
     async def next(self, within: float) -> tuple[int, str]:
         """The next reply; TimeoutError, or the connection's error once it is gone."""
+        await self.wait_for(1, within)
+        return self._ready.popleft()
+
+    async def wait_for(self, count: int, within: float) -> None:
+        """Until `count` replies are in (TimeoutError after `within` seconds), or the
+        connection's error once it is gone. Replies that are already in cost no timer: the
+        timer is set only when there is something to wait for."""
+        if len(self._ready) >= count:
+            return
         async with asyncio.timeout(within):
-            while not self._ready:
+            while len(self._ready) < count:
                 if self.lost is not None:
                     raise self.lost
                 self._waiter = asyncio.get_running_loop().create_future()
                 await self._waiter
-        return self._ready.popleft()
+
+    def take(self, count: int) -> list[tuple[int, str]]:
+        """Up to `count` replies that are in, oldest first."""
+        return [self._ready.popleft() for _ in range(min(count, len(self._ready)))]
 
 
 class PipelinedSession(SmtpSession):
@@ -121,9 +133,13 @@ class PipelinedSession(SmtpSession):
         self._write(command)
         replies: list[tuple[int, str]] = []
         try:
-            for _ in range(3):
-                replies.append(await self._replies.next(timeout))
+            # One timer for the three replies of the group, not one per reply: MAIL, RCPT
+            # and DATA are answered together by any server that pipelines, each within the
+            # command timeout of the one before.
+            await self._replies.wait_for(3, 3 * timeout)
+            replies = self._replies.take(3)
         except OSError:
+            replies = self._replies.take(3)
             refusal = _first_refusal(replies)
             if refusal is None:
                 raise
@@ -179,7 +195,8 @@ def _first_refusal(replies: list[tuple[int, str]]) -> tuple[str, tuple[int, str]
 
 def _wire_form(data: bytes) -> bytes:
     """The message as DATA sends it: CRLF line ends, leading dots doubled, then "."."""
-    if data.count(b"\n") != data.count(b"\r\n") or b"\r" in data.replace(b"\r\n", b""):
+    crlf = data.count(b"\r\n")
+    if data.count(b"\n") != crlf or data.count(b"\r") != crlf:  # counted, not copied
         data = _BARE_LINE_END.sub(b"\r\n", data)
     if data.startswith(b".") or b"\n." in data:
         data = _LINE_START_DOT.sub(b"..", data)

@@ -820,16 +820,24 @@ _field_values = st.text(
 )
 
 
-@given(st.lists(st.tuples(_field_names, _field_values), max_size=6))
-@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+_folds = st.lists(st.tuples(_field_values, st.sampled_from(["\r\n ", "\r\n\t", "\r\n  "])),
+                 max_size=2)
+
+
+@given(st.lists(st.tuples(_field_names, _field_values, _folds), max_size=6))
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_own_field_parsing_and_canonicalisation_match_dkimpy(
-    fields: list[tuple[str, str]],
+    fields: list[tuple[str, str, list[tuple[str, str]]]],
 ) -> None:
+    """Also folded fields, like the template's List-Unsubscribe (continuation lines)."""
     from dkim.canonicalization import Relaxed
 
     from engine.dkim import _canonical_header, _parse_header_block
 
-    block = "".join(f"{name}:{value}\r\n" for name, value in fields).encode()
+    block = "".join(
+        f"{name}:{value}" + "".join(fold + more for more, fold in folds) + "\r\n"
+        for name, value, folds in fields
+    ).encode()
     parsed = _parse_header_block(block, DOMAIN)
     expected, _ = dkim.rfc822_parse(block + b"\r\n") if block else ([], b"")
     assert parsed == [(bytes(n), bytes(v)) for n, v in expected]
