@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import make_settings, wait_until
+from support import make_settings, opened_rows, wait_until
 from test_delivery import SETTINGS, server, tls_context  # noqa: F401 (fixture)
 
 from engine.config import load_settings
@@ -121,9 +121,10 @@ async def _deliver(db_url: str, docomo: str, other: str) -> dict[str, dict[str, 
             runner.stop()
             await asyncio.wait_for(task, timeout=10)
         rows = {r["recipient"]: r for r in await eng.queue.deliveries_of(bid)}
-        attempts = await eng.pool.fetch(
-            "SELECT d.recipient, a.tls FROM delivery_attempts a "
-            "JOIN deliveries d ON d.id = a.delivery_id"
+        attempts = await opened_rows(
+            eng.pool, eng.queue.sealer,
+            "SELECT d.recipient_sealed, a.tls FROM delivery_attempts a "
+            "JOIN deliveries d ON d.id = a.delivery_id",
         )
         for a in attempts:
             rows[a["recipient"]]["tls"] = a["tls"]
