@@ -50,12 +50,17 @@ class Sealer:
         self._mac_key = _derive(master_key, b"mamoru lookup v1")
 
     def seal(self, text: str, purpose: str) -> bytes:
-        nonce = os.urandom(_NONCE_BYTES)
-        return _VERSION + nonce + self._aead.encrypt(
-            nonce, text.encode("utf-8"), purpose.encode("ascii")
-        )
+        return self.seal_bytes(text.encode("utf-8"), purpose)
 
     def open(self, sealed: bytes, purpose: str) -> str:
+        return self.open_bytes(sealed, purpose).decode("utf-8")
+
+    def seal_bytes(self, data: bytes, purpose: str) -> bytes:
+        """Seals binary data (a file's content) the same way as text."""
+        nonce = os.urandom(_NONCE_BYTES)
+        return _VERSION + nonce + self._aead.encrypt(nonce, data, purpose.encode("ascii"))
+
+    def open_bytes(self, sealed: bytes, purpose: str) -> bytes:
         if sealed[:1] != _VERSION or len(sealed) < 1 + _NONCE_BYTES + 16:
             raise SealError(f"a stored {purpose} is not a sealed value of this version")
         try:
@@ -67,7 +72,7 @@ class Sealer:
                 f"a stored {purpose} cannot be opened with this key: the key is not the one "
                 f"the data was stored with, or the data was altered"
             ) from None
-        return plain.decode("utf-8")
+        return plain
 
     def lookup_hash(self, text: str, purpose: str) -> bytes:
         """HMAC-SHA256 of the text under the lookup key, separated by purpose."""

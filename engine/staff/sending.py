@@ -85,9 +85,11 @@ async def create(
     max_age: float,
     idempotency_key: str | None = None,
     draft_id: int | None = None,
+    also: Within | None = None,
 ) -> Created:
     """Check, then resolve and fan out the broadcast with its owner, all or nothing. With
-    ``draft_id`` that draft (the actor's own) is removed in the same transaction."""
+    ``draft_id`` that draft (the actor's own) is removed in the same transaction; ``also``
+    (e.g. storing its attachments) runs in that transaction too."""
     if idempotency_key is not None:
         if actor.kind is not ActorKind.API_KEY:
             raise InputError(
@@ -108,6 +110,8 @@ async def create(
         actor, now, idempotency_key, req.digest() if idempotency_key else None,
         draft_id=draft_id,
     )
+    if also is not None:
+        own = _both(own, also)
 
     broadcast = NewBroadcast(
         sender=sender, subject=req.subject.strip(), body=req.body, recipients=[],
@@ -124,6 +128,17 @@ async def create(
             raise
         return earlier
     return Created(fan.broadcast_id, fan.recipients, False, fan.summary_ja())
+
+
+Within = Callable[[asyncpg.Connection, int], Awaitable[None]]
+
+
+def _both(first: Within, then: Within) -> Within:
+    async def both(conn: asyncpg.Connection, broadcast_id: int) -> None:
+        await first(conn, broadcast_id)
+        await then(conn, broadcast_id)
+
+    return both
 
 
 def _owner_row(
