@@ -20,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from admin_api.pages import leave, registration
+from admin_api.pages import files, leave, registration
 from admin_api.pages.common import message_page
 from admin_api.site import Site
 
@@ -41,6 +41,7 @@ def create_app(site: Site, extra: Sequence[APIRouter] = ()) -> FastAPI:
     app.state.site = site
     app.include_router(registration.router)
     app.include_router(leave.router)
+    app.include_router(files.router)
     for router in extra:
         app.include_router(router)
 
