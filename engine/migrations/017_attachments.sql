@@ -15,7 +15,7 @@ CREATE TABLE attachments (
     name_sealed    bytea       NOT NULL,
     media_type     text        NOT NULL,
     size           integer     NOT NULL CHECK (size > 0),
-    -- Of the plain content: tells staff two uploads apart, and is checked on every download.
+    -- Of the plain content: tells staff two uploads apart (GCM's tag guards the bytes).
     sha256         bytea       NOT NULL,
     -- NULL once staff withdrew the file (the row stays, so the page can say so).
     content_sealed bytea,
