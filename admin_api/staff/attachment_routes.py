@@ -1,5 +1,5 @@
-"""Attachments for staff: a broadcast created with its files in one request, the files of a
-broadcast with their download counts, and taking a file back.
+"""Attachments for staff and applications: a broadcast created with its files in one request,
+the files of a broadcast with their download counts, and taking a file back.
 
 ``POST /api/staff/broadcasts/with-files`` is ``multipart/form-data`` with a ``broadcast`` field
 (the JSON body of ``POST /api/staff/broadcasts``) and one ``files`` part per file. The files
@@ -7,15 +7,18 @@ are checked first (count, size, kind by content) and stored sealed in the broadc
 transaction, so a broadcast never goes out with half its files. The body is read as it
 arrives and refused (413) as soon as it passes the limit; files are kept in memory, never in a
 temporary file, because their plain content may identify a family.
+``POST /api/apps/broadcasts/with-files`` is the same for applications, with the
+``Idempotency-Key`` of ``POST /api/apps/broadcasts`` standing for the files too.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncGenerator
+from dataclasses import replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Header, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
@@ -23,7 +26,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from admin_api.staff.broadcast_routes import request_of
-from admin_api.staff.deps import Actor, Api, StaffApi, audited
+from admin_api.staff.deps import Actor, Api, KeyActor, StaffApi, audited
 from admin_api.staff.errors import ERROR_RESPONSES, ErrorBody, StaffRoute, error_response
 from admin_api.staff.schemas import (
     BroadcastIn,
@@ -40,6 +43,10 @@ from engine.staff.models import Principal
 
 router = APIRouter(
     prefix="/api/staff/broadcasts", tags=["attachments"], route_class=StaffRoute,
+    responses=ERROR_RESPONSES,
+)
+app_router = APIRouter(
+    prefix="/api/apps/broadcasts", tags=["applications"], route_class=StaffRoute,
     responses=ERROR_RESPONSES,
 )
 
@@ -166,6 +173,45 @@ async def _checked(
         raise _Refused(413 if isinstance(exc, attachments.TooLarge) else 415, exc) from None
 
 
+async def _create(
+    api: StaffApi, actor: Principal, request: Request, status_route: str,
+    idempotency_key: str | None = None,
+) -> JSONResponse:
+    try:
+        body, files = await _checked(api, actor, request)
+    except _Refused as r:
+        return error_response(r.status, "too_large" if r.status == 413 else "unsupported_type",
+                              str(r.error))
+    req = replace(request_of(body, actor), files_digest=attachments.files_digest(files))
+    now = api.staff.now()
+    store = attachments.storing(
+        api.people.sealer, files, req.send_at or now, api.attachments, now
+    )
+    made = await audited(
+        api, actor, "broadcast.create", "",
+        sending.create(api.staff, api.people, api.queue, actor, req, api.max_age,
+                       idempotency_key, also=store),
+        object_of=lambda c: f"broadcast {c.broadcast_id}",
+        detail=f"audience={body.audience.model_dump_json(exclude_defaults=True)}"[:300],
+    )
+    if not made.replayed:
+        # Names can identify a family: the log keeps kinds and sizes only.
+        await api.staff.log(
+            actor, "attachment.upload", f"broadcast {made.broadcast_id}", audit.Result.OK,
+            json.dumps({"files": len(files), "bytes": sum(len(f.data) for f in files),
+                        "types": sorted({f.media_type.split(";")[0] for f in files})}),
+        )
+    stored = await attachments.files_of(
+        api.staff.pool, api.people.sealer, actor, made.broadcast_id, now
+    )
+    url = str(request.url_for(status_route, broadcast_id=made.broadcast_id))
+    out = BroadcastWithFilesOut(
+        broadcast_id=made.broadcast_id, recipients=made.recipients, replayed=made.replayed,
+        summary_ja=made.summary_ja, status_url=url, files=[file_out(f) for f in stored],
+    )
+    return JSONResponse(out.model_dump(mode="json"), status_code=200 if made.replayed else 201)
+
+
 @router.post(
     "/with-files", response_model=BroadcastWithFilesOut, status_code=201,
     responses=_REFUSALS, openapi_extra=_MULTIPART_BODY,
@@ -175,37 +221,27 @@ async def create_with_files(actor: Actor, api: Api, request: Request) -> Any:
     """The broadcast and its files in one transaction: every file is checked first (count,
     size, kind by content); a refusal (413, 415, 422) stores nothing. Each recipient's mail
     links to their personal page, which lists the files."""
-    try:
-        body, files = await _checked(api, actor, request)
-    except _Refused as r:
-        return error_response(r.status, "too_large" if r.status == 413 else "unsupported_type",
-                              str(r.error))
-    req = request_of(body, actor)
-    now = api.staff.now()
-    store = attachments.storing(
-        api.people.sealer, files, req.send_at or now, api.attachments, now
-    )
-    made = await audited(
-        api, actor, "broadcast.create", "",
-        sending.create(api.staff, api.people, api.queue, actor, req, api.max_age, also=store),
-        object_of=lambda c: f"broadcast {c.broadcast_id}",
-        detail=f"audience={body.audience.model_dump_json(exclude_defaults=True)}"[:300],
-    )
-    # Names can identify a family: the log keeps kinds and sizes only.
-    await api.staff.log(
-        actor, "attachment.upload", f"broadcast {made.broadcast_id}", audit.Result.OK,
-        json.dumps({"files": len(files), "bytes": sum(len(f.data) for f in files),
-                    "types": sorted({f.media_type.split(";")[0] for f in files})}),
-    )
-    stored = await attachments.files_of(
-        api.staff.pool, api.people.sealer, actor, made.broadcast_id, now
-    )
-    url = str(request.url_for("broadcast_status", broadcast_id=made.broadcast_id))
-    out = BroadcastWithFilesOut(
-        broadcast_id=made.broadcast_id, recipients=made.recipients, replayed=made.replayed,
-        summary_ja=made.summary_ja, status_url=url, files=[file_out(f) for f in stored],
-    )
-    return JSONResponse(out.model_dump(mode="json"), status_code=201)
+    return await _create(api, actor, request, "broadcast_status")
+
+
+@app_router.post(
+    "/with-files", response_model=BroadcastWithFilesOut, status_code=201,
+    responses={
+        **_REFUSALS,
+        200: {"model": BroadcastWithFilesOut, "description": "a retry: nothing sent again"},
+        409: {"model": ErrorBody, "description": "idempotency key reused / 冪等キーの再利用"},
+    },
+    openapi_extra=_MULTIPART_BODY, summary="アプリからのファイル付き配信 / submit with files",
+)
+async def submit_with_files(
+    actor: KeyActor,
+    api: Api,
+    request: Request,
+    idempotency_key: Annotated[str, Header(min_length=1, max_length=200)],
+) -> Any:
+    """As ``POST /api/apps/broadcasts`` with files: a retry with the same ``Idempotency-Key``
+    and the same content and files returns the first broadcast (200) and stores nothing."""
+    return await _create(api, actor, request, "app_broadcast_status", idempotency_key)
 
 
 @router.get(

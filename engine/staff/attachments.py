@@ -96,6 +96,15 @@ def check_uploads(settings: AttachmentSettings, uploads: Sequence[Upload]) -> li
     return checked
 
 
+def files_digest(files: Sequence[CheckedFile]) -> bytes:
+    """Identifies a set of files (names and contents, in order), for idempotency keys."""
+    h = hashlib.sha256()
+    for f in files:
+        name = f.name.encode("utf-8")
+        h.update(len(name).to_bytes(4, "big") + name + f.sha256)
+    return h.digest()
+
+
 def _content_purpose(broadcast_id: int, position: int) -> str:
     return f"attachment.content:{broadcast_id}:{position}"
 

@@ -39,14 +39,18 @@ class BroadcastRequest:
     category: Category = Category.NOTICE
     priority: Priority = Priority.NORMAL
     send_at: datetime | None = None
+    # Identifies the files sent with it (attachments.files_digest); empty: none.
+    files_digest: bytes = b""
 
     def digest(self) -> bytes:
         """Identifies the request's content, to tell a retry from a different request."""
-        payload = json.dumps(
-            [self.sender, self.subject, self.body, self.audience.as_json(), self.category.value,
-             int(self.priority), self.send_at.isoformat() if self.send_at else None],
-            ensure_ascii=False, sort_keys=True,
-        )
+        fields: list[object] = [
+            self.sender, self.subject, self.body, self.audience.as_json(), self.category.value,
+            int(self.priority), self.send_at.isoformat() if self.send_at else None,
+        ]
+        if self.files_digest:
+            fields.append(self.files_digest.hex())
+        payload = json.dumps(fields, ensure_ascii=False, sort_keys=True)
         return hashlib.sha256(payload.encode("utf-8")).digest()
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import httpx
+
 from .conftest import EXE, PDF, PNG, FilesWorld, office
 
 
@@ -151,4 +153,41 @@ async def test_a_teacher_sends_files_to_their_class_and_withdraws_one(fw: FilesW
     assert await fw.w.count(
         "SELECT count(*) FROM audit_log WHERE action = 'attachment.withdraw' AND result = 'ok' "
         "AND object = $1", f"broadcast {bid} file 2",
+    ) == 1
+
+
+async def test_an_application_retry_with_the_same_key_and_files_stores_them_once(
+    fw: FilesWorld,
+) -> None:
+    async with fw.client(await fw.w.login("board")) as c:
+        key = (await c.post("/api/staff/api-keys", json={
+            "name": "学校連絡システム", "organisation_id": fw.w.orgs["sho1"],
+        })).json()["key"]
+    broadcast = json.dumps({
+        "sender": "sho1@example.jp", "subject": "学年だより", "body": "添付をご覧ください。",
+        "audience": {"classes": [fw.w.classes["sho1-3-1"]]},
+    }, ensure_ascii=False)
+
+    async def submit(idem: str | None, content: bytes = PDF) -> httpx.Response:
+        headers = {"Idempotency-Key": idem} if idem else {}
+        async with fw.client(key) as c:
+            return await c.post(
+                "/api/apps/broadcasts/with-files", headers=headers,
+                data={"broadcast": broadcast},
+                files=[("files", ("学年だより.pdf", content, "application/pdf"))],
+            )
+
+    first = await submit("req-1")
+    assert first.status_code == 201, first.text
+    again = await submit("req-1")
+    assert again.status_code == 200 and again.json()["replayed"] is True
+    assert again.json()["broadcast_id"] == first.json()["broadcast_id"]
+    assert again.json()["files"][0]["name"] == "学年だより.pdf"
+    other_file = await submit("req-1", PDF + b"% changed\n")
+    assert other_file.status_code == 409 and "冪等キー" in other_file.json()["message"]
+    no_key = await submit(None)
+    assert no_key.status_code == 422
+    assert await _stored(fw) == (1, 1)
+    assert await fw.w.count(
+        "SELECT count(*) FROM audit_log WHERE action = 'attachment.upload' AND result = 'ok'"
     ) == 1
