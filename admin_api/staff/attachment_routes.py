@@ -50,8 +50,9 @@ app_router = APIRouter(
     responses=ERROR_RESPONSES,
 )
 
-# Room for the broadcast's JSON field and the multipart framing beside the files themselves.
-_FRAMING = 256 * 1024
+# Room for the broadcast's JSON field (a body of 100,000 characters, perhaps \u-escaped) and
+# the multipart framing beside the files themselves.
+_FRAMING = 1024 * 1024
 _REFUSALS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorBody, "description": "too many or too large files / ファイルが多すぎる・"
           "大きすぎる (nothing stored)"},

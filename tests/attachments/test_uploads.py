@@ -4,6 +4,7 @@ listed with their download counts within the rights, refused (413, 415) with not
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 
 import httpx
 
@@ -67,11 +68,25 @@ async def test_too_many_or_too_large_files_are_413_and_store_nothing(fw: FilesWo
         assert r.status_code == 413, (words, r.text)
         assert r.json()["error"] == "too_large" and words in r.json()["message"], r.text
         assert "(" in r.json()["message"]  # the English after the Japanese
+    # Sent without a length (chunked): refused while it arrives, at the limit.
+    boundary = "b0undary"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; "
+            f"filename=\"a.pdf\"\r\nContent-Type: application/pdf\r\n\r\n%PDF-").encode()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield head
+        for _ in range(40):  # 40 x 64 KB: past max_total + the room for the form
+            yield b"3" * 65536
+
+    async with fw.client(token) as c:
+        r = await c.post("/api/staff/broadcasts/with-files", content=chunks(),
+                         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert r.status_code == 413 and r.json()["error"] == "too_large", r.text
     assert await _stored(fw) == before
     refused = await fw.w.count(
         "SELECT count(*) FROM audit_log WHERE action = 'attachment.upload' AND result = 'failed'"
     )
-    assert refused == len(cases)
+    assert refused == len(cases) + 1
 
 
 async def test_a_forbidden_kind_is_415_told_by_content_not_by_name(fw: FilesWorld) -> None:
