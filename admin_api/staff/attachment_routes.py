@@ -169,9 +169,11 @@ async def _checked(
     try:
         body, uploads = await _read_form(request, api.attachments)
         return body, attachments.check_uploads(api.attachments, uploads)
-    except (attachments.TooLarge, ForbiddenFile) as exc:
+    except InputError as exc:
         await api.staff.log(actor, "attachment.upload", "", audit.Result.FAILED, str(exc)[:300])
-        raise _Refused(413 if isinstance(exc, attachments.TooLarge) else 415, exc) from None
+        if isinstance(exc, attachments.TooLarge | ForbiddenFile):
+            raise _Refused(413 if isinstance(exc, attachments.TooLarge) else 415, exc) from None
+        raise
 
 
 async def _create(

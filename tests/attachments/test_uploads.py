@@ -127,6 +127,14 @@ async def test_bad_forms_are_4xx_with_nothing_stored(fw: FilesWorld) -> None:
     assert empty.status_code == 422 and "空のファイル" in empty.json()["message"]
     assert no_audience.status_code == 422 and "配信先" in no_audience.json()["message"]
     assert await _stored(fw) == before
+    # Each refusal is in the audit log: the form's own under attachment.upload, the
+    # broadcast's (no audience) under broadcast.create.
+    assert await fw.w.count(
+        "SELECT count(*) FROM audit_log WHERE action = 'attachment.upload' AND result = 'failed'"
+    ) == 4
+    assert await fw.w.count(
+        "SELECT count(*) FROM audit_log WHERE action = 'broadcast.create' AND result = 'failed'"
+    ) == 1
 
 
 async def test_another_school_or_teacher_can_neither_list_nor_withdraw(fw: FilesWorld) -> None:
