@@ -124,3 +124,12 @@ async def test_expired_withdrawn_and_left_get_a_410_page(fw: FilesWorld) -> None
     assert late.status_code == 410 and "公開期間は終わりました" in late.text
     assert late_list.status_code == 410
     assert await fw.w.count("SELECT count(*) FROM attachment_downloads") == 0
+
+
+def test_the_include_shows_a_note_instead_of_files_escaped_and_nothing_without_either() -> None:
+    from admin_api.templating import templates
+
+    include = templates.env.from_string('{% include "_files.html" %}')
+    note = include.render(files=[], files_url="/m/t/files", files_note="期限<切れ>")
+    assert "添付資料" in note and "期限&lt;切れ&gt;" in note
+    assert include.render(files=[], files_url="/m/t/files").strip() == ""
