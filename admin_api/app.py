@@ -21,7 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from admin_api.pages import leave, personal, registration, reports
+from admin_api.pages import files, leave, personal, registration, reports
 from admin_api.pages.common import message_page
 from admin_api.site import Site
 
@@ -44,6 +44,7 @@ def create_app(site: Site, extra: Sequence[APIRouter] = ()) -> FastAPI:
     app.include_router(leave.router)
     app.include_router(personal.router)
     app.include_router(reports.router)
+    app.include_router(files.router)
     for router in extra:
         app.include_router(router)
 

@@ -12,6 +12,7 @@ from engine.people.accounts import PurgeResult, purge
 from engine.people.directory import find_organisation
 from engine.people.invitations import Invitation, invite
 from engine.queue import Queue
+from engine.staff import attachments
 
 app = typer.Typer(
     help="連絡先 (contacts): inviting unconfirmed ones, deleting personal data.",
@@ -46,16 +47,19 @@ def purge_(
         fail("削除は元に戻せません。実行するには --yes を付けてください (add --yes to confirm)")
     settings = settings_of(config)
 
-    async def go(p: People) -> PurgeResult:
+    async def go(p: People) -> tuple[PurgeResult, int]:
         org = await find_organisation(p.pool, school) if school else None
-        return await purge(p, org)
+        result = await purge(p, org)
+        # Files sent with the school's broadcasts can identify its families too.
+        return result, await attachments.purge(p.pool, org.id if org else None)
 
-    result = run_people(settings, go)
+    result, files = run_people(settings, go)
     target = f"学校「{school}」" if school else "全員"
     out().print(
         f"{target}の個人情報を削除しました: アカウント {result.accounts} 件、"
         f"連絡先 {result.contacts} 件、グループ登録 {result.group_memberships} 件、"
-        f"配信記録の宛先 {result.deliveries} 件、配信停止リスト {result.suppressions} 件",
+        f"配信記録の宛先 {result.deliveries} 件、配信停止リスト {result.suppressions} 件、"
+        f"添付資料 {files} 件",
         markup=False,
     )
 

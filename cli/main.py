@@ -30,6 +30,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+from cli.attachments_cmd import app as attachments_app  # noqa: E402
 from cli.audit_cmd import app as audit_app  # noqa: E402
 from cli.broadcasts_cmd import app as broadcasts_app  # noqa: E402 - mounted right after app
 from cli.dkim_cmd import app as dkim_app  # noqa: E402 - mounted right after app is made
@@ -45,6 +46,7 @@ app.add_typer(broadcasts_app, name="broadcasts")
 mount_people(app)
 app.add_typer(staff_app, name="staff")
 app.add_typer(audit_app, name="audit")
+app.add_typer(attachments_app, name="attachments")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)

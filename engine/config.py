@@ -163,6 +163,24 @@ class StaffSettings:
 
 
 @dataclass(frozen=True)
+class AttachmentSettings:
+    """Files sent with a broadcast as personal download links (engine/staff/attachments.py)."""
+
+    # Largest file, all files of one broadcast together, and how many files, in bytes.
+    max_size: int = 10 * 1024 * 1024
+    max_total: int = 20 * 1024 * 1024
+    max_files: int = 5
+    # Kinds accepted, recognised by their content: pdf, jpeg, png, text, docx, xlsx.
+    types: list[str] = field(
+        default_factory=lambda: ["pdf", "jpeg", "png", "text", "docx", "xlsx"]
+    )
+    # A download link works this many days after the broadcast was made.
+    link_days: int = 30
+    # Files (and their download log) are deleted this many days after the broadcast was made.
+    keep_days: int = 90
+
+
+@dataclass(frozen=True)
 class MetricsSettings:
     # host:port for the Prometheus endpoint; empty disables it.
     listen: str = "127.0.0.1:9464"
@@ -192,6 +210,7 @@ class Settings:
     people: PeopleSettings = field(default_factory=PeopleSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     staff: StaffSettings = field(default_factory=StaffSettings)
+    attachments: AttachmentSettings = field(default_factory=AttachmentSettings)
     # Owned and validated by other modules (throttle, dkim): kept as given.
     shaping: dict[str, Any] = field(default_factory=dict)
     egress: dict[str, Any] = field(default_factory=dict)
@@ -465,3 +484,29 @@ def _check(s: Settings) -> None:
         raise ConfigError("staff.session_ttl must be at least 60 seconds")
     if s.staff.audit_keep < 90 * 86400:
         raise ConfigError("staff.audit_keep must be at least 90 days (\"90d\" or more)")
+    _check_attachments(s.attachments)
+
+
+# The kinds of file [attachments] types may name (engine/staff/attachments.py sniffs them).
+ATTACHMENT_TYPES = ("pdf", "jpeg", "png", "text", "docx", "xlsx")
+
+
+def _check_attachments(a: AttachmentSettings) -> None:
+    for key, v in (("max_size", a.max_size), ("max_total", a.max_total),
+                   ("max_files", a.max_files), ("link_days", a.link_days)):
+        if v < 1:
+            raise ConfigError(f"attachments.{key} must be at least 1, not {v}")
+    if a.max_total < a.max_size:
+        raise ConfigError("attachments.max_total must not be smaller than attachments.max_size")
+    if a.max_total > 100 * 1024 * 1024:
+        raise ConfigError("attachments.max_total must be at most 100 MB (104857600)")
+    unknown = [t for t in a.types if t not in ATTACHMENT_TYPES]
+    if unknown:
+        raise ConfigError(
+            f"attachments.types: unknown kind {unknown[0]!r} (known: {', '.join(ATTACHMENT_TYPES)})"
+        )
+    if a.keep_days < a.link_days:
+        raise ConfigError(
+            "attachments.keep_days must not be shorter than attachments.link_days "
+            "(a link would outlive its file)"
+        )

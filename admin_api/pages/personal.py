@@ -27,6 +27,7 @@ from admin_api.templating import templates
 from engine.clock import jst
 from engine.errors import InputError
 from engine.message import LINK_LIFETIME
+from engine.staff import attachments
 from engine.twoway import (
     AnswerError,
     SurveyClosed,
@@ -83,6 +84,13 @@ async def _render(
     if view.contact_id is not None and await accepts_reports(people, view.contact_id):
         report_token = site.links.token(REPORT, view.contact_id, now + LINK_LIFETIME)
         report_url = f"/report/{report_token}"
+    # The broadcast's attachments (engine/staff/attachments.py), through this page's links.
+    files: list[attachments.PageFile] = []
+    files_note = ""
+    try:
+        files = await attachments.page_files(people, site.queue, view.delivery_id)
+    except attachments.FileGone as exc:
+        files_note = str(exc)
     return templates.TemplateResponse(
         request, "personal.html",
         {
@@ -91,6 +99,7 @@ async def _render(
             "survey": survey, "survey_open": survey is not None and survey.is_open(now),
             "deadline": _when(survey.deadline) if survey is not None else "",
             "forms": forms, "report_url": report_url,
+            "files": files, "files_url": f"/m/{token}/files", "files_note": files_note,
         },
         status_code=status,
     )

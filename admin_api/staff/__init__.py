@@ -19,6 +19,8 @@ no exception handlers are needed on the app.
     admin_routes      /api/staff/accounts, policy, api-keys
     audit_routes      /api/staff/audit, audit.csv, audit/verify
     broadcast_routes  /api/staff/broadcasts ... recipients, recipients.csv, cancel
+    attachment_routes /api/staff/broadcasts/with-files, {id}/files, {id}/files/{n};
+                      /api/apps/broadcasts/with-files
     saved_routes      /api/staff/templates, drafts, drafts/{id}/send
     app_routes        /api/apps/broadcasts (API key + Idempotency-Key)
 """
@@ -30,6 +32,7 @@ from fastapi import APIRouter, FastAPI
 from admin_api.staff import (
     admin_routes,
     app_routes,
+    attachment_routes,
     audit_routes,
     auth_routes,
     broadcast_routes,
@@ -45,6 +48,8 @@ def staff_routers() -> list[APIRouter]:
         admin_routes.router,
         audit_routes.router,
         broadcast_routes.router,
+        attachment_routes.router,
+        attachment_routes.app_router,
         saved_routes.router,
         app_routes.router,
     ]

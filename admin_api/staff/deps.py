@@ -18,7 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from engine import audit
 from engine.clock import Clock
-from engine.config import Settings
+from engine.config import AttachmentSettings, Settings
 from engine.errors import InputError
 from engine.people import People
 from engine.queue import Queue
@@ -36,6 +36,7 @@ class StaffApi:
     people: People
     queue: Queue
     max_age: float
+    attachments: AttachmentSettings = AttachmentSettings()
 
     @classmethod
     async def open(
@@ -44,7 +45,10 @@ class StaffApi:
         """Open the stores on the engine's pool (checks the people key, loads the audit key)."""
         people = await People.open(pool, settings.people, clock)
         staff = await Staff.open(pool, people.sealer, settings, people.clock)
-        return cls(staff, people, Queue(pool, people.sealer), settings.queue.max_age)
+        return cls(
+            staff, people, Queue(pool, people.sealer), settings.queue.max_age,
+            settings.attachments,
+        )
 
 
 def staff_api(request: Request) -> StaffApi:

@@ -317,3 +317,22 @@ class SavedOut(BaseModel):
     send_at: datetime | None
     created_at: datetime
     updated_at: datetime
+
+
+class FileOut(BaseModel):
+    """A file a broadcast carries (a personal download link in each recipient's page)."""
+
+    position: int = Field(description="n of the guardians' link /m/{token}/files/{n}")
+    name: str
+    media_type: str
+    size: int = Field(description="bytes")
+    sha256: str = Field(description="of the content, hex")
+    created_at: datetime
+    expires_at: datetime = Field(description="links work until then")
+    withdrawn_at: datetime | None = Field(description="taken back by staff: content deleted")
+    downloads: int = Field(description="downloads in all")
+    recipients: int = Field(description="recipients who downloaded it at least once")
+
+
+class BroadcastWithFilesOut(BroadcastCreatedOut):
+    files: list[FileOut]

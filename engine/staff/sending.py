@@ -52,6 +52,8 @@ class BroadcastRequest:
         if self.read is None and not self.questions and self.deadline is None:
             return None
         return Asks(read=self.read, questions=self.questions, deadline=self.deadline)
+    # Identifies the files sent with it (attachments.files_digest); empty: none.
+    files_digest: bytes = b""
 
     def digest(self) -> bytes:
         """Identifies the request's content, to tell a retry from a different request."""
@@ -67,6 +69,8 @@ class BroadcastRequest:
                 [q.as_json() for q in self.questions],
                 self.deadline.isoformat() if self.deadline else None,
             ])
+        if self.files_digest:
+            fields.append(self.files_digest.hex())
         payload = json.dumps(fields, ensure_ascii=False, sort_keys=True)
         return hashlib.sha256(payload.encode("utf-8")).digest()
 
@@ -106,9 +110,11 @@ async def create(
     max_age: float,
     idempotency_key: str | None = None,
     draft_id: int | None = None,
+    also: Within | None = None,
 ) -> Created:
     """Check, then resolve and fan out the broadcast with its owner, all or nothing. With
-    ``draft_id`` that draft (the actor's own) is removed in the same transaction."""
+    ``draft_id`` that draft (the actor's own) is removed in the same transaction; ``also``
+    (e.g. storing its attachments) runs in that transaction too."""
     if idempotency_key is not None:
         if actor.kind is not ActorKind.API_KEY:
             raise InputError(
@@ -129,6 +135,8 @@ async def create(
         actor, now, idempotency_key, req.digest() if idempotency_key else None,
         draft_id=draft_id,
     )
+    if also is not None:
+        own = _both(own, also)
 
     broadcast = NewBroadcast(
         sender=sender, subject=req.subject.strip(), body=req.body, recipients=[],
@@ -146,6 +154,17 @@ async def create(
             raise
         return earlier
     return Created(fan.broadcast_id, fan.recipients, False, fan.summary_ja())
+
+
+Within = Callable[[asyncpg.Connection, int], Awaitable[None]]
+
+
+def _both(first: Within, then: Within) -> Within:
+    async def both(conn: asyncpg.Connection, broadcast_id: int) -> None:
+        await first(conn, broadcast_id)
+        await then(conn, broadcast_id)
+
+    return both
 
 
 def _owner_row(
