@@ -81,9 +81,7 @@ class FilesWorld:
             )
 
     async def deliveries(self, broadcast_id: int) -> dict[str, int]:
-        rows = await self.w.api.staff.pool.fetch(
-            "SELECT id, recipient FROM deliveries WHERE broadcast_id = $1", broadcast_id
-        )
+        rows = await self.w.api.queue.deliveries_of(broadcast_id)
         return {r["recipient"]: r["id"] for r in rows}
 
     def page(self, delivery_id: int, days: int = 30) -> str:

@@ -93,9 +93,8 @@ async def test_purge_of_a_school_deletes_its_files_and_prune_is_a_command(
     sho2 = (await fw.send(await fw.w.login("admin2"), [("b.pdf", PDF, "application/pdf")],
                           audience={"classes": [fw.w.classes["sho2-3-1"]]}))
     assert sho1.status_code == sho2.status_code == 201
-    cfg = config_file(tmp_path, fw.w.settings.database.url, "127.0.0.1:9")
-    with cfg.open("a", encoding="utf-8") as fh:
-        fh.write(f'\n[people]\nkey = "{fw.w.settings.people.key}"\n')
+    cfg = config_file(tmp_path, fw.w.settings.database.url, "127.0.0.1:9",
+                      people_key=fw.w.settings.people.key)
     code, out, err = await _run("attachments", "prune", "--config", cfg)
     assert code == 0, err
     assert "0 件削除しました" in out
