@@ -167,15 +167,21 @@ async def audience_of(
 async def check_recipient(
     staff: Staff, people: People, actor: Principal, address: str, domain: str
 ) -> None:
-    """At RCPT: ``UnknownGroupAddress`` or ``RightsError`` (another school's address) before
-    the mail's content is taken."""
+    """At RCPT: ``UnknownGroupAddress`` or ``RightsError`` (another school's address, in the
+    audit log) before the mail's content is taken."""
     audience = await audience_of(staff.pool, people, (address,), domain)
     if audience.is_empty():  # audience@: at least the school must be the key's own
         org, _ = await _scope(staff.pool, address, domain)
         audience = Audience(schools=(org.id,)) if org.kind is not OrgKind.BOARD else Audience(
             boards=(org.id,)
         )
-    await check_audience(staff.pool, actor, audience)
+    try:
+        await check_audience(staff.pool, actor, audience)
+    except RightsError as exc:
+        await staff.log(
+            actor, "broadcast.create", address[:200], audit.Result.DENIED, str(exc)[:300]
+        )
+        raise
 
 
 def _priority(text: str) -> Priority:
