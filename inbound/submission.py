@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import warnings
 from collections import deque
 from email import policy
 from email.message import EmailMessage
@@ -311,6 +312,12 @@ class SubmissionServer:
         handler = SubmissionHandler(self)
 
         def protocol() -> _SubmissionSMTP:
+            with warnings.catch_warnings():
+                # aiosmtpd warns about AUTH without TLS; config.py allows it on loopback only.
+                warnings.simplefilter("ignore", UserWarning)
+                return _make()
+
+        def _make() -> _SubmissionSMTP:
             return _SubmissionSMTP(
                 self, handler,
                 data_size_limit=cfg.max_message_size,
