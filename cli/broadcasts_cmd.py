@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.options import ConfigOption, run, settings
+from engine.clock import jst_text
 from engine.config import Settings
 from engine.queue import BroadcastSummary, Cancellation, State
 from engine.queue.broadcasts import BROADCAST_STATE_LABELS_JA
@@ -23,7 +24,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-JST = timezone(timedelta(hours=9), "JST")
 PRIORITY_LABELS_JA = {"emergency": "緊急", "normal": "通常", "bulk": "お便り"}
 
 
@@ -33,7 +33,7 @@ def broadcasts() -> None:
 
 
 def _jst(value: datetime | None) -> str:
-    return value.astimezone(JST).strftime("%Y-%m-%d %H:%M") if value else ""
+    return jst_text(value, seconds=False)
 
 
 def _as_dict(b: BroadcastSummary) -> dict[str, Any]:

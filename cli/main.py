@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from datetime import UTC, datetime
@@ -16,7 +15,9 @@ from rich.table import Table
 from cli.options import ConfigOption, exit_code, fail, remember_config, run
 from cli.options import settings as load_settings
 from engine.address import normalise_address
+from engine.clock import jst, jst_text
 from engine.config import Settings, parse_host_port
+from engine.csv_io import csv_cell, csv_text, decode_text
 from engine.errors import InputError, MamoruError
 from engine.mail_input import check_body, check_subject
 from engine.queue import NewBroadcast, Priority, State
@@ -365,12 +366,19 @@ def _read_text(option: str, path: Path) -> str:
 
 
 def _read_recipient_file(path: Path) -> list[str]:
-    """One address per line; blank lines and lines starting with # are skipped.
+    """One address per line (UTF-8 or CP932); blank lines and lines starting with # are
+    skipped.
 
     Every line is checked before anything is stored, and all bad lines are reported together so
     the operator can fix the file in one go.
     """
-    lines = _read_text("--to-file", path).splitlines()
+    try:
+        # Address lists are often saved from Excel: UTF-8 (BOM or not) or CP932.
+        lines = decode_text(path.read_bytes(), f"--to-file {path}").splitlines()
+    except FileNotFoundError:
+        raise InputError(f"--to-file {path} does not exist") from None
+    except OSError as exc:
+        raise InputError(f"--to-file {path} cannot be read: {exc.strerror}") from None
     good: list[str] = []
     bad: list[str] = []
     for number, line in enumerate(lines, start=1):
@@ -451,7 +459,7 @@ async def _status(settings: Settings, latest: int) -> dict[str, Any]:
                 "id": b.id,
                 "subject": b.subject,
                 "priority": b.priority.name.lower(),
-                "created_at": b.created_at.isoformat(),
+                "created_at": _json_value(b.created_at),
                 "recipients": b.recipient_count,
                 "suppressed": b.suppressed_count,
                 "states": {s.value: n for s, n in b.by_state.items()},
@@ -477,13 +485,14 @@ def deliveries(
     settings = load_settings(config)
     rows = run(lambda: _deliveries(settings, broadcast_id))
     if as_csv:
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(_DELIVERY_COLUMNS)
-        for r in rows:
-            writer.writerow(_cell(r[c]) for c in _DELIVERY_COLUMNS)
+        # UTF-8 with BOM for Excel, times in Japan time like every table.
+        sys.stdout.write(csv_text(
+            _DELIVERY_COLUMNS,
+            ([csv_cell(_cell(r[c])) for c in _DELIVERY_COLUMNS] for r in rows),
+        ))
         return
     table = Table(title=f"配信 {broadcast_id} の宛先別結果")
-    for c in ("宛先", "状態", "試行", "応答", "拡張", "応答文", "分類", "更新"):
+    for c in ("宛先", "状態", "試行", "応答", "拡張", "応答文", "分類", "更新 (日本時間)"):
         table.add_column(c)
     for r in rows:
         table.add_row(
@@ -521,10 +530,18 @@ def _category_label(category: str | None, reason: str | None) -> str:
 
 
 def _cell(value: object) -> str:
+    """A value as a table or CSV cell: times in Japan time (engine.clock.jst_text)."""
     if value is None:
         return ""
     if isinstance(value, datetime):
-        return value.isoformat(timespec="seconds")
+        return jst_text(value)
+    return str(value)
+
+
+def _json_value(value: object) -> str:
+    """JSON keeps times in ISO 8601 with their offset (Japan time)."""
+    if isinstance(value, datetime):
+        return jst(value).isoformat(timespec="seconds")
     return str(value)
 
 
@@ -541,12 +558,12 @@ def shaping_status(
     settings = load_settings(config)
     rows = run(lambda: _shaping_rows(settings))
     if as_json:
-        print(json.dumps({"pairs": rows}, ensure_ascii=False, default=_cell))
+        print(json.dumps({"pairs": rows}, ensure_ascii=False, default=_json_value))
         return
     if not rows:
         out.print("まだ送信の記録がありません (mamoru serve が送信を始めると表示されます)。")
         return
-    table = Table(title="送信速度の制御 (送信元 × 宛先サイト)")
+    table = Table(title="送信速度の制御 (送信元 × 宛先サイト、時刻は日本時間)")
     for c in ("送信元", "サイト", "プロファイル", "速度/上限 (通/秒)", "接続 (使用/許可)",
               "停止中 (まで)", "ブロック (次の試行)", "減速", "送信", "遅延指示", "拒否", "更新"):
         table.add_column(c)
