@@ -11,6 +11,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from cli.cells import json_value
 from cli.options import ConfigOption, run, settings
 from engine.clock import jst_text
 from engine.config import Settings
@@ -39,13 +40,13 @@ def _jst(value: datetime | None) -> str:
 def _as_dict(b: BroadcastSummary) -> dict[str, Any]:
     return {
         "id": b.id,
-        "created_at": b.created_at.isoformat(),
-        "send_at": b.send_at.isoformat(),
+        "created_at": json_value(b.created_at),
+        "send_at": json_value(b.send_at),
         "sender": b.sender,
         "subject": b.subject,
         "priority": b.priority.name.lower(),
         "state": b.state.value,
-        "cancelled_at": b.cancelled_at.isoformat() if b.cancelled_at else None,
+        "cancelled_at": json_value(b.cancelled_at) if b.cancelled_at else None,
         "recipients": b.recipient_count,
         "suppressed": b.suppressed_count,
         "states": {s.value: n for s, n in b.by_state.items()},

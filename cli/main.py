@@ -17,6 +17,7 @@ from cli.options import ConfigOption, exit_code, fail, remember_config, run
 from cli.options import settings as load_settings
 from cli.staff_session import ApiKeyFileOption, AsOption
 from engine.address import normalise_address
+from engine.clock import JST
 from engine.config import Settings, parse_host_port
 from engine.csv_io import csv_cell, csv_text, decode_text
 from engine.errors import InputError, MamoruError
@@ -212,7 +213,7 @@ def send(
     ] = "normal",
     send_at: Annotated[
         str | None,
-        typer.Option(help="Send at this time (ISO 8601, e.g. 2026-11-23T07:00+09:00)."),
+        typer.Option(help="Send at this time (ISO 8601; without a zone Japan time)."),
     ] = None,
     board: Annotated[bool, typer.Option("--board", help="Every account of the board.")] = False,
     school: Annotated[list[str] | None, typer.Option(help="School (code or name).")] = None,
@@ -326,7 +327,8 @@ def _read_broadcast(
         except ValueError:
             raise InputError(f"--send-at {send_at!r} is not an ISO 8601 time") from None
         if when.tzinfo is None:
-            raise InputError("--send-at needs a time zone, e.g. 2026-11-23T07:00+09:00")
+            # A time without a zone is Japan time, as operators write it (like audit, report).
+            when = when.replace(tzinfo=JST)
         # Said before the database is opened; Queue.enqueue applies the same rule again.
         refuse_past_send_at(when, datetime.now(UTC))
     return NewBroadcast(
