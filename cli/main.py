@@ -136,8 +136,9 @@ def serve(
     if settings.people.registration_address and settings.inbound.listen and not exit_when_idle:
         out.print(f"  registration {settings.people.registration_address} (empty mail)")
     if settings.submission.listen and not exit_when_idle:
-        out.print(f"  submission   {settings.submission.listen} (SMTP, STARTTLS + API key; "
-                  f"group addresses @{settings.submission.domain})")
+        tls = "STARTTLS" if settings.submission.tls_cert else "no TLS: development only"
+        out.print(f"  submission   {settings.submission.listen} (SMTP, {tls}, AUTH with an API "
+                  f"key; group addresses @{settings.submission.domain})")
     if settings.http.listen and not exit_when_idle:
         host, port = parse_host_port("http.listen", settings.http.listen, 8080)
         public = settings.http.public_url or "(http.public_url unset: no links in mail)"

@@ -51,8 +51,13 @@ class AuditPruner:
             return None
         finally:
             self.runs += 1
-        log.info("監査ログの整理: %d 件を削除 (保存期間 %d 日) / audit prune removed %d entries",
-                 removed, self.keep.days, removed)
+        # serve configures no logging, so only WARNING and above reach the operator: a prune
+        # that removed entries is worth that one line a day; one that removed none is not.
+        log.log(
+            logging.WARNING if removed else logging.INFO,
+            "監査ログの整理: %d 件を削除 (保存期間 %d 日) / audit prune removed %d entries",
+            removed, self.keep.days, removed,
+        )
         return removed
 
     async def _loop(self) -> None:

@@ -250,6 +250,14 @@ class SubmissionHandler:
         )
 
 
+class _NoPlainAuthNagging(logging.Filter):
+    """aiosmtpd logs "auth_required == True but auth_require_tls == False" per connection;
+    with allow_plain_auth that is intended, and said once at start instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "auth_require_tls == False" not in str(record.msg)
+
+
 class SubmissionServer:
     """The submission listener; ``start``/``stop`` in the caller's loop, like InboundServer."""
 
@@ -310,6 +318,13 @@ class SubmissionServer:
         self._staff = await Staff.open(self.pool, self._people.sealer, self.settings, self.clock)
         loop = asyncio.get_running_loop()
         handler = SubmissionHandler(self)
+
+        if cfg.allow_plain_auth:
+            aiosmtpd_log = logging.getLogger("mail.log")
+            if not any(isinstance(f, _NoPlainAuthNagging) for f in aiosmtpd_log.filters):
+                aiosmtpd_log.addFilter(_NoPlainAuthNagging())
+            log.warning("submission: AUTH without TLS (submission.allow_plain_auth): "
+                        "development only")
 
         def protocol() -> _SubmissionSMTP:
             with warnings.catch_warnings():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from engine.config import load_settings
@@ -14,6 +16,8 @@ def env(**values: str) -> dict[str, str]:
 
 def test_submission_is_off_by_default_and_set_from_the_environment() -> None:
     assert load_settings(None, environ={}).submission.listen == ""
+    sample = load_settings(Path(__file__).parents[2] / "engine" / "sample.toml", environ={})
+    assert sample.submission.listen == "127.0.0.1:2587"  # make run: a loopback dev server
     s = load_settings(None, environ=env(
         listen="127.0.0.1:2587", domain="mail.city.example.jp", allow_plain_auth="true",
         rate_per_minute="5",
