@@ -94,22 +94,30 @@ class RateLimit:
         self._window(key_id).append(self.clock.monotonic())
 
 
+class MailRefused(InputError):
+    """The mail's form is not taken; ``reply`` is the whole SMTP reply."""
+
+    def __init__(self, reply: str) -> None:
+        super().__init__(reply)
+        self.reply = reply
+
+
 def read_mail(raw: bytes, envelope_sender: str) -> tuple[str, str, str, dict[str, str]]:
     """Sender, subject, text body and the X-Mamoru-* / Message-ID fields of a mail;
-    ``InputError`` when there is no text body or there are attachments."""
+    ``MailRefused`` when there is no text body or there are attachments."""
     msg = BytesParser(policy=policy.default).parsebytes(raw)
     assert isinstance(msg, EmailMessage)
     part: Any = msg
     if msg.is_multipart():
         if msg.get_content_type() != "multipart/alternative":
-            raise InputError(NO_TEXT)
+            raise MailRefused(NO_TEXT)
         part = msg.get_body(preferencelist=("plain",))
     if part is None or part.get_content_type() != "text/plain" or part.is_attachment():
-        raise InputError(NO_TEXT)
+        raise MailRefused(NO_TEXT)
     try:
         body = str(part.get_content())
     except (LookupError, UnicodeError):
-        raise InputError(
+        raise MailRefused(
             "554 5.6.0 本文の文字コードを読めません / the body's charset cannot be read"
         ) from None
     sender = envelope_sender
@@ -121,7 +129,9 @@ def read_mail(raw: bytes, envelope_sender: str) -> tuple[str, str, str, dict[str
         name: _one_line(str(msg[name] or ""))
         for name in ("X-Mamoru-Category", "X-Mamoru-Priority", "X-Mamoru-Audience", "Message-ID")
     }
-    return sender, _one_line(str(msg["subject"] or "")), body.replace("\r\n", "\n"), fields
+    # The parser unfolds the subject; what is left is checked by sending (one line, length).
+    subject = str(msg["subject"] or "").strip()
+    return sender, subject, body.replace("\r\n", "\n"), fields
 
 
 class _SubmissionSMTP(SMTP):
@@ -221,9 +231,8 @@ class SubmissionHandler:
         raw = envelope.original_content or b""
         try:
             sender, subject, body, fields = read_mail(raw, envelope.mail_from or "")
-        except InputError as exc:
-            text = str(exc)
-            return text if text[:3].isdigit() else f"554 5.6.0 {_one_line(text)}"
+        except MailRefused as exc:
+            return exc.reply
         mail = Submission(
             tuple(envelope.rcpt_tos), sender, subject, body, fields["X-Mamoru-Audience"],
             fields["X-Mamoru-Category"], fields["X-Mamoru-Priority"], fields["Message-ID"],
