@@ -24,7 +24,7 @@ DAY = 86400.0
 
 
 class AuditPruner:
-    """A task beside the runner; ``stop`` ends it (a prune in progress finishes first)."""
+    """A task beside the runner; ``stop`` ends it."""
 
     def __init__(
         self, pool: asyncpg.Pool, clock: Clock, keep: float, interval: float = DAY
@@ -67,7 +67,12 @@ class AuditPruner:
                 await asyncio.wait_for(self._stop.wait(), timeout=self.interval)
 
     async def stop(self) -> None:
+        """At once: a prune in progress is cancelled, which rolls its transaction back (it
+        would otherwise hold serve's shutdown for as long as an unreachable database takes to
+        time out)."""
         self._stop.set()
         if self._task is not None:
-            await self._task
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
             self._task = None
