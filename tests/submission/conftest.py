@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sinks import free_port
@@ -66,9 +65,6 @@ class Submit:
 
     async def broadcasts(self) -> int:
         return await self.world.count("SELECT count(*) FROM broadcasts")
-
-
-ServerFactory = Callable[..., Any]
 
 
 @pytest.fixture
