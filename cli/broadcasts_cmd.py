@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -11,7 +11,9 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from cli.cells import json_value
 from cli.options import ConfigOption, run, settings
+from engine.clock import jst_text
 from engine.config import Settings
 from engine.queue import BroadcastSummary, Cancellation, State
 from engine.queue.broadcasts import BROADCAST_STATE_LABELS_JA
@@ -23,7 +25,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-JST = timezone(timedelta(hours=9), "JST")
 PRIORITY_LABELS_JA = {"emergency": "緊急", "normal": "通常", "bulk": "お便り"}
 
 
@@ -33,19 +34,19 @@ def broadcasts() -> None:
 
 
 def _jst(value: datetime | None) -> str:
-    return value.astimezone(JST).strftime("%Y-%m-%d %H:%M") if value else ""
+    return jst_text(value, seconds=False)
 
 
 def _as_dict(b: BroadcastSummary) -> dict[str, Any]:
     return {
         "id": b.id,
-        "created_at": b.created_at.isoformat(),
-        "send_at": b.send_at.isoformat(),
+        "created_at": json_value(b.created_at),
+        "send_at": json_value(b.send_at),
         "sender": b.sender,
         "subject": b.subject,
         "priority": b.priority.name.lower(),
         "state": b.state.value,
-        "cancelled_at": b.cancelled_at.isoformat() if b.cancelled_at else None,
+        "cancelled_at": json_value(b.cancelled_at) if b.cancelled_at else None,
         "recipients": b.recipient_count,
         "suppressed": b.suppressed_count,
         "states": {s.value: n for s, n in b.by_state.items()},

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from datetime import UTC, datetime
@@ -13,10 +12,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.cells import cell, json_value
 from cli.options import ConfigOption, exit_code, fail, remember_config, run
 from cli.options import settings as load_settings
+from cli.staff_session import ApiKeyFileOption, AsOption
 from engine.address import normalise_address
+from engine.clock import JST
 from engine.config import Settings, parse_host_port
+from engine.csv_io import csv_cell, csv_text, decode_text
 from engine.errors import InputError, MamoruError
 from engine.mail_input import check_body, check_subject
 from engine.queue import NewBroadcast, Priority, State
@@ -34,12 +37,15 @@ from cli.attachments_cmd import app as attachments_app  # noqa: E402
 from cli.audit_cmd import app as audit_app  # noqa: E402
 from cli.broadcasts_cmd import app as broadcasts_app  # noqa: E402 - mounted right after app
 from cli.dkim_cmd import app as dkim_app  # noqa: E402 - mounted right after app is made
+from cli.follow_cmd import status as _follow  # noqa: E402, F401 - adds broadcasts status/recipients
 from cli.people_mount import mount_people  # noqa: E402
 from cli.report_cmd import app as report_app  # noqa: E402
+from cli.shaping_cmd import app as shaping_app  # noqa: E402
 from cli.staff_cmd import app as staff_app  # noqa: E402
 from cli.suppression_cmd import app as suppression_app  # noqa: E402
 
 app.add_typer(dkim_app, name="dkim")
+app.add_typer(shaping_app, name="shaping")
 app.add_typer(suppression_app, name="suppression")
 app.add_typer(report_app, name="report")
 app.add_typer(broadcasts_app, name="broadcasts")
@@ -131,6 +137,10 @@ def serve(
         out.print(f"  inbound SMTP {settings.inbound.listen} (bounces to VERP addresses)")
     if settings.people.registration_address and settings.inbound.listen and not exit_when_idle:
         out.print(f"  registration {settings.people.registration_address} (empty mail)")
+    if settings.submission.listen and not exit_when_idle:
+        tls = "STARTTLS" if settings.submission.tls_cert else "no TLS: development only"
+        out.print(f"  submission   {settings.submission.listen} (SMTP, {tls}, AUTH with an API "
+                  f"key; group addresses @{settings.submission.domain})")
     if settings.http.listen and not exit_when_idle:
         host, port = parse_host_port("http.listen", settings.http.listen, 8080)
         public = settings.http.public_url or "(http.public_url unset: no links in mail)"
@@ -206,7 +216,7 @@ def send(
     ] = "normal",
     send_at: Annotated[
         str | None,
-        typer.Option(help="Send at this time (ISO 8601, e.g. 2026-11-23T07:00+09:00)."),
+        typer.Option(help="Send at this time (ISO 8601; without a zone Japan time)."),
     ] = None,
     board: Annotated[bool, typer.Option("--board", help="Every account of the board.")] = False,
     school: Annotated[list[str] | None, typer.Option(help="School (code or name).")] = None,
@@ -237,12 +247,15 @@ def send(
     reminders: Annotated[
         int | None, typer.Option("--reminders", help="At most this many reminders (0-10).")
     ] = None,
+    as_login: AsOption = None,
+    api_key_file: ApiKeyFileOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Enqueue a broadcast and print its id (一斉配信を登録する)."""
     from dataclasses import replace
 
     from cli.audience_cmd import AudienceOptions, enqueue_for_people, read_asks
+    from cli.follow_cmd import send_as
 
     people = AudienceOptions(
         board, tuple(school or ()), tuple(grade or ()), tuple(class_ or ()),
@@ -265,6 +278,11 @@ def send(
         fail(str(exc), exit_code(exc))
     if warning:
         err.print(f"mamoru: 警告 / warning: {warning}", markup=False, soft_wrap=True)
+    if as_login or api_key_file:
+        made = send_as(settings, broadcast, people, as_login, api_key_file)
+        out.print(made.broadcast_id)
+        err.print(f"配信 {made.broadcast_id} を登録しました: {made.summary_ja}。")
+        return
     if people.given():
         fan = run(lambda: enqueue_for_people(settings, broadcast, people))
         out.print(fan.broadcast_id)
@@ -325,7 +343,8 @@ def _read_broadcast(
         except ValueError:
             raise InputError(f"--send-at {send_at!r} is not an ISO 8601 time") from None
         if when.tzinfo is None:
-            raise InputError("--send-at needs a time zone, e.g. 2026-11-23T07:00+09:00")
+            # A time without a zone is Japan time, as operators write it (like audit, report).
+            when = when.replace(tzinfo=JST)
         # Said before the database is opened; Queue.enqueue applies the same rule again.
         refuse_past_send_at(when, datetime.now(UTC))
     return NewBroadcast(
@@ -377,12 +396,19 @@ def _read_text(option: str, path: Path) -> str:
 
 
 def _read_recipient_file(path: Path) -> list[str]:
-    """One address per line; blank lines and lines starting with # are skipped.
+    """One address per line (UTF-8 or CP932); blank lines and lines starting with # are
+    skipped.
 
     Every line is checked before anything is stored, and all bad lines are reported together so
     the operator can fix the file in one go.
     """
-    lines = _read_text("--to-file", path).splitlines()
+    try:
+        # Address lists are often saved from Excel: UTF-8 (BOM or not) or CP932.
+        lines = decode_text(path.read_bytes(), f"--to-file {path}").splitlines()
+    except FileNotFoundError:
+        raise InputError(f"--to-file {path} does not exist") from None
+    except OSError as exc:
+        raise InputError(f"--to-file {path} cannot be read: {exc.strerror}") from None
     good: list[str] = []
     bad: list[str] = []
     for number, line in enumerate(lines, start=1):
@@ -463,7 +489,7 @@ async def _status(settings: Settings, latest: int) -> dict[str, Any]:
                 "id": b.id,
                 "subject": b.subject,
                 "priority": b.priority.name.lower(),
-                "created_at": b.created_at.isoformat(),
+                "created_at": json_value(b.created_at),
                 "recipients": b.recipient_count,
                 "suppressed": b.suppressed_count,
                 "states": {s.value: n for s, n in b.by_state.items()},
@@ -489,24 +515,25 @@ def deliveries(
     settings = load_settings(config)
     rows = run(lambda: _deliveries(settings, broadcast_id))
     if as_csv:
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(_DELIVERY_COLUMNS)
-        for r in rows:
-            writer.writerow(_cell(r[c]) for c in _DELIVERY_COLUMNS)
+        # UTF-8 with BOM for Excel, times in Japan time like every table.
+        sys.stdout.write(csv_text(
+            _DELIVERY_COLUMNS,
+            ([csv_cell(cell(r[c])) for c in _DELIVERY_COLUMNS] for r in rows),
+        ))
         return
     table = Table(title=f"配信 {broadcast_id} の宛先別結果")
-    for c in ("宛先", "状態", "試行", "応答", "拡張", "応答文", "分類", "更新"):
+    for c in ("宛先", "状態", "試行", "応答", "拡張", "応答文", "分類", "更新 (日本時間)"):
         table.add_column(c)
     for r in rows:
         table.add_row(
             r["recipient"],
             STATE_LABELS_JA[State(r["state"])],
             str(r["attempts"]),
-            _cell(r["last_code"]),
-            _cell(r["last_status"]),
-            _cell(r["last_text"]),
+            cell(r["last_code"]),
+            cell(r["last_status"]),
+            cell(r["last_text"]),
             _category_label(r["category"], r["reason"]),
-            _cell(r["updated_at"]),
+            cell(r["updated_at"]),
         )
     out.print(table)
 
@@ -527,72 +554,6 @@ def _category_label(category: str | None, reason: str | None) -> str:
     from engine.queue.broadcasts import CANCELLED_LABEL_JA, REASON_CANCELLED
 
     if not category:
-        return f"{CANCELLED_LABEL_JA} ({reason})" if reason == REASON_CANCELLED else _cell(reason)
+        return f"{CANCELLED_LABEL_JA} ({reason})" if reason == REASON_CANCELLED else cell(reason)
     label = CATEGORIES[category].label_ja if category in CATEGORIES else category
     return f"{label} ({reason})" if reason else label
-
-
-def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.isoformat(timespec="seconds")
-    return str(value)
-
-
-shaping_app = typer.Typer(help="Traffic shaping: what the runners are doing (送信速度の制御).")
-app.add_typer(shaping_app, name="shaping")
-
-
-@shaping_app.command("status")
-def shaping_status(
-    config: ConfigOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
-) -> None:
-    """Rate, connections and suspensions per egress address and site (送信元・宛先ごとの状況)."""
-    settings = load_settings(config)
-    rows = run(lambda: _shaping_rows(settings))
-    if as_json:
-        print(json.dumps({"pairs": rows}, ensure_ascii=False, default=_cell))
-        return
-    if not rows:
-        out.print("まだ送信の記録がありません (mamoru serve が送信を始めると表示されます)。")
-        return
-    table = Table(title="送信速度の制御 (送信元 × 宛先サイト)")
-    for c in ("送信元", "サイト", "プロファイル", "速度/上限 (通/秒)", "接続 (使用/許可)",
-              "停止中 (まで)", "ブロック (次の試行)", "減速", "送信", "遅延指示", "拒否", "更新"):
-        table.add_column(c)
-    now = datetime.now(UTC)
-    for r in rows:
-        suspended = r["suspended_until"]
-        table.add_row(
-            r["source"] or "(既定)", r["site"], r["profile"],
-            f"{r['rate']:.1f} / {r['ceiling']:.1f}",
-            f"{r['connections_in_use']} / {r['connections_allowed']}",
-            _cell(suspended) if suspended and suspended > now else "",
-            _blocks_cell(r, now),
-            str(r["cuts"]), str(r["sent"]), str(r["throttled"]), str(r["refused"]),
-            _cell(r["updated_at"]),
-        )
-    out.print(table)
-
-
-def _blocks_cell(row: dict[str, Any], now: datetime) -> str:
-    """Blocks of the pair, and while one lasts when the next probe goes and why."""
-    if not row.get("blocks"):
-        return ""
-    until = row.get("blocked_until")
-    if until and until > now:
-        return f"{row['blocks']} 回、ブロック中 ({_cell(until)}): {row['block_reason']}"
-    return f"{row['blocks']} 回 (解除済み)"
-
-
-async def _shaping_rows(settings: Settings) -> list[dict[str, Any]]:
-    from engine import shaping_state
-    from engine.context import Engine
-
-    engine = await Engine.open(settings)
-    try:
-        return await shaping_state.read(engine.pool)
-    finally:
-        await engine.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from datetime import datetime
@@ -15,8 +14,9 @@ from rich.table import Table
 
 from cli.options import ConfigOption, config_path, exit_code
 from cli.options import fail as _fail
-from engine.clock import jst
+from engine.clock import jst, jst_text
 from engine.config import Settings, load_settings
+from engine.csv_io import csv_cell, csv_text
 from engine.errors import InputError, MamoruError
 
 app = typer.Typer(
@@ -46,7 +46,7 @@ def _since(text: str | None) -> datetime | None:
         ) from None
     if when.tzinfo is None:
         # A date or time without a zone is Japanese time, as operators write it.
-        from engine.suppression import JST
+        from engine.clock import JST
 
         when = when.replace(tzinfo=JST)
     return when
@@ -99,20 +99,20 @@ def errors(
         print(json.dumps(data, ensure_ascii=False, default=str))
         return
     if as_csv:
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(CSV_COLUMNS)
+        rows = []
         for g in data["categories"]:
             head = (g["key"], g["label"], "hard" if g["hard"] else "soft", g["count"],
                     g["suppressed"])
             for e in g["examples"] or [{}]:
-                writer.writerow(
-                    (*head, *(e.get(k) if e.get(k) is not None else ""
+                rows.append(
+                    (*head, *(csv_cell(str(e[k])) if e.get(k) is not None else ""
                               for k in ("address", "reason", "code", "status", "text")))
                 )
+        sys.stdout.write(csv_text(CSV_COLUMNS, rows))  # UTF-8 with BOM, for Excel
         return
     scope = f"配信 {broadcast}" if broadcast is not None else "全配信"
     if when is not None:
-        scope += f"、{when.isoformat(timespec='minutes')} 以降"
+        scope += f"、{jst_text(when, seconds=False)} (日本時間) 以降"
     table = Table(title=f"エラー区分別レポート ({scope})")
     for column in ("区分", "扱い", "件数", "うち配信停止", "例 (宛先・理由・応答)"):
         table.add_column(column, overflow="fold")

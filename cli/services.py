@@ -1,6 +1,7 @@
 """What ``mamoru serve`` runs beside its first runner: the inbound SMTP server (bounces,
-registration by empty mail, service addresses), the HTTP pages with the staff API, and the
-minute task that sends read reminders.
+registration by empty mail, service addresses), the HTTP pages with the staff API, the minute
+task that sends read reminders, the SMTP submission server for applications and the daily prune
+of the audit log.
 
 Started here, in ``cli/``, and handed to the engine's workers as a function, so that the
 engine never imports ``inbound/`` or ``admin_api/`` (DESIGN.md's import direction).
@@ -32,6 +33,9 @@ async def front_services(engine: Engine) -> list[Service]:
         if engine.settings.http.listen:
             started.append(await start_http(engine))
         started.append(await start_reminders(engine))
+        if engine.settings.submission.listen:
+            started.append(await start_submission(engine))
+        started.append(start_audit_prune(engine))
     except BaseException:
         for service in reversed(started):
             await service.stop()
@@ -108,3 +112,21 @@ async def start_reminders(engine: Engine) -> Service:
     reminders = Reminders(engine)
     await reminders.start()
     return reminders
+
+
+async def start_submission(engine: Engine) -> Service:
+    """Applications' mail to group addresses (``[submission] listen``)."""
+    from inbound.submission import SubmissionServer
+
+    server = SubmissionServer(engine.settings, engine.pool, engine.clock)
+    await server.start()
+    return server
+
+
+def start_audit_prune(engine: Engine) -> Service:
+    """Prunes the audit log by ``[staff] audit_keep`` now and once a day (one worker only)."""
+    from engine.audit_schedule import AuditPruner
+
+    pruner = AuditPruner(engine.pool, engine.clock, engine.settings.staff.audit_keep)
+    pruner.start()
+    return pruner

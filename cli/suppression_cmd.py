@@ -19,9 +19,11 @@ from cli.options import ConfigOption, exit_code
 from cli.options import fail as _fail
 from cli.options import settings as _settings
 from engine.bounce.categories import CATEGORIES
+from engine.clock import jst_text
 from engine.config import Settings
-from engine.errors import MamoruError
-from engine.suppression import JST, Suppression, Suppressions
+from engine.csv_io import decode_text
+from engine.errors import InputError, MamoruError
+from engine.suppression import Suppression, Suppressions
 
 app = typer.Typer(
     help="配信停止リスト (suppression list): addresses no broadcast is sent to.",
@@ -86,13 +88,13 @@ def list_(
     table.add_column("区分", overflow="fold")
     table.add_column("理由", overflow="fold")
     table.add_column("登録元", overflow="fold")
-    table.add_column("登録日時 (JST)", no_wrap=True)
+    table.add_column("登録日時 (日本時間)", no_wrap=True)
     table.add_column("メモ", overflow="fold")
     for r in rows:
         label = CATEGORIES[r.category].label_ja if r.category in CATEGORIES else r.category
         table.add_row(
             r.address, label, r.reason, SOURCE_LABELS_JA.get(r.source, r.source),
-            r.created_at.astimezone(JST).strftime("%Y-%m-%d %H:%M"), r.note,
+            jst_text(r.created_at, seconds=False), r.note,
         )
     _out().print(table)
 
@@ -141,11 +143,12 @@ def import_(
     """Add every address of a CSV file, or nothing if any line is bad (一括登録)."""
     settings = _settings(config)
     try:
-        text = file.read_text(encoding="utf-8")
+        # UTF-8 (with or without BOM) or CP932, as Excel saves it.
+        text = decode_text(file.read_bytes(), str(file))
     except FileNotFoundError:
         _fail(f"{file} does not exist")
-    except UnicodeDecodeError:
-        _fail(f"{file} is not UTF-8 text")
+    except InputError as exc:
+        _fail(str(exc))
     except OSError as exc:
         _fail(f"{file} cannot be read: {exc.strerror}")
     count = _run(settings, lambda s: s.import_csv(text, str(file)))
@@ -159,7 +162,7 @@ def export(
     ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Write the whole list as CSV (書き出し)."""
+    """Write the whole list as CSV, UTF-8 with BOM (書き出し)."""
     settings = _settings(config)
     text = _run(settings, lambda s: s.export_csv())
     if file is None:

@@ -21,10 +21,8 @@ one after another.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import hmac
-import io
 import json
 import secrets
 from dataclasses import dataclass
@@ -33,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from engine.clock import jst
+from engine import csv_io
+from engine.clock import jst_text
 from engine.errors import InputError
 
 if TYPE_CHECKING:  # engine.staff imports this module
@@ -173,7 +172,7 @@ async def verify(pool: asyncpg.Pool, key: bytes) -> Verification:
                 return Verification(
                     checked, entry.seq,
                     f"記録が書き換えられています (entry {entry.seq} was altered: "
-                    f"{entry.at.astimezone(UTC).isoformat()} {entry.action} by "
+                    f"{jst_text(entry.at)} (日本時間) {entry.action} by "
                     f"{entry.actor_name})",
                 )
             prev = bytes(r["mac"])
@@ -231,22 +230,14 @@ CSV_HEADER = ["番号", "日時", "操作者の種別", "操作者", "操作", "
 
 def csv_text(rows: list[AuditEntry]) -> str:
     """Entries as CSV for Excel: UTF-8 with BOM, Japan time, oldest first."""
-    buf = io.StringIO()
-    buf.write("\ufeff")
-    w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(CSV_HEADER)
-    for e in sorted(rows, key=lambda e: e.seq):
-        w.writerow([
-            e.seq, jst(e.at).strftime("%Y-%m-%d %H:%M:%S"), e.actor_kind, e.actor_name,
-            e.action, e.object, e.address, RESULT_LABELS_JA.get(e.result, e.result),
-            _no_formula(e.detail),
-        ])
-    return buf.getvalue()
-
-
-def _no_formula(text: str) -> str:
-    """Excel runs a cell that starts with = + - @ as a formula: quote it as text."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+    return csv_io.csv_text(CSV_HEADER, (
+        [
+            e.seq, jst_text(e.at), e.actor_kind, csv_io.csv_cell(e.actor_name),
+            e.action, csv_io.csv_cell(e.object), e.address,
+            RESULT_LABELS_JA.get(e.result, e.result), csv_io.csv_cell(e.detail),
+        ]
+        for e in sorted(rows, key=lambda e: e.seq)
+    ))
 
 
 async def export(pool: asyncpg.Pool, f: AuditFilter) -> str:

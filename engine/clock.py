@@ -51,3 +51,11 @@ JST = timezone(timedelta(hours=9), "JST")
 def jst(moment: datetime) -> datetime:
     """``moment`` in Japan Standard Time, the time every person reading mamoru sees."""
     return moment.astimezone(JST)
+
+
+def jst_text(moment: datetime | None, seconds: bool = True) -> str:
+    """``moment`` as people read it: Japan time, "2026-11-23 09:05:00" ("" for None). The one
+    format of tables and CSV cells; JSON keeps ISO 8601 with its offset instead."""
+    if moment is None:
+        return ""
+    return jst(moment).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")

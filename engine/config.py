@@ -118,6 +118,27 @@ class InboundSettings:
 
 
 @dataclass(frozen=True)
+class SubmissionSettings:
+    """SMTP submission for applications (inbound/submission.py): a mail to a group address
+    becomes a broadcast, sent with an API key over STARTTLS."""
+
+    # host:port (587 in production); empty: no submission server.
+    listen: str = ""
+    hostname: str = "localhost"
+    # Group addresses are <audience>@<school code>.<domain> and <audience>@<domain> (board).
+    domain: str = ""
+    # PEM files for STARTTLS; AUTH is only taken after STARTTLS.
+    tls_cert: str = ""
+    tls_key: str = ""
+    # Development/tests only: AUTH without TLS, and only when listen is a loopback address.
+    allow_plain_auth: bool = False
+    # Largest mail taken (SIZE); SoftBank's cap is 1 MB, so a larger text could not reach all.
+    max_message_size: int = 1024 * 1024
+    # Mails per API key per minute; more get a temporary 451 reply.
+    rate_per_minute: int = 10
+
+
+@dataclass(frozen=True)
 class SuppressionSettings:
     """When failures put an address on the suppression list."""
 
@@ -206,6 +227,7 @@ class Settings:
     message: MessageSettings = field(default_factory=MessageSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     inbound: InboundSettings = field(default_factory=InboundSettings)
+    submission: SubmissionSettings = field(default_factory=SubmissionSettings)
     suppression: SuppressionSettings = field(default_factory=SuppressionSettings)
     people: PeopleSettings = field(default_factory=PeopleSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
@@ -448,6 +470,7 @@ def _check(s: Settings) -> None:
         raise ConfigError("inbound.tls_cert and inbound.tls_key must be given together")
     if s.inbound.max_message_size < 1024:
         raise ConfigError("inbound.max_message_size must be at least 1024 bytes")
+    _check_submission(s.submission)
     if s.http.public_url and not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d+)?(/[A-Za-z0-9_./~-]*)?",
                                                s.http.public_url):
         raise ConfigError(
@@ -510,3 +533,40 @@ def _check_attachments(a: AttachmentSettings) -> None:
             "attachments.keep_days must not be shorter than attachments.link_days "
             "(a link would outlive its file)"
         )
+
+
+def _check_submission(sub: SubmissionSettings) -> None:
+    if not sub.listen:
+        return
+    host, _ = parse_host_port("submission.listen", sub.listen, 587)
+    if not sub.domain or "@" in sub.domain or "." not in sub.domain:
+        raise ConfigError(
+            "submission.domain must be a domain like \"mail.city.example.jp\" when "
+            "submission.listen is set (group addresses are <audience>@<school>.<domain>)"
+        )
+    if bool(sub.tls_cert) != bool(sub.tls_key):
+        raise ConfigError("submission.tls_cert and submission.tls_key must be given together")
+    if not sub.tls_cert and not sub.allow_plain_auth:
+        raise ConfigError(
+            "submission.tls_cert/tls_key are needed: API keys are only taken over STARTTLS"
+        )
+    if sub.allow_plain_auth and not _is_loopback(host):
+        raise ConfigError(
+            "submission.allow_plain_auth is for development on a loopback address only "
+            f"(not {host!r})"
+        )
+    if sub.max_message_size < 1024:
+        raise ConfigError("submission.max_message_size must be at least 1024 bytes")
+    if sub.rate_per_minute < 1:
+        raise ConfigError("submission.rate_per_minute must be at least 1")
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

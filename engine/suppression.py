@@ -30,15 +30,16 @@ import csv
 import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any, NamedTuple
 
 import asyncpg
 
 from engine.address import normalise_address
 from engine.bounce.categories import CATEGORIES, OTHER, category_for_reason
-from engine.clock import Clock, SystemClock
+from engine.clock import JST, Clock, SystemClock
 from engine.config import SuppressionSettings
+from engine.csv_io import csv_cell, csv_text
 from engine.errors import InputError
 from engine.sealing import RECIPIENT, Sealer
 
@@ -47,7 +48,6 @@ FEEDBACK = "feedback"
 SOFT_COUNTED_CATEGORIES = ("mailbox_full", "suspended", "refused", "unknown_user", "unknown_domain")
 CSV_COLUMNS = ("address", "reason", "category", "source", "created_at", "note")
 # Dates shown to operators are Japanese dates.
-JST = timezone(timedelta(hours=9), "JST")
 
 
 class FailedVerdict(NamedTuple):
@@ -269,15 +269,13 @@ class Suppressions:
         return len({r[1][0].lower() for r in rows})
 
     async def export_csv(self) -> str:
-        """The whole list as CSV with a header line (``CSV_COLUMNS``)."""
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(CSV_COLUMNS)
-        for s in await self.list(limit=2**31 - 1):
-            writer.writerow(
-                (s.address, s.reason, s.category, s.source, s.created_at.isoformat(), s.note)
-            )
-        return buffer.getvalue()
+        """The whole list as CSV with a header line (``CSV_COLUMNS``): UTF-8 with BOM for
+        Excel, times in Japan time with their offset so that ``import`` reads them back."""
+        return csv_text(CSV_COLUMNS, (
+            (s.address, s.reason, s.category, s.source,
+             s.created_at.astimezone(JST).isoformat(timespec="seconds"), csv_cell(s.note))
+            for s in await self.list(limit=2**31 - 1)
+        ))
 
     async def record_verdicts(
         self,

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import os
 import signal
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
 import pytest
 from commands import ROOT, config_file, mamoru
 from sinks import Sink, free_port
+
+from engine.clock import JST
 
 
 async def broadcast_count(db_url: str) -> int:
@@ -40,7 +45,11 @@ async def test_send_serve_status_and_deliveries(tmp_path: Path, db_url: str, bod
     with Sink() as sink:
         cfg = config_file(tmp_path, db_url, sink.address)
         to = tmp_path / "to.txt"
-        to.write_text("# 保護者\nchichi@example.jp\n\nhaha@docomo.ne.jp\nreject@ezweb.ne.jp\n")
+        # Saved from Excel on Japanese Windows: CP932.
+        to.write_text(
+            "# 保護者\nchichi@example.jp\n\nhaha@docomo.ne.jp\nreject@ezweb.ne.jp\n",
+            encoding="cp932",
+        )
         sent = await asyncio.to_thread(
             mamoru, "send", "-c", cfg, "--sender", "school@example.jp", "--subject", "臨時休校",
             "--body-file", body, "--to-file", to, "--to", "sofu@example.jp",
@@ -65,9 +74,13 @@ async def test_send_serve_status_and_deliveries(tmp_path: Path, db_url: str, bod
     listed = await asyncio.to_thread(mamoru, "deliveries", str(bid), "-c", cfg, "--csv")
     assert listed.returncode == 0, listed.stderr
     lines = listed.stdout.strip().splitlines()
-    assert lines[0].startswith("recipient,state,attempts,last_code")
+    # UTF-8 with BOM for Excel, times in Japan time.
+    assert lines[0].startswith("\ufeffrecipient,state,attempts,last_code")
     rejected = next(line for line in lines if line.startswith("reject@ezweb.ne.jp"))
     assert ",failed,1,550,5.1.1," in rejected
+    row = next(csv.DictReader(io.StringIO(listed.stdout.lstrip("\ufeff"))))
+    created = datetime.strptime(row["created_at"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=JST)
+    assert abs(created - datetime.now(UTC)) < timedelta(minutes=10)  # Japan time, not UTC
 
     table = await asyncio.to_thread(mamoru, "status", "-c", cfg)
     assert "配信済み" in table.stdout

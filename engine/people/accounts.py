@@ -10,14 +10,14 @@ made unconfirmed again, and one that left stays left.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
+from engine.csv_io import csv_text
 from engine.errors import InputError
 from engine.people.codes import new_code
 from engine.people.csv_import import ParsedFile, Row
@@ -258,22 +258,23 @@ async def export_csv(people: People, school: Organisation | None = None) -> str:
     """Active accounts as CSV with Japanese headers that ``import`` reads back (UTF-8 BOM)."""
     rows = await people.pool.fetch(EXPORT_SQL, school.id if school else None)
     width = max([2, *(len(r["contacts"]) for r in rows)])
-    buf = io.StringIO()
-    buf.write("\ufeff")  # Excel reads Japanese UTF-8 correctly only with the BOM
-    writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerow(["ID", "学校", "学年", "組", "番号", "氏名", "種別", "登録コード",
-                     *(f"連絡先{i}" for i in range(1, width + 1)), "グループ"])
     open_sealed = people.sealer.open
-    for r in rows:
+
+    def row(r: Any) -> list[object]:
         contacts = [open_sealed(s, ADDRESS) for s in r["contacts"]]
-        writer.writerow([
+        return [
             r["id"], r["school"], r["grade"] or "", r["class_name"] or "", r["number"] or "",
             open_sealed(r["name_sealed"], ACCOUNT_NAME),
             "教職員" if r["kind"] == "staff" else "児童生徒",
             open_sealed(r["code_sealed"], CODE),
             *contacts, *[""] * (width - len(contacts)), "、".join(r["groups"]),
-        ])
-    return buf.getvalue()
+        ]
+
+    return csv_text(
+        ["ID", "学校", "学年", "組", "番号", "氏名", "種別", "登録コード",
+         *(f"連絡先{i}" for i in range(1, width + 1)), "グループ"],
+        (row(r) for r in rows),
+    )
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ import csv
 import unicodedata
 from dataclasses import dataclass
 
+from engine.csv_io import decode_lines
 from engine.errors import InputError
-from engine.people.csv_import import decode_lines
 from engine.people.directory import parse_class, parse_grade
 
 HEADERS: dict[str, tuple[str, ...]] = {

@@ -1,8 +1,9 @@
 """Reading an accounts CSV: encoding, headers and every row checked, with line numbers.
 
 The file comes from an existing system or from Excel: UTF-8 with or without a BOM, or
-Shift_JIS/CP932. ``decode_lines`` picks the encoding (or takes the one given) and decodes line
-by line, so one mis-encoded line is reported as that line instead of spoiling the file. A
+Shift_JIS/CP932. ``engine.csv_io.decode_lines`` picks the encoding (or takes the one given)
+and decodes line by line, so one mis-encoded line is reported as that line instead of
+spoiling the file. A
 field may not span lines (the files this reads never need it; a stray quote is reported).
 
 Headers may be Japanese or English (``HEADERS``); contacts are ``連絡先1``, ``連絡先2``, ...
@@ -18,6 +19,7 @@ import unicodedata
 from dataclasses import dataclass, field
 
 from engine.address import normalise_address
+from engine.csv_io import decode_lines
 from engine.errors import InputError
 from engine.people.codes import normalise_code
 from engine.people.directory import parse_class, parse_grade
@@ -44,7 +46,6 @@ _KINDS = {
     "staff": AccountKind.STAFF, "教職員": AccountKind.STAFF, "職員": AccountKind.STAFF,
     "教員": AccountKind.STAFF,
 }
-ENCODINGS = ("auto", "utf-8", "cp932")
 
 
 @dataclass(frozen=True)
@@ -73,45 +74,6 @@ class ParsedFile:
 
 def _key(header: str) -> str:
     return unicodedata.normalize("NFKC", header).strip().lower()
-
-
-def decode_lines(data: bytes, encoding: str = "auto") -> tuple[str, list[tuple[int, str | None]]]:
-    """The encoding used and every line as (number, text), text None when it cannot be read."""
-    if encoding not in ENCODINGS:
-        raise InputError(f"--encoding は {', '.join(ENCODINGS)} のどれかです (unknown encoding)")
-    raw_lines = data.split(b"\n")  # safe in CP932 too: 0x0A is never a trail byte
-    if raw_lines and raw_lines[-1] == b"":
-        raw_lines.pop()
-    bom = data.startswith(b"\xef\xbb\xbf")
-    if bom:
-        raw_lines[0] = raw_lines[0][3:]
-    if encoding == "auto":
-        encoding = "utf-8" if bom else _guess(raw_lines)
-    out: list[tuple[int, str | None]] = []
-    for number, raw in enumerate(raw_lines, start=1):
-        try:
-            out.append((number, raw.rstrip(b"\r").decode(encoding)))
-        except UnicodeDecodeError:
-            out.append((number, None))
-    return encoding, out
-
-
-def _guess(lines: list[bytes]) -> str:
-    """UTF-8 unless more non-ASCII lines read as CP932 than as UTF-8."""
-    utf8 = cp932 = 0
-    for raw in lines:
-        if raw.isascii():
-            continue
-        for name in ("utf-8", "cp932"):
-            try:
-                raw.decode(name)
-            except UnicodeDecodeError:
-                continue
-            if name == "utf-8":
-                utf8 += 1
-            else:
-                cp932 += 1
-    return "cp932" if cp932 > utf8 else "utf-8"
 
 
 def parse_rows(data: bytes, encoding: str = "auto") -> ParsedFile:

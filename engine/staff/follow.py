@@ -7,8 +7,6 @@ it may see (engine/staff/rights.py). A broadcast outside the rights is "not foun
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,7 +15,8 @@ from typing import Any
 import asyncpg
 
 from engine.bounce import CATEGORIES
-from engine.clock import jst
+from engine.clock import jst_text
+from engine.csv_io import csv_cell, csv_text
 from engine.errors import InputError
 from engine.queue import BroadcastState, Priority, State
 from engine.queue.broadcasts import (
@@ -270,28 +269,15 @@ CSV_HEADER = [
 def recipients_csv(rows: list[Recipient], accounts: dict[str, str] | None = None) -> str:
     """Recipients as CSV for Excel: UTF-8 with BOM, Japanese labels, Japan time; ``accounts``
     gives the accounts column by address."""
-    buf = io.StringIO()
-    buf.write("\ufeff")
-    w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(CSV_HEADER)
-    for r in rows:
-        w.writerow([
-            r.address, _text_cell((accounts or {}).get(r.address, "")),
+    return csv_text(CSV_HEADER, (
+        [
+            r.address, csv_cell((accounts or {}).get(r.address, "")),
             STATE_LABELS_JA[r.state], r.attempts, r.last_code or "", r.last_status or "",
-            r.reason or "", r.category_label_ja, _text_cell(r.last_text),
-            _time(r.updated_at), _time(r.finished_at),
-        ])
-    return buf.getvalue()
-
-
-def _time(value: datetime | None) -> str:
-    return jst(value).strftime("%Y-%m-%d %H:%M:%S") if value else ""
-
-
-def _text_cell(text: str | None) -> str:
-    """A remote server's reply is untrusted: never let Excel run it as a formula."""
-    value = text or ""
-    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
+            r.reason or "", r.category_label_ja, csv_cell(r.last_text or ""),
+            jst_text(r.updated_at), jst_text(r.finished_at),
+        ]
+        for r in rows
+    ))
 
 
 async def all_recipients(

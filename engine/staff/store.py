@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 import asyncpg
 
 from engine import audit
 from engine.clock import Clock, SystemClock
 from engine.config import Settings, StaffSettings
+from engine.errors import InputError
 from engine.sealing import Sealer
-from engine.staff.models import Principal
+from engine.staff.models import AuthError, NotFoundError, Principal, RightsError
 
 TOTP = "staff.totp"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -46,3 +50,27 @@ class Staff:
         return await audit.record(
             self.pool, self.audit_key, self.now(), actor, action, object, result, detail
         )
+
+    async def audited(
+        self,
+        actor: Principal,
+        action: str,
+        object: str,
+        work: Awaitable[T],
+        object_of: Callable[[T], str] | None = None,
+        detail: str = "",
+    ) -> T:
+        """Run ``work`` and record it in the audit log with its result, also when refused
+        (outside the rights, not found) or failed (bad input)."""
+        try:
+            value = await work
+        except (RightsError, NotFoundError, AuthError) as exc:
+            await self.log(actor, action, object, audit.Result.DENIED, str(exc)[:300])
+            raise
+        except InputError as exc:
+            await self.log(actor, action, object, audit.Result.FAILED, str(exc)[:300])
+            raise
+        await self.log(
+            actor, action, object_of(value) if object_of else object, audit.Result.OK, detail
+        )
+        return value

@@ -52,7 +52,7 @@ class SurveyClosed(InputError):
         self.deadline = deadline
         super().__init__(
             f"回答の受付は {jst(deadline):%m月%d日 %H:%M} に締め切りました。"
-            f"(answers closed at {deadline.isoformat()})"
+            f"(answers closed at {jst(deadline).isoformat(timespec='minutes')})"
         )
 
 

@@ -84,14 +84,16 @@ async def test_suppression_import_is_all_or_nothing_and_export_round_trips(
     assert await fetch(db_url, "SELECT * FROM suppressions") == []
 
     good = tmp_path / "good.csv"
-    good.write_text(bad.read_text().replace("b@@example.jp", "b@example.jp"), encoding="utf-8")
+    # Saved from Excel on Japanese Windows: CP932.
+    good.write_text(bad.read_text().replace("b@@example.jp", "b@example.jp"), encoding="cp932")
     result = await invoke(suppression_app, "import", good, "-c", cfg)
     assert result.exit_code == 0, result.output
     assert "3 件" in result.stdout
 
     exported = await invoke(suppression_app, "export", "-c", cfg)
     assert exported.exit_code == 0, exported.output
-    rows = list(csv.DictReader(io.StringIO(exported.stdout)))
+    assert exported.stdout.startswith("\ufeffaddress,")  # UTF-8 with BOM, for Excel
+    rows = list(csv.DictReader(io.StringIO(exported.stdout.lstrip("\ufeff"))))
     assert sorted(r["address"] for r in rows) == ["a@example.jp", "b@example.jp", "c@example.jp"]
     by = {r["address"]: r for r in rows}
     assert (by["a@example.jp"]["category"], by["a@example.jp"]["source"]) == (
@@ -171,7 +173,8 @@ async def test_report_errors_groups_by_category_as_json_csv_and_table(
         report_app, "errors", "--broadcast", str(bid), "--csv", "--examples", "1", "-c", cfg
     )
     assert result.exit_code == 0, result.output
-    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert result.stdout.startswith("\ufeff")
+    rows = list(csv.DictReader(io.StringIO(result.stdout.lstrip("\ufeff"))))
     assert [(r["category"], r["count"]) for r in rows] == [
         ("unknown_user", "3"), ("mailbox_full", "1"), ("autoreply", "1")
     ]

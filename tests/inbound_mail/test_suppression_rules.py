@@ -122,7 +122,9 @@ async def test_import_refuses_the_whole_file_naming_bad_lines(eng: Engine) -> No
     assert rows["a@example.jp"].created_at == datetime(2026, 11, 1, 0, 0, tzinfo=UTC)
     assert rows["c@example.jp"].reason == "operator"
     exported = await s.export_csv()
-    assert exported.splitlines()[0] == "address,reason,category,source,created_at,note"
+    # UTF-8 with BOM for Excel; times in Japan time with their offset, read back by import.
+    assert exported.splitlines()[0] == "\ufeffaddress,reason,category,source,created_at,note"
+    assert ",2026-11-01T09:00:00+09:00," in exported
     assert len(exported.splitlines()) == 5
 
 

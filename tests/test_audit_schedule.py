@@ -1,0 +1,50 @@
+"""serve's daily audit prune: old entries go at start and once a day, the count is logged,
+the chain still verifies, and stop ends the task at once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from support import wait_until
+
+from engine import audit
+from engine.audit_schedule import AuditPruner
+from engine.clock import FakeClock
+from engine.context import Engine
+from engine.staff.models import CLI_PRINCIPAL
+
+
+async def test_serve_prunes_old_audit_entries_and_logs_the_count(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = await audit.audit_key(engine.pool, "")
+    now = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    for age in (400, 200, 10):
+        await audit.record(engine.pool, key, now - timedelta(days=age), CLI_PRINCIPAL, "x.y")
+    clock = FakeClock(now)
+    pruner = AuditPruner(engine.pool, clock, keep=100 * 86400.0, interval=0.05)
+    caplog.set_level(logging.INFO, logger="engine.audit_schedule")
+    pruner.start()
+    try:
+        await wait_until(lambda: pruner.runs >= 1, timeout=5)
+        assert await engine.pool.fetchval("SELECT count(*) FROM audit_log") == 1
+        assert "2 entries" in caplog.text
+        # A day later (here: the next turn) the remaining entry has aged too.
+        clock.advance(95 * 86400)
+        runs = pruner.runs
+        await wait_until(lambda: pruner.runs > runs, timeout=5)
+        assert await engine.pool.fetchval("SELECT count(*) FROM audit_log") == 0
+    finally:
+        await asyncio.wait_for(pruner.stop(), timeout=2)
+    assert (await audit.verify(engine.pool, key)).ok
+
+
+async def test_stop_ends_the_daily_wait_at_once(engine: Engine) -> None:
+    pruner = AuditPruner(engine.pool, FakeClock(), keep=90 * 86400.0)
+    pruner.start()
+    await wait_until(lambda: pruner.runs >= 1, timeout=5)
+    # The default interval is a day; stop must not wait for it.
+    await asyncio.wait_for(pruner.stop(), timeout=2)
