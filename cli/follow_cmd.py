@@ -171,7 +171,9 @@ def recipients(
         actor = await acting_principal(staff, as_login, api_key_file)
         rows = await staff.audited(
             actor, "broadcast.recipients_csv", f"broadcast {broadcast_id}",
-            follow.all_recipients(staff.pool, actor, broadcast_id, which, staff.now()),
+            follow.all_recipients(
+                staff.pool, people.sealer, actor, broadcast_id, which, staff.now()
+            ),
         )
         refs = await accounts_of(people, [r.address for r in rows])
         names = {a: "、".join(_account_label(x) for x in found) for a, found in refs.items()}
