@@ -20,10 +20,9 @@ from engine.staff import apikeys
 
 
 def config(tmp_path: Path, w: World) -> Path:
-    cfg = config_file(tmp_path, w.settings.database.url, "127.0.0.1:9")
-    with cfg.open("a", encoding="utf-8") as fh:
-        fh.write(f'\n[people]\nkey = "{w.settings.people.key}"\n')
-    return cfg
+    return config_file(
+        tmp_path, w.settings.database.url, "127.0.0.1:9", people_key=w.settings.people.key
+    )
 
 
 def body_file(tmp_path: Path) -> Path:
