@@ -28,6 +28,8 @@ from engine.staff.follow import RecipientFilter, all_recipients, visible_broadca
 from engine.staff.models import ActorKind, NotFoundError, Principal
 from engine.staff.rights import check_audience
 from engine.staff.store import Staff
+from engine.twoway.asking import ReadConfirmation, attach_asking, check_asking
+from engine.twoway.questions import Question
 
 
 @dataclass(frozen=True)
@@ -39,12 +41,27 @@ class BroadcastRequest:
     category: Category = Category.NOTICE
     priority: Priority = Priority.NORMAL
     send_at: datetime | None = None
+    # Two-way (issue 13): what the broadcast asks of its recipients.
+    read_confirmation: ReadConfirmation | None = None
+    questions: tuple[Question, ...] = ()
+    answer_deadline: datetime | None = None
 
     def digest(self) -> bytes:
         """Identifies the request's content, to tell a retry from a different request."""
+        read = self.read_confirmation
+        fields: list[object] = [
+            self.sender, self.subject, self.body, self.audience.as_json(), self.category.value,
+            int(self.priority), self.send_at.isoformat() if self.send_at else None,
+        ]
+        if read is not None or self.questions:
+            # Only then: a request without them keeps the digest it had before issue 13.
+            fields += [
+                [read.remind_after.total_seconds(), read.max_reminders] if read else None,
+                [q.as_json() for q in self.questions],
+                self.answer_deadline.isoformat() if self.answer_deadline else None,
+            ]
         payload = json.dumps(
-            [self.sender, self.subject, self.body, self.audience.as_json(), self.category.value,
-             int(self.priority), self.send_at.isoformat() if self.send_at else None],
+            fields,
             ensure_ascii=False, sort_keys=True,
         )
         return hashlib.sha256(payload.encode("utf-8")).digest()
@@ -103,11 +120,17 @@ async def create(
     if req.send_at is not None:
         refuse_past_send_at(req.send_at, now)
     await check_audience(staff.pool, actor, req.audience)
+    check_asking(req.read_confirmation, req.questions, req.answer_deadline, now)
 
-    own = _owner_row(
+    owner = _owner_row(
         actor, now, idempotency_key, req.digest() if idempotency_key else None,
         draft_id=draft_id,
     )
+
+    async def own(conn: asyncpg.Connection, broadcast_id: int) -> None:
+        await owner(conn, broadcast_id)
+        await attach_asking(conn, people, broadcast_id, req.read_confirmation, req.questions,
+                            req.answer_deadline)
 
     broadcast = NewBroadcast(
         sender=sender, subject=req.subject.strip(), body=req.body, recipients=[],
