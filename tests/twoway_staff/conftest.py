@@ -22,49 +22,49 @@ QUESTIONS = [
 ]
 
 
-def asking_body(audience: dict[str, Any], world: World, **extra: Any) -> dict[str, Any]:
+def asking_body(audience: dict[str, Any], w: World, **extra: Any) -> dict[str, Any]:
     return {
         "sender": SENDER, "subject": "遠足のお知らせ", "body": "来週は遠足です。",
         "audience": audience,
         "read_confirmation": {"remind_after_minutes": 120, "max_reminders": 2},
         "questions": QUESTIONS,
-        "answer_deadline": (world.clock.now() + timedelta(days=3)).isoformat(),
+        "answer_deadline": (w.clock.now() + timedelta(days=3)).isoformat(),
         **extra,
     }
 
 
-async def create(world: World, login: str, body: dict[str, Any]) -> int:
-    token = await world.login(login)
-    async with world.client(token) as c:
+async def create(w: World, login: str, body: dict[str, Any]) -> int:
+    token = await w.login(login)
+    async with w.client(token) as c:
         r = await c.post("/api/staff/broadcasts", json=body)
     assert r.status_code == 201, r.text
     return int(r.json()["broadcast_id"])
 
 
-async def deliver_all(world: World) -> None:
+async def deliver_all(w: World) -> None:
     """Every queued delivery delivered, as a runner would record it."""
-    q = world.api.queue
-    now = world.clock.now()
+    q = w.api.queue
+    now = w.clock.now()
     claimed = await q.claim("test-runner", 10_000, now, 60)
     await q.record("test-runner",
                    [AttemptResult(c.id, Outcome.DELIVERED, now, 250) for c in claimed])
 
 
-async def deliveries(world: World, broadcast_id: int) -> dict[str, int]:
-    rows = await world.api.queue.deliveries_of(broadcast_id)
+async def deliveries(w: World, broadcast_id: int) -> dict[str, int]:
+    rows = await w.api.queue.deliveries_of(broadcast_id)
     return {r["recipient"]: r["id"] for r in rows}
 
 
-async def read(world: World, delivery_id: int) -> None:
-    await record_read(world.api.people, delivery_id)
+async def read(w: World, delivery_id: int) -> None:
+    await record_read(w.api.people, delivery_id)
 
 
-async def answer(world: World, delivery_id: int, form: dict[str, str]) -> None:
-    await submit_answers(world.api.people, delivery_id, form)
+async def answer(w: World, delivery_id: int, form: dict[str, str]) -> None:
+    await submit_answers(w.api.people, delivery_id, form)
 
 
-async def contact(world: World, address: str) -> int:
-    people = world.api.people
+async def contact(w: World, address: str) -> int:
+    people = w.api.people
     found: int = await people.pool.fetchval(
         "SELECT id FROM contacts WHERE address_hash = $1",
         people.sealer.lookup_hash(address, "contact.address"),
@@ -72,27 +72,27 @@ async def contact(world: World, address: str) -> int:
     return found
 
 
-async def account_of(world: World, address: str) -> int:
-    found: int = await world.api.people.pool.fetchval(
+async def account_of(w: World, address: str) -> int:
+    found: int = await w.api.people.pool.fetchval(
         "SELECT account_id FROM contact_accounts WHERE contact_id = $1",
-        await contact(world, address),
+        await contact(w, address),
     )
     return found
 
 
-def open_hours(world: World) -> dict[str, str]:
+def open_hours(w: World) -> dict[str, str]:
     """Report hours around the fixture's clock (Japan time)."""
-    now = jst(world.clock.now())
+    now = jst(w.clock.now())
     return {"opens": (now - timedelta(hours=1)).strftime("%H:%M"),
             "closes": (now + timedelta(hours=1)).strftime("%H:%M")}
 
 
 async def report(
-    world: World, address: str, kind: ReportKind = ReportKind.ABSENCE, days: int = 0,
+    w: World, address: str, kind: ReportKind = ReportKind.ABSENCE, days: int = 0,
     reason: str = "発熱", note: str = "",
 ) -> int:
-    day = jst(world.clock.now()).date() + timedelta(days=days)
-    done = await submit_report(world.api.people, await contact(world, address), NewReport(
-        await account_of(world, address), kind, day, reason=reason, note=note,
+    day = jst(w.clock.now()).date() + timedelta(days=days)
+    done = await submit_report(w.api.people, await contact(w, address), NewReport(
+        await account_of(w, address), kind, day, reason=reason, note=note,
     ))
     return done.report_id
