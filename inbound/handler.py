@@ -26,7 +26,9 @@ What it does to its delivery:
   the address.
 
 Final failures and complaints are then given to ``Suppressions.record_verdicts`` with the
-delivery's own recipient address. Mail to a service address is stored in ``inbound_messages``.
+delivery's own recipient address. Mail to a service address is stored in ``inbound_messages``,
+except a guardian's reply to a broadcast mail (``inbound.replies``): that is kept sealed with
+its broadcast and answered once with a link to the personal page.
 
 The same recipient given twice (a VERP address repeated in RCPT, in any case) is accepted once,
 so one mail stores one bounce row per verdict, however many times its sender names us.
@@ -57,6 +59,7 @@ from engine.received import BounceRow, insert_bounces, insert_messages
 from engine.suppression import FEEDBACK, FailedVerdict, Suppressions
 from engine.verp import delivery_id_of, unsubscribe_id_of
 from inbound.registration import RegistrationDesk
+from inbound.replies import ReplyDesk
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +101,7 @@ class InboundHandler:
         self.clock = clock
         self.service = {service_key(a) for a in settings.inbound.service_addresses}
         self.desk = RegistrationDesk(settings, pool, verp_secret, clock)
+        self.replies = ReplyDesk(settings, pool, verp_secret, clock, self.desk.people)
         self.in_flight = 0
         self.idle = asyncio.Event()
         self.idle.set()
@@ -179,6 +183,9 @@ class InboundHandler:
             await self.desk.answer(mail_from, school)
         for delivery_id in leaving:
             await self.desk.unsubscribe(delivery_id)
+        if service and await self.replies.take(mail_from, raw):
+            # A guardian's reply to a broadcast: kept sealed with it, not as service mail.
+            service = []
         report = await self._parse(raw) if verp else BounceReport(kind="unknown")
         now = self.clock.now()
         if not service and not verp:
