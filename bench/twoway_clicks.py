@@ -1,0 +1,314 @@
+"""Read confirmation at scale: send time with and without it, and 30,000 read-link clicks
+against the real HTTP server on loopback.
+
+    python bench/twoway_clicks.py [--accounts 15000] [--concurrency 32] [--time-limit 120]
+                                  [--workers N] [--skip-send]
+
+Imports ACCOUNTS children with two confirmed contacts each (bench/people_import.py's CSV:
+30,000 addresses by default) into an embedded PostgreSQL, then:
+
+1. sends one broadcast to the whole board without read confirmation and one with it (fan-out
+   through ``send_broadcast``, the one with confirmation recording it in the same transaction
+   as the API does: ``engine.twoway.asking.attach_asking``), each drained by the runner
+   processes to an SMTP sink as bench/throughput.py runs them; prints both send times;
+2. serves the pages application (``admin_api.app.create_app`` under uvicorn through
+   ``admin_api.server.HttpServer``, as ``mamoru serve`` does) in its own process on
+   127.0.0.1, and clicks every delivery's read link once with an httpx client of CONCURRENCY
+   connections; prints clicks/s, p50/p99 latency and whether every click was recorded.
+
+The personal page ``GET /m/{token}`` is built by issue 13a; until it is merged this bench
+mounts a stand-in route that does what that page must do on a click (verify the ``page``
+token, ``twoway.reminders.page_delivery``, ``twoway.record_read``) and nothing more. Point
+``--path`` at the real route once it exists. Traffic stays on loopback; the click loop is
+bounded by its count and by ``--time-limit``. Prints, last, one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from fastapi import APIRouter, Depends  # noqa: E402
+from fastapi.responses import PlainTextResponse  # noqa: E402
+from people_import import generate_csv  # noqa: E402
+from sink import start_sink  # noqa: E402
+from throughput import BODY, bench_settings, free_port  # noqa: E402
+
+from admin_api.app import create_app  # noqa: E402
+from admin_api.server import HttpServer  # noqa: E402
+from admin_api.site import Site, open_site, site_of  # noqa: E402
+from engine.config import Settings  # noqa: E402
+from engine.db import create_pool  # noqa: E402
+from engine.errors import InputError  # noqa: E402
+from engine.links import (  # noqa: E402
+    PAGE,
+    InvalidLink,  # noqa: E402
+    LinkSigner,
+)
+from engine.people import Audience, Category, OrgKind, People, send_broadcast  # noqa: E402
+from engine.people.accounts import plan_import, write_import  # noqa: E402
+from engine.people.csv_import import parse_rows  # noqa: E402
+from engine.people.directory import add_organisation  # noqa: E402
+from engine.queue import NewBroadcast, Priority, Queue  # noqa: E402
+from engine.sealing import new_key_text  # noqa: E402
+from engine.twoway import record_read  # noqa: E402
+from engine.twoway.asking import ReadConfirmation, attach_asking  # noqa: E402
+from engine.twoway.reminders import page_delivery  # noqa: E402
+
+
+async def _secret(settings: Settings) -> bytes:
+    """The deployment's link secret, as ``mamoru serve`` and the runners read it."""
+    from engine.context import Engine
+
+    engine = await Engine.open(settings)
+    try:
+        return await engine.verp_secret()
+    finally:
+        await engine.close()
+
+
+async def populate(settings: Settings, accounts: int, schools: int) -> int:
+    """Import the children and their contacts; return the board's id."""
+    pool = await create_pool(settings.database, settings.database.url)
+    try:
+        people = await People.open(pool, settings.people)
+        board = await add_organisation(people, OrgKind.BOARD, "board", "ベンチ市教育委員会")
+        for s in range(schools):
+            await add_organisation(people, OrgKind.ELEMENTARY, f"s{s:02d}",
+                                   f"ベンチ第{s + 1}小学校")
+        plan = await plan_import(people, parse_rows(generate_csv(accounts, schools)))
+        await write_import(people, plan, confirmed=True)
+        return board.id
+    finally:
+        await pool.close()
+
+
+async def fan_out(settings: Settings, board: int, read: bool) -> tuple[int, int, float]:
+    """(broadcast, recipients, seconds) of one broadcast to the whole board."""
+    pool = await create_pool(settings.database, settings.database.url)
+    try:
+        people = await People.open(pool, settings.people)
+        confirmation = ReadConfirmation(timedelta(hours=2), 2) if read else None
+
+        async def asking(conn: Any, broadcast_id: int) -> None:
+            await attach_asking(conn, people, broadcast_id, confirmation, (), None)
+
+        message = NewBroadcast(
+            "kyouiku@city.example.jp", "【確認】台風接近に伴う下校について", BODY, [],
+            Priority.EMERGENCY,
+        )
+        t0 = time.perf_counter()
+        fan = await send_broadcast(people, Queue(pool), message, Audience(boards=(board,)),
+                                   Category.NOTICE, settings.queue.max_age, within=asking)
+        return fan.broadcast_id, fan.recipients, time.perf_counter() - t0
+    finally:
+        await pool.close()
+
+
+def drain(settings: Settings, workers: int) -> float:
+    """Seconds from the first claim to the last recorded outcome of what is queued."""
+    from engine.workers import run_workers
+
+    stats = run_workers(settings, workers, exit_when_idle=True)
+    first = min(s.first_claim for s in stats if s.first_claim is not None)
+    last = max(s.last_record for s in stats if s.last_record is not None)
+    return last - first
+
+
+# Stand-in for issue 13a's personal page: what a click on 「確認しました」 must store.
+stand_in = APIRouter()
+
+
+@stand_in.get("/m/{token}")
+async def page(token: str, site: Annotated[Site, Depends(site_of)]) -> PlainTextResponse:
+    try:
+        delivery = site.links.verify(PAGE, token, site.people.clock.now())
+        await record_read(site.people, await page_delivery(site.people.pool, delivery))
+    except (InvalidLink, InputError):
+        return PlainTextResponse("このリンクは使えません", status_code=404)
+    return PlainTextResponse("確認しました")
+
+
+def serve_pages(settings: Settings, listen: str, ready: Any, stop: Any) -> None:
+    """The pages application on ``listen`` until ``stop`` is set (a child process)."""
+
+    async def run() -> None:
+        pool = await create_pool(settings.database, settings.database.url)
+        people = await People.open(pool, settings.people)
+        site = await open_site(settings, people, await _secret(settings))
+        server = HttpServer(create_app(site, extra=[stand_in]), listen)
+        await server.start()
+        ready.set()
+        await asyncio.to_thread(stop.wait)
+        await server.stop()
+        await pool.close()
+
+    try:
+        import uvloop
+
+        uvloop.run(run())
+    except ImportError:
+        asyncio.run(run())
+
+
+async def click_all(
+    base: str, path: str, tokens: list[str], concurrency: int, time_limit: float
+) -> tuple[list[float], int, float]:
+    """(latencies of successful clicks, failures, seconds) for one click per token."""
+    import httpx
+
+    latencies: list[float] = []
+    failures = 0
+    pending = iter(tokens)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=10) as client:
+
+        async def clicker() -> None:
+            nonlocal failures
+            for token in pending:
+                t = time.perf_counter()
+                r = await client.get(path.format(token=token))
+                if r.status_code == 200:
+                    latencies.append(time.perf_counter() - t)
+                else:
+                    if not failures:
+                        print(f"first failed click: {r.status_code} {r.text[:200]!r}")
+                    failures += 1
+
+        t0 = time.perf_counter()
+        await asyncio.wait_for(asyncio.gather(*(clicker() for _ in range(concurrency))),
+                               timeout=time_limit)
+        return latencies, failures, time.perf_counter() - t0
+
+
+async def tokens_and_reads(settings: Settings, broadcast_id: int) -> list[str]:
+    pool = await create_pool(settings.database, settings.database.url)
+    try:
+        signer = LinkSigner(await _secret(settings))
+        ids = [r["id"] for r in await pool.fetch(
+            "SELECT id FROM deliveries WHERE broadcast_id = $1 ORDER BY id", broadcast_id)]
+        expires = int(time.time()) + 86400
+        return [signer.token(PAGE, i, expires) for i in ids]
+    finally:
+        await pool.close()
+
+
+async def recorded(settings: Settings, broadcast_id: int) -> int:
+    pool = await create_pool(settings.database, settings.database.url)
+    try:
+        return int(await pool.fetchval(
+            "SELECT count(*) FROM delivery_reads WHERE broadcast_id = $1", broadcast_id))
+    finally:
+        await pool.close()
+
+
+def run(args: argparse.Namespace) -> dict[str, object]:
+    from engine.workers import default_worker_count
+
+    tmp = Path(tempfile.mkdtemp(prefix="mamoru-bench-", dir="/tmp"))
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    import pgserver
+
+    db_url = pgserver.get_server(tmp / "pg", cleanup_mode="delete").get_uri()
+    sink_port = free_port()
+    sink_proc = start_sink("127.0.0.1", sink_port)
+    out: dict[str, object] = {}
+    try:
+        base = bench_settings(db_url, f"127.0.0.1:{sink_port}", tmp)
+        settings = replace(
+            base, people=replace(base.people, key=new_key_text()),
+            database=replace(base.database, pool_max=args.pool),
+        )
+        t0 = time.perf_counter()
+        board = asyncio.run(populate(settings, args.accounts, args.schools))
+        print(f"import           {args.accounts} children in {time.perf_counter() - t0:.1f} s")
+        workers = args.workers or default_worker_count()
+        read_id = 0
+        for read in (False, True):
+            broadcast, n, fan = asyncio.run(fan_out(settings, board, read))
+            read_id = broadcast if read else read_id
+            label = "with read confirmation" if read else "plain"
+            if args.skip_send:
+                print(f"fan-out {label:>22}: {n} recipients {fan:.2f} s (send skipped)")
+                asyncio.run(_mark_delivered(settings, broadcast))
+                out[f"fanout_{'read' if read else 'plain'}_seconds"] = round(fan, 3)
+                continue
+            seconds = drain(settings, workers)
+            print(f"send {label:>25}: {n} recipients, fan-out {fan:.2f} s, "
+                  f"claim→recorded {seconds:.2f} s ({n / seconds:.0f} mails/s, {workers} "
+                  "workers)")
+            key = "read" if read else "plain"
+            out.update({"recipients": n, f"fanout_{key}_seconds": round(fan, 3),
+                        f"send_{key}_seconds": round(seconds, 3),
+                        f"send_{key}_per_second": round(n / seconds, 1)})
+    finally:
+        sink_proc.terminate()
+        sink_proc.wait(10)
+
+    tokens = asyncio.run(tokens_and_reads(settings, read_id))
+    ctx = multiprocessing.get_context("spawn")
+    ready, stop = ctx.Event(), ctx.Event()
+    listen = f"127.0.0.1:{free_port()}"
+    server = ctx.Process(target=serve_pages, args=(settings, listen, ready, stop), daemon=True)
+    server.start()
+    try:
+        if not ready.wait(30):
+            raise SystemExit("the HTTP server did not start")
+        latencies, failures, seconds = asyncio.run(click_all(
+            f"http://{listen}", args.path, tokens, args.concurrency, args.time_limit))
+    finally:
+        stop.set()
+        server.join(15)
+        if server.is_alive():
+            server.terminate()
+    stored = asyncio.run(recorded(settings, read_id))
+    latencies.sort()
+    p50 = statistics.median(latencies) * 1000 if latencies else float("nan")
+    p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else float("nan")
+    print(f"clicks           {len(tokens)} in {seconds:.2f} s ({len(tokens) / seconds:.0f}/s, "
+          f"{args.concurrency} connections); p50 {p50:.1f} ms, p99 {p99:.1f} ms; "
+          f"{failures} failed")
+    print(f"recorded         {stored} of {len(tokens)} reads "
+          f"({'all' if stored == len(tokens) else 'NOT all'})")
+    out.update({"clicks": len(tokens), "click_seconds": round(seconds, 3),
+                "clicks_per_second": round(len(tokens) / seconds, 1),
+                "p50_ms": round(p50, 2), "p99_ms": round(p99, 2), "failed": failures,
+                "recorded": stored, "concurrency": args.concurrency})
+    return out
+
+
+async def _mark_delivered(settings: Settings, broadcast_id: int) -> None:
+    pool = await create_pool(settings.database, settings.database.url)
+    try:
+        await pool.execute("UPDATE deliveries SET state = 'delivered', finished_at = now() "
+                           "WHERE broadcast_id = $1", broadcast_id)
+    finally:
+        await pool.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, default=15_000)
+    parser.add_argument("--schools", type=int, default=20)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--pool", type=int, default=8, help="database connections per process")
+    parser.add_argument("--time-limit", type=float, default=120.0)
+    parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--path", default="/m/{token}")
+    parser.add_argument("--skip-send", action="store_true",
+                        help="fan out only (mark delivered by hand), to measure the clicks")
+    print(json.dumps(run(parser.parse_args())))
