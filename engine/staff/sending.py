@@ -28,7 +28,7 @@ from engine.staff.follow import RecipientFilter, all_recipients, visible_broadca
 from engine.staff.models import ActorKind, NotFoundError, Principal
 from engine.staff.rights import check_audience
 from engine.staff.store import Staff
-from engine.twoway.asking import ReadConfirmation, attach_asking, check_asking
+from engine.twoway.asking import ReadConfirmation, attach_asking, check_asking, link_if_asked
 from engine.twoway.questions import Question
 
 
@@ -146,6 +146,7 @@ async def create(
         if earlier is None:
             raise
         return earlier
+    await link_if_asked(people, fan.broadcast_id, req.read_confirmation, req.questions)
     return Created(fan.broadcast_id, fan.recipients, False, fan.summary_ja())
 
 

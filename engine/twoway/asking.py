@@ -2,12 +2,18 @@
 the fan-out and recorded inside its creating transaction.
 
     check_asking(read, questions, deadline, now)         # InputError before anything is sent
-    await attach_asking(conn, people, broadcast_id, read, questions, deadline)
+    await attach_asking(conn, people, broadcast_id, read, questions, deadline)   # in the fan-out
+    await link_if_asked(people, broadcast_id, read, questions)                  # after commit
 
 ``attach_asking`` runs in the fan-out's transaction (``send_broadcast(within=...)``), so no
 runner renders a mail of the broadcast before it is known to link to the personal page
-(``broadcasts.personal_page``, migration 014) and to ask for reads or answers. It also ties the
-deliveries to contacts and accounts (``link_deliveries``): per-class reads and answers need it.
+(``broadcasts.personal_page``, migration 014) and to ask for reads or answers.
+
+``link_if_asked`` ties the deliveries to contacts and accounts (``link_deliveries``), which the
+per-class counts need, **after** the commit: for 30,000 deliveries it takes about as long as the
+fan-out itself (bench/twoway.py), and the runners should not wait for it; a click needs no link.
+It is idempotent: if the process stops between the two, the next call for the broadcast (e.g.
+``link_if_asked`` again, or ``link_deliveries``) adds what is missing.
 """
 
 from __future__ import annotations
@@ -78,9 +84,18 @@ async def attach_asking(
     if not asks_anything(read, questions):
         return
     await conn.execute("UPDATE broadcasts SET personal_page = true WHERE id = $1", broadcast_id)
-    await link_deliveries(conn, people, broadcast_id)
     if read is not None:
         await request_read(people, broadcast_id, read.remind_after, read.max_reminders, conn)
     if questions:
         assert deadline is not None  # check_asking ran first
         await create_survey(people, broadcast_id, questions, deadline, conn)
+
+
+async def link_if_asked(
+    people: People, broadcast_id: int, read: ReadConfirmation | None,
+    questions: Sequence[Question],
+) -> int:
+    """Link the broadcast's deliveries when it asks for anything; return the number linked."""
+    if not asks_anything(read, questions):
+        return 0
+    return await link_deliveries(people.pool, people, broadcast_id)
