@@ -12,7 +12,7 @@ an unknown or invisible broadcast 404, and reading answers, replies or reports i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -42,6 +42,7 @@ from admin_api.staff.twoway_schemas import (
     ResponseOut,
     ResponsePage,
     SurveyTotalsOut,
+    hour_minute,
     question_of,
 )
 from engine.errors import InputError
@@ -354,7 +355,8 @@ async def _settings_out(api: StaffApi, school: int) -> ReportSettingsOut:
     if s is None:
         raise not_found(f"学校 {school} の連絡の設定")
     return ReportSettingsOut(
-        school_id=school, opens=s.opens, closes=s.closes, reasons=list(s.reasons),
+        school_id=school, opens=hour_minute(s.opens), closes=hour_minute(s.closes),
+        reasons=list(s.reasons),
         health_questions=[QuestionOut.of(q) for q in s.health_questions],
         notify_teachers=await notify_teachers_of(api.staff.pool, school),
     )
@@ -381,7 +383,8 @@ async def put_report_settings(
         school = await _school(api, actor, school_id)
         require_admin_of(actor, school)
         await set_report_settings(
-            api.people, school, body.opens, body.closes, body.reasons,
+            api.people, school, time.fromisoformat(body.opens), time.fromisoformat(body.closes),
+            body.reasons,
             [question_of(q) for q in body.health_questions],
         )
         await set_notify_teachers(api.staff.pool, school, body.notify_teachers, api.staff.now())

@@ -180,9 +180,18 @@ class ReportCountOut(BaseModel):
     seen_at: datetime | None
 
 
+# Hours of the day in Japan time, as people write them: "06:00". (A JSON Schema "time" would
+# need an offset, which a school's hours do not have.)
+HourMinute = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+
+
+def hour_minute(t: time) -> str:
+    return f"{t:%H:%M}"
+
+
 class ReportSettingsIn(BaseModel):
-    opens: time = Field(description="受付開始 (日本時間) HH:MM")
-    closes: time = Field(description="受付終了 (日本時間); may be before opens (overnight)")
+    opens: HourMinute = Field(description="受付開始 (日本時間) HH:MM")
+    closes: HourMinute = Field(description="受付終了 (日本時間) HH:MM; before opens: overnight")
     reasons: list[Annotated[Text, Field(max_length=50)]] = Field(min_length=1, max_length=50)
     health_questions: list[QuestionIn] = Field(default_factory=list, max_length=30)
     notify_teachers: bool = Field(
@@ -192,8 +201,8 @@ class ReportSettingsIn(BaseModel):
 
 class ReportSettingsOut(BaseModel):
     school_id: int
-    opens: time
-    closes: time
+    opens: HourMinute
+    closes: HourMinute
     reasons: list[str]
     health_questions: list[QuestionOut]
     notify_teachers: bool
