@@ -1,8 +1,8 @@
 """Read confirmation at scale: send time with and without it, and 30,000 read-link clicks
 against the real HTTP server on loopback.
 
-    python bench/twoway_clicks.py [--accounts 15000] [--concurrency 32] [--time-limit 120]
-                                  [--workers N] [--skip-send]
+    python bench/twoway_clicks.py [--accounts 15000] [--concurrency 32] [--clients 1]
+                                  [--time-limit 120] [--workers N] [--skip-send]
 
 Imports ACCOUNTS children with two confirmed contacts each (bench/people_import.py's CSV:
 30,000 addresses by default) into an embedded PostgreSQL, then:
@@ -14,8 +14,9 @@ Imports ACCOUNTS children with two confirmed contacts each (bench/people_import.
    processes to an SMTP sink as bench/throughput.py runs them; prints both send times;
 2. serves the pages application (``admin_api.app.create_app`` under uvicorn through
    ``admin_api.server.HttpServer``, as ``mamoru serve`` does) in its own process on
-   127.0.0.1, and clicks every delivery's read link once with an httpx client of CONCURRENCY
-   connections; prints clicks/s, p50/p99 latency and whether every click was recorded.
+   127.0.0.1, and clicks every delivery's read link once with httpx clients (CLIENTS processes,
+   CONCURRENCY connections in all); prints clicks/s, p50/p99 latency, the CPU per click of the
+   HTTP process and of the client, and whether every click was recorded.
 
 The personal page ``GET /m/{token}`` is built by issue 13a; until it is merged this bench
 mounts a stand-in route that does what that page must do on a click (verify the ``page``
@@ -192,6 +193,7 @@ async def click_all(
     pending = iter(tokens)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     t0 = time.perf_counter()
+    cpu0 = time.process_time()
     deadline = t0 + time_limit
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=10) as client:
 
@@ -211,7 +213,42 @@ async def click_all(
 
         await asyncio.gather(*(clicker() for _ in range(concurrency)))
     seconds = time.perf_counter() - t0
-    return latencies, failures, len(tokens) - len(latencies) - failures, seconds
+    made = len(latencies) + failures
+    if made:
+        print(f"client CPU       {(time.process_time() - cpu0) * 1000 / made:.2f} ms per click "
+              "(httpx)")
+    return latencies, failures, len(tokens) - made, seconds
+
+
+def _client(base: str, path: str, tokens: list[str], concurrency: int, time_limit: float,
+            out: Any) -> None:
+    """One load-generating process: its share of the clicks, results put on ``out``."""
+    out.put(asyncio.run(click_all(base, path, tokens, concurrency, time_limit)))
+
+
+def clients(
+    ctx: Any, base: str, args: argparse.Namespace, tokens: list[str]
+) -> tuple[list[float], int, int, float]:
+    """The clicks from ``args.clients`` processes (httpx costs about twice the server's CPU
+    per request, so one process can be what limits the rate); ``args.concurrency`` connections
+    in all."""
+    if args.clients <= 1:
+        return asyncio.run(click_all(base, args.path, tokens, args.concurrency,
+                                     args.time_limit))
+    out = ctx.Queue()
+    per = max(1, args.concurrency // args.clients)
+    procs = [ctx.Process(target=_client, args=(base, args.path, tokens[i::args.clients], per,
+                                               args.time_limit, out))
+             for i in range(args.clients)]
+    t0 = time.perf_counter()
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=args.time_limit + 60) for _ in procs]
+    seconds = time.perf_counter() - t0
+    for p in procs:
+        p.join(10)
+    return ([x for r in results for x in r[0]], sum(r[1] for r in results),
+            sum(r[2] for r in results), seconds)
 
 
 async def tokens_and_reads(settings: Settings, broadcast_id: int) -> list[str]:
@@ -296,8 +333,8 @@ def _run(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
     try:
         if not ready.wait(30):
             raise SystemExit("the HTTP server did not start")
-        latencies, failures, unmade, seconds = asyncio.run(click_all(
-            f"http://{listen}", args.path, tokens, args.concurrency, args.time_limit))
+        latencies, failures, unmade, seconds = clients(
+            ctx, f"http://{listen}", args, tokens)
     finally:
         stop.set()
         server.join(15)
@@ -337,6 +374,8 @@ if __name__ == "__main__":
     parser.add_argument("--accounts", type=int, default=15_000)
     parser.add_argument("--schools", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--clients", type=int, default=1,
+                        help="load-generating processes (connections shared among them)")
     parser.add_argument("--pool", type=int, default=8, help="database connections per process")
     parser.add_argument("--time-limit", type=float, default=120.0)
     parser.add_argument("--workers", type=int, default=0)
