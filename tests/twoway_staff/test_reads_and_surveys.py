@@ -199,3 +199,24 @@ async def test_bad_two_way_input_is_refused_and_stores_nothing(world: World) -> 
             assert r.json()["error"] == "invalid", name
     assert await world.count("SELECT count(*) FROM broadcasts") == 0
     assert await world.count("SELECT count(*) FROM surveys") == 0
+
+
+async def test_an_application_asks_for_answers_and_a_retry_with_other_questions_conflicts(
+    world: World,
+) -> None:
+    token = await world.login("board")
+    async with world.client(token) as c:
+        key = (await c.post("/api/staff/api-keys", json={
+            "name": "sho1 アンケート連携", "organisation_id": world.orgs["sho1"]})).json()["key"]
+    payload = asking_body({"classes": [world.classes["sho1-3-1"]]}, world)
+    headers = {"Idempotency-Key": "survey-0001"}
+    async with world.client(key) as c:
+        first = await c.post("/api/apps/broadcasts", json=payload, headers=headers)
+        retry = await c.post("/api/apps/broadcasts", json=payload, headers=headers)
+        other = await c.post("/api/apps/broadcasts", headers=headers, json={
+            **payload, "questions": payload["questions"][:1]})
+    assert first.status_code == 201, first.text
+    assert retry.status_code == 200 and retry.json()["replayed"] is True
+    assert other.status_code == 409
+    assert await world.count("SELECT count(*) FROM surveys") == 1
+    assert await world.count("SELECT count(*) FROM read_requests") == 1
