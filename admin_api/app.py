@@ -3,7 +3,8 @@
     app = create_app(site)                       # the guardians' pages
     app = create_app(site, extra=[staff_router]) # later issues add their routers
 
-Routers live in their own modules (``admin_api.pages.registration``, ``.leave``); the app only
+Routers live in their own modules (``admin_api.pages.registration``, ``.leave``,
+``.personal``, ``.reports``); the app only
 composes them and holds the ``Site`` in ``app.state.site`` for ``site_of``.
 """
 
@@ -21,7 +22,7 @@ from fastapi.responses import HTMLResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from admin_api.pages import leave, registration
+from admin_api.pages import leave, personal, registration, reports
 from admin_api.pages.common import message_page
 from admin_api.site import Site
 
@@ -69,6 +70,8 @@ def create_app(site: Site, extra: Sequence[APIRouter] = ()) -> FastAPI:
     app.state.site = site
     app.include_router(registration.router)
     app.include_router(leave.router)
+    app.include_router(personal.router)
+    app.include_router(reports.router)
     for router in extra:
         app.include_router(router)
 

@@ -15,6 +15,10 @@ from engine.queue import Queue
 #: Link purposes; the unsubscribe one is what engine/message.py puts in every mail.
 REGISTER = "register"
 UNSUBSCRIBE = "unsubscribe"
+# The personal page (engine.links.PAGE, naming a delivery) and the report page (naming a
+# contact, engine.twoway.family.REPORT).
+PAGE = "page"
+REPORT = "report"
 
 
 @dataclass(frozen=True)
@@ -38,4 +42,4 @@ def site_of(request: Request) -> Site:
 async def open_site(settings: Settings, people: People, secret: bytes) -> Site:
     """The Site over an open people store; ``secret`` is the deployment's link secret (the
     database's VERP key, as engine/message.py signs links with)."""
-    return Site(settings, people, Queue(people.pool), LinkSigner(secret))
+    return Site(settings, people, Queue(people.pool, people.sealer), LinkSigner(secret))

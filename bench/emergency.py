@@ -34,6 +34,7 @@ from engine.clock import SystemClock  # noqa: E402
 from engine.config import DatabaseSettings  # noqa: E402
 from engine.db import create_pool  # noqa: E402
 from engine.queue import NewBroadcast, Priority, Queue  # noqa: E402
+from engine.sealing import Sealer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,6 +45,7 @@ def config_text(db_url: str, ports: dict[str, int], ips: int) -> str:
         "[metrics]", 'listen = ""', "",
         "[inbound]", 'listen = ""', "",
         "[dkim]", "allow_unsigned = true", "",
+        "[people]", f'key = "{throughput.BENCH_PEOPLE_KEY}"', "",
         "[routing.transport]",
     ]
     for name, lim in DEFAULT_LIMITS.items():
@@ -56,7 +58,8 @@ def config_text(db_url: str, ports: dict[str, int], ips: int) -> str:
 
 
 async def enqueue(pool: object, rcpts: list[str], priority: Priority, subject: str) -> int:
-    queue = Queue(pool)  # type: ignore[arg-type]
+    sealer = Sealer.from_key(throughput.BENCH_PEOPLE_KEY, "")
+    queue = Queue(pool, sealer)  # type: ignore[arg-type]
     return await queue.enqueue(
         NewBroadcast(throughput.SENDER, subject, throughput.BODY, rcpts, priority),
         SystemClock().now(), 86400,

@@ -49,6 +49,7 @@ from carriersim import (  # noqa: E402
 from engine.config import Settings, load_settings  # noqa: E402
 from engine.db import create_pool  # noqa: E402
 from engine.queue import NewBroadcast, Priority, Queue  # noqa: E402
+from engine.sealing import Sealer  # noqa: E402
 
 # Share of recipients per domain: phone mail first, as in a Japanese school's guardian list.
 MIX = (
@@ -124,6 +125,7 @@ def bench_settings(db_url: str, ports: dict[str, int], ips: int, limits: dict) -
         queue=replace(base.queue, retry_base=60.0, retry_max=300.0),
         # The simulated carriers check no signature: this measures the shaping alone.
         dkim={"allow_unsigned": True},
+        people=replace(base.people, key=throughput.BENCH_PEOPLE_KEY),
     )
 
 
@@ -132,7 +134,7 @@ async def enqueue(settings: Settings, rcpts: list[str]) -> None:
 
     pool = await create_pool(settings.database, settings.database.url)
     try:
-        await Queue(pool).enqueue(
+        await Queue(pool, Sealer.from_key(settings.people.key, "")).enqueue(
             NewBroadcast(throughput.SENDER, "【重要】台風接近に伴う臨時休校", throughput.BODY,
                          rcpts, Priority.EMERGENCY),
             SystemClock().now(), settings.queue.max_age,

@@ -31,6 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sink import start_sink  # noqa: E402
 
 from engine.config import Settings, load_settings  # noqa: E402
+from engine.sealing import Sealer, new_key_text  # noqa: E402
+
+BENCH_PEOPLE_KEY = new_key_text()
 from engine.db import create_pool  # noqa: E402
 from engine.queue import NewBroadcast, Priority, Queue  # noqa: E402
 
@@ -73,6 +76,8 @@ def bench_settings(
         # The sink is ours and unlimited: this measures the engine, not a carrier's limits.
         shaping={"enabled": False},
         dkim=dkim,
+        # Recipients are stored sealed: a key of the run's own (never the working tree's).
+        people=replace(base.people, key=BENCH_PEOPLE_KEY),
     )
 
 
@@ -82,7 +87,7 @@ async def enqueue(settings: Settings, n: int) -> None:
         from engine.clock import SystemClock
 
         recipients = [f"hogosha{i}@{CARRIERS[i % len(CARRIERS)]}" for i in range(n)]
-        await Queue(pool).enqueue(
+        await Queue(pool, Sealer.from_key(settings.people.key, "")).enqueue(
             NewBroadcast(SENDER, "【緊急】台風接近に伴う下校について", BODY, recipients,
                          Priority.EMERGENCY),
             SystemClock().now(),

@@ -62,7 +62,7 @@ async def main(args: argparse.Namespace) -> dict[str, float | int]:
         await add_organisation(people, OrgKind.ELEMENTARY, f"s{s:02d}", f"ベンチ第{s + 1}小学校")
     plan = await plan_import(people, parse_rows(generate_csv(args.accounts, args.schools)))
     await write_import(people, plan, confirmed=True)
-    queue = Queue(pool)
+    queue = Queue(pool, people.sealer)
     message = NewBroadcast(
         sender="kyouiku@city.example.jp", subject="【確認】台風接近に伴う臨時休校",
         body="台風の接近に伴い、明日は全校臨時休校とします。\n" * 10, recipients=[],

@@ -8,21 +8,19 @@ Imports ACCOUNTS children with two confirmed contacts each (bench/people_import.
 30,000 addresses by default) into an embedded PostgreSQL, then:
 
 1. sends one broadcast to the whole board without read confirmation and one with it (fan-out
-   through ``send_broadcast``, the one with confirmation recording it in the same transaction
-   as the API does, ``engine.twoway.asking.attach_asking``, and linking its deliveries to
-   accounts after the commit, ``link_if_asked``), each drained by the runner
-   processes to an SMTP sink as bench/throughput.py runs them; prints both send times;
+   through ``send_broadcast``, the one with confirmation given ``asks=Asks(read=...)`` as the
+   staff API does; both link their deliveries to contacts and accounts inside the fan-out),
+   each drained by the runner processes to an SMTP sink as bench/throughput.py runs them;
+   prints both send times, and what linking alone costs (the links removed and made again);
 2. serves the pages application (``admin_api.app.create_app`` under uvicorn through
    ``admin_api.server.HttpServer``, as ``mamoru serve`` does) in its own process on
-   127.0.0.1, and clicks every delivery's read link once with httpx clients (CLIENTS processes,
-   CONCURRENCY connections in all); prints clicks/s, p50/p99 latency, the CPU per click of the
-   HTTP process and of the client, and whether every click was recorded.
+   127.0.0.1, and opens every delivery's personal page ``GET /m/{token}`` once (which records
+   the read: the whole page, rate limit, template and all) with httpx clients (CLIENTS
+   processes, CONCURRENCY connections in all); prints clicks/s, p50/p99 latency, the CPU per
+   click of the HTTP process and of the client, and whether every click was recorded.
 
-The personal page ``GET /m/{token}`` is built by issue 13a; until it is merged this bench
-mounts a stand-in route that does what that page must do on a click (verify the ``page``
-token, ``twoway.reminders.page_delivery``, ``twoway.record_read``) and nothing more. Point
-``--path`` at the real route once it exists. Traffic stays on loopback; the click loop is
-bounded by its count and by ``--time-limit``. Prints, last, one JSON line.
+Traffic stays on loopback; the click loop is bounded by its count and by ``--time-limit``.
+Prints, last, one JSON line.
 """
 
 from __future__ import annotations
@@ -40,41 +38,29 @@ import warnings
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fastapi import APIRouter, Depends  # noqa: E402
-from fastapi.responses import PlainTextResponse  # noqa: E402
 from people_import import generate_csv  # noqa: E402
 from sink import start_sink  # noqa: E402
 from throughput import BODY, bench_settings, free_port  # noqa: E402
 
 from admin_api.app import create_app  # noqa: E402
 from admin_api.server import HttpServer  # noqa: E402
-from admin_api.site import Site, open_site, site_of  # noqa: E402
+from admin_api.site import open_site  # noqa: E402
 from engine.config import Settings  # noqa: E402
 from engine.db import create_pool  # noqa: E402
-from engine.errors import InputError  # noqa: E402
-from engine.links import (  # noqa: E402
-    PAGE,
-    InvalidLink,  # noqa: E402
-    LinkSigner,
-)
+from engine.links import PAGE, LinkSigner  # noqa: E402
 from engine.people import Audience, Category, OrgKind, People, send_broadcast  # noqa: E402
 from engine.people.accounts import plan_import, write_import  # noqa: E402
 from engine.people.csv_import import parse_rows  # noqa: E402
 from engine.people.directory import add_organisation  # noqa: E402
 from engine.queue import NewBroadcast, Priority, Queue  # noqa: E402
 from engine.sealing import new_key_text  # noqa: E402
-from engine.twoway import record_read  # noqa: E402
-from engine.twoway.asking import (  # noqa: E402
-    ReadConfirmation,
-    attach_asking,
-    link_if_asked,
-)
-from engine.twoway.reminders import page_delivery  # noqa: E402
+from engine.twoway import link_deliveries  # noqa: E402
+from engine.twoway.asks import Asks, ReadPolicy  # noqa: E402
 
 
 async def _secret(settings: Settings) -> bytes:
@@ -104,32 +90,37 @@ async def populate(settings: Settings, accounts: int, schools: int) -> int:
         await pool.close()
 
 
-async def fan_out(settings: Settings, board: int, read: bool) -> tuple[int, int, float]:
-    """(broadcast, recipients, seconds) of one broadcast to the whole board."""
+async def fan_out(settings: Settings, board: int, read: bool) -> tuple[int, int, float, float]:
+    """(broadcast, recipients, fan-out seconds, linking seconds) of one broadcast to the
+    whole board."""
     pool = await create_pool(settings.database, settings.database.url)
     try:
         people = await People.open(pool, settings.people)
-        confirmation = ReadConfirmation(timedelta(hours=2), 2) if read else None
-
-        async def asking(conn: Any, broadcast_id: int) -> None:
-            await attach_asking(conn, people, broadcast_id, confirmation, (), None)
-
+        asks = Asks(read=ReadPolicy(timedelta(hours=2), 2)) if read else None
         message = NewBroadcast(
             "kyouiku@city.example.jp", "【確認】台風接近に伴う下校について", BODY, [],
             Priority.EMERGENCY,
         )
         t0 = time.perf_counter()
-        fan = await send_broadcast(people, Queue(pool), message, Audience(boards=(board,)),
-                                   Category.NOTICE, settings.queue.max_age, within=asking)
+        fan = await send_broadcast(people, Queue(pool, people.sealer), message,
+                                   Audience(boards=(board,)), Category.NOTICE,
+                                   settings.queue.max_age, asks=asks)
         t1 = time.perf_counter()
-        # After the commit, as engine/staff/sending.create does: the runners do not wait.
-        await link_if_asked(people, fan.broadcast_id, confirmation, ())
-        if read:
-            print(f"link_deliveries  {time.perf_counter() - t1:.2f} s (after the fan-out "
-                  "commits, while the runners send)")
-        return fan.broadcast_id, fan.recipients, t1 - t0
+        return fan.broadcast_id, fan.recipients, t1 - t0, await relink(pool, people,
+                                                                       fan.broadcast_id)
     finally:
         await pool.close()
+
+
+async def relink(pool: Any, people: People, broadcast_id: int) -> float:
+    """Seconds ``link_deliveries`` takes for the broadcast on its own (part of every fan-out's
+    transaction): its links are removed and made again, in one transaction like the fan-out's."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("DELETE FROM delivery_accounts WHERE broadcast_id = $1", broadcast_id)
+        await conn.execute("DELETE FROM delivery_contacts WHERE broadcast_id = $1", broadcast_id)
+        t0 = time.perf_counter()
+        await link_deliveries(conn, people, broadcast_id)
+        return time.perf_counter() - t0
 
 
 def drain(settings: Settings, workers: int) -> float:
@@ -142,20 +133,6 @@ def drain(settings: Settings, workers: int) -> float:
     return last - first
 
 
-# Stand-in for issue 13a's personal page: what a click on 「確認しました」 must store.
-stand_in = APIRouter()
-
-
-@stand_in.get("/m/{token}")
-async def page(token: str, site: Annotated[Site, Depends(site_of)]) -> PlainTextResponse:
-    try:
-        delivery = site.links.verify(PAGE, token, site.people.clock.now())
-        await record_read(site.people, await page_delivery(site.people.pool, delivery))
-    except (InvalidLink, InputError):
-        return PlainTextResponse("このリンクは使えません", status_code=404)
-    return PlainTextResponse("確認しました")
-
-
 def serve_pages(settings: Settings, listen: str, ready: Any, stop: Any, cpu: Any) -> None:
     """The pages application on ``listen`` until ``stop`` is set (a child process); leaves
     the CPU seconds it used while serving in ``cpu``."""
@@ -164,7 +141,7 @@ def serve_pages(settings: Settings, listen: str, ready: Any, stop: Any, cpu: Any
         pool = await create_pool(settings.database, settings.database.url)
         people = await People.open(pool, settings.people)
         site = await open_site(settings, people, await _secret(settings))
-        server = HttpServer(create_app(site, extra=[stand_in]), listen)
+        server = HttpServer(create_app(site), listen)
         await server.start()
         ready.set()
         started = time.process_time()
@@ -305,19 +282,21 @@ def _run(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
         # The second broadcast drains faster (warm caches, claimed rows nearby): --read-first
         # swaps the order to tell that from the cost of read confirmation.
         for read in ((True, False) if args.read_first else (False, True)):
-            broadcast, n, fan = asyncio.run(fan_out(settings, board, read))
+            broadcast, n, fan, link = asyncio.run(fan_out(settings, board, read))
             read_id = broadcast if read else read_id
             label = "with read confirmation" if read else "plain"
+            key = "read" if read else "plain"
+            print(f"link_deliveries  {link:.2f} s of the fan-out ({label}; {n} deliveries)")
+            out[f"link_{key}_seconds"] = round(link, 3)
             if args.skip_send:
                 print(f"fan-out {label:>22}: {n} recipients {fan:.2f} s (send skipped)")
                 asyncio.run(_mark_delivered(settings, broadcast))
-                out[f"fanout_{'read' if read else 'plain'}_seconds"] = round(fan, 3)
+                out[f"fanout_{key}_seconds"] = round(fan, 3)
                 continue
             seconds = drain(settings, workers)
             print(f"send {label:>25}: {n} recipients, fan-out {fan:.2f} s, "
                   f"claim→recorded {seconds:.2f} s ({n / seconds:.0f} mails/s, {workers} "
                   "workers)")
-            key = "read" if read else "plain"
             out.update({"recipients": n, f"fanout_{key}_seconds": round(fan, 3),
                         f"send_{key}_seconds": round(seconds, 3),
                         f"send_{key}_per_second": round(n / seconds, 1)})

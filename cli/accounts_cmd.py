@@ -14,6 +14,8 @@ from engine.people import People
 from engine.people.accounts import ImportPlan, ImportResult, export_csv, plan_import, write_import
 from engine.people.csv_import import parse_rows
 from engine.people.directory import find_organisation
+from engine.people.invitations import Invitation, invite
+from engine.queue import Queue
 
 app = typer.Typer(
     help="アカウント (accounts: one per child or staff member) in bulk.",
@@ -44,7 +46,12 @@ def import_(
     confirmed: Annotated[
         bool,
         typer.Option("--confirmed", help="The contacts are confirmed already (else unconfirmed "
-                                         "until they register)."),
+                                         "until they confirm from an invitation)."),
+    ] = False,
+    no_invite: Annotated[
+        bool,
+        typer.Option("--no-invite", help="Do not mail the invitation to new unconfirmed "
+                                         "contacts now (`mamoru contacts invite` later)."),
     ] = False,
     config: ConfigOption = None,
 ) -> None:
@@ -61,11 +68,19 @@ def import_(
     except InputError as exc:
         fail(f"{file}: {exc}")
 
+    invited: list[Invitation | str] = []
+
     async def go(p: People) -> tuple[ImportPlan, ImportResult | None]:
         plan = await plan_import(p, parsed)
         if dry_run or (strict and plan.errors):
             return plan, None
-        return plan, await write_import(p, plan, confirmed)
+        result = await write_import(p, plan, confirmed)
+        if not confirmed and not no_invite and result.new_contacts:
+            try:
+                invited.append(await invite(p, Queue(p.pool, p.sealer), settings))
+            except InputError as exc:
+                invited.append(str(exc))
+        return plan, result
 
     plan, result = run_people(settings, go)
     for line, why in plan.errors:
@@ -84,6 +99,11 @@ def import_(
         f"{result.new_contacts} 件 ({state})、登録済みの連絡先 {result.existing_contacts} 件",
         markup=False,
     )
+    for sent in invited:
+        if isinstance(sent, str):
+            note(f"登録確認の案内は送っていません: {sent}。設定後に `mamoru contacts invite`")
+        elif sent.broadcast_id is not None:
+            note(f"登録確認の案内を {sent.invited} 件の連絡先に送ります (配信 {sent.broadcast_id})")
     if plan.errors:
         note(
             f"誤りのある {len(plan.errors)} 行は取り込んでいません。"

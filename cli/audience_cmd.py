@@ -8,14 +8,18 @@ class or group is answered with what exists, before anything is stored. How they
 - ``--group`` is a group name, or ``school-code/name`` when several schools use the name;
 - ``--board`` is every account of the board; ``--account`` one account by its id;
 - everything given is added together, each address once.
+
+``--read-confirmation [--remind-after 2h] [--reminders 2]`` asks for 「確認しました」 on the
+personal page (engine/twoway); it sends through the same fan-out even with ``--to`` alone.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
-from engine.config import Settings
-from engine.errors import InputError
+from engine.config import Settings, parse_duration
+from engine.errors import ConfigError, InputError
 from engine.people import Audience, Category, FanOut, People, send_broadcast
 from engine.people.directory import (
     Executor,
@@ -29,6 +33,7 @@ from engine.people.directory import (
     parse_grade,
 )
 from engine.queue import NewBroadcast
+from engine.twoway.asks import DEFAULT_REMIND_AFTER, DEFAULT_REMINDERS, Asks, ReadPolicy
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,7 @@ class AudienceOptions:
     groups: tuple[str, ...] = ()
     accounts: tuple[int, ...] = ()
     category: str | None = None
+    asks: Asks | None = None
 
     def names_people(self) -> bool:
         """True when some option selects people (not just the category)."""
@@ -49,7 +55,31 @@ class AudienceOptions:
         )
 
     def given(self) -> bool:
-        return self.names_people() or self.category is not None
+        return self.names_people() or self.category is not None or self.asks is not None
+
+
+def read_asks(asked: bool, remind_after: str | None, reminders: int | None) -> Asks | None:
+    """The read confirmation ``--read-confirmation`` asks for, checked; None: not asked."""
+    if not asked:
+        if remind_after is not None or reminders is not None:
+            raise InputError(
+                "--remind-after と --reminders は --read-confirmation と一緒に指定します "
+                "(they need --read-confirmation)"
+            )
+        return None
+    after = DEFAULT_REMIND_AFTER
+    if remind_after is not None:
+        try:
+            after = timedelta(seconds=parse_duration("--remind-after", remind_after))
+        except ConfigError:
+            raise InputError(
+                f"--remind-after {remind_after!r}: 2h や 90m のように書いてください "
+                "(write e.g. 2h or 90m)"
+            ) from None
+    policy = ReadPolicy(after, DEFAULT_REMINDERS if reminders is None else reminders)
+    asks = Asks(read=policy)
+    asks.check(datetime.now(UTC))
+    return asks
 
 
 async def audience_of(db: Executor, people: People, opts: AudienceOptions) -> Audience:
@@ -120,7 +150,8 @@ async def enqueue_for_people(
         people = await People.open(engine.pool, settings.people, engine.clock)
         audience = await audience_of(engine.pool, people, opts)
         return await send_broadcast(
-            people, engine.queue, broadcast, audience, category, settings.queue.max_age
+            people, engine.queue, broadcast, audience, category, settings.queue.max_age,
+            asks=opts.asks,
         )
     finally:
         await engine.close()

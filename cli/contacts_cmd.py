@@ -1,4 +1,4 @@
-"""`mamoru contacts purge`: delete a school's or everyone's personal data (contract end)."""
+"""`mamoru contacts purge|invite`: delete personal data (contract end); invite the unconfirmed."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from cli.people_session import ConfigOption, fail, out, run_people, settings_of
 from engine.people import People
 from engine.people.accounts import PurgeResult, purge
 from engine.people.directory import find_organisation
+from engine.people.invitations import Invitation, invite
+from engine.queue import Queue
 
 app = typer.Typer(
-    help="連絡先 (contacts): deleting personal data.",
+    help="連絡先 (contacts): inviting unconfirmed ones, deleting personal data.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -21,7 +23,7 @@ app = typer.Typer(
 
 @app.callback()
 def contacts() -> None:
-    """連絡先 (contacts): deleting personal data."""
+    """連絡先 (contacts): inviting unconfirmed ones, deleting personal data."""
 
 
 @app.command("purge")
@@ -52,6 +54,34 @@ def purge_(
     target = f"学校「{school}」" if school else "全員"
     out().print(
         f"{target}の個人情報を削除しました: アカウント {result.accounts} 件、"
-        f"連絡先 {result.contacts} 件、グループ登録 {result.group_memberships} 件",
+        f"連絡先 {result.contacts} 件、グループ登録 {result.group_memberships} 件、"
+        f"配信記録の宛先 {result.deliveries} 件、配信停止リスト {result.suppressions} 件",
+        markup=False,
+    )
+
+
+@app.command("invite")
+def invite_(
+    school: Annotated[
+        str | None, typer.Option(help="Only the unconfirmed contacts of this school.")
+    ] = None,
+    again: Annotated[
+        bool, typer.Option("--again", help="Also those invited before (never the confirmed).")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Mail the registration check to contacts imported unconfirmed (登録確認の案内)."""
+    settings = settings_of(config)
+
+    async def go(p: People) -> Invitation:
+        org = await find_organisation(p.pool, school) if school else None
+        return await invite(p, Queue(p.pool, p.sealer), settings, org, again)
+
+    result = run_people(settings, go)
+    if result.broadcast_id is None:
+        out().print("案内を送る未確認の連絡先はありません (nobody to invite)", markup=False)
+        return
+    out().print(
+        f"登録確認の案内を {result.invited} 件の連絡先に送ります (配信 {result.broadcast_id})",
         markup=False,
     )

@@ -225,10 +225,22 @@ def send(
     reply_to: Annotated[
         str, typer.Option("--reply-to", help="Address replies go to (返信先).")
     ] = "",
+    read_confirmation: Annotated[
+        bool, typer.Option("--read-confirmation", help="Ask for 「確認しました」 (既読確認).")
+    ] = False,
+    remind_after: Annotated[
+        str | None,
+        typer.Option("--remind-after", help="Remind the unread after this long (e.g. 2h)."),
+    ] = None,
+    reminders: Annotated[
+        int | None, typer.Option("--reminders", help="At most this many reminders (0-10).")
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Enqueue a broadcast and print its id (一斉配信を登録する)."""
-    from cli.audience_cmd import AudienceOptions, enqueue_for_people
+    from dataclasses import replace
+
+    from cli.audience_cmd import AudienceOptions, enqueue_for_people, read_asks
 
     people = AudienceOptions(
         board, tuple(school or ()), tuple(grade or ()), tuple(class_ or ()),
@@ -236,6 +248,7 @@ def send(
     )
     try:
         settings = load_settings(config)
+        people = replace(people, asks=read_asks(read_confirmation, remind_after, reminders))
         broadcast = _with_names(_read_broadcast(
             sender, subject, body_file, to or [], to_file, priority, send_at,
             people.names_people(),

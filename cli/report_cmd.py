@@ -61,7 +61,7 @@ async def _report(
 
     engine = await Engine.open(settings)
     try:
-        data = await error_report(engine.pool, broadcast, since, examples)
+        data = await error_report(engine.pool, engine.queue.sealer, broadcast, since, examples)
         # Blocks are a site's condition, not a recipient's failure: shown beside the failures.
         data["blocks"] = await shaping_state.blocks(engine.pool)
         return data

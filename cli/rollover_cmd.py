@@ -55,7 +55,8 @@ def rollover(
         settings,
         lambda p: do_rollover(
             p, to_year, dry_run, moves,
-            Farewell(farewell, Queue(p.pool), settings.queue.max_age) if farewell else None,
+            Farewell(farewell, Queue(p.pool, p.sealer), settings.queue.max_age)
+            if farewell else None,
         ),
     )
     table = Table(title=f"{result.from_year} 年度 → {result.to_year} 年度")

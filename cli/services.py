@@ -1,5 +1,6 @@
 """What ``mamoru serve`` runs beside its first runner: the inbound SMTP server (bounces,
-registration by empty mail, service addresses) and the HTTP pages with the staff API.
+registration by empty mail, service addresses), the HTTP pages with the staff API, and the
+minute task that sends read reminders.
 
 Started here, in ``cli/``, and handed to the engine's workers as a function, so that the
 engine never imports ``inbound/`` or ``admin_api/`` (DESIGN.md's import direction).
@@ -7,8 +8,18 @@ engine never imports ``inbound/`` or ``admin_api/`` (DESIGN.md's import directio
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
 from engine.context import Engine
 from engine.workers import Service
+
+if TYPE_CHECKING:
+    from engine.people import People
+
+log = logging.getLogger(__name__)
 
 
 async def front_services(engine: Engine) -> list[Service]:
@@ -20,6 +31,7 @@ async def front_services(engine: Engine) -> list[Service]:
             started.append(await start_inbound(engine))
         if engine.settings.http.listen:
             started.append(await start_http(engine))
+        started.append(await start_reminders(engine))
     except BaseException:
         for service in reversed(started):
             await service.stop()
@@ -51,3 +63,48 @@ async def start_http(engine: Engine) -> Service:
     server = HttpServer(app, engine.settings.http.listen)
     await server.start()
     return server
+
+
+class Reminders:
+    """Sends the read reminders that are due (and forgets old page request counts), every
+    ``interval`` seconds, until stopped. One serve runs it once (in its first worker), so no
+    reminder is sent twice."""
+
+    def __init__(self, engine: Engine, interval: float = 60.0) -> None:
+        self.engine = engine
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        from engine.people import People
+
+        people = await People.open(
+            self.engine.pool, self.engine.settings.people, self.engine.clock
+        )
+        self._task = asyncio.create_task(self._loop(people))
+
+    async def _loop(self, people: People) -> None:
+        from engine.twoway.page_limits import prune
+        from engine.twoway.reminders import send_due_reminders
+
+        while True:
+            try:
+                await send_due_reminders(
+                    people, self.engine.queue, self.engine.settings.queue.max_age
+                )
+                await prune(self.engine.pool, self.engine.clock.now())
+            except Exception:  # a database hiccup must not end the serve: next minute again
+                log.exception("read reminders failed; trying again in %.0f s", self.interval)
+            await asyncio.sleep(self.interval)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+async def start_reminders(engine: Engine) -> Service:
+    reminders = Reminders(engine)
+    await reminders.start()
+    return reminders

@@ -52,7 +52,11 @@ def _run(settings: Settings, use: Callable[[Suppressions], Coroutine[Any, Any, T
     async def main() -> T:
         engine = await Engine.open(settings)
         try:
-            return await use(Suppressions(engine.pool, settings.suppression, engine.clock))
+            return await use(
+                Suppressions(
+                    engine.pool, engine.queue.sealer, settings.suppression, engine.clock
+                )
+            )
         finally:
             await engine.close()
 

@@ -57,3 +57,16 @@ def smtp_path(address: str) -> str:
         return address
     escaped = local.replace("\\", "\\\\").replace('"', '\\"')
     return f'"{escaped}"@{domain}'
+
+
+# An address inside free text (a receiver's reply, a bounce's diagnostic): an unquoted local
+# part, "@", a domain with at least one dot. Quoted local parts of old docomo/au addresses
+# ("a..b."@docomo.ne.jp) are caught by their tail after the quote.
+_IN_TEXT = re.compile(r'"?([^\s<>()\[\]@,;:"]{1,64})"?@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)')
+
+
+def mask_addresses(text: str) -> str:
+    """``text`` with every address in it shortened to its first two characters and its domain
+    ("ta…@docomo.ne.jp"): receivers quote the recipient in their replies, and those replies are
+    stored and shown where a full address must not be."""
+    return _IN_TEXT.sub(lambda m: f"{m.group(1)[:2]}…@{m.group(2)}", text)

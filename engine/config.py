@@ -141,6 +141,9 @@ class PeopleSettings:
     registration_sender: str = ""
     # How long a registration link works.
     registration_link_hours: int = 24
+    # An empty mail here from a registered contact is answered with the link to its report
+    # page (欠席・遅刻・早退・健康連絡, inbound/report_desk.py). Empty: not taken.
+    report_address: str = ""
 
 
 @dataclass(frozen=True)
@@ -438,6 +441,13 @@ def _check(s: Settings) -> None:
         raise ConfigError(
             "people.registration_address needs http.public_url (the base of the registration "
             "links in the replies)"
+        )
+    if s.people.report_address and (
+        "@" not in s.people.report_address or not s.http.public_url
+    ):
+        raise ConfigError(
+            f"people.report_address {s.people.report_address!r} must be an address, and needs "
+            "http.public_url (the base of the report page's link)"
         )
     if not 1 <= s.people.registration_link_hours <= 24 * 14:
         raise ConfigError("people.registration_link_hours must be between 1 and 336")

@@ -7,14 +7,17 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from engine.at_rest import seal_plaintext_rows
 from engine.clock import Clock, SystemClock
 from engine.config import Settings
 from engine.db import create_pool, dsn_for
 from engine.delivery import SmtpTransport, Transport
 from engine.dkim import DkimSigner, dkim_settings
+from engine.people.store import check_key
 from engine.queue import Queue
 from engine.routing import Router
 from engine.runner import Runner
+from engine.sealing import Sealer
 from engine.throttle import Shaper
 from engine.throttle.build import build_shaper
 
@@ -36,7 +39,11 @@ class Engine:
         build_shaper(settings, clock or SystemClock())
         dsn = dsn_for(settings.database)
         pool = await create_pool(settings.database, dsn)
-        return cls(settings, dsn, pool, Queue(pool), clock or SystemClock())
+        sealer = Sealer.from_key(settings.people.key, settings.people.key_file)
+        # One key for the people tables and the queue: a different one is refused at start.
+        await check_key(pool, sealer)
+        await seal_plaintext_rows(pool, sealer)
+        return cls(settings, dsn, pool, Queue(pool, sealer), clock or SystemClock())
 
     async def close(self) -> None:
         await self.pool.close()

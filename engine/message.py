@@ -4,9 +4,11 @@ Every recipient of a broadcast gets the same subject, sender and text, so the co
 fields are encoded once per broadcast. Per recipient the template writes ``To``, a
 ``Message-ID`` and, when the deployment has a public URL, the personal links: an RFC 8058
 one-click ``List-Unsubscribe`` (with a ``mailto:`` beside the URL) and the same link at the foot
-of the text. The body is UTF-8 in base64 (no line comes near the 1,000-byte limit docomo
-enforces); with personal links it is encoded per recipient, which costs a few microseconds,
-against the ~0.85 ms of the RSA signature that follows.
+of the text; for a broadcast with ``personal_page`` also the recipient's personal page
+(``{public_url}/m/<token>``, engine/links.py) above the foot. The body is UTF-8 in base64
+(no line comes near the 1,000-byte limit docomo enforces); with personal links it is encoded
+per recipient, which costs a few microseconds, against the ~0.85 ms of the RSA signature that
+follows.
 
 DKIM (see ``engine/dkim.py``): every mail is signed on its own by default, all its fields
 oversigned. The shared-signature mode (one signature per broadcast that leaves To and
@@ -32,7 +34,7 @@ from engine.clock import Clock
 from engine.config import Settings
 from engine.dkim import DkimSigner, PreparedBody
 from engine.errors import DkimError
-from engine.links import LinkSigner
+from engine.links import PAGE, LinkSigner
 from engine.queue.models import BroadcastContent
 from engine.verp import unsubscribe_address
 
@@ -67,20 +69,37 @@ _PER_MAIL_ALLOWANCE = 2048
 
 @dataclass(frozen=True)
 class _Links:
-    """How one broadcast's personal links are made."""
+    """How one broadcast's personal links are made: the text is ``pieces[0] + url(paths[0]) +
+    pieces[1] + ... + pieces[-1]``, one signed link per entry of ``paths``."""
 
     base_url: str  # public_url without a trailing slash
     signer: LinkSigner
     expires: int  # Unix seconds, the same for every recipient of the broadcast
-    text_before: bytes  # UTF-8 text, CRLF line ends, up to where the link goes
-    text_after: bytes
-    # Base64 lines of the longest start of text_before that fills whole lines (57 bytes each):
+    # UTF-8 text, CRLF line ends, around the links: one more piece than there are links.
+    pieces: tuple[bytes, ...]
+    # (token purpose, path) of each link in the order they appear; the unsubscribe one is
+    # always among them (its URL also goes into List-Unsubscribe).
+    paths: tuple[tuple[str, str], ...]
+    # Base64 lines of the longest start of pieces[0] that fills whole lines (57 bytes each):
     # they are the same in every mail, so only the rest is encoded per recipient.
     encoded_head: bytes = b""
     head_length: int = 0
     # The domain of the mailto: unsubscribe address (engine.verp), keyed by `secret`.
     mailto_domain: str = ""
     secret: bytes = b""
+
+    def url(self, purpose: str, path: str, delivery_id: int) -> str:
+        return f"{self.base_url}/{path}/{self.signer.token(purpose, delivery_id, self.expires)}"
+
+    def text(self, delivery_id: int, unsubscribe_url: str) -> bytes:
+        """The part of the text after the pre-encoded head, with this recipient's links."""
+        out = [self.pieces[0][self.head_length :]]
+        for (purpose, path), piece in zip(self.paths, self.pieces[1:], strict=True):
+            url = unsubscribe_url if purpose == "unsubscribe" else self.url(
+                purpose, path, delivery_id
+            )
+            out += [url.encode("ascii"), piece]
+        return b"".join(out)
 
 
 @dataclass(frozen=True)
@@ -112,8 +131,7 @@ class MessageTemplate:
         links = self.links
         if links is None:
             return None
-        token = links.signer.token("unsubscribe", delivery_id, links.expires)
-        return f"{links.base_url}/u/{token}"
+        return links.url("unsubscribe", "u", delivery_id)
 
     def header_block(self, recipient: str, delivery_id: int) -> bytes:
         """The complete header block for one recipient, CRLF-terminated, no empty line."""
@@ -140,9 +158,7 @@ class MessageTemplate:
         body, prepared = self.body, self.prepared_body
         links = self.links
         if links is not None and url is not None:
-            body = links.encoded_head + _encode_body(
-                links.text_before[links.head_length :] + url.encode("ascii") + links.text_after
-            )
+            body = links.encoded_head + _encode_body(links.text(delivery_id, url))
             if self.signer is not None:
                 prepared = self.signer.prepare_body(body)
         if self.signer is not None and prepared is not None:
@@ -159,7 +175,7 @@ class MessageTemplate:
         links = self.links
         body = len(self.body)
         if links is not None:
-            text = len(links.text_before) + len(links.text_after) + 200
+            text = sum(map(len, links.pieces)) + 200 * len(links.paths)
             body = (text + 2) // 3 * 4 * 78 // 76 + 4
         return len(self.common_headers) + body + _PER_MAIL_ALLOWANCE
 
@@ -207,11 +223,11 @@ def build_template(
     links: _Links | None = None
     if public_url and secret:
         expires = int((clock.now() + LINK_LIFETIME).timestamp())
-        before = (text + "\r\n--\r\n配信停止（ワンクリック）/ Unsubscribe:\r\n").encode("utf-8")
-        head = len(before) // _LINE_BYTES * _LINE_BYTES
+        pieces, paths = _link_layout(text, content.personal_page)
+        head = len(pieces[0]) // _LINE_BYTES * _LINE_BYTES
         links = _Links(
-            public_url.rstrip("/"), LinkSigner(secret), expires, before, b"\r\n",
-            _encode_body(before[:head]), head, bounce_domain or sender_domain, secret,
+            public_url.rstrip("/"), LinkSigner(secret), expires, pieces, paths,
+            _encode_body(pieces[0][:head]), head, bounce_domain or sender_domain, secret,
         )
     common = _common_headers(content, clock, sender_domain, from_name, reply_to)
     body = _encode_body(text.encode("utf-8")) if links is None else b""
@@ -343,6 +359,24 @@ def _common_headers(
         f"Feedback-ID: {content.id}:{content.priority.name.lower()}:{sender_domain}:mamoru",
     ]
     return ("\r\n".join(lines) + "\r\n").encode("utf-8")
+
+
+# The link opens the recipient's settings page (confirm, groups, stop); only a POST stops.
+_UNSUBSCRIBE_LINE = "\r\n--\r\n配信の設定・停止 / Settings, unsubscribe:\r\n"
+# Above the foot, so a phone shows it right after the text (issue 13: read confirmation,
+# answers, attachments and the report page are all reached from the personal page).
+_PAGE_LINE = "\r\n▼確認しました・回答はこちら\r\n"
+
+
+def _link_layout(
+    text: str, personal_page: bool
+) -> tuple[tuple[bytes, ...], tuple[tuple[str, str], ...]]:
+    """The text around a mail's personal links, and the links (purpose, path) in order."""
+    if not personal_page:
+        return ((text + _UNSUBSCRIBE_LINE).encode("utf-8"), b"\r\n"), (("unsubscribe", "u"),)
+    return (
+        (text + _PAGE_LINE).encode("utf-8"), _UNSUBSCRIBE_LINE.encode("utf-8"), b"\r\n"
+    ), ((PAGE, "m"), ("unsubscribe", "u"))
 
 
 def _text(body: str) -> str:

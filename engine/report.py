@@ -22,11 +22,12 @@ import asyncpg
 
 from engine.bounce.categories import CATEGORIES, OTHER
 from engine.errors import QueueError
+from engine.sealing import RECIPIENT, Sealer
 
 # One statement: the failures, each category's totals (window counts) and its newest examples.
 REPORT_SQL = """
 WITH failures AS (
-    SELECT COALESCE(d.category, 'other') AS category, d.reason, d.recipient AS address,
+    SELECT COALESCE(d.category, 'other') AS category, d.reason, d.recipient_sealed AS address,
            d.last_code AS code, d.last_status AS status, d.last_text AS text,
            COALESCE(d.finished_at, d.updated_at) AS at, d.reason = 'suppressed' AS suppressed
     FROM deliveries d
@@ -35,7 +36,8 @@ WITH failures AS (
       AND ($1::bigint IS NULL OR d.broadcast_id = $1)
       AND ($2::timestamptz IS NULL OR COALESCE(d.finished_at, d.updated_at) >= $2)
     UNION ALL
-    SELECT COALESCE(b.category, 'other'), b.reason, COALESCE(d.recipient, b.recipient),
+    SELECT COALESCE(b.category, 'other'), b.reason,
+           COALESCE(d.recipient_sealed, b.recipient_sealed),
            b.reply_code, b.status, b.diagnostic, b.received_at, false
     FROM bounces b LEFT JOIN deliveries d ON d.id = b.delivery_id
     WHERE b.classified AND b.reason <> 'delivered'
@@ -63,6 +65,7 @@ WHERE NOT b.classified
 
 async def error_report(
     pool: asyncpg.Pool,
+    sealer: Sealer,
     broadcast_id: int | None,
     since: datetime | None,
     examples: int = 3,
@@ -95,7 +98,8 @@ async def error_report(
         if r["rn"] <= examples and len(group["examples"]) < examples:
             group["examples"].append(
                 {
-                    "address": r["address"],
+                    "address": None if r["address"] is None
+                    else sealer.open(r["address"], RECIPIENT),
                     "reason": r["reason"],
                     "code": r["code"],
                     "status": r["status"],

@@ -97,7 +97,7 @@ class Runner:
         self.upkeep = Upkeep(self.name, queue.pool, self.clock)
         self.recorder = Recorder(
             self.name, queue, settings.queue,
-            Suppressions(queue.pool, settings.suppression, self.clock),
+            Suppressions(queue.pool, queue.sealer, settings.suppression, self.clock),
             self.clock, self.stats, self._wake.set, self.upkeep.delivered_to,
         )
         self.broadcasts = BroadcastCache(

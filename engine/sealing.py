@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import os
 import secrets
@@ -32,6 +31,13 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from engine.errors import ConfigError, MamoruError
 
 KEY_BYTES = 32
+
+# Purposes of sealed addresses outside the people tables (the AES-GCM associated data and the
+# lookup hash's separator). ADDRESS is also the contacts' purpose (engine.people.store).
+ADDRESS = "contact.address"
+RECIPIENT = "delivery.recipient"  # a delivery's, a bounce's or a suppression's address
+RAW_MAIL = "inbound.raw"  # a kept bounce or inbound mail
+MAIL_FROM = "inbound.mail_from"  # the envelope sender of a kept mail
 _VERSION = b"\x01"
 _NONCE_BYTES = 12
 
@@ -50,16 +56,21 @@ class Sealer:
         self._mac_key = _derive(master_key, b"mamoru lookup v1")
 
     def seal(self, text: str, purpose: str) -> bytes:
+        return self.seal_bytes(text.encode("utf-8"), purpose)
+
+    def seal_bytes(self, data: bytes, purpose: str) -> bytes:
+        """Seal raw bytes (a kept mail, a file) under the purpose."""
         nonce = os.urandom(_NONCE_BYTES)
-        return _VERSION + nonce + self._aead.encrypt(
-            nonce, text.encode("utf-8"), purpose.encode("ascii")
-        )
+        return _VERSION + nonce + self._aead.encrypt(nonce, data, purpose.encode("ascii"))
 
     def open(self, sealed: bytes, purpose: str) -> str:
+        return self.open_bytes(sealed, purpose).decode("utf-8")
+
+    def open_bytes(self, sealed: bytes, purpose: str) -> bytes:
         if sealed[:1] != _VERSION or len(sealed) < 1 + _NONCE_BYTES + 16:
             raise SealError(f"a stored {purpose} is not a sealed value of this version")
         try:
-            plain = self._aead.decrypt(
+            return self._aead.decrypt(
                 sealed[1 : 1 + _NONCE_BYTES], sealed[1 + _NONCE_BYTES :], purpose.encode("ascii")
             )
         except InvalidTag:
@@ -67,12 +78,34 @@ class Sealer:
                 f"a stored {purpose} cannot be opened with this key: the key is not the one "
                 f"the data was stored with, or the data was altered"
             ) from None
-        return plain.decode("utf-8")
 
     def lookup_hash(self, text: str, purpose: str) -> bytes:
         """HMAC-SHA256 of the text under the lookup key, separated by purpose."""
+        # hmac.digest: the one-shot C path, about twice as fast as hmac.new(...).digest().
         msg = purpose.encode("ascii") + b"\x00" + text.encode("utf-8")
-        return hmac.new(self._mac_key, msg, hashlib.sha256).digest()
+        return hmac.digest(self._mac_key, msg, "sha256")
+
+    def address_hash(self, address: str) -> bytes:
+        """The lookup hash of a (normalised) address: the same for a contact and a delivery,
+        so deliveries join their contacts without opening anything."""
+        return self.lookup_hash(address, ADDRESS)
+
+    def folded_hash(self, address: str) -> bytes:
+        """The lookup hash of an address without case (the suppression list's key: carriers
+        treat the local part without case): the address hash of its lower-case spelling, so
+        for the usual all-lower-case address the two hashes are one computation."""
+        return self.lookup_hash(address.lower(), ADDRESS)
+
+    def hashes(self, address: str) -> tuple[bytes, bytes]:
+        """``(address_hash, folded_hash)`` of one address, computed once when they agree."""
+        exact = self.lookup_hash(address, ADDRESS)
+        lower = address.lower()
+        return exact, exact if lower == address else self.lookup_hash(lower, ADDRESS)
+
+    @classmethod
+    def from_key(cls, key: str, key_file: str) -> Sealer:
+        """The sealer of ``[people] key`` / ``key_file`` (the file made on first use)."""
+        return cls(load_key(key, key_file))
 
     def fingerprint(self) -> str:
         """A value that identifies the key without revealing it (kept to detect a wrong key)."""

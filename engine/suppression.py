@@ -40,6 +40,7 @@ from engine.bounce.categories import CATEGORIES, OTHER, category_for_reason
 from engine.clock import Clock, SystemClock
 from engine.config import SuppressionSettings
 from engine.errors import InputError
+from engine.sealing import RECIPIENT, Sealer
 
 SOURCES = ("bounce", "smtp", "complaint", "operator", "import")
 FEEDBACK = "feedback"
@@ -84,43 +85,46 @@ class Suppression:
 # Add or replace one address: an operator's entry says why now, so it overwrites (the entry
 # keeps the spelling it was first stored with).
 ADD_SQL = """
-INSERT INTO suppressions (address, reason, category, source, delivery_id, note, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-ON CONFLICT ((lower(address))) DO UPDATE
+INSERT INTO suppressions
+    (address_sealed, address_key, reason, category, source, delivery_id, note, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (address_key) DO UPDATE
 SET reason = EXCLUDED.reason, category = EXCLUDED.category, source = EXCLUDED.source,
     delivery_id = EXCLUDED.delivery_id, note = EXCLUDED.note, created_at = EXCLUDED.created_at
 """
 
-REMOVE_SQL = "DELETE FROM suppressions WHERE lower(address) = lower($1)"
+REMOVE_SQL = "DELETE FROM suppressions WHERE address_key = $1"
 
 LIST_SQL = """
-SELECT address, reason, category, source, delivery_id, note, created_at
-FROM suppressions ORDER BY created_at DESC, address LIMIT $1 OFFSET $2
+SELECT address_sealed, reason, category, source, delivery_id, note, created_at
+FROM suppressions ORDER BY created_at DESC, address_key LIMIT $1 OFFSET $2
 """
 
 # All rows of a file at once; a later line for the same address wins, as does the file over an
 # existing row (importing is how an operator corrects the list).
 IMPORT_SQL = """
-INSERT INTO suppressions (address, reason, category, source, note, created_at)
-SELECT DISTINCT ON (lower(address)) address, reason, category, 'import', note, created_at
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::int[])
-     AS i(address, reason, category, note, created_at, line)
-ORDER BY lower(address), line DESC
-ON CONFLICT ((lower(address))) DO UPDATE
+INSERT INTO suppressions (address_sealed, address_key, reason, category, source, note, created_at)
+SELECT DISTINCT ON (key) sealed, key, reason, category, 'import', note, created_at
+FROM unnest($1::bytea[], $7::bytea[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
+            $6::int[])
+     AS i(sealed, key, reason, category, note, created_at, line)
+ORDER BY key, line DESC
+ON CONFLICT (address_key) DO UPDATE
 SET reason = EXCLUDED.reason, category = EXCLUDED.category, source = EXCLUDED.source,
     delivery_id = NULL, note = EXCLUDED.note, created_at = EXCLUDED.created_at
 """
 
-# One statement for a batch of verdicts. Addresses are compared lower-cased (carriers ignore
-# case in the local part): soft failures are kept under the lower-cased address, and a new
-# entry keeps the spelling of the verdict. CTEs cannot see each other's writes, so the soft count
+# One statement for a batch of verdicts. Addresses are compared by their folded hash (carriers
+# ignore case in the local part): soft failures are kept under that key alone, and a new entry
+# keeps the (sealed) spelling of the verdict. CTEs cannot see each other's writes, so the soft count
 # is the rows already in the window plus this batch's new (address, delivery) pairs, which the
 # UNION de-duplicates against rows already recorded for the same delivery.
 RECORD_SQL = """
 WITH v AS (
-    SELECT address, lower(address) AS key, delivery_id, reason, category, hard, n
-    FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::boolean[], $6::int[])
-         AS v(address, delivery_id, reason, category, hard, n)
+    SELECT sealed, key, delivery_id, reason, category, hard, n
+    FROM unnest($1::bytea[], $12::bytea[], $2::bigint[], $3::text[], $4::text[], $5::boolean[],
+                $6::int[])
+         AS v(sealed, key, delivery_id, reason, category, hard, n)
 ),
 soft AS (
     SELECT * FROM v
@@ -128,7 +132,7 @@ soft AS (
       AND category = ANY($7::text[])
 ),
 logged AS (
-    INSERT INTO soft_failures (address, delivery_id, reason, category, failed_at)
+    INSERT INTO soft_failures (address_key, delivery_id, reason, category, failed_at)
     SELECT DISTINCT ON (key, delivery_id) key, delivery_id, reason, category, $8
     FROM soft ORDER BY key, delivery_id, n
     ON CONFLICT DO NOTHING
@@ -139,15 +143,15 @@ purged AS (
 ),
 counts AS (
     SELECT key, count(*) AS failures FROM (
-        SELECT address AS key, delivery_id FROM soft_failures
-        WHERE address IN (SELECT key FROM soft) AND failed_at > $8 - make_interval(secs => $9)
+        SELECT address_key AS key, delivery_id FROM soft_failures
+        WHERE address_key IN (SELECT key FROM soft) AND failed_at > $8 - make_interval(secs => $9)
         UNION
         SELECT key, delivery_id FROM soft
     ) AS s
     GROUP BY key
 ),
 chosen AS (
-    SELECT DISTINCT ON (v.key) v.address, v.delivery_id, v.reason, v.category,
+    SELECT DISTINCT ON (v.key) v.sealed, v.key, v.delivery_id, v.reason, v.category,
            CASE WHEN v.reason = 'feedback' THEN 'complaint' ELSE $10 END AS source,
            CASE WHEN v.hard OR v.reason = 'feedback' THEN ''
                 ELSE 'soft failures: ' || c.failures END AS note
@@ -156,10 +160,11 @@ chosen AS (
        OR (c.failures >= $11 AND v.category = ANY($7::text[]) AND v.delivery_id IS NOT NULL)
     ORDER BY v.key, v.hard DESC, v.reason = 'feedback' DESC, v.n DESC
 )
-INSERT INTO suppressions (address, reason, category, source, delivery_id, note, created_at)
-SELECT address, reason, category, source, delivery_id, note, $8 FROM chosen
-ON CONFLICT ((lower(address))) DO NOTHING
-RETURNING address
+INSERT INTO suppressions
+    (address_sealed, address_key, reason, category, source, delivery_id, note, created_at)
+SELECT sealed, key, reason, category, source, delivery_id, note, $8 FROM chosen
+ON CONFLICT (address_key) DO NOTHING
+RETURNING address_sealed
 """
 
 
@@ -169,10 +174,12 @@ class Suppressions:
     def __init__(
         self,
         pool: asyncpg.Pool | asyncpg.Connection,
+        sealer: Sealer,
         settings: SuppressionSettings | None = None,
         clock: Clock | None = None,
     ) -> None:
         self.pool = pool
+        self.sealer = sealer
         self.settings = settings or SuppressionSettings()
         self.clock = clock or SystemClock()
 
@@ -196,30 +203,48 @@ class Suppressions:
         if source not in SOURCES:
             raise InputError(f"unknown source {source!r} (known: {', '.join(SOURCES)})")
         await self.pool.execute(
-            ADD_SQL, stored, reason.strip(), category, source, delivery_id, note,
-            self.clock.now(),
+            ADD_SQL, self.sealer.seal(stored, RECIPIENT), self.sealer.folded_hash(stored),
+            reason.strip(), category, source, delivery_id, note, self.clock.now(),
         )
         return stored
 
     async def remove(self, address: str) -> bool:
         """Take an address off the list; False when it was not on it."""
-        result: str = await self.pool.execute(REMOVE_SQL, normalise_address(address))
+        key = self.sealer.folded_hash(normalise_address(address))
+        result: str = await self.pool.execute(REMOVE_SQL, key)
         return result.endswith(" 1")
+
+    async def forget(self, addresses: Sequence[str]) -> int:
+        """Remove these addresses' entries, whatever they say (their people's data is being
+        purged: nothing is sent to them any more); returns how many were removed."""
+        if not addresses:
+            return 0
+        result: str = await self.pool.execute(
+            "DELETE FROM suppressions WHERE address_key = ANY($1::bytea[])",
+            list({self.sealer.folded_hash(a) for a in addresses}),
+        )
+        return int(result.split()[-1])
 
     async def list(self, limit: int = 1000, offset: int = 0) -> list[Suppression]:
         rows = await self.pool.fetch(LIST_SQL, limit, offset)
-        return [Suppression(**dict(r.items())) for r in rows]
+        return [self._entry(r) for r in rows]
+
+    def _entry(self, row: asyncpg.Record) -> Suppression:
+        fields = {k: v for k, v in row.items() if k != "address_key"}
+        address = self.sealer.open(fields.pop("address_sealed"), RECIPIENT)
+        return Suppression(address=address, **fields)
 
     async def lookup(self, addresses: Sequence[str]) -> dict[str, Suppression]:
         """The entries of those of ``addresses`` that are suppressed, keyed by the spelling
         asked for (an entry matches whatever the case of the address)."""
+        keys = {a: self.sealer.folded_hash(a) for a in addresses}
         rows = await self.pool.fetch(
-            "SELECT address, reason, category, source, delivery_id, note, created_at "
-            "FROM suppressions WHERE lower(address) = ANY($1::text[])",
-            [a.lower() for a in addresses],
+            "SELECT address_key, address_sealed, reason, category, source, delivery_id, note, "
+            "created_at FROM suppressions WHERE address_key = ANY($1::bytea[])",
+            list(set(keys.values())),
         )
-        found = {r["address"].lower(): Suppression(**dict(r.items())) for r in rows}
-        return {a: found[a.lower()] for a in addresses if a.lower() in found}
+        found = {bytes(r["address_key"]): r for r in rows}
+        return {a: self._entry(found[k]) for a, k in keys.items() if k in found}
 
     async def import_csv(self, text: str, name: str = "the file") -> int:
         """Add every row of a CSV file (columns as ``export_csv``), or nothing if a line is bad.
@@ -230,10 +255,14 @@ class Suppressions:
         rows = parse_csv(text, name, self.clock.now())
         if not rows:
             return 0
-        cols: list[list[Any]] = [[], [], [], [], [], []]
+        cols: list[list[Any]] = [[], [], [], [], [], [], []]
+        seal, folded = self.sealer.seal, self.sealer.folded_hash
         for line, (address, reason, category, note, created_at) in rows:
             for col, value in zip(
-                cols, (address, reason, category, note, created_at, line), strict=True
+                cols,
+                (seal(address, RECIPIENT), reason, category, note, created_at, line,
+                 folded(address)),
+                strict=True,
             ):
                 col.append(value)
         await self.pool.execute(IMPORT_SQL, *cols)
@@ -265,19 +294,24 @@ class Suppressions:
         if source not in SOURCES:
             raise InputError(f"unknown source {source!r} (known: {', '.join(SOURCES)})")
         cols: list[list[Any]] = [[], [], [], [], [], []]
+        keys: list[bytes] = []
+        seal, folded = self.sealer.seal, self.sealer.folded_hash
         for n, item in enumerate(items):
             address, delivery_id, reason, category, hard = item
             for col, value in zip(
-                cols, (address, delivery_id, reason, category, bool(hard), n), strict=True
+                cols,
+                (seal(address, RECIPIENT), delivery_id, reason, category, bool(hard), n),
+                strict=True,
             ):
                 col.append(value)
+            keys.append(folded(address))
         if not cols[0]:
             return []
         rows = await self.pool.fetch(
             RECORD_SQL, *cols, list(SOFT_COUNTED_CATEGORIES), self.clock.now(),
-            float(self.settings.soft_window), source, self.settings.soft_threshold,
+            float(self.settings.soft_window), source, self.settings.soft_threshold, keys,
         )
-        return [r["address"] for r in rows]
+        return [self.sealer.open(r["address_sealed"], RECIPIENT) for r in rows]
 
 
 def parse_csv(

@@ -6,6 +6,8 @@ Recipients accepted (anything else is ``550 5.7.1``: this is not a relay):
 - one of ``inbound.service_addresses`` (the domain compared without case);
 - the registration address and its ``entry-<school>@`` forms (``inbound.registration``): an
   empty mail there is answered with a personal registration link and not stored;
+- ``[people] report_address`` (``inbound.report_desk``): a registered guardian's mail there is
+  answered with the link to the report page and not stored;
 - the ``mailto:`` of a mail's ``List-Unsubscribe`` (``engine.verp.unsubscribe_id_of``): any
   mail there unsubscribes the recipient of that delivery at once (``engine.people.choices``),
   as the one-click POST does, and is not stored.
@@ -56,10 +58,12 @@ from engine.config import Settings
 from engine.outage import OutageLog, is_unreachable
 from engine.queue.bounced import LateFailure, deliveries_by_id, mark_failed_late
 from engine.received import BounceRow, insert_bounces, insert_messages
+from engine.sealing import Sealer
 from engine.suppression import FEEDBACK, FailedVerdict, Suppressions
 from engine.verp import delivery_id_of, unsubscribe_id_of
 from inbound.registration import RegistrationDesk
 from inbound.replies import ReplyDesk
+from inbound.report_desk import ReportDesk
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +103,12 @@ class InboundHandler:
         self.pool = pool
         self.secret = verp_secret
         self.clock = clock
+        # Kept mails, the recipients bounces name and the suppression list are sealed.
+        self.sealer = Sealer.from_key(settings.people.key, settings.people.key_file)
         self.service = {service_key(a) for a in settings.inbound.service_addresses}
         self.desk = RegistrationDesk(settings, pool, verp_secret, clock)
         self.replies = ReplyDesk(settings, pool, verp_secret, clock, self.desk.people)
+        self.reports = ReportDesk(settings, pool, verp_secret, clock)
         self.in_flight = 0
         self.idle = asyncio.Event()
         self.idle.set()
@@ -117,6 +124,7 @@ class InboundHandler:
             delivery_id is None
             and service_key(address) not in self.service
             and self.desk.match(address) is None
+            and not self.reports.match(address)
             and unsubscribe_id_of(self.secret, address) is None
         ):
             # The domain only: the address may be a person's.
@@ -167,11 +175,14 @@ class InboundHandler:
         service: list[str] = []
         entries: dict[str | None, None] = {}
         leaving: dict[int, None] = {}
+        to_reports = False
         for r in rcpts:
             d = delivery_id_of(self.secret, r)
             entry = self.desk.match(r) if d is None else None
             gone = unsubscribe_id_of(self.secret, r) if d is None else None
-            if entry is not None:
+            if d is None and self.reports.match(r):
+                to_reports = True
+            elif entry is not None:
                 entries[entry.school] = None
             elif gone is not None:
                 leaving[gone] = None
@@ -183,6 +194,8 @@ class InboundHandler:
             await self.desk.answer(mail_from, school)
         for delivery_id in leaving:
             await self.desk.unsubscribe(delivery_id)
+        if to_reports:
+            await self.reports.answer(mail_from)
         if service and await self.replies.take(mail_from, raw):
             # A guardian's reply to a broadcast: kept sealed with it, not as service mail.
             service = []
@@ -192,7 +205,7 @@ class InboundHandler:
             return "250 2.0.0 OK"
         async with self.pool.acquire() as conn, conn.transaction():
             if service:
-                await insert_messages(conn, now, mail_from, raw, service)
+                await insert_messages(conn, self.sealer, now, mail_from, raw, service)
             if verp:
                 await self._record_bounce(conn, mail_from, raw, report, verp)
         if verp and not report.verdicts:
@@ -216,7 +229,7 @@ class InboundHandler:
         verp: Sequence[tuple[str, int]],
     ) -> None:
         now = self.clock.now()
-        found = await deliveries_by_id(conn, [d for _, d in verp])
+        found = await deliveries_by_id(conn, self.sealer, [d for _, d in verp])
         rows: list[BounceRow] = []
         late: list[LateFailure] = []
         failed: list[FailedVerdict] = []
@@ -251,9 +264,9 @@ class InboundHandler:
                     FailedVerdict(delivery.recipient, delivery_id, verdict.reason,
                                   verdict.category, verdict.hard)
                 )
-        await insert_bounces(conn, now, mail_from, raw, rows)
+        await insert_bounces(conn, self.sealer, now, mail_from, raw, rows)
         await mark_failed_late(conn, now, late)
-        suppressions = Suppressions(conn, self.settings.suppression, self.clock)
+        suppressions = Suppressions(conn, self.sealer, self.settings.suppression, self.clock)
         added = await suppressions.record_verdicts(failed, source="bounce")
         if added:
             # Never an address in full in the log: the delivery ids say whose they are.

@@ -91,12 +91,12 @@ class RegistrationDesk:
         if not mail_from or self.links is None:
             log.info("registration mail with a null sender: not answered")
             return False
-        entry = (await Suppressions(self.pool).lookup([mail_from])).get(mail_from)
+        people = await self.people()
+        entry = (await Suppressions(self.pool, people.sealer).lookup([mail_from])).get(mail_from)
         # The person's own one-click unsubscribe is no reason to refuse a new registration.
         if entry is not None and entry.reason != UNSUBSCRIBED:
             log.info("registration mail from a suppressed address @%s: not answered", domain)
             return False
-        people = await self.people()
         lifetime = timedelta(hours=self.settings.people.registration_link_hours)
         try:
             request = await create_request(people, mail_from, school, lifetime)
@@ -106,7 +106,7 @@ class RegistrationDesk:
         token = self.links.token(REGISTER, request.id, request.expires_at)
         url = f"{self.settings.http.public_url.rstrip('/')}/r/{token}"
         now = self.clock.now()
-        delivery = await ReplySender(Queue(self.pool), self.settings).send_link(
+        delivery = await ReplySender(Queue(self.pool, people.sealer), self.settings).send_link(
             request.address, url, request.expires_at, now
         )
         log.info("registration request %d from @%s answered (broadcast %d)", request.id, domain,
@@ -116,10 +116,11 @@ class RegistrationDesk:
     async def unsubscribe(self, delivery_id: int) -> bool:
         """A mail to a delivery's mailto: unsubscribe address: its recipient leaves at once
         (as with the one-click POST); False if the delivery is gone."""
-        address = await Queue(self.pool).recipient_of(delivery_id)
+        people = await self.people()
+        address = await Queue(self.pool, people.sealer).recipient_of(delivery_id)
         if address is None:
             log.info("unsubscribe mail for delivery %d, which no longer exists", delivery_id)
             return False
-        await leave_address(await self.people(), address)
+        await leave_address(people, address)
         log.info("unsubscribed by mail: the recipient of delivery %d", delivery_id)
         return True

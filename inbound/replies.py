@@ -114,16 +114,17 @@ class ReplyDesk:
         log.info("reply to broadcast %d stored (delivery %d)", named[0], reply.delivery_id)
         if not self.settings.http.public_url:
             return True
-        recipient = await Queue(self.pool).recipient_of(reply.delivery_id)
+        queue = Queue(self.pool, people.sealer)
+        recipient = await queue.recipient_of(reply.delivery_id)
         if recipient is None:
             return True
-        listed = (await Suppressions(self.pool).lookup([recipient])).get(recipient)
+        listed = (await Suppressions(self.pool, people.sealer).lookup([recipient])).get(recipient)
         if listed is not None:
             log.info("reply to delivery %d: its address is suppressed, not answered",
                      reply.delivery_id)
             return True
         answer = await answer_reply(
-            people, Queue(self.pool), self.settings, self.secret, reply.delivery_id, recipient,
+            people, queue, self.settings, self.secret, reply.delivery_id, recipient,
         )
         if answer is not None:
             log.info("reply to delivery %d answered (broadcast %d)", reply.delivery_id, answer)

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from support import TEST_PEOPLE_KEY
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -17,6 +19,7 @@ def config_file(
     queue: str = "",
     delivery: str = "",
     inbound: str = "",
+    people_key: str = TEST_PEOPLE_KEY,
 ) -> Path:
     """A configuration file for the test database, routing everything to ``target``."""
     p = tmp_path / "mamoru.toml"
@@ -57,6 +60,10 @@ listen = "{inbound}"
 [dkim]
 # The test servers are ours; DKIM is tested in tests/test_dkim.py and tests/test_message.py.
 allow_unsigned = true
+
+[people]
+# The key the tests' own engines use (tests/support.py): one database, one key.
+key = "{people_key}"
 """,
         encoding="utf-8",
     )

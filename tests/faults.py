@@ -10,6 +10,7 @@ the seconds until every delivery was final.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import shutil
@@ -33,6 +34,11 @@ from sinks import free_port
 from engine.config import Settings, load_settings
 from engine.context import Engine
 from engine.queue import NewBroadcast
+from engine.sealing import RECIPIENT, Sealer, new_key_text
+
+# The people key of every scenario (the test process and its serve processes): the queue's
+# recipients are sealed with it.
+PEOPLE_KEY = new_key_text()
 
 ROOT = Path(__file__).resolve().parent.parent
 FINAL = ("delivered", "failed")
@@ -234,6 +240,7 @@ def scenario_settings(db_url: str, target: str, **sections: dict[str, Any]) -> S
         shaping={"enabled": False},
         dkim={"allow_unsigned": True},
         inbound=replace(base.inbound, listen=""),
+        people=replace(base.people, key=PEOPLE_KEY),
     )
     for name, values in sections.items():
         current = getattr(settings, name)
@@ -292,6 +299,10 @@ async def wait_all_final(
         await asyncio.sleep(0.1)
 
 
+def _opened(sealed: bytes) -> str:
+    return Sealer(base64.b64decode(PEOPLE_KEY)).open(sealed, RECIPIENT)
+
+
 async def report(
     name: str, db_url: str, receiver: FaultyReceiver, total: int, seconds: float,
     states: dict[str, int], in_flight_bound: int,
@@ -302,7 +313,7 @@ async def report(
             r["id"] for r in await conn.fetch("SELECT id FROM deliveries WHERE state='delivered'")
         }
         failed = await conn.fetch(
-            "SELECT recipient, reason, last_text FROM deliveries WHERE state='failed'")
+            "SELECT recipient_sealed, reason, last_text FROM deliveries WHERE state='failed'")
     finally:
         await conn.close()
     with receiver.handler.lock:
@@ -314,7 +325,7 @@ async def report(
         name, total, len(received), duplicates, len(delivered - received), stuck, seconds,
         in_flight_bound, states, dict(Counter(str(f["reason"]) for f in failed)),
         sum(1 for f in failed if not f["last_text"]),
-        sum(1 for f in failed if f["recipient"].startswith("stall")),
+        sum(1 for f in failed if _opened(f["recipient_sealed"]).startswith("stall")),
     )
 
 
@@ -443,7 +454,7 @@ async def scenario_sigkill(
             f'[metrics]\nlisten = ""\n[inbound]\nlisten = ""\n[shaping]\nenabled = {shaping}\n'
             f'[queue]\nretry_base = "1s"\nretry_max = "2s"\nmax_age = "{max_age:.0f}s"\n'
             '[delivery]\nconcurrency = 50\ndata_timeout = "2s"\n'
-            '[dkim]\nallow_unsigned = true\n',
+            f'[dkim]\nallow_unsigned = true\n[people]\nkey = "{PEOPLE_KEY}"\n',
             encoding="utf-8",
         )
         settings = scenario_settings(db_url, receiver.address, queue={"max_age": max_age})

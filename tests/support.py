@@ -7,6 +7,11 @@ from dataclasses import replace
 from typing import Any
 
 from engine.config import Settings, load_settings
+from engine.sealing import new_key_text
+
+# The people key of the tests' settings (names and addresses, the queue's recipients): one per
+# test session, so no test writes a key file into the working tree.
+TEST_PEOPLE_KEY = new_key_text()
 
 
 def make_settings(db_url: str, **sections: dict[str, Any]) -> Settings:
@@ -28,6 +33,7 @@ def make_settings(db_url: str, **sections: dict[str, Any]) -> Settings:
         shaping={"enabled": False},
         # The test servers have no DNS for keys; tests of signing give [dkim] keys themselves.
         dkim={"allow_unsigned": True},
+        people=replace(base.people, key=TEST_PEOPLE_KEY),
     )
     for name, values in sections.items():
         settings = replace(settings, **{name: replace(getattr(settings, name), **values)})
@@ -49,3 +55,37 @@ async def wait_until(
         if loop.time() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(interval)
+
+
+# Sealed columns (migration 016) and what they hold: tests read them opened.
+_SEALED = {
+    "recipient_sealed": ("recipient", "delivery.recipient", False),
+    "address_sealed": ("address", "delivery.recipient", False),
+    "mail_from_sealed": ("mail_from", "inbound.mail_from", False),
+    "raw_sealed": ("raw", "inbound.raw", True),
+}
+
+
+async def opened_rows(db: Any, sealer: Any, sql: str, *args: Any) -> list[dict[str, Any]]:
+    """The rows of ``sql`` as dicts, every sealed address or mail opened under its plain name
+    (``recipient``, ``address``, ``mail_from``, ``raw``), as the code that reads them sees it."""
+    out = []
+    for record in await db.fetch(sql, *args):
+        row = dict(record.items())
+        for column, (name, purpose, raw) in _SEALED.items():
+            if column in row:
+                value = row.pop(column)
+                if value is not None:
+                    row[name] = (
+                        sealer.open_bytes(value, purpose) if raw else sealer.open(value, purpose)
+                    )
+                else:
+                    row[name] = None
+        out.append(row)
+    return out
+
+
+async def opened_row(db: Any, sealer: Any, sql: str, *args: Any) -> dict[str, Any] | None:
+    """The first row of ``opened_rows``, or None."""
+    rows = await opened_rows(db, sealer, sql, *args)
+    return rows[0] if rows else None

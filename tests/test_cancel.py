@@ -154,7 +154,7 @@ async def test_recipients_differing_only_in_case_are_one_delivery(engine: Engine
 async def test_a_suppression_stops_every_spelling_of_the_address(engine: Engine) -> None:
     from engine.suppression import Suppressions
 
-    s = Suppressions(engine.pool)
+    s = Suppressions(engine.pool, engine.queue.sealer)
     await s.add("dup@docomo.ne.jp", "userunknown")
     b = replace(broadcast(0), recipients=["Dup@docomo.ne.jp", "other@docomo.ne.jp"])
     bid = await engine.queue.enqueue(b, engine.clock.now(), 3600)
@@ -173,5 +173,5 @@ async def test_cancelled_deliveries_are_not_in_the_error_report(engine: Engine) 
     now = engine.clock.now()
     bid = await engine.queue.enqueue(broadcast(3), now, 3600)
     await engine.queue.cancel(bid, now)
-    report = await error_report(engine.pool, bid, None, 3)
+    report = await error_report(engine.pool, engine.queue.sealer, bid, None, 3)
     assert report["total"] == 0 and report["categories"] == []

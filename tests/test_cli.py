@@ -135,8 +135,11 @@ async def test_sigterm_stops_serve_cleanly(tmp_path: Path, db_url: str) -> None:
     )
     assert proc.stdout is not None
     # Wait for the banner that says it is running, then ask it to stop.
-    while b"Ctrl+C" not in await asyncio.wait_for(proc.stdout.readline(), timeout=30):
-        pass
+    while True:
+        line = await asyncio.wait_for(proc.stdout.readline(), timeout=30)
+        assert line, "serve ended before it was ready"
+        if b"Ctrl+C" in line:
+            break
     proc.send_signal(signal.SIGTERM)
     out, _ = await asyncio.wait_for(proc.communicate(), timeout=30)
     assert proc.returncode == 0
@@ -188,7 +191,9 @@ async def test_serve_starts_the_inbound_server_for_bounces(tmp_path: Path, db_ur
     assert proc.stdout is not None
     banner = b""
     while b"Ctrl+C" not in banner:
-        banner += await asyncio.wait_for(proc.stdout.readline(), timeout=30)
+        line = await asyncio.wait_for(proc.stdout.readline(), timeout=30)
+        assert line, f"serve ended before it was ready: {banner!r}"
+        banner += line
     try:
         assert f"inbound SMTP 127.0.0.1:{port}".encode() in banner
         smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False, timeout=10)

@@ -189,14 +189,14 @@ async def test_the_runner_delivers_a_broadcast_over_pipelined_connections(db_url
         eng = await Engine.open(settings)
         try:
             recipients = [f"g{i}@example.jp" for i in range(60)] + ["reject9@example.jp"]
-            await eng.queue.enqueue(
+            bid = await eng.queue.enqueue(
                 NewBroadcast("info@city.example.jp", "お知らせ", "本文\n.点で始まる行\n",
                              recipients),
                 eng.clock.now(), 3600,
             )
             runner = await eng.runner()
             stats = await asyncio.wait_for(runner.run(exit_when_idle=True), timeout=30)
-            states = await eng.pool.fetch("SELECT recipient, state FROM deliveries")
+            states = await eng.queue.deliveries_of(bid)
         finally:
             await eng.close()
     finally:

@@ -18,7 +18,7 @@ from engine import verp
 from engine.clock import FakeClock
 from engine.context import Engine
 from engine.dkim import DkimKey, DkimSigner, dns_record_name, generate_key
-from engine.links import LinkSigner
+from engine.links import PAGE, LinkSigner
 from engine.message import build_template, encode_words, estimated_size
 from engine.queue.models import BroadcastContent, Priority
 
@@ -94,6 +94,32 @@ def test_personal_mail_carries_its_own_unsubscribe_link_signed_and_verifiable(
     # Each mail has its own body hash: the link in the text differs.
     bodies = {re.search(rb"bh=([^;]*)", m).group(1) for m in mails.values()}  # type: ignore[union-attr]
     assert len(bodies) == 2
+
+
+def test_a_two_way_mail_links_to_its_own_personal_page_above_the_foot(
+    keys: tuple[DkimSigner, Records], clock: FakeClock
+) -> None:
+    from dataclasses import replace
+
+    signer, records = keys
+    two_way = replace(content(), personal_page=True)
+    template = build_template(two_way, clock, "", signer, secret=SECRET, public_url=URL)
+    links = LinkSigner(SECRET)
+    for delivery_id in (101, 102):
+        mail = template.render(f"g{delivery_id}@example.jp", delivery_id)
+        assert verifies(mail, records)
+        text = parse(mail).get_content()
+        page = re.search(r"https://mail\.school\.example\.jp/m/(\S+)", text)
+        leave = re.search(r"https://mail\.school\.example\.jp/u/(\S+)", text)
+        assert page is not None and leave is not None
+        assert links.verify(PAGE, page.group(1), clock.now()) == delivery_id
+        assert links.verify("unsubscribe", leave.group(1), clock.now()) == delivery_id
+        # The page link comes right after the text, before the foot with the unsubscribe one.
+        assert text.index("▼確認しました・回答はこちら") < page.start() < leave.start()
+        assert text.startswith(BODY.replace("\n", "\r\n")) or text.startswith(BODY)
+    plain = build_template(content(), clock, "", signer, secret=SECRET, public_url=URL)
+    assert "/m/" not in parse(plain.render("g1@example.jp", 1)).get_content()
+    assert template.estimated_size >= len(template.render("g1@example.jp", 10**12))
 
 
 def test_reply_to_added_to_a_rendered_mail_breaks_its_signature(

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from sinks import Sink, free_port
-from support import make_settings, wait_until
+from support import make_settings, opened_rows, wait_until
 
 from engine import verp
 from engine.context import Engine
@@ -356,7 +356,9 @@ async def test_hard_failure_in_session_suppresses_the_address(db_url: str, sink:
         await enqueue(eng, ["reject-gone@example.jp", "ok@example.jp"])
         runner = await eng.runner()
         await asyncio.wait_for(runner.run(exit_when_idle=True), timeout=20)
-        listed = await eng.pool.fetch("SELECT address, reason, source FROM suppressions")
+        listed = await opened_rows(
+            eng.pool, eng.queue.sealer, "SELECT address_sealed, reason, source FROM suppressions"
+        )
         assert [(r["address"], r["reason"], r["source"]) for r in listed] == [
             ("reject-gone@example.jp", "userunknown", "smtp")
         ]

@@ -22,6 +22,7 @@ from admin_api.templating import templates
 from engine.errors import InputError
 from engine.links import InvalidLink
 from engine.people.choices import choices_of, choose_groups, leave_address, rejoin_address
+from engine.people.invitations import confirm_address
 
 router = APIRouter(include_in_schema=False)
 TITLE = "配信の設定"
@@ -97,6 +98,19 @@ async def change_groups(
     except InputError as exc:
         return await _page(request, site, token, address, error=str(exc), status=400)
     return await _page(request, site, token, address, notice="受け取るグループを変更しました。")
+
+
+@router.post("/u/{token}/confirm", response_class=HTMLResponse)
+async def confirm(
+    token: str, request: Request, site: Annotated[Site, Depends(site_of)]
+) -> HTMLResponse:
+    """A contact imported without confirmation confirms from its invitation's link."""
+    address = await _address(request, site, token)
+    if isinstance(address, HTMLResponse):
+        return address
+    done = await confirm_address(site.people, address)
+    notice = "登録を確認しました。これからお知らせをお届けします。" if done else ""
+    return await _page(request, site, token, address, notice=notice)
 
 
 @router.post("/u/{token}/rejoin", response_class=HTMLResponse)

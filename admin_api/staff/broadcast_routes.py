@@ -252,7 +252,8 @@ async def recipients(
             api, actor, state, category, failed, grade_id=grade_id, class_id=class_id
         )
         return await follow.recipients(
-            api.staff.pool, actor, broadcast_id, which, api.staff.now(), limit, offset
+            api.staff.pool, api.people.sealer, actor, broadcast_id, which, api.staff.now(),
+            limit, offset,
         )
 
     total, rows = await audited(
@@ -296,7 +297,7 @@ async def recipients_csv(
             api, actor, state, category, failed, grade_id=grade_id, class_id=class_id
         )
         return await follow.all_recipients(
-            api.staff.pool, actor, broadcast_id, which, api.staff.now()
+            api.staff.pool, api.people.sealer, actor, broadcast_id, which, api.staff.now()
         )
 
     rows = await audited(

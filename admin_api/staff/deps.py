@@ -44,7 +44,7 @@ class StaffApi:
         """Open the stores on the engine's pool (checks the people key, loads the audit key)."""
         people = await People.open(pool, settings.people, clock)
         staff = await Staff.open(pool, people.sealer, settings, people.clock)
-        return cls(staff, people, Queue(pool), settings.queue.max_age)
+        return cls(staff, people, Queue(pool, people.sealer), settings.queue.max_age)
 
 
 def staff_api(request: Request) -> StaffApi:

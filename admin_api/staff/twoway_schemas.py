@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from admin_api.staff.schemas import BroadcastIn, QuestionIn, Text
-from engine.twoway.asking import ReadConfirmation
+from engine.twoway.asks import ReadPolicy
 from engine.twoway.questions import Question, QuestionKind
 
 ReportKindName = Literal["absence", "late", "early_leave", "health"]
@@ -28,14 +28,15 @@ def question_of(q: QuestionIn) -> Question:
 
 def asking_fields(body: BroadcastIn) -> dict[str, Any]:
     """The keyword arguments of ``engine.staff.sending.BroadcastRequest`` for what the
-    broadcast asks (read confirmation, questions, deadline): the one place they are mapped."""
+    broadcast asks (``read``, ``questions``, ``deadline``, which its ``asks()`` turns into the
+    fan-out's ``Asks``): the one place the API's fields are mapped."""
     read = body.read_confirmation
     return {
-        "read_confirmation": None if read is None else ReadConfirmation(
+        "read": None if read is None else ReadPolicy(
             timedelta(minutes=read.remind_after_minutes), read.max_reminders
         ),
         "questions": tuple(question_of(q) for q in body.questions),
-        "answer_deadline": body.answer_deadline,
+        "deadline": body.answer_deadline,
     }
 
 

@@ -1,5 +1,6 @@
--- Two-way, the staff side (issue 13 part B): what staff have seen, reminders tied to the mail
--- they remind of, automatic answers to replies, and the teachers' notification of new reports.
+-- Two-way, the staff side (issue 13 part B): what staff have seen, automatic answers to
+-- replies, and the teachers' notification of new reports. Reminders (staff's and the minute
+-- task's alike) are tied to the mail they remind of by migration 018's reminder_deliveries.
 --
 -- Only engine/twoway/ reads or writes these tables (and the two columns added below).
 
@@ -8,13 +9,6 @@
 CREATE TABLE report_views (
     staff_id bigint      PRIMARY KEY REFERENCES staff (id),
     seen_at  timestamptz NOT NULL
-);
-
--- A reminder's delivery and the delivery of the first broadcast it reminds of: the personal
--- page reached through the reminder records the read and the answers on the first one.
-CREATE TABLE reminder_deliveries (
-    delivery_id bigint PRIMARY KEY REFERENCES deliveries (id) ON DELETE CASCADE,
-    reminds     bigint NOT NULL REFERENCES deliveries (id) ON DELETE CASCADE
 );
 
 -- The automatic answer to a guardian's reply: at most one per delivery replied to (one per

@@ -24,6 +24,8 @@ from engine.people.csv_import import ParsedFile, Row
 from engine.people.directory import current_year, ensure_classes, list_groups, list_organisations
 from engine.people.models import Group, Organisation, OrgKind
 from engine.people.store import ACCOUNT_NAME, ADDRESS, CODE, People
+from engine.queue.withdrawn import forget_everyone, forget_recipients
+from engine.suppression import Suppressions
 
 # Imports of the same database do not interleave: each sees the other's contacts.
 _IMPORT_LOCK = 0x6D616D10
@@ -279,20 +281,29 @@ class PurgeResult:
     accounts: int
     contacts: int
     group_memberships: int
+    # Deliveries whose address was removed from the queue, and suppression entries removed.
+    deliveries: int = 0
+    suppressions: int = 0
 
 
 async def purge(people: People, school: Organisation | None) -> PurgeResult:
     """Delete a school's (or, with None, everyone's) accounts and the contacts only they had.
 
     A contact that also receives for another school's child, or belongs to another owner's
-    group, is kept with those links. The freed rows are vacuumed afterwards.
+    group, is kept with those links. The addresses of the contacts deleted also leave the
+    queue (engine.queue.bounced.forget_recipients) and the suppression list. The freed rows are
+    vacuumed afterwards.
     """
+    now = people.clock.now()
     async with people.pool.acquire() as conn:
         async with conn.transaction():
             if school is None:
                 memberships = _count(await conn.execute("DELETE FROM contact_groups"))
                 accounts = _count(await conn.execute("DELETE FROM accounts"))
-                contacts = _count(await conn.execute("DELETE FROM contacts"))
+                gone = await conn.fetch(
+                    "DELETE FROM contacts RETURNING address_sealed, address_hash"
+                )
+                contacts = len(gone)
                 # Pending registrations hold sealed addresses too (migration 010).
                 await conn.execute("DELETE FROM registration_requests")
             else:
@@ -316,18 +327,31 @@ async def purge(people: People, school: Organisation | None) -> PurgeResult:
                 await conn.execute(
                     "DELETE FROM registration_requests WHERE school_id = $1", school.id
                 )
-                contacts = _count(await conn.execute(
+                gone = await conn.fetch(
                     "DELETE FROM contacts c WHERE c.id = ANY($1::bigint[]) "
                     "AND NOT EXISTS (SELECT 1 FROM contact_accounts ca WHERE ca.contact_id = c.id) "
-                    "AND NOT EXISTS (SELECT 1 FROM contact_groups cg WHERE cg.contact_id = c.id)",
+                    "AND NOT EXISTS (SELECT 1 FROM contact_groups cg WHERE cg.contact_id = c.id) "
+                    "RETURNING address_sealed, address_hash",
                     candidates,
-                ))
+                )
+                contacts = len(gone)
+            addresses = [people.sealer.open(r["address_sealed"], ADDRESS) for r in gone]
+            if school is None:
+                # Everyone's: addresses given by hand and kept mails go too.
+                deliveries = await forget_everyone(conn, people.sealer, now)
+                suppressions = _count(await conn.execute("DELETE FROM suppressions"))
+            else:
+                deliveries = await forget_recipients(
+                    conn, people.sealer, [bytes(r["address_hash"]) for r in gone], now
+                )
+                suppressions = await Suppressions(conn, people.sealer).forget(addresses)
         # Dead rows stay in the table files until vacuumed; they are sealed, but go anyway.
         await conn.execute(
             "VACUUM accounts, contacts, contact_accounts, contact_groups, account_groups, "
-            "registration_requests"
+            "registration_requests, deliveries, bounces, suppressions, inbound_messages, "
+            "soft_failures"
         )
-    return PurgeResult(accounts, contacts, memberships)
+    return PurgeResult(accounts, contacts, memberships, deliveries, suppressions)
 
 
 def _count(status: str) -> int:

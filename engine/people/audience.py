@@ -25,6 +25,7 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import asyncpg
 
@@ -40,6 +41,10 @@ from engine.people.models import (
 )
 from engine.people.store import ADDRESS, People
 from engine.queue import NewBroadcast, Priority, Queue
+from engine.sealing import Sealer
+
+if TYPE_CHECKING:
+    from engine.twoway.asks import Asks
 
 # Every path into the audience in one statement: accounts by board, school, grade, class or id
 # (their contacts, with no group), and groups (contacts of member accounts and contacts that
@@ -155,14 +160,22 @@ async def send_broadcast(
     category: Category,
     max_age: float,
     within: Callable[[asyncpg.Connection, int], Awaitable[None]] | None = None,
+    asks: Asks | None = None,
 ) -> FanOut:
     """Resolve the audience, add ``broadcast.recipients`` (given by address), fan out, commit.
 
     ``within(conn, broadcast_id)`` runs in the same transaction before it commits, so what a
     caller records about the broadcast (its owner, an idempotency key) commits with it or not
-    at all. Raises InputError, changing nothing, when nobody is left to send to.
+    at all. Every delivery is tied to its contact and accounts (``twoway.link_deliveries``) in
+    the transaction; ``asks`` (read confirmation, questions, reminder) is checked first and
+    stored with it, and makes the mails link to the personal page. Raises InputError,
+    changing nothing, when nobody is left to send to or ``asks`` is wrong.
     """
+    from engine.twoway import link_deliveries
+
     now = people.clock.now()
+    if asks is not None:
+        asks.check(now)
     send_at = broadcast.send_at or now
     async with people.pool.acquire() as conn, conn.transaction():
         resolved = await resolve(conn, people, audience, category, broadcast.priority, send_at)
@@ -181,13 +194,19 @@ async def send_broadcast(
             replace(broadcast, recipients=list(recipients)), now, max_age, conn=conn
         )
         suppressed: int = await conn.fetchval(
-            "UPDATE broadcasts SET category = $2, audience = $3::jsonb, skipped = $4::jsonb "
-            "WHERE id = $1 RETURNING suppressed_count",
+            "UPDATE broadcasts SET category = $2, audience = $3::jsonb, skipped = $4::jsonb, "
+            "personal_page = $5 WHERE id = $1 RETURNING suppressed_count",
             broadcast_id, category.value,
             json.dumps({**audience.as_json(), "addresses": len(broadcast.recipients)}),
             json.dumps({r.value: n for r, n in resolved.skipped.items()}),
+            asks is not None and asks.personal_page,
         )
-        waiting = await _hold_until_morning(conn, broadcast_id, recipients, max_age)
+        waiting = await _hold_until_morning(
+            conn, people.sealer, broadcast_id, recipients, max_age
+        )
+        await link_deliveries(conn, people, broadcast_id)
+        if asks is not None:
+            await asks.apply(conn, people, broadcast_id)
         if within is not None:
             await within(conn, broadcast_id)
     return FanOut(broadcast_id, len(recipients), suppressed, waiting, dict(resolved.skipped))
@@ -195,20 +214,21 @@ async def send_broadcast(
 
 async def _hold_until_morning(
     conn: asyncpg.Connection,
+    sealer: Sealer,
     broadcast_id: int,
     recipients: dict[str, datetime | None],
     max_age: float,
 ) -> int:
     """Move the deliveries that wait out a night window; one statement per distinct end."""
-    by_end: dict[datetime, list[str]] = {}
+    by_end: dict[datetime, list[bytes]] = {}
     for address, wait in recipients.items():
         if wait is not None:
-            by_end.setdefault(wait, []).append(address)
+            by_end.setdefault(wait, []).append(sealer.address_hash(address))
     moved = 0
     for end, addresses in by_end.items():
         result: str = await conn.execute(
             "UPDATE deliveries SET next_attempt_at = $3, expires_at = $4 "
-            "WHERE broadcast_id = $1 AND recipient = ANY($2::text[]) AND state = 'queued'",
+            "WHERE broadcast_id = $1 AND recipient_hash = ANY($2::bytea[]) AND state = 'queued'",
             broadcast_id, addresses, end, end + timedelta(seconds=max_age),
         )
         moved += int(result.split()[-1])

@@ -18,6 +18,7 @@ from engine.errors import InputError
 from engine.people.contacts import find_contact
 from engine.people.registration import UNSUBSCRIBED, PublicGroup, masked, public_groups
 from engine.people.store import People
+from engine.queue.withdrawn import withdraw_unsent
 from engine.suppression import Suppressions
 
 
@@ -32,17 +33,21 @@ class Choices:
     children: tuple[str, ...]
     offered: tuple[PublicGroup, ...]
     chosen: frozenset[int]
+    # False for a contact imported without confirmation: the page asks it to confirm.
+    confirmed: bool = True
 
 
 async def choices_of(people: People, address: str) -> Choices:
     contact_id = await find_contact(people, address)
     offered = tuple(await public_groups(people, None))
     if contact_id is None:
-        entry = (await Suppressions(people.pool).lookup([address])).get(address)
+        entry = (await Suppressions(people.pool, people.sealer).lookup([address])).get(address)
         # Only the person's own unsubscribe is shown as theirs to undo (see rejoin_address).
         left = entry is not None and entry.reason == UNSUBSCRIBED
         return Choices(None, masked(address), left, (), offered, frozenset())
-    row = await people.pool.fetchrow("SELECT state FROM contacts WHERE id = $1", contact_id)
+    row = await people.pool.fetchrow(
+        "SELECT state, confirmed_at FROM contacts WHERE id = $1", contact_id
+    )
     children = await people.pool.fetch(
         "SELECT o.name AS school, g.grade, c.name AS class FROM contact_accounts ca"
         " JOIN accounts a ON a.id = ca.account_id AND a.state = 'active'"
@@ -57,7 +62,7 @@ async def choices_of(people: People, address: str) -> Choices:
     return Choices(
         contact_id, masked(address), row["state"] == "left",
         tuple(_label(r["school"], r["grade"], r["class"]) for r in children),
-        offered, frozenset(r["group_id"] for r in chosen),
+        offered, frozenset(r["group_id"] for r in chosen), row["confirmed_at"] is not None,
     )
 
 
@@ -95,28 +100,32 @@ async def choose_groups(people: People, address: str, group_ids: Sequence[int]) 
 
 async def leave_address(people: People, address: str) -> None:
     """Nothing more is sent to ``address``: its contact leaves, or, for an address that is not a
-    contact, it goes on the suppression list. Doing it twice changes nothing more."""
+    contact, it goes on the suppression list; mail to it fanned out and not sent yet is
+    withdrawn (engine.queue.withdrawn). Doing it twice changes nothing more."""
     normal = normalise_address(address)
+    now = people.clock.now()
     contact_id = await find_contact(people, normal)
-    if contact_id is not None:
-        await people.pool.execute(
-            "UPDATE contacts SET state = 'left', updated_at = $2 WHERE id = $1",
-            contact_id, people.clock.now(),
-        )
-        return
-    suppressions = Suppressions(people.pool, clock=people.clock)
-    if not await suppressions.lookup([normal]):
-        await suppressions.add(
-            normal, UNSUBSCRIBED, source="operator",
-            note="配信停止（ワンクリック） / one-click unsubscribe (RFC 8058)",
-        )
+    async with people.pool.acquire() as conn, conn.transaction():
+        if contact_id is not None:
+            await conn.execute(
+                "UPDATE contacts SET state = 'left', updated_at = $2 WHERE id = $1",
+                contact_id, now,
+            )
+        else:
+            suppressions = Suppressions(conn, people.sealer, clock=people.clock)
+            if not await suppressions.lookup([normal]):
+                await suppressions.add(
+                    normal, UNSUBSCRIBED, source="operator",
+                    note="配信停止（ワンクリック） / one-click unsubscribe (RFC 8058)",
+                )
+        await withdraw_unsent(conn, [people.sealer.address_hash(normal)], now)
 
 
 async def rejoin_address(people: People, address: str) -> None:
     """Undo ``leave_address`` from the same page (only the contact's own choice undoes it)."""
     contact_id = await find_contact(people, address)
     if contact_id is None:
-        suppressions = Suppressions(people.pool, clock=people.clock)
+        suppressions = Suppressions(people.pool, people.sealer, clock=people.clock)
         entry = (await suppressions.lookup([address])).get(address)
         # Only the person's own unsubscribe is undone here, never a bounce or a complaint.
         if entry is not None and entry.reason == UNSUBSCRIBED:

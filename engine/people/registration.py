@@ -270,8 +270,9 @@ async def _complete(
         )
         # An earlier one-click unsubscribe of the address (before it was a contact) is undone
         # by registering; a bounce or complaint on the list stays.
-        entry = (await Suppressions(conn).lookup([address])).get(address)
+        suppressions = Suppressions(conn, people.sealer)
+        entry = (await suppressions.lookup([address])).get(address)
         if entry is not None and entry.reason == UNSUBSCRIBED:
-            await Suppressions(conn).remove(address)
+            await suppressions.remove(address)
         await link_contact(conn, contact_id, accounts, groups, now)
     return contact_id

@@ -14,10 +14,10 @@ import asyncpg
 from engine.clock import Clock, SystemClock
 from engine.config import PeopleSettings
 from engine.errors import ConfigError
+from engine.sealing import ADDRESS as ADDRESS
 from engine.sealing import Sealer, load_key
 
 # Purposes of sealed values (the AES-GCM associated data and the hash's separator).
-ADDRESS = "contact.address"
 CONTACT_NAME = "contact.name"
 ACCOUNT_NAME = "account.name"
 CODE = "account.code"

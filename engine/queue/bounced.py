@@ -12,9 +12,13 @@ from datetime import datetime
 
 import asyncpg
 
+from engine.address import mask_addresses
 from engine.queue.models import State
+from engine.sealing import RECIPIENT, Sealer
 
-DELIVERIES_SQL = "SELECT id, recipient, state FROM deliveries WHERE id = ANY($1::bigint[])"
+DELIVERIES_SQL = (
+    "SELECT id, recipient_sealed, state FROM deliveries WHERE id = ANY($1::bigint[])"
+)
 
 # A mail that was accepted and bounced later did not arrive: it becomes failed with the
 # bounce's verdict. That covers state 'delivered' and also 'sending': a receiving MX may bounce
@@ -55,11 +59,16 @@ class LateFailure:
 
 
 async def deliveries_by_id(
-    conn: asyncpg.Connection, ids: Sequence[int]
+    conn: asyncpg.Connection, sealer: Sealer, ids: Sequence[int]
 ) -> dict[int, BouncedDelivery]:
-    """Those of the deliveries ``ids`` that still exist."""
+    """Those of the deliveries ``ids`` that still exist (recipients opened)."""
     rows = await conn.fetch(DELIVERIES_SQL, list(ids))
-    return {r["id"]: BouncedDelivery(r["id"], r["recipient"], State(r["state"])) for r in rows}
+    return {
+        r["id"]: BouncedDelivery(
+            r["id"], sealer.open(r["recipient_sealed"], RECIPIENT), State(r["state"])
+        )
+        for r in rows
+    }
 
 
 async def mark_failed_late(
@@ -76,9 +85,10 @@ async def mark_failed_late(
         [f.category for f in failures],
         [f.code for f in failures],
         [f.status for f in failures],
-        [f.text for f in failures],
+        [mask_addresses(f.text) for f in failures],
     )
     return [r["id"] for r in rows]
 
 
 __all__ = ["BouncedDelivery", "LateFailure", "deliveries_by_id", "mark_failed_late"]
+

@@ -1,10 +1,10 @@
 """The PostgreSQL queue: fan-out, claim under a lease, batched outcomes, release, reports.
 
 The queue package is the one place that knows the ``broadcasts``, ``deliveries`` and
-``delivery_attempts`` tables: this module, ``broadcasts`` (listing, cancelling) and ``bounced``
-(deliveries a later bounce fails). Every statement takes the time from the caller (the
-injectable clock) instead of the server's ``now()``, so that the same rules hold in tests that
-move time by hand.
+``delivery_attempts`` tables: this module, ``broadcasts`` (listing, cancelling), ``bounced``
+(deliveries a later bounce fails) and ``withdrawn`` (recipients who left or were purged). Every
+statement takes the time from the caller (the injectable clock) instead of the server's
+``now()``, so that the same rules hold in tests that move time by hand.
 
 Delivery is at least once: a delivery whose lease ran out (its runner died) is claimed again,
 and a mail that was in flight at the death may therefore be sent twice. Nothing else repeats:
@@ -22,7 +22,7 @@ from typing import Any
 
 import asyncpg
 
-from engine.address import domain_of
+from engine.address import domain_of, mask_addresses
 from engine.errors import InputError, QueueError
 from engine.queue import broadcasts
 from engine.queue.broadcasts import (
@@ -41,6 +41,7 @@ from engine.queue.models import (
     Priority,
     State,
 )
+from engine.sealing import RECIPIENT, Sealer
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,8 @@ SET state = 'sending',
     updated_at = $1
 FROM due
 WHERE d.id = due.id AND due.broadcast_id NOT IN (SELECT id FROM cancelled)
-RETURNING d.id, d.broadcast_id, d.recipient, d.domain, d.attempts, d.expires_at, d.priority,
+RETURNING d.id, d.broadcast_id, d.recipient_sealed, d.domain, d.attempts, d.expires_at,
+          d.priority,
           d.last_code, d.last_status, d.last_text
 """
 
@@ -176,6 +178,11 @@ ORDER BY b.id DESC
 """
 
 
+def _masked(text: str | None) -> str | None:
+    """A reply as stored: receivers quote the recipient's address in it (engine.address)."""
+    return mask_addresses(text) if text and "@" in text else text
+
+
 @asynccontextmanager
 async def _connection(
     pool: asyncpg.Pool, conn: asyncpg.Connection | None
@@ -200,10 +207,18 @@ class BroadcastCounts:
 
 
 class Queue:
-    """The queue's operations over an asyncpg pool."""
+    """The queue's operations over an asyncpg pool.
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    Recipients are stored sealed with ``sealer`` (engine/sealing.py) beside their address
+    hash; every method takes and returns plain addresses, sealing and opening at the edge.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, sealer: Sealer) -> None:
         self.pool = pool
+        self.sealer = sealer
+
+    def open_recipient(self, sealed: bytes) -> str:
+        return self.sealer.open(sealed, RECIPIENT)
 
     async def enqueue(
         self,
@@ -232,15 +247,18 @@ class Queue:
         priority = int(broadcast.priority)
         async with _connection(self.pool, conn) as conn, conn.transaction():
             # One indexed lookup for the whole list, inside the transaction, before the COPY.
-            # Without case, as the suppression list compares addresses.
-            suppressed = {
-                r["address"].lower(): r
+            # Without case, as the suppression list compares addresses (by folded hash).
+            hashes = [self.sealer.hashes(r) for r in recipients]
+            keys = [folded for _, folded in hashes]
+            found = {
+                bytes(r["address_key"]): r
                 for r in await conn.fetch(
-                    "SELECT address, reason, category, created_at FROM suppressions "
-                    "WHERE lower(address) = ANY($1::text[])",
-                    [r.lower() for r in recipients],
+                    "SELECT address_key, reason, category, created_at FROM suppressions "
+                    "WHERE address_key = ANY($1::bytea[])",
+                    keys,
                 )
             }
+            suppressed = {r: found[k] for r, k in zip(recipients, keys, strict=True) if k in found}
             broadcast_id: int = await conn.fetchval(
                 """
                 INSERT INTO broadcasts
@@ -261,16 +279,20 @@ class Queue:
                 broadcast.reply_to,
             )
             columns = [
-                "broadcast_id", "recipient", "domain", "priority",
+                "broadcast_id", "recipient_sealed", "recipient_hash", "domain", "priority",
                 "next_attempt_at", "expires_at", "created_at", "updated_at",
             ]
+            seal = self.sealer.seal
             if not suppressed:
                 await conn.copy_records_to_table(
                     "deliveries",
                     columns=columns,
                     records=(
-                        (broadcast_id, r, domain_of(r), priority, send_at, expires_at, now, now)
-                        for r in recipients
+                        (
+                            broadcast_id, seal(r, RECIPIENT), h[0], domain_of(r), priority,
+                            send_at, expires_at, now, now,
+                        )
+                        for r, h in zip(recipients, hashes, strict=True)
                     ),
                 )
             else:
@@ -281,18 +303,17 @@ class Queue:
                         "failed", "suppressed", s["category"],
                         suppressed_text(s["category"], s["reason"], s["created_at"]), now,
                     )
-                    for r in recipients
-                    if (s := suppressed.get(r.lower())) is not None
+                    for r, s in suppressed.items()
                 }
                 await conn.copy_records_to_table(
                     "deliveries",
                     columns=[*columns, "state", "reason", "category", "last_text", "finished_at"],
                     records=(
                         (
-                            broadcast_id, r, domain_of(r), priority, send_at, expires_at, now,
-                            now, *marks.get(r, fresh),
+                            broadcast_id, seal(r, RECIPIENT), h[0], domain_of(r), priority,
+                            send_at, expires_at, now, now, *marks.get(r, fresh),
                         )
-                        for r in recipients
+                        for r, h in zip(recipients, hashes, strict=True)
                     ),
                 )
             # Delivered at commit: runners wake once per broadcast, not once per row.
@@ -324,7 +345,7 @@ class Queue:
             ClaimedDelivery(
                 id=r["id"],
                 broadcast_id=r["broadcast_id"],
-                recipient=r["recipient"],
+                recipient=self.open_recipient(r["recipient_sealed"]),
                 domain=r["domain"],
                 attempts=r["attempts"],
                 expires_at=r["expires_at"],
@@ -346,8 +367,8 @@ class Queue:
                 cols,
                 (
                     r.delivery_id, r.outcome.value, 1 if r.counts else 0, r.code, r.status,
-                    r.text, r.reason, r.next_attempt_at, r.attempted_at, r.host, r.category,
-                    r.tls,
+                    _masked(r.text), r.reason, r.next_attempt_at, r.attempted_at, r.host,
+                    r.category, r.tls,
                 ),
                 strict=True,
             ):
@@ -371,7 +392,7 @@ class Queue:
         await self.pool.execute(
             NOTE_SQL,
             [r.delivery_id for r in results], [r.code for r in results],
-            [r.status for r in results], [r.text for r in results],
+            [r.status for r in results], [_masked(r.text) for r in results],
             [r.reason for r in results], [r.category for r in results],
             [r.attempted_at for r in results], [r.host for r in results], owner,
         )
@@ -504,10 +525,10 @@ class Queue:
 
     async def recipient_of(self, delivery_id: int) -> str | None:
         """The address a delivery was for (a personal link names its delivery), or None."""
-        found: str | None = await self.pool.fetchval(
-            "SELECT recipient FROM deliveries WHERE id = $1", delivery_id
+        sealed: bytes | None = await self.pool.fetchval(
+            "SELECT recipient_sealed FROM deliveries WHERE id = $1", delivery_id
         )
-        return found
+        return None if sealed is None else self.open_recipient(sealed)
 
     async def deliveries_of(self, broadcast_id: int) -> list[dict[str, Any]]:
         """One row per recipient of a broadcast, in the order they were enqueued."""
@@ -516,13 +537,17 @@ class Queue:
             raise QueueError(f"there is no broadcast {broadcast_id}")
         rows = await self.pool.fetch(
             """
-            SELECT id, recipient, state, attempts, last_code, last_status, last_text, reason,
-                   category, created_at, updated_at, finished_at
+            SELECT id, recipient_sealed, state, attempts, last_code, last_status, last_text,
+                   reason, category, created_at, updated_at, finished_at
             FROM deliveries WHERE broadcast_id = $1 ORDER BY id
             """,
             broadcast_id,
         )
-        return [dict(r.items()) for r in rows]
+        return [
+            {"id": r["id"], "recipient": self.open_recipient(r["recipient_sealed"]),
+             **{k: v for k, v in r.items() if k not in ("id", "recipient_sealed")}}
+            for r in rows
+        ]
 
 
 __all__ = ["NOTIFY_CHANNEL", "BroadcastCounts", "Queue", "Outcome"]

@@ -27,6 +27,7 @@ from engine.queue.broadcasts import (
     _state_of,
 )
 from engine.queue.models import STATE_LABELS_JA
+from engine.sealing import RECIPIENT, Sealer
 from engine.staff.models import Principal
 from engine.staff.rights import may_see, not_found, visibility
 
@@ -222,7 +223,7 @@ WHERE broadcast_id = $1
   AND ($3::text IS NULL OR category = $3 OR ($3 = 'cancelled' AND reason = 'cancelled'))
   AND (NOT $4 OR state IN ('failed', 'deferred'))
   AND ($5::text[] IS NULL OR category = ANY($5::text[]))
-  AND ($6::text[] IS NULL OR recipient = ANY($6::text[]))
+  AND ($6::bytea[] IS NULL OR recipient_hash = ANY($6::bytea[]))
 """
 
 # The categories whose failures may pass (engine.bounce: not hard).
@@ -230,28 +231,29 @@ TEMPORARY_CATEGORIES = sorted(key for key, c in CATEGORIES.items() if not c.hard
 
 
 async def recipients(
-    pool: asyncpg.Pool, actor: Principal, broadcast_id: int, f: RecipientFilter, now: datetime,
-    limit: int = 100, offset: int = 0,
+    pool: asyncpg.Pool, sealer: Sealer, actor: Principal, broadcast_id: int, f: RecipientFilter,
+    now: datetime, limit: int = 100, offset: int = 0,
 ) -> tuple[int, list[Recipient]]:
     _page(limit, offset)
     await visible_broadcast(pool, actor, broadcast_id, now)
     args = [
         broadcast_id, f.state.value if f.state else None, f.category, f.failed_only,
         TEMPORARY_CATEGORIES if f.temporary_only else None,
-        list(f.addresses) if f.addresses is not None else None,
+        [sealer.address_hash(a) for a in f.addresses] if f.addresses is not None else None,
     ]
     total: int = await pool.fetchval(
         f"SELECT count(*) FROM deliveries {_RECIPIENT_WHERE}", *args
     )
     rows = await pool.fetch(
-        "SELECT id, recipient, state, attempts, last_code, last_status, last_text, reason, "
+        "SELECT id, recipient_sealed, state, attempts, last_code, last_status, last_text, reason, "
         f"category, updated_at, finished_at FROM deliveries {_RECIPIENT_WHERE} "
         "ORDER BY id LIMIT $7 OFFSET $8",
         *args, limit, offset,
     )
     return total, [
         Recipient(
-            r["id"], r["recipient"], State(r["state"]), r["attempts"], r["last_code"],
+            r["id"], sealer.open(r["recipient_sealed"], RECIPIENT), State(r["state"]),
+            r["attempts"], r["last_code"],
             r["last_status"], r["last_text"], r["reason"], r["category"],
             category_label(r["category"], r["reason"]), r["updated_at"], r["finished_at"],
         )
@@ -293,12 +295,15 @@ def _text_cell(text: str | None) -> str:
 
 
 async def all_recipients(
-    pool: asyncpg.Pool, actor: Principal, broadcast_id: int, f: RecipientFilter, now: datetime
+    pool: asyncpg.Pool, sealer: Sealer, actor: Principal, broadcast_id: int, f: RecipientFilter,
+    now: datetime,
 ) -> list[Recipient]:
     """Every recipient under ``f`` (for CSV), in pages of 1,000."""
     out: list[Recipient] = []
     while True:
-        total, page = await recipients(pool, actor, broadcast_id, f, now, 1000, len(out))
+        total, page = await recipients(
+            pool, sealer, actor, broadcast_id, f, now, 1000, len(out)
+        )
         out += page
         if not page or len(out) >= total:
             return out

@@ -2,18 +2,17 @@
 
 A reminder is a new broadcast linked to the first (``resend_of``, like a resend), to the
 addresses of the first whose mail was delivered and is not read (purpose ``read``) or whose
-children have no answer yet (purpose ``survey``), skipping contacts that left. Its mails link
-to each recipient's personal page (``broadcasts.personal_page``), and each of its deliveries is
-tied to the first broadcast's delivery (``twoway.reminders.link_reminder``), so a read or an
-answer made through the reminder counts for the first broadcast. Everything — the broadcast,
-its owner, the page flag, the ties and the reminder counts — commits together or not at all.
+children have no answer yet (purpose ``survey``), skipping contacts that left. It is made like
+the minute task's automatic read reminders (engine/twoway/reminders.py): the fan-out applies
+``Asks(reminder=ReminderOf(...))``, so its mails link to each recipient's personal page and
+each of its deliveries is tied to the first broadcast's delivery (``reminder_deliveries``): a
+read or an answer made through the reminder counts for the first broadcast. Everything — the
+broadcast, its owner, the ties and the reminder counts — commits together or not at all.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import asyncpg
 
 from engine.errors import InputError
 from engine.people import Audience, Category, People, send_broadcast
@@ -21,12 +20,10 @@ from engine.people.contacts import left_among
 from engine.queue import NewBroadcast, Queue
 from engine.staff.follow import visible_broadcast
 from engine.staff.models import Principal
-
-# The owner row is written exactly as a resend writes it; sending.py keeps that statement.
-from engine.staff.sending import Created, _owner_row
+from engine.staff.sending import Created, owner_row
 from engine.staff.store import Staff
-from engine.twoway.reads import DueReminder, mark_reminded
-from engine.twoway.reminders import link_reminder, unread_deliveries
+from engine.twoway.asks import Asks, ReminderOf
+from engine.twoway.reads import DueReminder, unread_deliveries
 from engine.twoway.surveys import survey_of, unanswered_deliveries
 
 PURPOSES = ("read", "survey")
@@ -69,10 +66,10 @@ async def remind(
             raise InputError("この配信には質問がありません (the broadcast has no survey)")
         targets = await unanswered_deliveries(people, broadcast_id)
     else:
-        asks = await people.pool.fetchval(
+        asked = await people.pool.fetchval(
             "SELECT 1 FROM read_requests WHERE broadcast_id = $1", broadcast_id
         )
-        if asks is None:
+        if asked is None:
             raise InputError(
                 "この配信は既読確認を求めていません (the broadcast asks for no read confirmation)"
             )
@@ -91,15 +88,11 @@ async def remind(
         recipients=[t.recipient for t in targets], priority=content.priority,
         sender_name=content.sender_name, reply_to=content.reply_to,
     )
-    owner = _owner_row(actor, now, resend_of=broadcast_id, organisation_id=first.organisation_id)
-
-    async def within(conn: asyncpg.Connection, new_id: int) -> None:
-        await owner(conn, new_id)
-        await conn.execute("UPDATE broadcasts SET personal_page = true WHERE id = $1", new_id)
-        await link_reminder(conn, new_id, broadcast_id)
-        await mark_reminded(conn, purpose, [t.delivery_id for t in targets], now)
-
+    # The owner row is written exactly as a resend writes it.
+    owner = owner_row(actor, now, resend_of=broadcast_id, organisation_id=first.organisation_id)
+    asks = Asks(reminder=ReminderOf(broadcast_id, tuple(t.delivery_id for t in targets), purpose))
     fan = await send_broadcast(
-        people, queue, broadcast, Audience(), Category(first.category), max_age, within=within
+        people, queue, broadcast, Audience(), Category(first.category), max_age, within=owner,
+        asks=asks,
     )
     return Reminder(Created(fan.broadcast_id, fan.recipients, False, fan.summary_ja()), len(left))

@@ -28,7 +28,7 @@ from engine.staff.follow import RecipientFilter, all_recipients, visible_broadca
 from engine.staff.models import ActorKind, NotFoundError, Principal
 from engine.staff.rights import check_audience
 from engine.staff.store import Staff
-from engine.twoway.asking import ReadConfirmation, attach_asking, check_asking, link_if_asked
+from engine.twoway.asks import Asks, ReadPolicy
 from engine.twoway.questions import Question
 
 
@@ -41,29 +41,33 @@ class BroadcastRequest:
     category: Category = Category.NOTICE
     priority: Priority = Priority.NORMAL
     send_at: datetime | None = None
-    # Two-way (issue 13): what the broadcast asks of its recipients.
-    read_confirmation: ReadConfirmation | None = None
+    # Two-way (engine/twoway): ask for read confirmation with this reminder policy; questions
+    # answered on the personal page until ``deadline``. Either makes the mails link to it.
+    read: ReadPolicy | None = None
     questions: tuple[Question, ...] = ()
-    answer_deadline: datetime | None = None
+    deadline: datetime | None = None
+
+    def asks(self) -> Asks | None:
+        """What the broadcast asks of its recipients, for ``send_broadcast``; None: nothing."""
+        if self.read is None and not self.questions and self.deadline is None:
+            return None
+        return Asks(read=self.read, questions=self.questions, deadline=self.deadline)
 
     def digest(self) -> bytes:
         """Identifies the request's content, to tell a retry from a different request."""
-        read = self.read_confirmation
         fields: list[object] = [
             self.sender, self.subject, self.body, self.audience.as_json(), self.category.value,
             int(self.priority), self.send_at.isoformat() if self.send_at else None,
         ]
-        if read is not None or self.questions:
-            # Only then: a request without them keeps the digest it had before issue 13.
-            fields += [
-                [read.remind_after.total_seconds(), read.max_reminders] if read else None,
+        if self.asks() is not None:
+            # Only then, so digests of requests without two-way stay what they were.
+            fields.append([
+                None if self.read is None
+                else [self.read.remind_after.total_seconds(), self.read.max_reminders],
                 [q.as_json() for q in self.questions],
-                self.answer_deadline.isoformat() if self.answer_deadline else None,
-            ]
-        payload = json.dumps(
-            fields,
-            ensure_ascii=False, sort_keys=True,
-        )
+                self.deadline.isoformat() if self.deadline else None,
+            ])
+        payload = json.dumps(fields, ensure_ascii=False, sort_keys=True)
         return hashlib.sha256(payload.encode("utf-8")).digest()
 
 
@@ -120,17 +124,11 @@ async def create(
     if req.send_at is not None:
         refuse_past_send_at(req.send_at, now)
     await check_audience(staff.pool, actor, req.audience)
-    check_asking(req.read_confirmation, req.questions, req.answer_deadline, now)
 
-    owner = _owner_row(
+    own = owner_row(
         actor, now, idempotency_key, req.digest() if idempotency_key else None,
         draft_id=draft_id,
     )
-
-    async def own(conn: asyncpg.Connection, broadcast_id: int) -> None:
-        await owner(conn, broadcast_id)
-        await attach_asking(conn, people, broadcast_id, req.read_confirmation, req.questions,
-                            req.answer_deadline)
 
     broadcast = NewBroadcast(
         sender=sender, subject=req.subject.strip(), body=req.body, recipients=[],
@@ -138,7 +136,8 @@ async def create(
     )
     try:
         fan = await send_broadcast(
-            people, queue, broadcast, req.audience, req.category, max_age, within=own
+            people, queue, broadcast, req.audience, req.category, max_age, within=own,
+            asks=req.asks(),
         )
     except asyncpg.UniqueViolationError:
         # The same key raced us and won: its broadcast is the answer.
@@ -146,11 +145,10 @@ async def create(
         if earlier is None:
             raise
         return earlier
-    await link_if_asked(people, fan.broadcast_id, req.read_confirmation, req.questions)
     return Created(fan.broadcast_id, fan.recipients, False, fan.summary_ja())
 
 
-def _owner_row(
+def owner_row(
     actor: Principal,
     now: datetime,
     idempotency_key: str | None = None,
@@ -203,8 +201,10 @@ async def resend(
     broadcast; the new one belongs to the same school."""
     now = staff.now()
     first = await visible_broadcast(staff.pool, actor, broadcast_id, now)
-    chosen = [r.address for r in await all_recipients(staff.pool, actor, broadcast_id, which,
-                                                        now)]
+    chosen = [
+        r.address
+        for r in await all_recipients(staff.pool, people.sealer, actor, broadcast_id, which, now)
+    ]
     left = await left_among(people, chosen)
     addresses = [a for a in chosen if a not in left]
     if not addresses:
@@ -221,7 +221,7 @@ async def resend(
         raise InputError("件名を 1 行で入れてください (a one-line subject)")
     fan = await send_broadcast(
         people, queue, broadcast, Audience(), Category(first.category), max_age,
-        within=_owner_row(actor, now, resend_of=broadcast_id,
+        within=owner_row(actor, now, resend_of=broadcast_id,
                           organisation_id=first.organisation_id),
     )
     return Created(fan.broadcast_id, fan.recipients, False, fan.summary_ja())

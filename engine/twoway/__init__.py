@@ -11,8 +11,11 @@ sealed at rest. Modules:
     reports     欠席・遅刻・早退 and 健康連絡: school hours and reasons, reports, staff lists
     replies     guardians' replies tied to their delivery by Message-ID
     csv_out     CSV in UTF-8 with BOM, formula-safe cells
-    asking      what a new broadcast asks (reads, questions), recorded in its fan-out
-    reminders   who has not read; a reminder's delivery -> the first mail's (``page_delivery``)
+    asks        what a new broadcast asks (read, questions, reminder), applied by the fan-out
+    personal    what a delivery's personal page shows (a reminder stands for the first mail)
+    reminders   the minute task's read reminders, as broadcasts linked to the first one
+    family      the report page's children and open reports; confirmation and link mails
+    page_limits request counts per link, forged links per network (the pages' rate limits)
     staff_views reads and answers paged, the "new reports" badge and its seen mark
     answers     the automatic answer to a reply (once per delivery, never to an answer)
     notify      class teachers told of new reports by mail (periodic, batched, no names)

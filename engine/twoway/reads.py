@@ -21,6 +21,7 @@ import asyncpg
 
 from engine.errors import InputError
 from engine.people.store import ACCOUNT_NAME, People
+from engine.sealing import RECIPIENT
 
 
 @dataclass(frozen=True)
@@ -182,7 +183,7 @@ async def due_read_reminders(
 ) -> list[DueReminder]:
     """Deliveries owed a read reminder now (of one broadcast, or of all that ask for reads)."""
     rows = await people.pool.fetch(
-        "SELECT d.id, d.broadcast_id, d.recipient, coalesce(m.reminders, 0) AS sent "
+        "SELECT d.id, d.broadcast_id, d.recipient_sealed, coalesce(m.reminders, 0) AS sent "
         "FROM read_requests rr "
         "JOIN deliveries d ON d.broadcast_id = rr.broadcast_id AND d.state = 'delivered' "
         "LEFT JOIN delivery_reads r ON r.delivery_id = d.id "
@@ -196,7 +197,34 @@ async def due_read_reminders(
         "ORDER BY d.id",
         broadcast_id, now,
     )
-    return [DueReminder(r["id"], r["broadcast_id"], r["recipient"], r["sent"]) for r in rows]
+    return _due(people, rows)
+
+
+async def unread_deliveries(people: People, broadcast_id: int) -> list[DueReminder]:
+    """The broadcast's delivered mails not read yet, to contacts still active, whatever the
+    reminder policy says: whom a staff member's "remind the unread" goes to."""
+    rows = await people.pool.fetch(
+        "SELECT d.id, d.broadcast_id, d.recipient_sealed, coalesce(m.reminders, 0) AS sent "
+        "FROM deliveries d "
+        "LEFT JOIN delivery_reads r ON r.delivery_id = d.id "
+        "LEFT JOIN delivery_reminders m ON m.delivery_id = d.id AND m.purpose = 'read' "
+        "LEFT JOIN delivery_contacts dc ON dc.delivery_id = d.id "
+        "LEFT JOIN contacts c ON c.id = dc.contact_id "
+        "WHERE d.broadcast_id = $1 AND d.state = 'delivered' AND r.delivery_id IS NULL "
+        "AND (c.state IS NULL OR c.state = 'active') ORDER BY d.id",
+        broadcast_id,
+    )
+    return _due(people, rows)
+
+
+def _due(people: People, rows: list[asyncpg.Record]) -> list[DueReminder]:
+    return [
+        DueReminder(
+            r["id"], r["broadcast_id"], people.sealer.open(r["recipient_sealed"], RECIPIENT),
+            r["sent"],
+        )
+        for r in rows
+    ]
 
 
 async def mark_reminded(

@@ -1,7 +1,8 @@
 """Who each delivery was for: its contact and the audience's accounts behind it.
 
 Deliveries are keyed by address only. ``link_deliveries`` ties every delivery of a broadcast
-to its contact (through the address's keyed hash, so no address is decrypted) and to the
+to its contact (the delivery's recipient_hash is the contact's address_hash, so nothing is
+opened) and to the
 accounts of that contact the broadcast's audience selected (a guardian of two children, one in
 the audience, answers for that one only). Fan-out calls it once per broadcast, after
 ``Queue.enqueue``, ideally in the same transaction; it is idempotent, so running it again (after
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from engine.people.store import ACCOUNT_NAME, ADDRESS, People
+from engine.people.store import ACCOUNT_NAME, People
 
 # The audience (as stored on broadcasts.audience by engine.people) -> accounts: by board,
 # school, grade, class, account id, or membership of a selected group.
@@ -56,18 +57,13 @@ async def link_deliveries(
     conn: asyncpg.Connection | asyncpg.Pool, people: People, broadcast_id: int
 ) -> int:
     """Tie the broadcast's deliveries to contacts and accounts; return the deliveries linked."""
-    rows = await conn.fetch(
-        "SELECT d.id, d.recipient FROM deliveries d "
-        "WHERE d.broadcast_id = $1 AND NOT EXISTS "
-        "(SELECT 1 FROM delivery_contacts dc WHERE dc.delivery_id = d.id)",
-        broadcast_id,
-    )
-    hashed = people.sealer.lookup_hash
+    # A delivery's recipient_hash is its contact's address_hash (Sealer.address_hash).
     result: str = await conn.execute(
         "INSERT INTO delivery_contacts (delivery_id, broadcast_id, contact_id) "
-        "SELECT u.d, $1, c.id FROM unnest($2::bigint[], $3::bytea[]) AS u(d, h) "
-        "JOIN contacts c ON c.address_hash = u.h ON CONFLICT DO NOTHING",
-        broadcast_id, [r["id"] for r in rows], [hashed(r["recipient"], ADDRESS) for r in rows],
+        "SELECT d.id, $1, c.id FROM deliveries d "
+        "JOIN contacts c ON c.address_hash = d.recipient_hash "
+        "WHERE d.broadcast_id = $1 ON CONFLICT DO NOTHING",
+        broadcast_id,
     )
     await conn.execute(LINK_ACCOUNTS_SQL, broadcast_id)
     return int(result.split()[-1])

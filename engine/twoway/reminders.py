@@ -1,57 +1,98 @@
-"""Reminders sent by staff: who has not read or answered, and which first mail each reminder
-delivery stands for.
+"""Read reminders: each broadcast's due deliveries get one reminder broadcast, linked back.
 
-A reminder is a new broadcast (engine/staff/reminding.py) whose mails link to the personal
-page. Its deliveries are tied here to the delivery of the first broadcast with the same
-address (``link_reminder``, in the reminder's creating transaction), so the page reached
-through a reminder records the read and the answers on the first broadcast:
+``mamoru serve`` calls ``send_due_reminders`` every minute (cli/services.py). For each
+broadcast with deliveries owed a reminder (``reads.due_read_reminders``: delivered, unread,
+under the limit, ``remind_after`` since the delivery or the last reminder) it fans out one new
+broadcast to those addresses: the same sender, priority and category, the subject marked as a
+reminder, and a personal page link that records the read against the first broadcast
+(``asks.ReminderOf``). The reminder and its count commit together, so a crash sends a reminder
+again at most, never counts one that was not sent.
 
-    delivery_id = await page_delivery(pool, token_delivery_id)   # the page calls this first
-
-``unread_deliveries`` is the read-confirmation twin of ``surveys.unanswered_deliveries``: the
-delivered mails of the broadcast not read yet, to contacts that have not left.
+Reminders are not sent at night (``QUIET`` in Japan time): they stay due and go at its end.
 """
 
 from __future__ import annotations
 
-import asyncpg
+import logging
+from datetime import datetime, time
 
-from engine.people.store import People
-from engine.twoway.reads import DueReminder
+from engine.clock import jst
+from engine.errors import InputError
+from engine.people import Audience, Category, People, send_broadcast
+from engine.queue import NewBroadcast, Queue
+from engine.twoway.asks import Asks, ReminderOf
+from engine.twoway.reads import DueReminder, due_read_reminders
 
+log = logging.getLogger(__name__)
 
-async def unread_deliveries(people: People, broadcast_id: int) -> list[DueReminder]:
-    """Delivered deliveries of the broadcast without a read, to contacts still active."""
-    rows = await people.pool.fetch(
-        "SELECT d.id, d.broadcast_id, d.recipient, coalesce(m.reminders, 0) AS sent "
-        "FROM deliveries d "
-        "LEFT JOIN delivery_reads r ON r.delivery_id = d.id "
-        "LEFT JOIN delivery_reminders m ON m.delivery_id = d.id AND m.purpose = 'read' "
-        "LEFT JOIN delivery_contacts dc ON dc.delivery_id = d.id "
-        "LEFT JOIN contacts c ON c.id = dc.contact_id "
-        "WHERE d.broadcast_id = $1 AND d.state = 'delivered' AND r.delivery_id IS NULL "
-        "AND (c.state IS NULL OR c.state = 'active') ORDER BY d.id",
-        broadcast_id,
-    )
-    return [DueReminder(r["id"], r["broadcast_id"], r["recipient"], r["sent"]) for r in rows]
-
-
-async def link_reminder(conn: asyncpg.Connection, reminder_id: int, first_id: int) -> int:
-    """Tie each delivery of the reminder to the first broadcast's delivery to the same address;
-    return how many were tied."""
-    result: str = await conn.execute(
-        "INSERT INTO reminder_deliveries (delivery_id, reminds) "
-        "SELECT r.id, f.id FROM deliveries r JOIN deliveries f "
-        "ON f.broadcast_id = $2 AND f.recipient = r.recipient "
-        "WHERE r.broadcast_id = $1 ON CONFLICT DO NOTHING",
-        reminder_id, first_id,
-    )
-    return int(result.split()[-1])
+SUBJECT_MARK = "【再送・確認のお願い】"
+INTRO = (
+    "まだ「確認しました」が押されていないため、もう一度お送りします。\n"
+    "下のリンクを開くと確認済みになります。\n\n"
+)
+# 21:00-07:00 Japan time: no reminder rings a phone then.
+QUIET = (time(21, 0), time(7, 0))
+# Held while one serve sends reminders (any 64-bit number no other lock of mamoru uses).
+_LOCK = 0x6D616D6F7275_0D
 
 
-async def page_delivery(db: asyncpg.Pool | asyncpg.Connection, delivery_id: int) -> int:
-    """The delivery whose page a link names: the first mail's for a reminder, else itself."""
-    first: int | None = await db.fetchval(
-        "SELECT reminds FROM reminder_deliveries WHERE delivery_id = $1", delivery_id
-    )
-    return first if first is not None else delivery_id
+def is_quiet(now: datetime) -> bool:
+    t = jst(now).time()
+    return t >= QUIET[0] or t < QUIET[1]
+
+
+async def send_due_reminders(people: People, queue: Queue, max_age: float) -> list[int]:
+    """Enqueue the reminders due now; return the reminder broadcasts' ids. Serves on several
+    hosts share the database: one of them sends at a time (an advisory lock), the others skip
+    this turn, so nobody is reminded twice."""
+    now = people.clock.now()
+    if is_quiet(now):
+        return []
+    async with people.pool.acquire() as conn:
+        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK):
+            return []
+        try:
+            return await _send(people, queue, max_age, now)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK)
+
+
+async def _send(people: People, queue: Queue, max_age: float, now: datetime) -> list[int]:
+    by_broadcast: dict[int, list[DueReminder]] = {}
+    for one in await due_read_reminders(people, now):
+        by_broadcast.setdefault(one.broadcast_id, []).append(one)
+    if not by_broadcast:
+        return []
+    contents = await queue.broadcast_contents(list(by_broadcast))
+    sent: list[int] = []
+    for broadcast_id, due in by_broadcast.items():
+        content = contents[broadcast_id]
+        category = await people.pool.fetchval(
+            "SELECT category FROM broadcasts WHERE id = $1", broadcast_id
+        )
+        reminder = NewBroadcast(
+            sender=content.sender, subject=_subject(content.subject),
+            body=INTRO + content.body, recipients=[d.recipient for d in due],
+            priority=content.priority, sender_name=content.sender_name,
+            reply_to=content.reply_to,
+        )
+        asks = Asks(reminder=ReminderOf(broadcast_id, tuple(d.delivery_id for d in due)))
+        try:
+            fan = await send_broadcast(
+                people, queue, reminder, Audience(), Category(category or "notice"), max_age,
+                asks=asks,
+            )
+        except InputError as exc:
+            log.warning("reminder for broadcast %d not sent: %s", broadcast_id, exc)
+            continue
+        log.info("reminder %d for broadcast %d: %d recipients", fan.broadcast_id, broadcast_id,
+                 fan.recipients)
+        sent.append(fan.broadcast_id)
+    return sent
+
+
+def _subject(subject: str) -> str:
+    if subject.startswith(SUBJECT_MARK):
+        return subject
+    # Within the 200 characters staff subjects are held to.
+    return (SUBJECT_MARK + subject)[:200]

@@ -85,9 +85,10 @@ async def store_reply(
     row = await people.pool.fetchrow(
         "INSERT INTO inbound_replies (broadcast_id, delivery_id, from_recipient, sender_sealed, "
         "subject_sealed, body_sealed, received_at) "
-        "SELECT d.broadcast_id, d.id, d.recipient = $3, $4, $5, $6, $7 FROM deliveries d "
+        "SELECT d.broadcast_id, d.id, d.recipient_hash = $3, $4, $5, $6, $7 FROM deliveries d "
         "WHERE d.id = $1 AND d.broadcast_id = $2 RETURNING id, from_recipient",
-        delivery_id, broadcast_id, address, seal(address, SENDER), seal(subject[:998], SUBJECT),
+        delivery_id, broadcast_id, people.sealer.address_hash(address), seal(address, SENDER),
+        seal(subject[:998], SUBJECT),
         seal(body[:MAX_BODY], BODY), now,
     )
     if row is None:

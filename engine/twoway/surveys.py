@@ -26,6 +26,7 @@ import asyncpg
 from engine.clock import jst
 from engine.errors import InputError
 from engine.people.store import ACCOUNT_NAME, People
+from engine.sealing import RECIPIENT
 from engine.twoway.csv_out import csv_bytes, csv_cell
 from engine.twoway.questions import (
     Answer,
@@ -305,7 +306,7 @@ async def unanswered_deliveries(people: People, broadcast_id: int) -> list[DueRe
     """Delivered deliveries whose respondent has not answered: a child of theirs without a
     response, or (for a delivery for no account) the contact without one."""
     rows = await people.pool.fetch(
-        "SELECT d.id, d.broadcast_id, d.recipient, coalesce(m.reminders, 0) AS sent "
+        "SELECT d.id, d.broadcast_id, d.recipient_sealed, coalesce(m.reminders, 0) AS sent "
         "FROM deliveries d JOIN delivery_contacts dc ON dc.delivery_id = d.id "
         "JOIN contacts c ON c.id = dc.contact_id AND c.state = 'active' "
         "LEFT JOIN delivery_reminders m ON m.delivery_id = d.id AND m.purpose = 'survey' "
@@ -319,4 +320,10 @@ async def unanswered_deliveries(people: People, broadcast_id: int) -> list[DueRe
         "ORDER BY d.id",
         broadcast_id,
     )
-    return [DueReminder(r["id"], r["broadcast_id"], r["recipient"], r["sent"]) for r in rows]
+    return [
+        DueReminder(
+            r["id"], r["broadcast_id"], people.sealer.open(r["recipient_sealed"], RECIPIENT),
+            r["sent"],
+        )
+        for r in rows
+    ]

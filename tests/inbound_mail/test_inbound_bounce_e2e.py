@@ -10,7 +10,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from inbound_helpers import engine_with_inbound, enqueue, make_dsn, smtp_send
 from sinks import free_port
-from support import wait_until
+from support import opened_row, wait_until
 
 from engine import verp
 from inbound import InboundServer
@@ -65,8 +65,8 @@ async def test_later_bounce_is_matched_classified_and_suppresses_the_next_broadc
 
             await wait_until(bounced, timeout=10)
             rows = {r["recipient"]: r for r in await eng.queue.deliveries_of(first)}
-            bounce = await eng.pool.fetchrow("SELECT * FROM bounces")
-            suppression = await eng.pool.fetchrow("SELECT * FROM suppressions")
+            bounce = await opened_row(eng.pool, eng.queue.sealer, "SELECT * FROM bounces")
+            suppression = await opened_row(eng.pool, eng.queue.sealer, "SELECT * FROM suppressions")
 
             # The bounce came to the VERP address of exactly that delivery.
             secret = await eng.verp_secret()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from inbound_helpers import engine_with_inbound, enqueue
 from sinks import Sink, free_port
-from support import wait_until
+from support import opened_row, opened_rows, wait_until
 
 POSTFIX = "/usr/sbin/postfix"
 
@@ -103,8 +103,10 @@ async def test_postfix_bounce_for_an_unknown_user_reaches_the_inbound_server(
 
                 await wait_until(bounced, timeout=30, interval=0.1)
                 rows = {r["recipient"]: r for r in await eng.queue.deliveries_of(bid)}
-                bounce = await eng.pool.fetchrow("SELECT * FROM bounces")
-                suppressed = await eng.pool.fetchval("SELECT address FROM suppressions")
+                bounce = await opened_row(eng.pool, eng.queue.sealer, "SELECT * FROM bounces")
+                suppressed = (await opened_rows(
+                    eng.pool, eng.queue.sealer, "SELECT address_sealed FROM suppressions"
+                ))[0]["address"]
             finally:
                 await asyncio.to_thread(
                     subprocess.run, [POSTFIX, "-c", str(conf), "stop"], capture_output=True

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from inbound_helpers import delivered_ids, engine_with_inbound, smtp_send
+from support import opened_rows
 
 from engine.context import Engine
 from engine.people.registration import MAX_REQUESTS_PER_HOUR
@@ -24,8 +25,9 @@ def registration(**people: Any) -> dict[str, Any]:
 
 async def queued(eng: Engine) -> list[tuple[str, str, int]]:
     """(recipient, body, priority) of every delivery stored, oldest first."""
-    rows = await eng.pool.fetch(
-        "SELECT d.recipient, b.body, b.priority FROM deliveries d "
+    rows = await opened_rows(
+        eng.pool, eng.queue.sealer,
+        "SELECT d.recipient_sealed, b.body, b.priority FROM deliveries d "
         "JOIN broadcasts b ON b.id = d.broadcast_id ORDER BY d.id"
     )
     return [(r["recipient"], r["body"], r["priority"]) for r in rows]
@@ -54,13 +56,13 @@ async def test_an_empty_mail_is_answered_with_a_link_to_its_sender_only(db_url: 
 
 async def test_suppressed_null_and_too_frequent_senders_get_no_reply(db_url: str) -> None:
     async with engine_with_inbound(db_url, **registration()) as (eng, server):
-        await Suppressions(eng.pool).add("Bounced@docomo.ne.jp", "unknown_user")
+        await Suppressions(eng.pool, eng.queue.sealer).add("Bounced@docomo.ne.jp", "unknown_user")
         assert (await smtp_send(server, "bounced@docomo.ne.jp", ["entry@city.example.jp"],
                                 EMPTY))[0] == 250
         assert (await smtp_send(server, "", ["entry@city.example.jp"], EMPTY))[0] == 250
         assert await queued(eng) == []
         # Listed only by its own one-click unsubscribe: registering again is its own choice.
-        await Suppressions(eng.pool).add("changed@au.com", "unsubscribed")
+        await Suppressions(eng.pool, eng.queue.sealer).add("changed@au.com", "unsubscribed")
         await smtp_send(server, "changed@au.com", ["entry@city.example.jp"], EMPTY)
         assert [r[0] for r in await queued(eng)] == ["changed@au.com"]
         for _ in range(MAX_REQUESTS_PER_HOUR + 2):
@@ -98,7 +100,9 @@ async def test_mail_to_the_list_unsubscribe_mailto_unsubscribes_its_recipient(
             assert (await smtp_send(server, address, [mailto.upper()], EMPTY))[0] == 250
         state = await eng.pool.fetchval("SELECT state FROM contacts")
         assert state == "left"
-        listed = await eng.pool.fetch("SELECT address, reason FROM suppressions")
+        listed = await opened_rows(
+            eng.pool, eng.queue.sealer, "SELECT address_sealed, reason FROM suppressions"
+        )
         assert [(r["address"], r["reason"]) for r in listed] == [
             ("plain@example.jp", "unsubscribed")
         ]

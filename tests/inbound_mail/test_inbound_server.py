@@ -19,7 +19,7 @@ from inbound_helpers import (
     smtp_send,
     verp_of,
 )
-from support import wait_until
+from support import opened_row, opened_rows, wait_until
 
 
 async def test_forged_verp_token_is_refused_at_rcpt(db_url: str) -> None:
@@ -74,7 +74,10 @@ async def test_mail_to_a_service_address_is_stored(db_url: str) -> None:
         body = "Subject: touroku\r\n\r\n登録お願いします\r\n".encode()
         code, _ = await smtp_send(server, "haha@docomo.ne.jp", ["touroku@SCHOOL.example.JP"], body)
         assert code == 250
-        row = await eng.pool.fetchrow("SELECT mail_from, rcpt, size, raw FROM inbound_messages")
+        row = await opened_row(
+            eng.pool, eng.queue.sealer,
+            "SELECT mail_from_sealed, rcpt, size, raw_sealed FROM inbound_messages",
+        )
     assert row["mail_from"] == "haha@docomo.ne.jp"
     assert row["rcpt"] == "touroku@SCHOOL.example.JP"
     assert "登録お願いします".encode() in bytes(row["raw"])
@@ -86,9 +89,9 @@ async def test_dsn_marks_a_delivered_mail_failed_and_suppresses_the_address(db_u
         to = await verp_of(eng, ids["ghost@example.jp"])
         code, _ = await smtp_send(server, "", [to], make_dsn(to, "ghost@example.jp"))
         assert code == 250
-        bounce = await eng.pool.fetchrow("SELECT * FROM bounces")
-        rows = await eng.pool.fetch("SELECT * FROM deliveries ORDER BY id")
-        suppressed = await eng.pool.fetch("SELECT * FROM suppressions")
+        bounce = await opened_row(eng.pool, eng.queue.sealer, "SELECT * FROM bounces")
+        rows = await opened_rows(eng.pool, eng.queue.sealer, "SELECT * FROM deliveries ORDER BY id")
+        suppressed = await opened_rows(eng.pool, eng.queue.sealer, "SELECT * FROM suppressions")
     assert (bounce["delivery_id"], bounce["kind"], bounce["reason"], bounce["classified"]) == (
         ids["ghost@example.jp"], "dsn", "userunknown", True
     )
@@ -120,10 +123,12 @@ async def test_delay_notice_and_auto_reply_leave_the_delivery_delivered(db_url: 
             "Content-Type: text/plain; charset=utf-8\r\n\r\n出張中です。\r\n"
         ).encode()
         assert (await smtp_send(server, "", [to2], vacation))[0] == 250
-        states = {r["recipient"]: r["state"] for r in await eng.pool.fetch(
-            "SELECT recipient, state FROM deliveries")}
+        states = {r["recipient"]: r["state"] for r in await opened_rows(
+            eng.pool, eng.queue.sealer, "SELECT recipient_sealed, state FROM deliveries")}
         kinds = sorted(
-            (r["kind"], r["reason"]) for r in await eng.pool.fetch("SELECT * FROM bounces")
+            (r["kind"], r["reason"]) for r in await opened_rows(
+                eng.pool, eng.queue.sealer, "SELECT * FROM bounces"
+            )
         )
         suppressed = await eng.pool.fetchval("SELECT count(*) FROM suppressions")
     assert states == {"slow@example.jp": "delivered", "away@example.jp": "delivered"}
@@ -149,7 +154,10 @@ async def test_malformed_mail_is_stored_unclassified_and_the_server_keeps_going(
         for data in junk:
             code, text = await smtp_send(server, "", [to], data)
             assert code == 250, text
-        rows = await eng.pool.fetch("SELECT classified, delivery_id, raw FROM bounces ORDER BY id")
+        rows = await opened_rows(
+            eng.pool, eng.queue.sealer,
+            "SELECT classified, delivery_id, raw_sealed FROM bounces ORDER BY id",
+        )
         state = await eng.pool.fetchval("SELECT state FROM deliveries")
         # The next session is served as usual.
         code, _ = await smtp_send(server, "", [to], make_dsn(to, "a@example.jp"))
@@ -194,7 +202,8 @@ async def test_big_mail_within_a_raised_limit_is_taken_and_stored_truncated(db_u
         big = make_dsn(to, "a@example.jp") + (b"z" * 998 + b"\r\n") * (20 * 1024)
         code, text = await smtp_send(server, "", [to], big)
         assert code == 250, text
-        raw_len = await eng.pool.fetchval("SELECT max(length(raw)) FROM bounces")
+        raw_len = max(len(r["raw"]) for r in await opened_rows(
+            eng.pool, eng.queue.sealer, "SELECT raw_sealed FROM bounces"))
     assert raw_len == 256 * 1024
 
 
@@ -323,7 +332,7 @@ async def test_complaint_suppresses_without_failing_the_delivery(db_url: str) ->
         ).encode()
         assert (await smtp_send(server, "", [to], arf))[0] == 250
         state = await eng.pool.fetchval("SELECT state FROM deliveries")
-        s = await eng.pool.fetchrow("SELECT * FROM suppressions")
+        s = await opened_row(eng.pool, eng.queue.sealer, "SELECT * FROM suppressions")
     assert state == "delivered"
     assert (s["address"], s["reason"], s["source"], s["category"]) == (
         "angry@example.jp", "feedback", "complaint", "complaint"

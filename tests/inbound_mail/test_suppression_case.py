@@ -12,7 +12,7 @@ from engine.suppression import FailedVerdict, Suppressions
 
 def suppressions(engine: Engine, threshold: int = 5) -> Suppressions:
     settings = make_settings(engine.dsn, suppression={"soft_threshold": threshold})
-    return Suppressions(engine.pool, settings.suppression, engine.clock)
+    return Suppressions(engine.pool, engine.queue.sealer, settings.suppression, engine.clock)
 
 
 async def test_add_and_remove_treat_spellings_as_one_address(engine: Engine) -> None:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-from support import make_settings
+from support import make_settings, opened_rows
 
 from engine.clock import FakeClock
 from engine.context import Engine
@@ -29,7 +29,7 @@ async def eng(db_url: str) -> AsyncIterator[Engine]:
 
 
 def suppressions(eng: Engine) -> Suppressions:
-    return Suppressions(eng.pool, eng.settings.suppression, eng.clock)
+    return Suppressions(eng.pool, eng.queue.sealer, eng.settings.suppression, eng.clock)
 
 
 def full(address: str, delivery_id: int) -> FailedVerdict:
@@ -136,8 +136,9 @@ async def test_fan_out_marks_suppressed_recipients_failed_and_counts_them(eng: E
     t0 = time.perf_counter()
     bid = await eng.queue.enqueue(b, eng.clock.now(), 3600)
     elapsed = time.perf_counter() - t0
-    rows = await eng.pool.fetch(
-        "SELECT recipient, state, reason, category, last_text, finished_at FROM deliveries "
+    rows = await opened_rows(
+        eng.pool, eng.queue.sealer,
+        "SELECT recipient_sealed, state, reason, category, last_text, finished_at FROM deliveries "
         "WHERE broadcast_id = $1 AND state <> 'queued'",
         bid,
     )

@@ -14,7 +14,6 @@ from engine.people import OrgKind, People
 from engine.people.accounts import ImportResult, plan_import, write_import
 from engine.people.csv_import import parse_rows
 from engine.people.directory import add_organisation
-from engine.sealing import new_key_text
 
 # 10:00 JST on a school day.
 DAYTIME = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
@@ -29,7 +28,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def people(engine: Engine, clock: FakeClock) -> AsyncIterator[People]:
-    yield await People.open(engine.pool, PeopleSettings(key=new_key_text()), clock)
+    yield await People.open(engine.pool, PeopleSettings(key=engine.settings.people.key), clock)
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from support import opened_rows
 
 from engine.clock import FakeClock
 from engine.context import Engine
@@ -89,7 +90,7 @@ async def test_unconfirmed_left_and_suppressed_contacts_are_counted_not_sent(
     await import_csv(schools, ROWS)
     await import_csv(schools, "sho1,3,1,3,高橋四郎,shiro@example.jp,\n", confirmed=False)
     await leave(schools, "hanako..mama@docomo.ne.jp")
-    await Suppressions(engine.pool).add("ichiro@softbank.ne.jp", "userunknown")
+    await Suppressions(engine.pool, engine.queue.sealer).add("ichiro@softbank.ne.jp", "userunknown")
     fan = await send_broadcast(
         schools, engine.queue, message(),
         Audience(grades=(await grade_of(schools, "sho1", 3),)), Category.NOTICE, 86400,
@@ -185,8 +186,9 @@ async def test_non_emergency_mail_waits_out_a_groups_night_window(
     assert fan.waiting == 1
     rows = {
         r["recipient"]: r
-        for r in await engine.pool.fetch(
-            "SELECT recipient, next_attempt_at, expires_at FROM deliveries "
+        for r in await opened_rows(
+            engine.pool, engine.queue.sealer,
+            "SELECT recipient_sealed, next_attempt_at, expires_at FROM deliveries "
             "WHERE broadcast_id = $1", fan.broadcast_id,
         )
     }

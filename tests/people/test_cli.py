@@ -25,10 +25,7 @@ BAD_ROW = "nosuch,3,1,1,誰か,dareka@example.jp,,\n"
 
 
 def people_config(tmp_path: Path, db_url: str, target: str = "127.0.0.1:9") -> Path:
-    cfg = config_file(tmp_path, db_url, target)
-    with cfg.open("a", encoding="utf-8") as fh:
-        fh.write(f'\n[people]\nkey = "{new_key_text()}"\n')
-    return cfg
+    return config_file(tmp_path, db_url, target, people_key=new_key_text())
 
 
 async def run(*args: str | Path) -> tuple[int, str, str]:

@@ -165,8 +165,7 @@ async def test_serve_serves_the_pages_and_prints_their_url(tmp_path: Path, db_ur
         cfg.read_text().replace(
             '[http]\nlisten = ""',
             f'[http]\nlisten = "127.0.0.1:{port}"\npublic_url = "https://mail.example.jp"',
-        )
-        + f'\n[people]\nkey = "{new_key_text()}"\n',
+        ),
         encoding="utf-8",
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAMORU_")}
@@ -178,7 +177,9 @@ async def test_serve_serves_the_pages_and_prints_their_url(tmp_path: Path, db_ur
     banner = b""
     try:
         while b"Ctrl+C" not in banner:
-            banner += await asyncio.wait_for(proc.stdout.readline(), timeout=30)
+            line = await asyncio.wait_for(proc.stdout.readline(), timeout=30)
+            assert line, f"serve ended before it was ready: {banner!r}"
+            banner += line
         assert f"pages        http://127.0.0.1:{port}/".encode() in banner
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
             # The banner is printed once every worker is ready, the first one's pages too.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from support import opened_rows
 
 from engine.clock import FakeClock
 from engine.people import People
@@ -74,8 +75,9 @@ async def test_a_code_registers_the_address_once_and_a_second_child_with_another
         assert done.status_code == 200 and "5年 2組" in done.text
         assert await _state(schools, ADDRESS) == ("active", True, 2)
         # Each completion was answered with a mail to the address, through the queue.
-        rows = await schools.pool.fetch(
-            "SELECT d.recipient, b.priority, b.subject FROM deliveries d "
+        rows = await opened_rows(
+            schools.pool, schools.sealer,
+            "SELECT d.recipient_sealed, b.priority, b.subject FROM deliveries d "
             "JOIN broadcasts b ON b.id = d.broadcast_id"
         )
         assert [r["recipient"] for r in rows] == ["Hogosha.Taro@docomo.ne.jp"] * 2
@@ -216,7 +218,7 @@ async def test_one_click_post_unsubscribes_at_once_without_cookie(
 
     if known:
         await add_contact(schools, ADDRESS, confirmed=True)
-    queue = Queue(schools.pool)
+    queue = Queue(schools.pool, schools.sealer)
     bid = await queue.enqueue(
         NewBroadcast("kyouiku@city.example.jp", "お知らせ", "本文\n", [ADDRESS]),
         schools.clock.now(), 3600,

@@ -20,10 +20,7 @@ from .conftest import PASSWORD, World
 
 
 def people_config(tmp_path: Path, db_url: str, key: str | None = None) -> Path:
-    cfg = config_file(tmp_path, db_url, "127.0.0.1:9")
-    with cfg.open("a", encoding="utf-8") as fh:
-        fh.write(f'\n[people]\nkey = "{key or new_key_text()}"\n')
-    return cfg
+    return config_file(tmp_path, db_url, "127.0.0.1:9", people_key=key or new_key_text())
 
 
 async def run(*args: str | Path, stdin: str = "") -> tuple[int, str, str]:

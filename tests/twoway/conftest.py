@@ -16,7 +16,6 @@ from engine.people.accounts import plan_import, write_import
 from engine.people.csv_import import parse_rows
 from engine.people.directory import add_organisation
 from engine.queue import AttemptResult, NewBroadcast, Outcome
-from engine.sealing import new_key_text
 from engine.twoway import link_deliveries
 
 # 07:30 JST on a school day (Tuesday 24 November 2026).
@@ -105,7 +104,7 @@ class World:
 @pytest.fixture
 async def world(engine: Engine) -> AsyncIterator[World]:
     clock = FakeClock(MORNING)
-    people = await People.open(engine.pool, PeopleSettings(key=new_key_text()), clock)
+    people = await People.open(engine.pool, PeopleSettings(key=engine.settings.people.key), clock)
     await add_organisation(people, OrgKind.BOARD, "city", "みどり市教育委員会")
     await add_organisation(people, OrgKind.ELEMENTARY, "sho1", "第一小学校")
     await add_organisation(people, OrgKind.ELEMENTARY, "sho2", "第二小学校")

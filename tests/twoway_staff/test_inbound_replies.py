@@ -10,7 +10,7 @@ from email.message import EmailMessage
 
 import aiosmtplib
 from sinks import free_port
-from support import make_settings
+from support import make_settings, opened_rows
 
 from engine.context import Engine
 from engine.links import PAGE, LinkSigner
@@ -76,8 +76,9 @@ async def send(server: InboundServer, answering: str | None, text: str = "欠席
 
 
 async def answers(eng: Engine) -> list[tuple[str, str]]:
-    rows = await eng.pool.fetch(
-        "SELECT d.recipient, b.body FROM deliveries d JOIN broadcasts b "
+    rows = await opened_rows(
+        eng.pool, eng.queue.sealer,
+        "SELECT d.recipient_sealed, b.body FROM deliveries d JOIN broadcasts b "
         "ON b.id = d.broadcast_id WHERE b.subject LIKE '【自動応答】%' ORDER BY d.id")
     return [(r["recipient"], r["body"]) for r in rows]
 

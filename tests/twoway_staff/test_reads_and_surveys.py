@@ -9,7 +9,7 @@ import io
 from datetime import timedelta
 
 from engine.twoway import store_reply
-from engine.twoway.reminders import page_delivery
+from engine.twoway.personal import open_page
 
 from .conftest import (
     World,
@@ -125,9 +125,12 @@ async def test_a_reminder_goes_to_those_who_have_not_answered_and_counts_for_the
     assert await pool.fetchval(
         "SELECT personal_page FROM broadcasts WHERE id = $1", reminder) is True
     # The reminder's page is the first mail's page: an answer through it counts there.
+    people = world.api.people
     for address, delivery in sent.items():
-        assert await page_delivery(pool, delivery) == d[address]
-    assert await page_delivery(pool, d["taro@docomo.ne.jp"]) == d["taro@docomo.ne.jp"]
+        view = await open_page(people, delivery)
+        assert view is not None and view.delivery_id == d[address] and view.broadcast_id == b
+    view = await open_page(people, d["taro@docomo.ne.jp"])
+    assert view is not None and view.delivery_id == d["taro@docomo.ne.jp"]
     assert await world.count(
         "SELECT count(*) FROM delivery_reminders WHERE broadcast_id = $1 AND purpose = 'survey' "
         "AND reminders = 1", b) == 3

@@ -114,7 +114,8 @@ async def test_class_teachers_are_mailed_counts_of_new_reports_without_names(
     assert await send_report_notices(api.people, api.queue, settings, world.clock.now()) == 1
     rows = await api.staff.pool.fetch(
         "SELECT b.id, b.subject, b.body FROM broadcasts b JOIN deliveries d "
-        "ON d.broadcast_id = b.id WHERE d.recipient = 'sensei31@example.jp'"
+        "ON d.broadcast_id = b.id WHERE d.recipient_hash = $1",
+        api.people.sealer.address_hash("sensei31@example.jp"),
     )
     [mail] = rows
     assert "2 件" in mail["subject"] and "3年1組: 2 件" in mail["body"]

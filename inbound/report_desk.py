@@ -1,0 +1,75 @@
+"""The report address: an empty mail from a registered guardian is answered with the link to
+the report page (欠席・遅刻・早退・健康連絡).
+
+``[people] report_address`` (e.g. ``report@city.example.jp``). The answer goes through the
+queue (engine.twoway.family) to the sender's address, and only when that address is an
+active, confirmed contact of a child at a school that takes reports: a forged sender gets the
+link sent to the real guardian, who can ignore it, and strangers get nothing. At most
+``MAX_PER_HOUR`` answers per contact an hour. Logged by domain only, never the address.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import asyncpg
+
+from engine.clock import Clock
+from engine.config import Settings
+from engine.errors import InputError
+from engine.links import LinkSigner
+from engine.message import LINK_LIFETIME
+from engine.people import People
+from engine.people.contacts import find_contact
+from engine.queue import Queue
+from engine.twoway.family import REPORT, accepts_reports, send_report_link
+from engine.twoway.page_limits import PageBusy, count_request
+
+log = logging.getLogger(__name__)
+
+MAX_PER_HOUR = 3
+
+
+class ReportDesk:
+    """Knows the report address and answers the mails sent to it."""
+
+    def __init__(self, settings: Settings, pool: asyncpg.Pool, secret: bytes, clock: Clock):
+        self.settings = settings
+        self.pool = pool
+        self.clock = clock
+        self.links = LinkSigner(secret) if secret else None
+        self.address = settings.people.report_address.strip().lower()
+        self._people: People | None = None
+
+    def match(self, rcpt: str) -> bool:
+        return bool(self.address) and rcpt.strip().strip("<>").lower() == self.address
+
+    async def answer(self, mail_from: str) -> bool:
+        """Mail the report page's link to ``mail_from``; False when it is not answered."""
+        domain = mail_from.rpartition("@")[2] or "?"
+        if not mail_from or self.links is None:
+            log.info("report mail with a null sender: not answered")
+            return False
+        if self._people is None:
+            self._people = await People.open(self.pool, self.settings.people, self.clock)
+        people = self._people
+        try:
+            contact_id = await find_contact(people, mail_from)
+        except InputError:
+            contact_id = None
+        if contact_id is None or not await accepts_reports(people, contact_id):
+            log.info("report mail from @%s: no contact with a school taking reports", domain)
+            return False
+        now = self.clock.now()
+        try:
+            await count_request(self.pool, f"m:{contact_id}", now, MAX_PER_HOUR,
+                                timedelta(hours=1))
+        except PageBusy:
+            log.info("report mail from @%s: answered often enough this hour", domain)
+            return False
+        token = self.links.token(REPORT, contact_id, now + LINK_LIFETIME)
+        url = f"{self.settings.http.public_url.rstrip('/')}/report/{token}"
+        await send_report_link(Queue(self.pool, people.sealer), self.settings, mail_from, url, now)
+        log.info("report mail from @%s answered with the report page's link", domain)
+        return True
