@@ -154,7 +154,22 @@ async def test_a_read_reminder_skips_those_who_read(world: World) -> None:
     async with world.client(token) as c:
         r = await c.post(f"/api/staff/broadcasts/{b}/remind", json={"purpose": "read"})
     assert r.status_code == 201, r.text
-    assert sorted(await deliveries(world, r.json()["broadcast_id"])) == ["hanako@ezweb.ne.jp"]
+    reminder = r.json()["broadcast_id"]
+    sent = await deliveries(world, reminder)
+    assert sorted(sent) == ["hanako@ezweb.ne.jp"]
+    # Made like the minute task's reminders (Asks(reminder=ReminderOf(...))): recorded as a
+    # reminder of the first broadcast, counted, and a read through its page counts there.
+    assert await world.count(
+        "SELECT count(*) FROM reminder_broadcasts WHERE broadcast_id = $1 AND original_id = $2",
+        reminder, b) == 1
+    assert await world.count(
+        "SELECT count(*) FROM delivery_reminders WHERE broadcast_id = $1 AND purpose = 'read' "
+        "AND reminders = 1", b) == 1
+    view = await open_page(world.api.people, sent["hanako@ezweb.ne.jp"])
+    assert view is not None and view.delivery_id == d["hanako@ezweb.ne.jp"]
+    await read(world, view.delivery_id)
+    assert await world.count(
+        "SELECT count(*) FROM delivery_reads WHERE broadcast_id = $1", b) == 2
 
 
 async def test_replies_are_shown_with_their_broadcast_as_plain_json_text(world: World) -> None:
