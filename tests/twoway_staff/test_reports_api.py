@@ -3,11 +3,14 @@ paging, CSV with BOM, the "new" badge and its seen mark, and the class teachers'
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
+
+from support import wait_until
 
 from engine.twoway import ReportKind
 from engine.twoway.notify import send_report_notices
@@ -125,3 +128,55 @@ async def test_class_teachers_are_mailed_counts_of_new_reports_without_names(
     # Nothing new: no second mail.
     world.clock.advance(60)
     assert await send_report_notices(api.people, api.queue, settings, world.clock.now()) == 0
+
+
+async def _one_report_for_a_teacher_with_an_address(world: World) -> None:
+    await configure(world, notify_teachers=True)
+    teacher = await world.login("teacher31")
+    async with world.client(teacher) as t:
+        r = await t.put("/api/staff/reports/notify-address",
+                        json={"address": "sensei31@example.jp"})
+    assert r.status_code == 200
+    world.clock.advance(1)
+    await report(world, "taro@docomo.ne.jp")
+    world.clock.advance(1)
+
+
+async def test_two_hosts_running_the_notices_at_once_mail_the_teacher_once(
+    world: World,
+) -> None:
+    await _one_report_for_a_teacher_with_an_address(world)
+    api = world.api
+    settings = replace(world.settings, people=replace(
+        world.settings.people, registration_address="entry@example.jp"))
+    now = world.clock.now()
+    sent = await asyncio.gather(*(send_report_notices(api.people, api.queue, settings, now)
+                                  for _ in range(2)))
+    assert sorted(sent) == [0, 1]
+
+
+async def test_serve_minute_task_mails_the_teacher(world: World) -> None:
+    from cli.services import Reminders
+    from engine.context import Engine
+
+    await _one_report_for_a_teacher_with_an_address(world)
+    settings = replace(world.settings, people=replace(
+        world.settings.people, registration_address="entry@example.jp"))
+    eng = await Engine.open(settings, world.clock)
+    try:
+        task = Reminders(eng, interval=0.02)
+        await task.start()
+        try:
+            async def mailed() -> bool:
+                return bool(await world.count(
+                    "SELECT count(*) FROM deliveries WHERE recipient_hash = $1",
+                    world.api.people.sealer.address_hash("sensei31@example.jp")))
+
+            await wait_until(mailed, timeout=5)
+        finally:
+            await task.stop()
+        # The one report was announced once.
+        assert await world.count(
+            "SELECT count(*) FROM broadcasts WHERE subject LIKE '【連絡】%'") == 1
+    finally:
+        await eng.close()
