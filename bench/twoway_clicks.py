@@ -270,9 +270,12 @@ def _run(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
     out: dict[str, object] = {}
     try:
         base = bench_settings(db_url, f"127.0.0.1:{sink_port}", tmp)
+        # A public_url, so that the mails of the broadcast with read confirmation carry their
+        # personal page link (each mail then differs, as deployed).
         settings = replace(
             base, people=replace(base.people, key=new_key_text()),
             database=replace(base.database, pool_max=args.pool),
+            http=replace(base.http, public_url="https://mail.example.jp"),
         )
         t0 = time.perf_counter()
         board = asyncio.run(populate(settings, args.accounts, args.schools))
