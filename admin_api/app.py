@@ -10,7 +10,7 @@ composes them and holds the ``Site`` in ``app.state.site`` for ``site_of``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exception_handlers import (
@@ -20,6 +20,7 @@ from fastapi.exception_handlers import (
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from admin_api.pages import files, leave, personal, registration, reports
 from admin_api.pages.common import message_page
@@ -37,6 +38,33 @@ _HEADERS = {
 }
 
 
+_RAW_HEADERS = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in _HEADERS.items()]
+
+
+class SafetyHeaders:
+    """Adds ``_HEADERS`` to every answer that lacks them. Plain ASGI rather than
+    ``@app.middleware("http")``, whose request/response wrapping costs about as much CPU as a
+    whole read-link click (bench/twoway_clicks.py)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {k.lower() for k, _ in message.get("headers", [])}
+                message["headers"] = list(message.get("headers", [])) + [
+                    (k, v) for k, v in _RAW_HEADERS if k not in present
+                ]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
 def create_app(site: Site, extra: Sequence[APIRouter] = ()) -> FastAPI:
     app = FastAPI(title="mamoru", docs_url=None, redoc_url=None)
     app.state.site = site
@@ -48,14 +76,7 @@ def create_app(site: Site, extra: Sequence[APIRouter] = ()) -> FastAPI:
     for router in extra:
         app.include_router(router)
 
-    @app.middleware("http")
-    async def safety_headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        for name, value in _HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
+    app.add_middleware(SafetyHeaders)
 
     @app.exception_handler(StarletteHTTPException)
     async def plain_errors(request: Request, exc: StarletteHTTPException) -> Response:

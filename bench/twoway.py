@@ -73,10 +73,18 @@ async def main(args: argparse.Namespace) -> dict[str, float | int]:
         people, queue, message, Audience(boards=(board.id,)), Category.NOTICE, 86400
     )
     t1 = time.perf_counter()
-    linked = await link_deliveries(pool, people, fan.broadcast_id)
-    t2 = time.perf_counter()
-    print(f"fan-out of {fan.recipients} recipients {t1 - t0:.3f} s; "
-          f"link_deliveries {linked} in {t2 - t1:.3f} s")
+    # The fan-out linked the deliveries already (in its transaction): remove the links and make
+    # them again to time linking on its own, as one transaction like the fan-out's.
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("DELETE FROM delivery_accounts WHERE broadcast_id = $1",
+                           fan.broadcast_id)
+        await conn.execute("DELETE FROM delivery_contacts WHERE broadcast_id = $1",
+                           fan.broadcast_id)
+        t1a = time.perf_counter()
+        linked = await link_deliveries(conn, people, fan.broadcast_id)
+        t2 = time.perf_counter()
+    print(f"fan-out of {fan.recipients} recipients (linking included) {t1 - t0:.3f} s; "
+          f"link_deliveries alone {linked} in {t2 - t1a:.3f} s")
     await request_read(people, fan.broadcast_id, timedelta(hours=2), 2)
     ids = [r["id"] for r in await queue.deliveries_of(fan.broadcast_id)]
     # Mark them delivered long ago so the reminder query has real work to do.
@@ -106,7 +114,7 @@ async def main(args: argparse.Namespace) -> dict[str, float | int]:
     return {
         "recipients": fan.recipients,
         "fanout_seconds": round(t1 - t0, 3),
-        "link_seconds": round(t2 - t1, 3),
+        "link_seconds": round(t2 - t1a, 3),
         "clicks": clicks,
         "clicks_per_second": round(clicks / (t4 - t3)),
         "read_by_class_seconds": round(t5 - t4, 3),

@@ -1,7 +1,7 @@
 """What ``mamoru serve`` runs beside its first runner: the inbound SMTP server (bounces,
 registration by empty mail, service addresses), the HTTP pages with the staff API, the minute
-task that sends read reminders, the SMTP submission server for applications and the daily prune
-of the audit log.
+task that sends read reminders and tells class teachers of new reports, the SMTP submission
+server for applications and the daily prune of the audit log.
 
 Started here, in ``cli/``, and handed to the engine's workers as a function, so that the
 engine never imports ``inbound/`` or ``admin_api/`` (DESIGN.md's import direction).
@@ -70,9 +70,12 @@ async def start_http(engine: Engine) -> Service:
 
 
 class Reminders:
-    """Sends the read reminders that are due (and forgets old page request counts), every
-    ``interval`` seconds, until stopped. One serve runs it once (in its first worker), so no
-    reminder is sent twice."""
+    """Sends the read reminders that are due, mails class teachers of new reports (and forgets
+    old page request counts), every ``interval`` seconds, until stopped. One serve runs it once
+    (in its first worker); serves on several hosts are kept apart by the database: reminders
+    by an advisory lock, teachers' notices by locking each school's settings row (``FOR UPDATE
+    SKIP LOCKED``, ``notified_until`` moved in the enqueue's transaction), so nothing goes out
+    twice."""
 
     def __init__(self, engine: Engine, interval: float = 60.0) -> None:
         self.engine = engine
@@ -88,17 +91,29 @@ class Reminders:
         self._task = asyncio.create_task(self._loop(people))
 
     async def _loop(self, people: People) -> None:
+        from engine.twoway.notify import send_report_notices
         from engine.twoway.page_limits import prune
         from engine.twoway.reminders import send_due_reminders
 
+        settings = self.engine.settings
         while True:
+            # Each step on its own: a failing one must not hold back the others, and a
+            # database hiccup must not end the serve (the next turn tries again).
             try:
-                await send_due_reminders(
-                    people, self.engine.queue, self.engine.settings.queue.max_age
-                )
-                await prune(self.engine.pool, self.engine.clock.now())
-            except Exception:  # a database hiccup must not end the serve: next minute again
+                await send_due_reminders(people, self.engine.queue, settings.queue.max_age)
+            except Exception:
                 log.exception("read reminders failed; trying again in %.0f s", self.interval)
+            try:
+                await send_report_notices(
+                    people, self.engine.queue, settings, self.engine.clock.now()
+                )
+            except Exception:
+                log.exception("teachers' report notices failed; trying again in %.0f s",
+                              self.interval)
+            try:
+                await prune(self.engine.pool, self.engine.clock.now())
+            except Exception:
+                log.exception("pruning page request counts failed")
             await asyncio.sleep(self.interval)
 
     async def stop(self) -> None:

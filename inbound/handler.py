@@ -28,7 +28,9 @@ What it does to its delivery:
   the address.
 
 Final failures and complaints are then given to ``Suppressions.record_verdicts`` with the
-delivery's own recipient address. Mail to a service address is stored in ``inbound_messages``.
+delivery's own recipient address. Mail to a service address is stored in ``inbound_messages``,
+except a guardian's reply to a broadcast mail (``inbound.replies``): that is kept sealed with
+its broadcast and answered once with a link to the personal page.
 
 The same recipient given twice (a VERP address repeated in RCPT, in any case) is accepted once,
 so one mail stores one bounce row per verdict, however many times its sender names us.
@@ -60,6 +62,7 @@ from engine.sealing import Sealer
 from engine.suppression import FEEDBACK, FailedVerdict, Suppressions
 from engine.verp import delivery_id_of, unsubscribe_id_of
 from inbound.registration import RegistrationDesk
+from inbound.replies import ReplyDesk
 from inbound.report_desk import ReportDesk
 
 log = logging.getLogger(__name__)
@@ -104,6 +107,7 @@ class InboundHandler:
         self.sealer = Sealer.from_key(settings.people.key, settings.people.key_file)
         self.service = {service_key(a) for a in settings.inbound.service_addresses}
         self.desk = RegistrationDesk(settings, pool, verp_secret, clock)
+        self.replies = ReplyDesk(settings, pool, verp_secret, clock, self.desk.people)
         self.reports = ReportDesk(settings, pool, verp_secret, clock)
         self.in_flight = 0
         self.idle = asyncio.Event()
@@ -192,6 +196,9 @@ class InboundHandler:
             await self.desk.unsubscribe(delivery_id)
         if to_reports:
             await self.reports.answer(mail_from)
+        if service and await self.replies.take(mail_from, raw):
+            # A guardian's reply to a broadcast: kept sealed with it, not as service mail.
+            service = []
         report = await self._parse(raw) if verp else BounceReport(kind="unknown")
         now = self.clock.now()
         if not service and not verp:

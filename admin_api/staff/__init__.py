@@ -23,6 +23,8 @@ no exception handlers are needed on the app.
                       /api/apps/broadcasts/with-files
     saved_routes      /api/staff/templates, drafts, drafts/{id}/send
     app_routes        /api/apps/broadcasts (API key + Idempotency-Key)
+    twoway_routes     /api/staff/broadcasts/{id}/reads, survey, remind, replies;
+                      /api/staff/reports, reports.csv, reports/new, seen, settings
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from admin_api.staff import (
     auth_routes,
     broadcast_routes,
     saved_routes,
+    twoway_routes,
 )
 from admin_api.staff.deps import StaffApi
 
@@ -52,6 +55,7 @@ def staff_routers() -> list[APIRouter]:
         attachment_routes.app_router,
         saved_routes.router,
         app_routes.router,
+        twoway_routes.router,
     ]
 
 

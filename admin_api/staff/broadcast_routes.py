@@ -28,6 +28,7 @@ from admin_api.staff.schemas import (
     StateName,
     Text,
 )
+from admin_api.staff.twoway_schemas import asking_fields
 from engine.errors import InputError
 from engine.people import Audience, Category
 from engine.people.recipients import AccountRef, accounts_of, addresses_in
@@ -56,6 +57,7 @@ def request_of(body: BroadcastIn, actor: Principal) -> sending.BroadcastRequest:
         audience=Audience(boards, tuple(a.schools), tuple(a.grades), tuple(a.classes),
                           tuple(a.groups), tuple(a.accounts)),
         category=body.category, priority=Priority[body.priority.upper()], send_at=body.send_at,
+        **asking_fields(body),
     )
 
 

@@ -7,6 +7,7 @@ screens and in the CSV downloads.
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query
@@ -167,6 +168,31 @@ class AudienceIn(BaseModel):
     accounts: list[Id] = Field(default_factory=list, max_length=10000)
 
 
+class ReadConfirmationIn(BaseModel):
+    """Ask for 「確認しました」 and remind those who have not pressed it."""
+
+    remind_after_minutes: int = Field(
+        ge=1, le=20160, description="再通知までの時間 (分) / minutes before a reminder"
+    )
+    max_reminders: int = Field(ge=0, le=10, description="再通知の回数の上限 / at most")
+
+
+class QuestionIn(BaseModel):
+    """One question of a survey (engine.twoway.questions)."""
+
+    key: Text = Field(max_length=32, description="英小文字で始まる英数字と _ / a-z0-9_")
+    label: Text = Field(max_length=200, description="質問の文")
+    kind: Literal["single", "multiple", "number", "text"]
+    required: bool = False
+    options: list[Annotated[Text, Field(max_length=100)]] = Field(
+        default_factory=list, max_length=30, description="選択肢 (single / multiple)"
+    )
+    minimum: Decimal | None = Field(default=None, ge=-1_000_000, le=1_000_000)
+    maximum: Decimal | None = Field(default=None, ge=-1_000_000, le=1_000_000)
+    max_length: int = Field(default=1000, ge=1, le=10_000)
+    unit: Text = Field(default="", max_length=10, description="人、℃ など")
+
+
 class BroadcastIn(BaseModel):
     sender: Text = Field(max_length=254, description="差出人アドレス / From address")
     subject: Text = Field(max_length=200)
@@ -176,6 +202,15 @@ class BroadcastIn(BaseModel):
     priority: PriorityName = "normal"
     send_at: AwareDatetime | None = Field(
         default=None, description="予約送信の時刻 (ISO 8601 with offset); omitted: now"
+    )
+    read_confirmation: ReadConfirmationIn | None = Field(
+        default=None, description="既読確認を求める / ask for read confirmation"
+    )
+    questions: list[QuestionIn] = Field(
+        default_factory=list, max_length=30, description="アンケートの質問 / survey questions"
+    )
+    answer_deadline: AwareDatetime | None = Field(
+        default=None, description="回答の締め切り (questions need one)"
     )
 
 

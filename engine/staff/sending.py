@@ -131,7 +131,7 @@ async def create(
         refuse_past_send_at(req.send_at, now)
     await check_audience(staff.pool, actor, req.audience)
 
-    own = _owner_row(
+    own = owner_row(
         actor, now, idempotency_key, req.digest() if idempotency_key else None,
         draft_id=draft_id,
     )
@@ -167,7 +167,7 @@ def _both(first: Within, then: Within) -> Within:
     return both
 
 
-def _owner_row(
+def owner_row(
     actor: Principal,
     now: datetime,
     idempotency_key: str | None = None,
@@ -240,7 +240,7 @@ async def resend(
         raise InputError("件名を 1 行で入れてください (a one-line subject)")
     fan = await send_broadcast(
         people, queue, broadcast, Audience(), Category(first.category), max_age,
-        within=_owner_row(actor, now, resend_of=broadcast_id,
+        within=owner_row(actor, now, resend_of=broadcast_id,
                           organisation_id=first.organisation_id),
     )
     return Created(fan.broadcast_id, fan.recipients, False, fan.summary_ja())

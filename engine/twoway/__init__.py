@@ -16,6 +16,9 @@ sealed at rest. Modules:
     reminders   the minute task's read reminders, as broadcasts linked to the first one
     family      the report page's children and open reports; confirmation and link mails
     page_limits request counts per link, forged links per network (the pages' rate limits)
+    staff_views reads and answers paged, the "new reports" badge and its seen mark
+    answers     the automatic answer to a reply (once per delivery, never to an answer)
+    notify      class teachers told of new reports by mail (periodic, batched, no names)
 """
 
 from engine.twoway.questions import Answer, AnswerError, Question, QuestionKind

@@ -197,6 +197,27 @@ async def due_read_reminders(
         "ORDER BY d.id",
         broadcast_id, now,
     )
+    return _due(people, rows)
+
+
+async def unread_deliveries(people: People, broadcast_id: int) -> list[DueReminder]:
+    """The broadcast's delivered mails not read yet, to contacts still active, whatever the
+    reminder policy says: whom a staff member's "remind the unread" goes to."""
+    rows = await people.pool.fetch(
+        "SELECT d.id, d.broadcast_id, d.recipient_sealed, coalesce(m.reminders, 0) AS sent "
+        "FROM deliveries d "
+        "LEFT JOIN delivery_reads r ON r.delivery_id = d.id "
+        "LEFT JOIN delivery_reminders m ON m.delivery_id = d.id AND m.purpose = 'read' "
+        "LEFT JOIN delivery_contacts dc ON dc.delivery_id = d.id "
+        "LEFT JOIN contacts c ON c.id = dc.contact_id "
+        "WHERE d.broadcast_id = $1 AND d.state = 'delivered' AND r.delivery_id IS NULL "
+        "AND (c.state IS NULL OR c.state = 'active') ORDER BY d.id",
+        broadcast_id,
+    )
+    return _due(people, rows)
+
+
+def _due(people: People, rows: list[asyncpg.Record]) -> list[DueReminder]:
     return [
         DueReminder(
             r["id"], r["broadcast_id"], people.sealer.open(r["recipient_sealed"], RECIPIENT),
