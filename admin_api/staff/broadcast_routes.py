@@ -181,6 +181,8 @@ async def _recipient_filter(
     temporary: bool = False,
     grade_id: int | None = None,
     class_id: int | None = None,
+    unread: bool = False,
+    unanswered: bool = False,
 ) -> follow.RecipientFilter:
     addresses: tuple[str, ...] | None = None
     if grade_id is not None or class_id is not None:
@@ -190,7 +192,8 @@ async def _recipient_filter(
         await check_audience(api.staff.pool, actor, Audience(grades=grades, classes=classes))
         addresses = tuple(await addresses_in(api.people, grades, classes))
     return follow.RecipientFilter(
-        State(state) if state else None, category, failed, temporary, addresses
+        State(state) if state else None, category, failed, temporary, addresses, unread,
+        unanswered,
     )
 
 
@@ -241,15 +244,20 @@ async def recipients(
     failed: bool = False,
     grade_id: IdQuery = None,
     class_id: IdQuery = None,
+    unread: bool = False,
+    unanswered: bool = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> RecipientPage:
     """One row per recipient with the accounts it receives for; ``failed=true`` only those
-    failed or waiting for a retry; ``grade_id`` / ``class_id`` only that grade's or class's."""
+    failed or waiting for a retry; ``grade_id`` / ``class_id`` only that grade's or class's;
+    ``unread=true`` only those delivered and not read (read confirmation), ``unanswered=true``
+    only those delivered whose children have not answered the questions."""
 
     async def page() -> tuple[int, list[follow.Recipient]]:
         which = await _recipient_filter(
-            api, actor, state, category, failed, grade_id=grade_id, class_id=class_id
+            api, actor, state, category, failed, grade_id=grade_id, class_id=class_id,
+            unread=unread, unanswered=unanswered,
         )
         return await follow.recipients(
             api.staff.pool, api.people.sealer, actor, broadcast_id, which, api.staff.now(),
@@ -291,10 +299,13 @@ async def recipients_csv(
     failed: bool = False,
     grade_id: IdQuery = None,
     class_id: IdQuery = None,
+    unread: bool = False,
+    unanswered: bool = False,
 ) -> Response:
     async def every() -> list[follow.Recipient]:
         which = await _recipient_filter(
-            api, actor, state, category, failed, grade_id=grade_id, class_id=class_id
+            api, actor, state, category, failed, grade_id=grade_id, class_id=class_id,
+            unread=unread, unanswered=unanswered,
         )
         return await follow.all_recipients(
             api.staff.pool, api.people.sealer, actor, broadcast_id, which, api.staff.now()

@@ -214,6 +214,10 @@ class RecipientFilter:
     temporary_only: bool = False
     # Only these addresses (those of some grades or classes: engine.people.recipients).
     addresses: tuple[str, ...] | None = None
+    # Only delivered ones not read yet (read confirmation, engine/twoway) / whose children (or,
+    # for an address of no account, the contact) have not answered the broadcast's questions.
+    unread: bool = False
+    unanswered: bool = False
 
 
 _RECIPIENT_WHERE = """
@@ -223,6 +227,17 @@ WHERE broadcast_id = $1
   AND (NOT $4 OR state IN ('failed', 'deferred'))
   AND ($5::text[] IS NULL OR category = ANY($5::text[]))
   AND ($6::bytea[] IS NULL OR recipient_hash = ANY($6::bytea[]))
+  AND (NOT $7 OR (state = 'delivered' AND NOT EXISTS (
+      SELECT 1 FROM delivery_reads r WHERE r.delivery_id = deliveries.id)))
+  AND (NOT $8 OR (state = 'delivered' AND CASE
+      WHEN EXISTS (SELECT 1 FROM delivery_accounts da WHERE da.delivery_id = deliveries.id)
+      THEN EXISTS (SELECT 1 FROM delivery_accounts da WHERE da.delivery_id = deliveries.id
+                   AND NOT EXISTS (SELECT 1 FROM survey_responses s
+                                   WHERE s.broadcast_id = $1 AND s.account_id = da.account_id))
+      ELSE NOT EXISTS (SELECT 1 FROM delivery_contacts dc JOIN survey_responses s
+                       ON s.broadcast_id = $1 AND s.account_id IS NULL
+                       AND s.contact_id = dc.contact_id
+                       WHERE dc.delivery_id = deliveries.id) END))
 """
 
 # The categories whose failures may pass (engine.bounce: not hard).
@@ -239,6 +254,7 @@ async def recipients(
         broadcast_id, f.state.value if f.state else None, f.category, f.failed_only,
         TEMPORARY_CATEGORIES if f.temporary_only else None,
         [sealer.address_hash(a) for a in f.addresses] if f.addresses is not None else None,
+        f.unread, f.unanswered,
     ]
     total: int = await pool.fetchval(
         f"SELECT count(*) FROM deliveries {_RECIPIENT_WHERE}", *args
@@ -246,7 +262,7 @@ async def recipients(
     rows = await pool.fetch(
         "SELECT id, recipient_sealed, state, attempts, last_code, last_status, last_text, reason, "
         f"category, updated_at, finished_at FROM deliveries {_RECIPIENT_WHERE} "
-        "ORDER BY id LIMIT $7 OFFSET $8",
+        "ORDER BY id LIMIT $9 OFFSET $10",
         *args, limit, offset,
     )
     return total, [

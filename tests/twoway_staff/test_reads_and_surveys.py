@@ -238,3 +238,27 @@ async def test_an_application_asks_for_answers_and_a_retry_with_other_questions_
     assert other.status_code == 409
     assert await world.count("SELECT count(*) FROM surveys") == 1
     assert await world.count("SELECT count(*) FROM read_requests") == 1
+
+
+async def test_recipients_filter_unread_and_unanswered(world: World) -> None:
+    b = await create(world, "admin1", asking_body({"schools": [world.orgs["sho1"]]}, world))
+    await deliver_all(world)
+    d = await deliveries(world, b)
+    await read(world, d["taro@docomo.ne.jp"])
+    await answer(world, d["taro@docomo.ne.jp"], {"attend": "0", "people": "2"})
+    await answer(world, d["jiro@softbank.ne.jp"], {"attend": "1"})
+    token = await world.login("admin1")
+    async with world.client(token) as c:
+        url = f"/api/staff/broadcasts/{b}/recipients"
+        every = (await c.get(url)).json()
+        unread = (await c.get(url, params={"unread": "true"})).json()
+        unanswered = (await c.get(url, params={"unanswered": "true"})).json()
+        both = await c.get(f"{url}.csv", params={"unread": "true", "unanswered": "true"})
+    everyone = {r["address"] for r in every["items"]}
+    assert {r["address"] for r in unread["items"]} == everyone - {"taro@docomo.ne.jp"}
+    assert {r["address"] for r in unanswered["items"]} == everyone - {
+        "taro@docomo.ne.jp", "jiro@softbank.ne.jp"
+    }
+    text = both.content.decode("utf-8-sig")
+    assert "jiro@softbank.ne.jp" not in text and "taro@docomo.ne.jp" not in text
+    assert unanswered["total"] == len(everyone) - 2
