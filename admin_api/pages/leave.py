@@ -17,12 +17,14 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse
 
 from admin_api.pages.common import group_ids, link_error, message_page
-from admin_api.site import UNSUBSCRIBE, Site, site_of
+from admin_api.site import REPORT, UNSUBSCRIBE, Site, site_of
 from admin_api.templating import templates
 from engine.errors import InputError
 from engine.links import InvalidLink
+from engine.message import LINK_LIFETIME
 from engine.people.choices import choices_of, choose_groups, leave_address, rejoin_address
 from engine.people.invitations import confirm_address
+from engine.twoway.family import accepts_reports
 
 router = APIRouter(include_in_schema=False)
 TITLE = "配信の設定"
@@ -46,10 +48,18 @@ async def _page(
     status: int = 200,
 ) -> HTMLResponse:
     choices = await choices_of(site.people, address)
+    # Every mail's foot link leads here: the standing way to the absence/lateness report page
+    # for a guardian whose child's school takes reports (issue 13).
+    report_url = ""
+    if choices.contact_id is not None and not choices.left and choices.confirmed and (
+        await accepts_reports(site.people, choices.contact_id)
+    ):
+        until = site.people.clock.now() + LINK_LIFETIME
+        report_url = f"/report/{site.links.token(REPORT, choices.contact_id, until)}"
     return templates.TemplateResponse(
         request, "choices.html",
         {"title": TITLE, "choices": choices, "action": f"/u/{token}", "notice": notice,
-         "error": error},
+         "error": error, "report_url": report_url},
         status_code=status,
     )
 

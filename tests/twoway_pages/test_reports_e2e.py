@@ -166,3 +166,25 @@ async def test_an_empty_mail_to_the_report_address_brings_the_page_link(serve: S
     queued = await serve.people.pool.fetchval(
         "SELECT count(*) FROM broadcasts WHERE subject LIKE '【連絡用】%'")
     assert queued == 1
+
+
+async def test_every_mail_s_foot_link_leads_to_the_report_page(serve: Serve) -> None:
+    """A mail that asks nothing has no personal page, but its settings link (the foot of every
+    mail) is the standing way to the report page of a school that takes reports."""
+    await set_report_settings(
+        serve.people, await serve.school("sho1"), time(8, 0), time(11, 0), ["発熱"], [],
+    )
+    account = await serve.account("山田太郎")
+    await send_broadcast(
+        serve.people, serve.engine.queue,
+        NewBroadcast("sho1@city.example.jp", "ふつうのお知らせ", "本文\n", []),
+        Audience(accounts=(account,)), Category.NOTICE, 86400,
+    )
+    await wait_until(lambda: serve.mails("papa@docomo.ne.jp", "ふつうのお知らせ"), timeout=15)
+    mail = serve.mails("papa@docomo.ne.jp", "ふつうのお知らせ")[0]
+    assert "/m/" not in body_text(mail)
+    settings_page = await serve.http.get(link_in(mail, "/u/"))
+    m = re.search(r'href="(/report/[0-9A-Za-z._-]+)"', settings_page.text)
+    assert m is not None, settings_page.text
+    report = await serve.http.get(m.group(1))
+    assert report.status_code == 200 and "欠席" in report.text
