@@ -16,14 +16,12 @@ import asyncpg
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from engine import audit
 from engine.clock import Clock
 from engine.config import AttachmentSettings, Settings
-from engine.errors import InputError
 from engine.people import People
 from engine.queue import Queue
 from engine.staff import apikeys, sessions
-from engine.staff.models import AuthError, NotFoundError, Principal, RightsError
+from engine.staff.models import AuthError, Principal, RightsError
 from engine.staff.sessions import Session
 from engine.staff.store import Staff
 
@@ -122,20 +120,6 @@ async def audited(
     object_of: Callable[[T], str] | None = None,
     detail: str = "",
 ) -> T:
-    """Run ``work`` and record it in the audit log with its result, also when refused."""
-    try:
-        value = await work
-    except (RightsError, NotFoundError, AuthError) as exc:
-        await api.staff.log(who, action, object, audit.Result.DENIED, _short(str(exc)))
-        raise
-    except InputError as exc:
-        await api.staff.log(who, action, object, audit.Result.FAILED, _short(str(exc)))
-        raise
-    await api.staff.log(
-        who, action, object_of(value) if object_of else object, audit.Result.OK, detail
-    )
-    return value
-
-
-def _short(text: str) -> str:
-    return text[:300]
+    """Run ``work`` and record it in the audit log with its result, also when refused
+    (``Staff.audited``: the same rule for the API and the command line)."""
+    return await api.staff.audited(who, action, object, work, object_of, detail)
