@@ -240,6 +240,9 @@ def scenario_settings(db_url: str, target: str, **sections: dict[str, Any]) -> S
         shaping={"enabled": False},
         dkim={"allow_unsigned": True},
         inbound=replace(base.inbound, listen=""),
+        # The fault tests need no pages; serving them on the default port would collide with
+        # any other serve on this machine.
+        http=replace(base.http, listen=""),
         people=replace(base.people, key=PEOPLE_KEY),
     )
     for name, values in sections.items():
@@ -451,7 +454,8 @@ async def scenario_sigkill(
         shaping = "true" if during == "receiver" else "false"
         cfg.write_text(
             f'[database]\nurl = "{db_url}"\n[routing.transport]\n"*" = "{receiver.address}"\n'
-            f'[metrics]\nlisten = ""\n[inbound]\nlisten = ""\n[shaping]\nenabled = {shaping}\n'
+            f'[metrics]\nlisten = ""\n[inbound]\nlisten = ""\n[http]\nlisten = ""\n'
+            f'[shaping]\nenabled = {shaping}\n'
             f'[queue]\nretry_base = "1s"\nretry_max = "2s"\nmax_age = "{max_age:.0f}s"\n'
             '[delivery]\nconcurrency = 50\ndata_timeout = "2s"\n'
             f'[dkim]\nallow_unsigned = true\n[people]\nkey = "{PEOPLE_KEY}"\n',
