@@ -94,7 +94,12 @@ async def test_receiver_faults_leave_every_delivery_final_by_max_age(
     assert r.seconds <= max_age + 15, r
     # Nobody is left without a final word: the 1% whose DATA never answers failed, and every
     # failure says why (expired, with the last reply the receiver gave).
-    assert r.received + r.states.get("failed", 0) == 300, r
+    # Every mail either arrived or ended failed. A mail on the wire at the kill may have been
+    # accepted although its runner never recorded it; taken over, it can then expire while the
+    # receiver misbehaves: arrived and failed, as a duplicate is sent twice. So the overlap is
+    # bounded by what was leased, like the duplicates.
+    overlap = r.received + r.states.get("failed", 0) - 300
+    assert 0 <= overlap <= r.in_flight_bound, r
     assert r.failed_reasons and set(r.failed_reasons) == {"expired"}, r
     assert r.failed_without_text == 0, r
     assert r.stalled_failed == 3, r
@@ -124,7 +129,12 @@ async def test_a_runner_killed_while_the_receiver_misbehaves_still_ends_final_by
     max_age = 60.0
     r = await scenario_sigkill(own_pg, 300, tmp_path, during="receiver", max_age=max_age)
     assert_sound(r)
-    assert r.received + r.states.get("failed", 0) == 300, r
+    # Every mail either arrived or ended failed. A mail on the wire at the kill may have been
+    # accepted although its runner never recorded it; taken over, it can then expire while the
+    # receiver misbehaves: arrived and failed, as a duplicate is sent twice. So the overlap is
+    # bounded by what was leased, like the duplicates.
+    overlap = r.received + r.states.get("failed", 0) - 300
+    assert 0 <= overlap <= r.in_flight_bound, r
     assert r.failed_without_text == 0, r
     # Counted from the second runner's start: the deliveries were enqueued ~4 s earlier.
     assert r.seconds <= max_age + 15, r
