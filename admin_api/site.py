@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 
@@ -11,6 +11,7 @@ from engine.links import LinkSigner
 from engine.people import People
 from engine.people.replies import ReplySender
 from engine.queue import Queue
+from engine.twoway.personal import BroadcastFacts
 
 #: Link purposes; the unsubscribe one is what engine/message.py puts in every mail.
 REGISTER = "register"
@@ -27,6 +28,8 @@ class Site:
     people: People
     queue: Queue
     links: LinkSigner
+    # Broadcasts' content and surveys, read once for all their guardians' pages.
+    facts: BroadcastFacts = field(default_factory=BroadcastFacts)
 
     @property
     def replies(self) -> ReplySender:

@@ -1,8 +1,8 @@
 """Read confirmation at scale: send time with and without it, and 30,000 read-link clicks
 against the real HTTP server on loopback.
 
-    python bench/twoway_clicks.py [--accounts 15000] [--concurrency 32] [--clients 1]
-                                  [--time-limit 120] [--workers N] [--skip-send]
+    python bench/twoway_clicks.py [--accounts 15000] [--concurrency 32] [--client wrk|httpx]
+                                  [--clients 1] [--time-limit 120] [--workers N] [--skip-send]
 
 Imports ACCOUNTS children with two confirmed contacts each (bench/people_import.py's CSV:
 30,000 addresses by default) into an embedded PostgreSQL, then:
@@ -15,9 +15,12 @@ Imports ACCOUNTS children with two confirmed contacts each (bench/people_import.
 2. serves the pages application (``admin_api.app.create_app`` under uvicorn through
    ``admin_api.server.HttpServer``, as ``mamoru serve`` does) in its own process on
    127.0.0.1, and opens every delivery's personal page ``GET /m/{token}`` once (which records
-   the read: the whole page, rate limit, template and all) with httpx clients (CLIENTS
-   processes, CONCURRENCY connections in all); prints clicks/s, p50/p99 latency, the CPU per
-   click of the HTTP process and of the client, and whether every click was recorded.
+   the read: the whole page, rate limit, template and all) with CONCURRENCY keep-alive
+   connections from wrk (default; bench/clicks.lua, installed with apt-get if missing) or from
+   httpx (CLIENTS processes); prints clicks/s, p50/p99 latency, the CPU per click of the HTTP
+   process and of the client, and whether every click was recorded. The client shares the two
+   cores with the server and PostgreSQL, as phones would not: httpx spends more CPU per click
+   than the server does, so the default is wrk, whose cost is a small fraction of it.
 
 Traffic stays on loopback; the click loop is bounded by its count and by ``--time-limit``.
 Prints, last, one JSON line.
@@ -29,13 +32,17 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
+import resource
 import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import warnings
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -158,11 +165,75 @@ def serve_pages(settings: Settings, listen: str, ready: Any, stop: Any, cpu: Any
         asyncio.run(run())
 
 
-async def click_all(
+@dataclass
+class Clicks:
+    answered: int  # 200 with the read recorded
+    failed: int  # any other answer
+    unmade: int  # not made within the time limit
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    client_cpu_ms: float  # the load generator's CPU per click
+
+
+def click_wrk(base: str, tokens: list[str], path: str, args: argparse.Namespace) -> Clicks:
+    """One click per token from wrk (bench/clicks.lua): a C client whose own CPU per click is
+    small beside the server's, so that the rate measured is the server's on these two cores.
+    Timed from wrk's start to the last thread's "finished" line; wrk is then interrupted."""
+    ensure_wrk()
+    threads = max(1, args.clients)
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", dir="/tmp") as paths:
+        paths.write("".join(path.format(token=t) + "\n" for t in tokens))
+        paths.flush()
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            ["wrk", "-t", str(threads), "-c", str(args.concurrency),
+             "-d", f"{args.time_limit:.0f}s", "--timeout", "10s",
+             "-s", str(Path(__file__).with_name("clicks.lua")), base, "--",
+             paths.name, str(threads)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        assert proc.stdout is not None
+        finished = 0
+        seconds = args.time_limit
+        result: dict[str, Any] | None = None
+        for line in proc.stdout:  # ends with wrk, at the latest after --time-limit
+            if line.strip() == "finished":
+                finished += 1
+                if finished == threads:
+                    seconds = time.perf_counter() - t0
+                    proc.send_signal(signal.SIGINT)
+            elif line.startswith("{"):
+                result = json.loads(line)
+        proc.wait(60)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode or result is None:
+        detail = proc.stderr.read() if proc.stderr else ""
+        raise SystemExit(f"wrk failed ({proc.returncode}): {detail}")
+    made = result["clicks"] + result["failed"]
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    if result["socket_errors"]:
+        print(f"wrk socket errors {result['socket_errors']} (connect, read, write, timeout)")
+    return Clicks(result["clicks"], result["failed"], len(tokens) - made, seconds,
+                  result["p50_ms"], result["p99_ms"], cpu * 1000 / made if made else float("nan"))
+
+
+def ensure_wrk() -> None:
+    if shutil.which("wrk"):
+        return
+    print("installing wrk with apt-get ...", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "wrk"],
+                   check=True, env=env, stdout=subprocess.DEVNULL)
+
+
+async def click_httpx(
     base: str, path: str, tokens: list[str], concurrency: int, time_limit: float
-) -> tuple[list[float], int, int, float]:
+) -> tuple[list[float], int, int, float, float]:
     """(latencies of successful clicks, failures, clicks not made in the time limit,
-    seconds) for one click per token."""
+    seconds, client CPU seconds) for one click per token."""
     import httpx
 
     latencies: list[float] = []
@@ -191,27 +262,21 @@ async def click_all(
         await asyncio.gather(*(clicker() for _ in range(concurrency)))
     seconds = time.perf_counter() - t0
     made = len(latencies) + failures
-    if made:
-        print(f"client CPU       {(time.process_time() - cpu0) * 1000 / made:.2f} ms per click "
-              "(httpx)")
-    return latencies, failures, len(tokens) - made, seconds
+    return latencies, failures, len(tokens) - made, seconds, time.process_time() - cpu0
 
 
 def _client(base: str, path: str, tokens: list[str], concurrency: int, time_limit: float,
             out: Any) -> None:
     """One load-generating process: its share of the clicks, results put on ``out``."""
-    out.put(asyncio.run(click_all(base, path, tokens, concurrency, time_limit)))
+    out.put(asyncio.run(click_httpx(base, path, tokens, concurrency, time_limit)))
 
 
-def clients(
-    ctx: Any, base: str, args: argparse.Namespace, tokens: list[str]
-) -> tuple[list[float], int, int, float]:
-    """The clicks from ``args.clients`` processes (httpx costs about twice the server's CPU
-    per request, so one process can be what limits the rate); ``args.concurrency`` connections
-    in all."""
-    if args.clients <= 1:
-        return asyncio.run(click_all(base, args.path, tokens, args.concurrency,
-                                     args.time_limit))
+def clients(ctx: Any, base: str, args: argparse.Namespace, tokens: list[str]) -> Clicks:
+    """The clicks from wrk (default) or from ``args.clients`` httpx processes (httpx costs
+    more CPU per request than the server, so on two cores it measures itself);
+    ``args.concurrency`` connections in all."""
+    if args.client == "wrk":
+        return click_wrk(base, tokens, args.path, args)
     out = ctx.Queue()
     per = max(1, args.concurrency // args.clients)
     procs = [ctx.Process(target=_client, args=(base, args.path, tokens[i::args.clients], per,
@@ -224,8 +289,14 @@ def clients(
     seconds = time.perf_counter() - t0
     for p in procs:
         p.join(10)
-    return ([x for r in results for x in r[0]], sum(r[1] for r in results),
-            sum(r[2] for r in results), seconds)
+    latencies = sorted(x for r in results for x in r[0])
+    failures = sum(r[1] for r in results)
+    made = len(latencies) + failures
+    p50 = statistics.median(latencies) * 1000 if latencies else float("nan")
+    p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else float("nan")
+    cpu = sum(r[4] for r in results)
+    return Clicks(len(latencies), failures, sum(r[2] for r in results), seconds, p50, p99,
+                  cpu * 1000 / made if made else float("nan"))
 
 
 async def tokens_and_reads(settings: Settings, broadcast_id: int) -> list[str]:
@@ -317,30 +388,30 @@ def _run(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
     try:
         if not ready.wait(30):
             raise SystemExit("the HTTP server did not start")
-        latencies, failures, unmade, seconds = clients(
-            ctx, f"http://{listen}", args, tokens)
+        clicks = clients(ctx, f"http://{listen}", args, tokens)
     finally:
         stop.set()
         server.join(15)
         if server.is_alive():
             server.terminate()
     stored = asyncio.run(recorded(settings, read_id))
-    latencies.sort()
-    p50 = statistics.median(latencies) * 1000 if latencies else float("nan")
-    p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else float("nan")
-    made = len(latencies) + failures
+    made = clicks.answered + clicks.failed
     server_ms = cpu.value * 1000 / made if made else float("nan")
-    print(f"clicks           {made} of {len(tokens)} in {seconds:.2f} s ({made / seconds:.0f}/s, "
-          f"{args.concurrency} connections); p50 {p50:.1f} ms, p99 {p99:.1f} ms; "
-          f"{failures} failed; {unmade} not made within {args.time_limit:.0f} s")
+    print(f"clicks           {made} of {len(tokens)} in {clicks.seconds:.2f} s "
+          f"({made / clicks.seconds:.0f}/s, {args.concurrency} connections, {args.client}); "
+          f"p50 {clicks.p50_ms:.1f} ms, p99 {clicks.p99_ms:.1f} ms; {clicks.failed} failed; "
+          f"{clicks.unmade} not made within {args.time_limit:.0f} s")
     print(f"server CPU       {server_ms:.2f} ms per click (HTTP process; PostgreSQL apart)")
+    print(f"client CPU       {clicks.client_cpu_ms:.2f} ms per click ({args.client})")
     print(f"recorded         {stored} of {len(tokens)} reads "
           f"({'all' if stored == len(tokens) else 'NOT all'})")
-    out.update({"clicks": made, "click_seconds": round(seconds, 3),
-                "clicks_per_second": round(made / seconds, 1),
-                "p50_ms": round(p50, 2), "p99_ms": round(p99, 2), "failed": failures,
-                "not_made": unmade, "server_cpu_ms_per_click": round(server_ms, 3),
-                "recorded": stored, "concurrency": args.concurrency})
+    out.update({"clicks": made, "click_seconds": round(clicks.seconds, 3),
+                "clicks_per_second": round(made / clicks.seconds, 1),
+                "p50_ms": round(clicks.p50_ms, 2), "p99_ms": round(clicks.p99_ms, 2),
+                "failed": clicks.failed, "not_made": clicks.unmade,
+                "server_cpu_ms_per_click": round(server_ms, 3),
+                "client_cpu_ms_per_click": round(clicks.client_cpu_ms, 3),
+                "client": args.client, "recorded": stored, "concurrency": args.concurrency})
     return out
 
 
@@ -358,8 +429,10 @@ if __name__ == "__main__":
     parser.add_argument("--accounts", type=int, default=15_000)
     parser.add_argument("--schools", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--client", choices=("wrk", "httpx"), default="wrk",
+                        help="load generator: wrk (installed with apt-get if missing) or httpx")
     parser.add_argument("--clients", type=int, default=1,
-                        help="load-generating processes (connections shared among them)")
+                        help="wrk threads, or httpx processes (connections shared among them)")
     parser.add_argument("--pool", type=int, default=8, help="database connections per process")
     parser.add_argument("--time-limit", type=float, default=120.0)
     parser.add_argument("--workers", type=int, default=0)

@@ -35,7 +35,6 @@ from engine.twoway import (
     record_read,
     submit_answers,
 )
-from engine.twoway.family import accepts_reports
 from engine.twoway.personal import PageView, open_page
 
 router = APIRouter(include_in_schema=False)
@@ -52,7 +51,7 @@ async def _view(request: Request, site: Site, token: str) -> PageView | HTMLResp
     delivery_id = await verified(request, site, PAGE, token, "d")
     if isinstance(delivery_id, HTMLResponse):
         return delivery_id
-    view = await open_page(site.people, delivery_id)
+    view = await open_page(site.people, delivery_id, site.facts)
     if view is None:
         return message_page(request, "お知らせ", GONE, 410)
     return view
@@ -81,16 +80,17 @@ async def _render(
                 "problems": (problems or {}) if account_id == posted_child else {},
             })
     report_url = ""
-    if view.contact_id is not None and await accepts_reports(people, view.contact_id):
+    if view.contact_id is not None and view.takes_reports:
         report_token = site.links.token(REPORT, view.contact_id, now + LINK_LIFETIME)
         report_url = f"/report/{report_token}"
     # The broadcast's attachments (engine/staff/attachments.py), through this page's links.
     files: list[attachments.PageFile] = []
     files_note = ""
-    try:
-        files = await attachments.page_files(people, site.queue, view.delivery_id)
-    except attachments.FileGone as exc:
-        files_note = str(exc)
+    if view.has_files:
+        try:
+            files = await attachments.page_files(people, site.queue, view.delivery_id)
+        except attachments.FileGone as exc:
+            files_note = str(exc)
     return templates.TemplateResponse(
         request, "personal.html",
         {

@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 
 from engine.csv_io import csv_text
+from engine.db import BULK_ROWS, analyze
 from engine.errors import InputError
 from engine.people.codes import new_code
 from engine.people.csv_import import ParsedFile, Row
@@ -219,6 +220,8 @@ async def write_import(people: People, plan: ImportPlan, confirmed: bool) -> Imp
                 waiting, now,
             )
             upgraded = int(result.split()[-1])
+    if len(plan.rows) >= BULK_ROWS:
+        await analyze(people.pool, "contacts", "accounts", "contact_accounts", "account_groups")
     return ImportResult(
         len(plan.rows), len(fresh), len(existing), len(fresh) + upgraded if confirmed else 0
     )

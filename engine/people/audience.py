@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
+from engine.db import BULK_ROWS, analyze
 from engine.errors import InputError
 from engine.people.directory import groups_by_id
 from engine.people.models import (
@@ -216,6 +217,9 @@ async def send_broadcast(
         # broadcast that asks nothing (an emergency among them) must not wait for it, so it is
         # linked once its mails are already being claimed. Idempotent if interrupted.
         await link_deliveries(people.pool, people, broadcast_id)
+    if len(recipients) >= BULK_ROWS:
+        # Before the first guardians open their pages (engine/twoway/personal.py).
+        await analyze(people.pool, "delivery_contacts", "delivery_accounts")
     return FanOut(broadcast_id, len(recipients), suppressed, waiting, dict(resolved.skipped))
 
 

@@ -67,9 +67,24 @@ async def children_of(people: People, contact_id: int) -> list[Child]:
     return out
 
 
+def accepts_reports_sql(contact: str) -> str:
+    """An SQL condition: some child the contact (an SQL expression) may report for is at a
+    school that takes reports (the children of ``children_of`` whose settings exist)."""
+    return (
+        "EXISTS (SELECT 1 FROM contact_accounts ca JOIN contacts c ON c.id = ca.contact_id "
+        "JOIN accounts a ON a.id = ca.account_id "
+        "JOIN report_settings rs ON rs.school_id = a.school_id "
+        f"WHERE ca.contact_id = {contact} AND a.kind = 'child' AND a.state = 'active' "
+        "AND c.state = 'active' AND c.confirmed_at IS NOT NULL)"
+    )
+
+
 async def accepts_reports(people: People, contact_id: int) -> bool:
     """Whether some child of the contact is at a school that takes reports."""
-    return any(c.settings is not None for c in await children_of(people, contact_id))
+    accepts: bool = await people.pool.fetchval(
+        f"SELECT {accepts_reports_sql('$1')}", contact_id
+    )
+    return accepts
 
 
 async def open_reports(people: People, account_ids: list[int]) -> list[OpenReport]:

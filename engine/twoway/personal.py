@@ -10,12 +10,13 @@ gathers what the page shows in one place; reads and answers go to ``reads.record
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 
-from engine.people.store import People
-from engine.queue import Queue
-from engine.twoway.recipients import accounts_of_delivery
+from engine.people.store import ACCOUNT_NAME, People
+from engine.queue import BroadcastContent, Queue
+from engine.twoway.family import accepts_reports_sql
 from engine.twoway.surveys import Survey, survey_of
 
 
@@ -34,27 +35,72 @@ class PageView:
     # (account id, child's name) the mail was for: whom the survey is answered for.
     children: list[tuple[int, str]]
     survey: Survey | None
+    # Whether the broadcast has attachments (engine/staff/attachments.page_files lists them).
+    has_files: bool = False
+    # Whether some child of the contact is at a school that takes reports.
+    takes_reports: bool = False
 
 
-async def open_page(people: People, delivery_id: int) -> PageView | None:
-    """What the page of ``delivery_id`` shows; None when the delivery no longer exists."""
-    row = await people.pool.fetchrow(
-        "WITH d AS (SELECT coalesce((SELECT original_delivery_id FROM reminder_deliveries "
-        "  WHERE delivery_id = $1), $1) AS id) "
-        "SELECT x.id, x.broadcast_id, rr.broadcast_id IS NOT NULL AS asks_read, r.read_at, "
-        "dc.contact_id FROM d JOIN deliveries x ON x.id = d.id "
-        "LEFT JOIN read_requests rr ON rr.broadcast_id = x.broadcast_id "
-        "LEFT JOIN delivery_reads r ON r.delivery_id = x.id "
-        "LEFT JOIN delivery_contacts dc ON dc.delivery_id = x.id",
-        delivery_id,
-    )
+# One statement for everything about the delivery that can change; the broadcast's content
+# and survey never do once it is stored (surveys.py inserts, nothing updates), and are kept
+# by BroadcastFacts.
+_PAGE_SQL = f"""
+WITH d AS (SELECT coalesce((SELECT original_delivery_id FROM reminder_deliveries
+                            WHERE delivery_id = $1), $1) AS id)
+SELECT x.id, x.broadcast_id, rr.broadcast_id IS NOT NULL AS asks_read, r.read_at,
+       dc.contact_id,
+       EXISTS (SELECT 1 FROM attachments f WHERE f.broadcast_id = x.broadcast_id) AS has_files,
+       coalesce(dc.contact_id IS NOT NULL AND {accepts_reports_sql("dc.contact_id")}, false)
+           AS takes_reports,
+       ARRAY(SELECT a.id FROM delivery_accounts da JOIN accounts a ON a.id = da.account_id
+             WHERE da.delivery_id = x.id ORDER BY a.id) AS account_ids,
+       ARRAY(SELECT a.name_sealed FROM delivery_accounts da JOIN accounts a
+             ON a.id = da.account_id WHERE da.delivery_id = x.id ORDER BY a.id) AS names
+FROM d JOIN deliveries x ON x.id = d.id
+LEFT JOIN read_requests rr ON rr.broadcast_id = x.broadcast_id
+LEFT JOIN delivery_reads r ON r.delivery_id = x.id
+LEFT JOIN delivery_contacts dc ON dc.delivery_id = x.id
+"""
+
+
+class BroadcastFacts:
+    """The content and survey of recently opened broadcasts, kept in memory by the pages
+    (30,000 guardians opening one notice need them read once, not 30,000 times)."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._known: OrderedDict[int, tuple[BroadcastContent, Survey | None]] = OrderedDict()
+
+    async def of(
+        self, people: People, broadcast_id: int
+    ) -> tuple[BroadcastContent, Survey | None]:
+        known = self._known.get(broadcast_id)
+        if known is not None:
+            self._known.move_to_end(broadcast_id)
+            return known
+        queue = Queue(people.pool, people.sealer)
+        content = (await queue.broadcast_contents([broadcast_id]))[broadcast_id]
+        known = (content, await survey_of(people, broadcast_id))
+        self._known[broadcast_id] = known
+        while len(self._known) > self._size:
+            self._known.popitem(last=False)
+        return known
+
+
+async def open_page(
+    people: People, delivery_id: int, facts: BroadcastFacts | None = None
+) -> PageView | None:
+    """What the page of ``delivery_id`` shows; None when the delivery no longer exists.
+    ``facts`` keeps broadcasts' content between calls (a fresh one reads them each time)."""
+    row = await people.pool.fetchrow(_PAGE_SQL, delivery_id)
     if row is None:
         return None
     broadcast_id: int = row["broadcast_id"]
-    queue = Queue(people.pool, people.sealer)
-    content = (await queue.broadcast_contents([broadcast_id]))[broadcast_id]
+    content, survey = await (facts or BroadcastFacts(1)).of(people, broadcast_id)
+    names = (people.sealer.open(n, ACCOUNT_NAME) for n in row["names"])
     return PageView(
         row["id"], broadcast_id, content.subject, content.body, content.sender_name,
         row["asks_read"], row["read_at"], row["contact_id"],
-        await accounts_of_delivery(people, row["id"]), await survey_of(people, broadcast_id),
+        list(zip(row["account_ids"], names, strict=True)), survey,
+        row["has_files"], row["takes_reports"],
     )

@@ -48,13 +48,12 @@ async def send_due_reminders(people: People, queue: Queue, max_age: float) -> li
     now = people.clock.now()
     if is_quiet(now):
         return []
-    async with people.pool.acquire() as conn:
-        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK):
+    # A transaction's lock: released by its end whatever happens (engine/db.py keeps no
+    # session state on pooled connections).
+    async with people.pool.acquire() as conn, conn.transaction():
+        if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _LOCK):
             return []
-        try:
-            return await _send(people, queue, max_age, now)
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK)
+        return await _send(people, queue, max_age, now)
 
 
 async def _send(people: People, queue: Queue, max_age: float, now: datetime) -> list[int]:

@@ -155,3 +155,34 @@ def test_registration_codes_are_unambiguous_and_forgiving() -> None:
     assert not set("0O1IL2Z5S8B") & set(ALPHABET)
     with pytest.raises(InputError, match="登録コード"):
         normalise_code("ABCD-EFGH-IJKL")
+
+
+async def test_a_bulk_import_and_its_first_broadcast_leave_fresh_planner_statistics(
+    schools: People,
+) -> None:
+    """Pages opened right after a board's import and first send must not be planned on
+    default selectivities (engine/db.analyze): the tables are analysed at once."""
+    from engine.db import BULK_ROWS
+    from engine.people import Audience, Category, send_broadcast
+    from engine.queue import NewBroadcast, Priority, Queue
+
+    rows = "".join(
+        f"sho1,{1 + i % 6},{1 + i // 6 % 4},{i // 24 + 1},児童{i},p{i}@docomo.ne.jp,,\n"
+        for i in range(BULK_ROWS)
+    )
+    await import_csv(schools, rows)
+    # pg_stats has a table's columns once it is analysed (autovacuum waits a minute or more).
+    analysed = "SELECT DISTINCT tablename AS relname FROM pg_stats WHERE schemaname = 'public'"
+    assert {"contacts", "accounts", "contact_accounts"} <= {
+        r["relname"] for r in await schools.pool.fetch(analysed)
+    }
+    sho1 = await schools.pool.fetchval("SELECT id FROM organisations WHERE code = 'sho1'")
+    fan = await send_broadcast(
+        schools, Queue(schools.pool, schools.sealer),
+        NewBroadcast("school@example.jp", "お知らせ", "本文", [], Priority.NORMAL),
+        Audience(schools=(sho1,)), Category.NOTICE, 86400,
+    )
+    assert fan.recipients == BULK_ROWS
+    assert {"delivery_contacts", "delivery_accounts"} <= {
+        r["relname"] for r in await schools.pool.fetch(analysed)
+    }
