@@ -31,8 +31,6 @@ from engine.queue import NewBroadcast, Priority, Queue
 log = logging.getLogger(__name__)
 
 NOTIFY = "staff.notify"
-# The staff screen of the reports, under [http] public_url.
-SCREEN_PATH = "/staff/reports"
 
 
 @dataclass(frozen=True)
@@ -108,20 +106,20 @@ async def due_notices(
     return list(notices.values())
 
 
-def notice_text(notice: Notice, public_url: str) -> tuple[str, str]:
-    """(subject, body) of a notice: counts per class and the screen's link, no child named."""
+def notice_text(notice: Notice) -> tuple[str, str]:
+    """(subject, body) of a notice: counts per class, no child named. No link: the staff
+    screens are not built yet, and a mail must not lead a teacher to a page that does not
+    exist (the reports are in the API's list and CSV)."""
     lines = "".join(
         f"・{'' if g is None else f'{g}年'}{'' if c is None else f'{c}組'}: {n} 件\n"
         for (g, c), n in sorted(notice.counts.items(), key=lambda kv: (kv[0][0] or 0,
                                                                         kv[0][1] or ""))
     )
-    link = f"{public_url.rstrip('/')}{SCREEN_PATH}" if public_url else "(管理画面)"
     body = (
         "受け持ちの組に、欠席・遅刻・早退の連絡または健康連絡が届きました"
         "（訂正・取り消しを含みます）。\n\n"
         f"{lines}\n"
-        "内容は、ログインして連絡の一覧でご確認ください。\n"
-        f"{link}\n\n"
+        "内容は、学校の管理画面にログインして、連絡の一覧でご確認ください。\n\n"
         "このメールには児童生徒の氏名や理由は書いていません。\n"
     )
     return f"【連絡】欠席・遅刻などの連絡が {notice.total} 件あります", body
@@ -144,7 +142,7 @@ async def send_report_notices(
         for s in schools:
             for notice in await due_notices(conn, people, s["school_id"], s["notified_until"],
                                             now):
-                subject, body = notice_text(notice, settings.http.public_url)
+                subject, body = notice_text(notice)
                 await queue.enqueue(
                     NewBroadcast(sender=sender, subject=subject, body=body,
                                  recipients=[notice.address], priority=Priority.NORMAL),

@@ -124,6 +124,8 @@ async def test_class_teachers_are_mailed_counts_of_new_reports_without_names(
     assert "2 件" in mail["subject"] and "3年1組: 2 件" in mail["body"]
     for secret in ("山田", "太郎", "発熱", "38度"):
         assert secret not in mail["body"] and secret not in mail["subject"]
+    # No link to a staff screen that does not exist yet.
+    assert "http" not in mail["body"] and "管理画面" in mail["body"]
     assert list(await deliveries(world, mail["id"])) == ["sensei31@example.jp"]
     # Nothing new: no second mail.
     world.clock.advance(60)
