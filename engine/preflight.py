@@ -5,9 +5,10 @@ print its own traceback; checked here first, the operator reads one line (a ``Co
 or ``DkimError``) and nothing has started. What is checked:
 
 - every ``[[dkim.keys]]`` private key file loads (the same signer the runners build);
-- the metrics ports (``metrics.listen``, worker *i* on port + *i*) and the inbound SMTP address
-  (``inbound.listen``) and the pages' HTTP address (``http.listen``) can be bound now, and the
-  inbound TLS certificate loads.
+- the metrics ports (``metrics.listen``, worker *i* on port + *i*), the inbound SMTP address
+  (``inbound.listen``), the submission address (``submission.listen``) and the pages' HTTP
+  address (``http.listen``) can be bound now, and the inbound and submission TLS certificates
+  load.
 
 A port checked free can still be taken by another program before the worker binds it; the
 worker then fails as before. The check makes the usual case, a second ``serve`` or a forgotten
@@ -39,7 +40,11 @@ def preflight(settings: Settings, workers: int = 1, listening: bool = True) -> N
     if settings.inbound.listen:
         host, port = parse_host_port("inbound.listen", settings.inbound.listen, 25)
         _check_free("inbound.listen", settings.inbound.listen, host, port, None)
-        _check_tls(settings)
+        _check_tls("inbound", settings.inbound.tls_cert, settings.inbound.tls_key)
+    if settings.submission.listen:
+        host, port = parse_host_port("submission.listen", settings.submission.listen, 587)
+        _check_free("submission.listen", settings.submission.listen, host, port, None)
+        _check_tls("submission", settings.submission.tls_cert, settings.submission.tls_key)
     if settings.http.listen:
         host, port = parse_host_port("http.listen", settings.http.listen, 8080)
         _check_free("http.listen", settings.http.listen, host, port, None)
@@ -67,15 +72,14 @@ def _check_free(key: str, value: str, host: str, port: int, worker: int | None) 
             ) from None
 
 
-def _check_tls(settings: Settings) -> None:
-    cfg = settings.inbound
-    if not cfg.tls_cert:
+def _check_tls(table: str, cert: str, key: str) -> None:
+    if not cert:
         return
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     try:
-        context.load_cert_chain(cfg.tls_cert, cfg.tls_key)
+        context.load_cert_chain(cert, key or None)
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(
-            f"inbound.tls_cert/inbound.tls_key cannot be loaded ({cfg.tls_cert}, "
-            f"{cfg.tls_key}): {exc}; give a PEM certificate chain and its private key"
+            f"{table}.tls_cert/{table}.tls_key cannot be loaded ({cert}, {key}): {exc}; "
+            f"give a PEM certificate chain and its private key"
         ) from None

@@ -182,6 +182,21 @@ def test_serve_with_its_metrics_port_in_use_is_one_line(cfg: Path) -> None:
     assert f"port {port}" in line and "metrics.listen" in line
 
 
+def test_serve_with_its_submission_port_in_use_is_one_line(cfg: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with cfg.open("a") as f:
+            f.write(f'\n[submission]\nlisten = "127.0.0.1:{port}"\n'
+                    'domain = "mail.example.jp"\nallow_plain_auth = true\n')
+        result = mamoru("serve", "-c", cfg, "--workers", "1")
+    code, err = result.returncode, result.stderr
+    assert code == 1
+    line = one_line(err)
+    assert f"port {port}" in line and "submission.listen" in line
+
+
 def test_a_database_lost_mid_command_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     import typer
 
