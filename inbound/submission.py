@@ -8,8 +8,9 @@ server. The conversation:
    that for development on a loopback address only). The password is an API key (``mak_...``,
    ``engine/staff/apikeys.py``); the user name is not used. The key has the rights of its
    school or of the board, as over HTTP.
-2. MAIL: more than ``submission.rate_per_minute`` mails of one key within a minute get
-   ``451 4.7.0`` (try again later). SIZE is advertised; a larger mail gets ``552``.
+2. MAIL: more than ``submission.rate_per_minute`` mails of one key in a minute (counted in the
+   database for every serve, ``engine.staff.submission.SubmitRate``) get ``451 4.7.0`` (try
+   again later). SIZE is advertised; a larger mail gets ``552``.
 3. RCPT: a group address (``engine/staff/submission.py`` defines them); an unknown one gets
    ``550 5.1.1``, another school's ``550 5.7.1``, before any content is sent.
 4. DATA: subject, text body (``text/plain``, or the plain part of ``multipart/alternative``)
@@ -27,7 +28,6 @@ import asyncio
 import logging
 import ssl
 import warnings
-from collections import deque
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -45,7 +45,13 @@ from engine.queue import Queue
 from engine.staff import apikeys
 from engine.staff.models import AuthError, Principal, RightsError
 from engine.staff.store import Staff
-from engine.staff.submission import Submission, UnknownGroupAddress, check_recipient, submit
+from engine.staff.submission import (
+    Submission,
+    SubmitRate,
+    UnknownGroupAddress,
+    check_recipient,
+    submit,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,29 +75,6 @@ NO_TEXT = (
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())[:400]
-
-
-class RateLimit:
-    """At most ``per_minute`` mails per API key in any 60 s (per process: serve runs the
-    submission server in its first worker only)."""
-
-    def __init__(self, per_minute: int, clock: Clock) -> None:
-        self.per_minute = per_minute
-        self.clock = clock
-        self._sent: dict[int, deque[float]] = {}
-
-    def _window(self, key_id: int) -> deque[float]:
-        window = self._sent.setdefault(key_id, deque())
-        now = self.clock.monotonic()
-        while window and window[0] <= now - 60.0:
-            window.popleft()
-        return window
-
-    def allows(self, key_id: int) -> bool:
-        return len(self._window(key_id)) < self.per_minute
-
-    def count(self, key_id: int) -> None:
-        self._window(key_id).append(self.clock.monotonic())
 
 
 class MailRefused(InputError):
@@ -193,7 +176,12 @@ class SubmissionHandler:
         mail_options: list[str],
     ) -> str:
         actor = _principal(session)
-        if actor.id is not None and not self.server.rate.allows(actor.id):
+        try:
+            allowed = actor.id is None or await self.server.rate.allows(actor.id)
+        except DATABASE_ERRORS as exc:
+            self.server.outage.failed(exc)
+            return TRY_LATER
+        if not allowed:
             return (
                 f"451 4.7.0 このキーからの送信が多すぎます (1 分に "
                 f"{self.server.rate.per_minute} 通まで)。後で送り直してください / too many "
@@ -250,7 +238,11 @@ class SubmissionHandler:
             return TRY_LATER
         self.server.outage.succeeded()
         if actor.id is not None and not made.replayed:
-            self.server.rate.count(actor.id)
+            try:
+                await self.server.rate.count(actor.id)
+            except DATABASE_ERRORS as exc:
+                # The broadcast is stored: say so; only this mail's count is lost.
+                self.server.outage.failed(exc)
         again = " (送信済みの再送 / a retry: sent before)" if made.replayed else ""
         log.info("submission: broadcast %d from %s%s", made.broadcast_id, actor.name, again)
         return (
@@ -278,7 +270,7 @@ class SubmissionServer:
         self.pool = pool
         self.clock = clock or SystemClock()
         self.host, self.port = parse_host_port("submission.listen", cfg.listen, 587)
-        self.rate = RateLimit(cfg.rate_per_minute, self.clock)
+        self.rate = SubmitRate(pool, self.clock, cfg.rate_per_minute)
         self.outage = OutageLog(log, "submission")
         self._tls = self._tls_context()
         self._server: asyncio.Server | None = None

@@ -27,7 +27,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import asyncpg
+
 from engine import audit
+from engine.clock import Clock
 from engine.errors import InputError
 from engine.people import Audience, Category, People
 from engine.people.directory import (
@@ -46,6 +49,7 @@ from engine.staff import sending
 from engine.staff.models import AuthError, NotFoundError, Principal, RightsError
 from engine.staff.rights import check_audience
 from engine.staff.store import Staff
+from engine.twoway.page_limits import PageBusy, count_request, hits
 
 #: The local part that takes its audience from the X-Mamoru-Audience header.
 HEADER_AUDIENCE = "audience"
@@ -230,3 +234,23 @@ async def submit(
             actor, "broadcast.create", f"broadcast {made.broadcast_id}", audit.Result.OK, detail
         )
     return made
+
+
+class SubmitRate:
+    """At most ``per_minute`` mails per API key a minute, in fixed one-minute windows counted
+    in the database (the pages' counters, engine/twoway/page_limits.py, under ``submit:<key>``),
+    so that every ``serve`` sharing the database counts the same key together."""
+
+    def __init__(self, pool: asyncpg.Pool, clock: Clock, per_minute: int) -> None:
+        self.pool, self.clock, self.per_minute = pool, clock, per_minute
+
+    async def allows(self, key_id: int) -> bool:
+        return await hits(self.pool, f"submit:{key_id}", self.clock.now()) < self.per_minute
+
+    async def count(self, key_id: int) -> None:
+        """Count one mail taken (a retry of one already sent is not counted)."""
+        try:
+            await count_request(self.pool, f"submit:{key_id}", self.clock.now(),
+                                limit=self.per_minute)
+        except PageBusy:
+            pass  # taken already; the next MAIL is refused

@@ -52,6 +52,18 @@ async def count_request(
         raise PageBusy(row["window_start"] + window - now)
 
 
+async def hits(
+    pool: asyncpg.Pool, key: str, now: datetime, window: timedelta = WINDOW
+) -> int:
+    """Requests counted under ``key`` in its current window (0 when it has ended)."""
+    found: int | None = await pool.fetchval(
+        "SELECT hits FROM page_requests WHERE key = $1 "
+        "AND window_start > $2::timestamptz - $3::interval",
+        key, now, window,
+    )
+    return found or 0
+
+
 async def prune(pool: asyncpg.Pool, now: datetime, keep: timedelta = timedelta(days=1)) -> int:
     """Forget request counts whose window ended long ago (serve's minute task calls it)."""
     result: str = await pool.execute(
