@@ -25,6 +25,9 @@ from engine.twoway.surveys import create_survey
 
 DEFAULT_REMIND_AFTER = timedelta(hours=2)
 DEFAULT_REMINDERS = 2
+# The staff API says the same in minutes (admin_api/staff/schemas.ReadConfirmationIn).
+MIN_REMIND_AFTER = timedelta(minutes=1)
+MAX_REMIND_AFTER = timedelta(days=14)
 
 
 @dataclass(frozen=True)
@@ -59,9 +62,10 @@ class Asks:
     def check(self, now: datetime) -> None:
         """InputError (Japanese, then English) when the request cannot be stored."""
         if self.read is not None:
-            if self.read.remind_after <= timedelta(0):
+            if not MIN_REMIND_AFTER <= self.read.remind_after <= MAX_REMIND_AFTER:
                 raise InputError(
-                    "再通知までの時間は正にしてください (remind_after must be positive)"
+                    "再通知までの時間は 1 分〜14 日にしてください "
+                    "(remind_after must be 1 minute to 14 days)"
                 )
             if not 0 <= self.read.max_reminders <= 10:
                 raise InputError("再通知は 0〜10 回にしてください (reminders must be 0 to 10)")

@@ -102,6 +102,8 @@ async def test_wrong_two_way_requests_store_nothing(
     question = Question("q", "出欠", QuestionKind.SINGLE, options=("出", "欠"))
     wrong = [
         Asks(read=ReadPolicy(timedelta(0), 1)),
+        Asks(read=ReadPolicy(timedelta(seconds=59), 1)),
+        Asks(read=ReadPolicy(timedelta(days=14, seconds=1), 1)),
         Asks(read=ReadPolicy(timedelta(hours=1), 11)),
         Asks(questions=(question,)),
         Asks(questions=(question,), deadline=clock.now() - timedelta(minutes=1)),
@@ -125,6 +127,9 @@ async def test_send_read_confirmation_from_the_command_line(tmp_path: Path, db_u
     assert bad.returncode == 2 and "--read-confirmation" in bad.stderr
     worse = mamoru(*base, "--read-confirmation", "--remind-after", "soon")
     assert worse.returncode == 2 and "2h" in worse.stderr
+    # The API's bounds (1 minute to 14 days) hold on the command line too.
+    late = mamoru(*base, "--read-confirmation", "--remind-after", "15d")
+    assert late.returncode == 2 and "14 日" in late.stderr and "Traceback" not in late.stderr
     eng = await Engine.open(make_settings(db_url))
     try:
         rows = await eng.pool.fetch(
