@@ -82,11 +82,17 @@ async def store_reply(
         address = sender.strip()[:320]
     now = people.clock.now()
     seal = people.sealer.seal
+    # A reply to the automatic answer (engine/twoway/answers.py) is kept with the delivery the
+    # answer was for, so that staff find it under the broadcast the guardian meant.
     row = await people.pool.fetchrow(
+        "WITH named AS (SELECT coalesce((SELECT ra.delivery_id FROM reply_answers ra "
+        "  WHERE ra.answer_broadcast = d.broadcast_id LIMIT 1), d.id) AS id "
+        "  FROM deliveries d WHERE d.id = $1 AND d.broadcast_id = $2) "
         "INSERT INTO inbound_replies (broadcast_id, delivery_id, from_recipient, sender_sealed, "
         "subject_sealed, body_sealed, received_at) "
-        "SELECT d.broadcast_id, d.id, d.recipient_hash = $3, $4, $5, $6, $7 FROM deliveries d "
-        "WHERE d.id = $1 AND d.broadcast_id = $2 RETURNING id, from_recipient",
+        "SELECT d.broadcast_id, d.id, d.recipient_hash = $3, $4, $5, $6, $7 "
+        "FROM named JOIN deliveries d ON d.id = named.id "
+        "RETURNING id, delivery_id, from_recipient",
         delivery_id, broadcast_id, people.sealer.address_hash(address), seal(address, SENDER),
         seal(subject[:998], SUBJECT),
         seal(body[:MAX_BODY], BODY), now,
@@ -94,8 +100,8 @@ async def store_reply(
     if row is None:
         raise InputError("返信先のお知らせが分かりません (the reply names no mail of ours)")
     return Reply(
-        row["id"], delivery_id, row["from_recipient"], address, subject[:998], body[:MAX_BODY],
-        now,
+        row["id"], row["delivery_id"], row["from_recipient"], address, subject[:998],
+        body[:MAX_BODY], now,
     )
 
 

@@ -128,6 +128,10 @@ async def test_automatic_mail_and_replies_to_the_answer_are_not_answered(
             "WHERE b.subject LIKE '【自動応答】%'"))
         await send(server, await message_id(eng, answer_b, answer_d), "ありがとうございます")
         assert len(await answers(eng)) == 1
+        # ... and it is kept with the broadcast the guardian meant, not with the answer.
+        assert [r.body.strip() for r in await replies_of(people, b)] == [
+            "了解しました", "ありがとうございます"]
+        assert await replies_of(people, answer_b) == []
         # A made-up Message-ID is no reply of ours: service mail.
         await send(server, "<mamoru.1.2.aaaaaaaaaaaaaaaa@city.example.jp>", "?")
         await send(server, None, "ふつうのメール")
