@@ -64,3 +64,16 @@ async def test_a_transaction_left_open_is_rolled_back_before_the_next_user(db_ur
             assert await conn.fetchval("SELECT count(*) FROM pool_probe") == 0
     finally:
         await pool.close()
+
+
+async def test_a_failed_statistics_refresh_is_logged_not_raised(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from engine.db import analyze
+
+    pool = await _one_connection_pool(db_url)
+    try:
+        await analyze(pool, "no_such_table")  # after a committed write: must not raise
+    finally:
+        await pool.close()
+    assert "ANALYZE no_such_table failed" in caplog.text
