@@ -24,16 +24,17 @@ from engine.staff.sending import Created, owner_row
 from engine.staff.store import Staff
 from engine.twoway.asks import Asks, ReminderOf
 from engine.twoway.reads import DueReminder, unread_deliveries
+from engine.twoway.reminders import INTRO, SUBJECT_MARK, reminder_subject
 from engine.twoway.surveys import survey_of, unanswered_deliveries
 
 PURPOSES = ("read", "survey")
 
+# A read reminder staff send reads as the automatic one (engine/twoway/reminders.py).
 _TEXT = {
-    "read": ("【再通知】", "先日お送りしたお知らせを、まだ確認いただいていないようです。\n"
-             "お手数ですが、下のリンクから内容をご確認のうえ「確認しました」を押してください。\n"),
+    "read": (SUBJECT_MARK, INTRO),
     "survey": ("【回答のお願い】",
                "先日お送りしたアンケートに、まだ回答いただいていないようです。\n"
-               "お手数ですが、下のリンクから回答をお願いします。\n"),
+               "お手数ですが、下のリンクから回答をお願いします。\n\n"),
 }
 
 
@@ -80,11 +81,11 @@ async def remind(
         raise InputError("再通知する宛先がありません (everyone has read or answered)")
     content = (await queue.broadcast_contents([broadcast_id]))[broadcast_id]
     mark, text = _TEXT[purpose]
-    new_subject = (subject or f"{mark}{content.subject}").strip()
+    new_subject = (subject or reminder_subject(content.subject, mark)).strip()
     if not new_subject or "\n" in new_subject or "\r" in new_subject:
         raise InputError("件名を 1 行で入れてください (a one-line subject)")
     broadcast = NewBroadcast(
-        sender=content.sender, subject=new_subject, body=body or f"{text}\n{content.body}",
+        sender=content.sender, subject=new_subject, body=body or f"{text}{content.body}",
         recipients=[t.recipient for t in targets], priority=content.priority,
         sender_name=content.sender_name, reply_to=content.reply_to,
     )

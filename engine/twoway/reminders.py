@@ -70,7 +70,7 @@ async def _send(people: People, queue: Queue, max_age: float, now: datetime) -> 
             "SELECT category FROM broadcasts WHERE id = $1", broadcast_id
         )
         reminder = NewBroadcast(
-            sender=content.sender, subject=_subject(content.subject),
+            sender=content.sender, subject=reminder_subject(content.subject),
             body=INTRO + content.body, recipients=[d.recipient for d in due],
             priority=content.priority, sender_name=content.sender_name,
             reply_to=content.reply_to,
@@ -90,8 +90,9 @@ async def _send(people: People, queue: Queue, max_age: float, now: datetime) -> 
     return sent
 
 
-def _subject(subject: str) -> str:
-    if subject.startswith(SUBJECT_MARK):
+def reminder_subject(subject: str, mark: str = SUBJECT_MARK) -> str:
+    """The subject of a reminder of a mail titled ``subject`` (automatic or sent by staff)."""
+    if subject.startswith(mark):
         return subject
     # Within the 200 characters staff subjects are held to.
-    return (SUBJECT_MARK + subject)[:200]
+    return (mark + subject)[:200]

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from engine.twoway import store_reply
 from engine.twoway.personal import open_page
+from engine.twoway.reminders import INTRO, SUBJECT_MARK
 
 from .conftest import (
     World,
@@ -157,6 +158,12 @@ async def test_a_read_reminder_skips_those_who_read(world: World) -> None:
     reminder = r.json()["broadcast_id"]
     sent = await deliveries(world, reminder)
     assert sorted(sent) == ["hanako@ezweb.ne.jp"]
+    # Worded as the automatic reminder, so a guardian gets one kind of reminder whoever sent it.
+    subject, body = await world.api.staff.pool.fetchrow(
+        "SELECT subject, body FROM broadcasts WHERE id = $1", reminder)
+    original = await world.api.staff.pool.fetchval(
+        "SELECT subject FROM broadcasts WHERE id = $1", b)
+    assert subject == SUBJECT_MARK + original and body.startswith(INTRO)
     # Made like the minute task's reminders (Asks(reminder=ReminderOf(...))): recorded as a
     # reminder of the first broadcast, counted, and a read through its page counts there.
     assert await world.count(
