@@ -92,6 +92,7 @@ def _status_json(st: follow.Status) -> dict[str, Any]:
             for c in st.by_category
         ],
         "skipped": st.skipped,
+        "may_have_arrived": st.may_have_arrived,
     }
 
 
@@ -135,6 +136,11 @@ def status(
         for c in st.by_category:
             errors.add_row(c.label_ja or c.category, STATE_LABELS_JA[c.state], str(c.count))
         out().print(errors)
+    if st.may_have_arrived:
+        out().print(
+            f"失敗のうち {st.may_have_arrived} 件は、送信中に処理が中断したため、届いている"
+            "可能性があります (一覧の「備考」欄)。", markup=False,
+        )
 
 
 def _account_label(a: AccountRef) -> str:

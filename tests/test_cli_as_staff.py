@@ -89,6 +89,7 @@ async def test_an_api_key_file_has_its_schools_rights_for_status_and_recipients(
     assert code == 0, err
     data = json.loads(out)
     assert data["recipients"] == 3 and data["states"]["queued"] == 3
+    assert data["may_have_arrived"] == 0
     assert data["created_at"].endswith("+09:00")
     code, _, err = await run("broadcasts", "status", bid, "--api-key-file", keys["sho2"],
                              "-c", cfg)

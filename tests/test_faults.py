@@ -135,6 +135,8 @@ async def test_a_runner_killed_while_the_receiver_misbehaves_still_ends_final_by
     # bounded by what was leased, like the duplicates.
     overlap = r.received + r.states.get("failed", 0) - 300
     assert 0 <= overlap <= r.in_flight_bound, r
+    # ... and each such failure says the mail may have arrived (migration 020).
+    assert r.arrived_failed_unmarked == 0, r
     assert r.failed_without_text == 0, r
     # Counted from the second runner's start: the deliveries were enqueued ~4 s earlier.
     assert r.seconds <= max_age + 15, r

@@ -218,3 +218,42 @@ async def test_sigterm_does_not_wait_the_grace_for_mail_that_is_only_waiting(
     assert receiver.handler.ids == {}
     assert took < 10, f"stop took {took:.1f} s"
     assert stats.released == 20
+
+
+async def test_a_delivery_taken_over_from_a_gone_runner_is_marked_interrupted(
+    db_url: str,
+) -> None:
+    """The gone runner may have sent it before dying: whatever ends it later, the row says so
+    (migration 020); rows nobody had on the wire are not marked."""
+    from engine.queue import AttemptResult, Outcome
+
+    eng = await Engine.open(make_settings(db_url))
+    try:
+        bid = await enqueue(eng, ["a@example.jp", "b@example.jp", "c@example.jp",
+                                  "d@example.jp"])
+        now = eng.clock.now()
+        ids = {r["recipient"]: r["id"] for r in await eng.queue.deliveries_of(bid)}
+        # The gone runner held a and b; c and d it never claimed.
+        gone = await eng.queue.claim("gone:1", 2, now, 300.0)
+        assert sorted(c.recipient for c in gone) == ["a@example.jp", "b@example.jp"]
+        # b's lease runs out past its maximum age: expired in the database, still leased.
+        await eng.pool.execute("UPDATE deliveries SET expires_at = $1, next_attempt_at = $1 "
+                               "WHERE id = $2", now, ids["b@example.jp"])
+        assert await liveness.expire_overdue(eng.pool, now, None) == 1
+        # a is taken over and then refused for good, as is c, which nobody had before.
+        await liveness.reclaim_gone(eng.pool, "me:0", now, 15.0)
+        by = {c.recipient: c for c in await eng.queue.claim("me:0", 4, now, 300.0)}
+        assert sorted(by) == ["a@example.jp", "c@example.jp", "d@example.jp"]
+        failed = [AttemptResult(by[a].id, Outcome.FAILED, now, 550, "5.1.1", "no such user",
+                                reason="unknown_user") for a in ("a@example.jp", "c@example.jp")]
+        assert await eng.queue.record("me:0", failed) == 2
+        rows = {r["id"]: (r["state"], r["interrupted"]) for r in await eng.pool.fetch(
+            "SELECT id, state, interrupted FROM deliveries")}
+    finally:
+        await eng.close()
+    assert rows == {
+        ids["a@example.jp"]: ("failed", True),
+        ids["b@example.jp"]: ("failed", True),
+        ids["c@example.jp"]: ("failed", False),
+        ids["d@example.jp"]: ("sending", False),
+    }

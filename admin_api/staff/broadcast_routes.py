@@ -144,7 +144,7 @@ async def status_of(api: StaffApi, actor: Principal, broadcast_id: int) -> Broad
             )
             for c in st.by_category
         ],
-        skipped=st.skipped,
+        skipped=st.skipped, may_have_arrived=st.may_have_arrived,
     )
 
 
@@ -278,6 +278,7 @@ async def recipients(
                 reason=r.reason, category=r.category, category_label_ja=r.category_label_ja,
                 updated_at=r.updated_at, finished_at=r.finished_at,
                 accounts=[AccountRefOut(**a.__dict__) for a in accounts[r.address]],
+                may_have_arrived=r.may_have_arrived,
             )
             for r in rows
         ],

@@ -277,6 +277,10 @@ class BroadcastStatusOut(BaseModel):
     )
     by_category: list[CategoryCountOut]
     skipped: dict[str, int] = Field(description="contacts left out, by reason")
+    may_have_arrived: int = Field(
+        0, description="failed deliveries whose sending was interrupted (the runner stopped "
+        "while it held them): they may have arrived / 届いている可能性がある失敗"
+    )
 
 
 class CancelOut(BaseModel):
@@ -312,6 +316,9 @@ class RecipientOut(BaseModel):
     updated_at: datetime
     finished_at: datetime | None
     accounts: list[AccountRefOut]
+    may_have_arrived: bool = Field(
+        False, description="failed, but its sending was interrupted: it may have arrived"
+    )
 
 
 class RecipientPage(BaseModel):

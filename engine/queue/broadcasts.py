@@ -121,7 +121,8 @@ GROUP BY broadcast_id, state
 STOP_SQL = """
 UPDATE deliveries
 SET state = 'failed', reason = 'cancelled', category = NULL, last_code = NULL,
-    last_status = NULL, last_text = $3, lease_owner = NULL, finished_at = $2, updated_at = $2
+    last_status = NULL, last_text = $3, lease_owner = NULL, finished_at = $2, updated_at = $2,
+    interrupted = interrupted OR state = 'sending'
 WHERE broadcast_id = $1
   AND (state IN ('queued', 'deferred') OR (state = 'sending' AND next_attempt_at <= $2))
 """

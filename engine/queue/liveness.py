@@ -33,7 +33,9 @@ UPDATE deliveries
 SET state = 'failed', reason = 'expired', category = $2, lease_owner = NULL,
     last_text = 'not delivered within the maximum age'
         || COALESCE('; last reply: ' || last_text, ''),
-    updated_at = $1, finished_at = $1
+    updated_at = $1, finished_at = $1,
+    -- Still leased by a runner that is gone: it may have sent it (migration 020).
+    interrupted = interrupted OR state = 'sending'
 WHERE expires_at <= $1
   AND (state IN ('queued', 'deferred') OR (state = 'sending' AND next_attempt_at <= $1))
 """

@@ -53,7 +53,9 @@ NOTIFY_CHANNEL = "mamoru_due"
 # recorded after it) is not claimed but failed as cancelled ($7 is its text).
 CLAIM_SQL = """
 WITH due AS (
-    SELECT id, broadcast_id FROM deliveries
+    -- state 'sending' here: a lease that ran out or whose runner is gone (liveness.py), taken
+    -- over; the mail may have been on the wire (migration 020).
+    SELECT id, broadcast_id, state AS was FROM deliveries
     WHERE state IN ('queued', 'deferred', 'sending') AND next_attempt_at <= $1
       -- Domains whose lane in this runner is full wait: $6 lists lanes full of emergency
       -- mail, which wait for every priority; $5 the other full lanes, which do not hold up an
@@ -73,7 +75,7 @@ dropped AS (
     UPDATE deliveries d
     SET state = 'failed', reason = 'cancelled', category = NULL, last_code = NULL,
         last_status = NULL, last_text = $7, lease_owner = NULL, finished_at = $1,
-        updated_at = $1
+        updated_at = $1, interrupted = d.interrupted OR due.was = 'sending'
     FROM due
     WHERE d.id = due.id AND due.broadcast_id IN (SELECT id FROM cancelled)
 )
@@ -81,7 +83,8 @@ UPDATE deliveries d
 SET state = 'sending',
     next_attempt_at = $1 + make_interval(secs => $3),
     lease_owner = $4,
-    updated_at = $1
+    updated_at = $1,
+    interrupted = d.interrupted OR due.was = 'sending'
 FROM due
 WHERE d.id = due.id AND due.broadcast_id NOT IN (SELECT id FROM cancelled)
 RETURNING d.id, d.broadcast_id, d.recipient_sealed, d.domain, d.attempts, d.expires_at,

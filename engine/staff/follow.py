@@ -145,6 +145,8 @@ class Status:
     # The text and audience, to show it and to copy it into a new broadcast.
     body: str = ""
     audience: dict[str, Any] | None = None
+    # Failed deliveries whose sending was interrupted (migration 020): they may have arrived.
+    may_have_arrived: int = 0
 
 
 def category_label(category: str | None, reason: str | None) -> str:
@@ -165,7 +167,9 @@ async def status(pool: asyncpg.Pool, actor: Principal, broadcast_id: int, now: d
         broadcast_id,
     )
     extra = await pool.fetchrow(
-        "SELECT skipped, body, audience FROM broadcasts WHERE id = $1", broadcast_id
+        "SELECT skipped, body, audience, (SELECT count(*) FROM deliveries WHERE broadcast_id = $1 "
+        "AND state = 'failed' AND interrupted) AS may_have_arrived FROM broadcasts WHERE id = $1",
+        broadcast_id,
     )
     skipped = _json(extra["skipped"]) or {}
     audience = _json(extra["audience"])
@@ -178,6 +182,7 @@ async def status(pool: asyncpg.Pool, actor: Principal, broadcast_id: int, now: d
         {str(k): int(v) for k, v in skipped.items()},
         extra["body"],
         audience,
+        extra["may_have_arrived"],
     )
 
 
@@ -202,6 +207,8 @@ class Recipient:
     category_label_ja: str
     updated_at: datetime
     finished_at: datetime | None
+    # Failed, but its sending was interrupted: it may have arrived (migration 020).
+    may_have_arrived: bool = False
 
 
 @dataclass(frozen=True)
@@ -261,7 +268,8 @@ async def recipients(
     )
     rows = await pool.fetch(
         "SELECT id, recipient_sealed, state, attempts, last_code, last_status, last_text, reason, "
-        f"category, updated_at, finished_at FROM deliveries {_RECIPIENT_WHERE} "
+        "category, updated_at, finished_at, state = 'failed' AND interrupted AS may_have_arrived "
+        f"FROM deliveries {_RECIPIENT_WHERE} "
         "ORDER BY id LIMIT $9 OFFSET $10",
         *args, limit, offset,
     )
@@ -271,6 +279,7 @@ async def recipients(
             r["attempts"], r["last_code"],
             r["last_status"], r["last_text"], r["reason"], r["category"],
             category_label(r["category"], r["reason"]), r["updated_at"], r["finished_at"],
+            r["may_have_arrived"],
         )
         for r in rows
     ]
@@ -278,8 +287,10 @@ async def recipients(
 
 CSV_HEADER = [
     "宛先", "アカウント", "状態", "試行回数", "応答コード", "拡張ステータス", "理由", "分類",
-    "応答", "更新日時", "完了日時",
+    "応答", "更新日時", "完了日時", "備考",
 ]
+#: The note of a failed delivery whose sending was interrupted (migration 020).
+MAY_HAVE_ARRIVED_JA = "送信中に処理が中断したため、届いている可能性があります"
 
 
 def recipients_csv(rows: list[Recipient], accounts: dict[str, str] | None = None) -> str:
@@ -291,6 +302,7 @@ def recipients_csv(rows: list[Recipient], accounts: dict[str, str] | None = None
             STATE_LABELS_JA[r.state], r.attempts, r.last_code or "", r.last_status or "",
             r.reason or "", r.category_label_ja, csv_cell(r.last_text or ""),
             jst_text(r.updated_at), jst_text(r.finished_at),
+            MAY_HAVE_ARRIVED_JA if r.may_have_arrived else "",
         ]
         for r in rows
     ))

@@ -231,3 +231,31 @@ async def test_recipients_show_their_accounts_and_filter_by_class_within_rights(
     assert [r["address"] for r in grade4["items"]] == ["ichiro@example.jp"]
     # Filtering by another school's class is counting its people: refused.
     assert other.status_code == 403
+
+
+async def test_a_failure_whose_sending_was_interrupted_says_it_may_have_arrived(
+    world: World,
+) -> None:
+    token = await world.login("admin1")
+    async with world.client(token) as c:
+        bid = (await c.post("/api/staff/broadcasts", json=body(
+            {"grades": [world.grades["sho1-3"]]}))).json()["broadcast_id"]
+    # Expired after a take-over from a runner that stopped holding it (migration 020).
+    await world.api.staff.pool.execute(
+        "UPDATE deliveries SET state = 'failed', category = 'expired', reason = 'expired', "
+        "last_text = 'not delivered within the maximum age', interrupted = true "
+        "WHERE broadcast_id = $1 AND recipient_hash = $2",
+        bid, world.api.people.sealer.address_hash("jiro@softbank.ne.jp"),
+    )
+    async with world.client(token) as c:
+        status = (await c.get(f"/api/staff/broadcasts/{bid}")).json()
+        items = (await c.get(f"/api/staff/broadcasts/{bid}/recipients")).json()["items"]
+        r = await c.get(f"/api/staff/broadcasts/{bid}/recipients.csv")
+    assert status["may_have_arrived"] == 1
+    assert {x["address"]: x["may_have_arrived"] for x in items} == {
+        "jiro@softbank.ne.jp": True, "taro@docomo.ne.jp": False, "hanako@ezweb.ne.jp": False}
+    rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert rows[0][-1] == "備考"
+    notes = {row[0]: row[-1] for row in rows[1:]}
+    assert "届いている可能性" in notes["jiro@softbank.ne.jp"]
+    assert notes["taro@docomo.ne.jp"] == ""
