@@ -40,11 +40,12 @@ def preflight(settings: Settings, workers: int = 1, listening: bool = True) -> N
     if settings.inbound.listen:
         host, port = parse_host_port("inbound.listen", settings.inbound.listen, 25)
         _check_free("inbound.listen", settings.inbound.listen, host, port, None)
-        _check_tls("inbound", settings.inbound.tls_cert, settings.inbound.tls_key)
+        server_tls_context("inbound", settings.inbound.tls_cert, settings.inbound.tls_key)
     if settings.submission.listen:
         host, port = parse_host_port("submission.listen", settings.submission.listen, 587)
         _check_free("submission.listen", settings.submission.listen, host, port, None)
-        _check_tls("submission", settings.submission.tls_cert, settings.submission.tls_key)
+        server_tls_context("submission", settings.submission.tls_cert,
+                           settings.submission.tls_key)
     if settings.http.listen:
         host, port = parse_host_port("http.listen", settings.http.listen, 8080)
         _check_free("http.listen", settings.http.listen, host, port, None)
@@ -72,14 +73,18 @@ def _check_free(key: str, value: str, host: str, port: int, worker: int | None) 
             ) from None
 
 
-def _check_tls(table: str, cert: str, key: str) -> None:
+def server_tls_context(table: str, cert: str, key: str) -> ssl.SSLContext | None:
+    """The TLS context of a listening server configured in ``[table]`` (None without a
+    certificate); ConfigError naming the keys when the files cannot be loaded. The inbound and
+    submission servers build theirs with it, and the preflight loads it once before them."""
     if not cert:
-        return
+        return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     try:
-        context.load_cert_chain(cert, key or None)
+        context.load_cert_chain(cert, key)
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(
             f"{table}.tls_cert/{table}.tls_key cannot be loaded ({cert}, {key}): {exc}; "
             f"give a PEM certificate chain and its private key"
         ) from None
+    return context

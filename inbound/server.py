@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 from typing import Any
 
 import asyncpg
@@ -29,6 +28,7 @@ from aiosmtpd.smtp import SMTP
 from engine.clock import Clock, SystemClock
 from engine.config import Settings, parse_host_port
 from engine.errors import ConfigError
+from engine.preflight import server_tls_context
 from inbound.handler import InboundHandler
 
 log = logging.getLogger(__name__)
@@ -103,23 +103,10 @@ class InboundServer:
             "inbound.listen", settings.inbound.listen, 25
         )
         self.handler = InboundHandler(settings, pool, verp_secret, clock or SystemClock())
-        self._tls = self._tls_context()
+        cfg = settings.inbound
+        self._tls = server_tls_context("inbound", cfg.tls_cert, cfg.tls_key)
         self._server: asyncio.Server | None = None
         self._open: dict[str, set[_InboundSMTP]] = {}
-
-    def _tls_context(self) -> ssl.SSLContext | None:
-        cfg = self.settings.inbound
-        if not cfg.tls_cert:
-            return None
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        try:
-            context.load_cert_chain(cfg.tls_cert, cfg.tls_key)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(
-                f"inbound.tls_cert/inbound.tls_key cannot be loaded ({cfg.tls_cert}, "
-                f"{cfg.tls_key}): {exc}; give a PEM certificate chain and its private key"
-            ) from None
-        return context
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()

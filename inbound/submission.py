@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 import warnings
 from email import policy
 from email.message import EmailMessage
@@ -41,6 +40,7 @@ from engine.config import Settings, parse_host_port
 from engine.errors import ConfigError, InputError
 from engine.outage import DATABASE_ERRORS, OutageLog
 from engine.people import People
+from engine.preflight import server_tls_context
 from engine.queue import Queue
 from engine.staff import apikeys
 from engine.staff.models import AuthError, Principal, RightsError
@@ -272,25 +272,11 @@ class SubmissionServer:
         self.host, self.port = parse_host_port("submission.listen", cfg.listen, 587)
         self.rate = SubmitRate(pool, self.clock, cfg.rate_per_minute)
         self.outage = OutageLog(log, "submission")
-        self._tls = self._tls_context()
+        self._tls = server_tls_context("submission", cfg.tls_cert, cfg.tls_key)
         self._server: asyncio.Server | None = None
         self._staff: Staff | None = None
         self._people: People | None = None
         self.open: set[_SubmissionSMTP] = set()
-
-    def _tls_context(self) -> ssl.SSLContext | None:
-        cfg = self.settings.submission
-        if not cfg.tls_cert:
-            return None
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        try:
-            context.load_cert_chain(cfg.tls_cert, cfg.tls_key)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(
-                f"submission.tls_cert/submission.tls_key cannot be loaded ({cfg.tls_cert}, "
-                f"{cfg.tls_key}): {exc}; give a PEM certificate chain and its private key"
-            ) from None
-        return context
 
     def _stores(self) -> tuple[Staff, People]:
         assert self._staff is not None and self._people is not None, "start() first"
