@@ -19,16 +19,16 @@ import asyncio
 import json
 import os
 import sys
-import tempfile
 import time
-import warnings
 from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx  # noqa: E402
 import uvicorn  # noqa: E402
+from people_import import database_url  # noqa: E402
 
 from admin_api.app import create_app  # noqa: E402
 from admin_api.site import open_site  # noqa: E402
@@ -50,13 +50,7 @@ def pdf(mb: float, seed: int) -> bytes:
 
 
 async def main(args: argparse.Namespace) -> dict[str, float | int]:
-    url = args.database_url
-    if not url:
-        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-        import pgserver
-
-        tmp = tempfile.mkdtemp(prefix="mamoru-bench-pg-", dir="/tmp")
-        url = pgserver.get_server(tmp, cleanup_mode="delete").get_uri()
+    url = database_url(args.database_url)
     base = load_settings(None, environ={})
     limits = replace(base.attachments, max_size=int(args.file_mb * 1024 * 1024) + 1,
                      max_total=int(args.files * args.file_mb * 1024 * 1024) + 1,

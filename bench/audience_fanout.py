@@ -19,42 +19,27 @@ import asyncio
 import json
 import statistics
 import sys
-import tempfile
 import time
-import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from people_import import generate_csv  # noqa: E402
+from people_import import database_url, import_board  # noqa: E402
 
 from engine.clock import SystemClock  # noqa: E402
 from engine.config import DatabaseSettings, PeopleSettings  # noqa: E402
 from engine.db import create_pool  # noqa: E402
-from engine.people import Audience, Category, OrgKind, People, resolve, send_broadcast  # noqa: E402
-from engine.people.accounts import plan_import, write_import  # noqa: E402
-from engine.people.csv_import import parse_rows  # noqa: E402
-from engine.people.directory import add_organisation  # noqa: E402
+from engine.people import Audience, Category, People, resolve, send_broadcast  # noqa: E402
 from engine.queue import NewBroadcast, Priority, Queue  # noqa: E402
 from engine.queue.store import NOTIFY_CHANNEL  # noqa: E402
 from engine.sealing import new_key_text  # noqa: E402
 
 
 async def main(args: argparse.Namespace) -> dict[str, float | int]:
-    url = args.database_url
-    if not url:
-        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-        import pgserver
-
-        tmp = tempfile.mkdtemp(prefix="mamoru-bench-pg-", dir="/tmp")
-        url = pgserver.get_server(tmp, cleanup_mode="delete").get_uri()
+    url = database_url(args.database_url)
     pool = await create_pool(DatabaseSettings(url=url, pool_min=1, pool_max=2), url)
     people = await People.open(pool, PeopleSettings(key=new_key_text()), SystemClock())
-    board = await add_organisation(people, OrgKind.BOARD, "board", "ベンチ市教育委員会")
-    for s in range(args.schools):
-        await add_organisation(people, OrgKind.ELEMENTARY, f"s{s:02d}", f"ベンチ第{s + 1}小学校")
-    plan = await plan_import(people, parse_rows(generate_csv(args.accounts, args.schools)))
-    await write_import(people, plan, confirmed=True)
+    board = await import_board(people, args.accounts, args.schools)
     queue = Queue(pool, people.sealer)
     audience = Audience(boards=(board.id,))
     message = NewBroadcast(

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from engine.clock import SystemClock  # noqa: E402
 from engine.config import DatabaseSettings, PeopleSettings  # noqa: E402
 from engine.db import create_pool  # noqa: E402
-from engine.people import OrgKind, People  # noqa: E402
+from engine.people import Organisation, OrgKind, People  # noqa: E402
 from engine.people.accounts import plan_import, write_import  # noqa: E402
 from engine.people.csv_import import parse_rows  # noqa: E402
 from engine.people.directory import add_organisation  # noqa: E402
@@ -51,19 +51,39 @@ def generate_csv(accounts: int, schools: int) -> bytes:
     return ("\r\n".join(lines) + "\r\n").encode("cp932")
 
 
-async def main(args: argparse.Namespace) -> dict[str, float | int]:
-    url = args.database_url
-    if not url:
-        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-        import pgserver
+def database_url(given: str | None) -> str:
+    """``given``, or a fresh embedded PostgreSQL in a temporary directory (deleted by pgserver
+    when the process ends): the benchmarks' database."""
+    if given:
+        return given
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    import pgserver
 
-        tmp = tempfile.mkdtemp(prefix="mamoru-bench-pg-", dir="/tmp")
-        url = pgserver.get_server(tmp, cleanup_mode="delete").get_uri()
+    tmp = tempfile.mkdtemp(prefix="mamoru-bench-pg-", dir="/tmp")
+    return str(pgserver.get_server(tmp, cleanup_mode="delete").get_uri())
+
+
+async def add_board(people: People, schools: int) -> Organisation:
+    """The benchmarks' board and its elementary schools s00, s01, ... (generate_csv's codes)."""
+    board = await add_organisation(people, OrgKind.BOARD, "board", "ベンチ市教育委員会")
+    for s in range(schools):
+        await add_organisation(people, OrgKind.ELEMENTARY, f"s{s:02d}", f"ベンチ第{s + 1}小学校")
+    return board
+
+
+async def import_board(people: People, accounts: int, schools: int) -> Organisation:
+    """The board with ``accounts`` children of two confirmed contacts each; the board."""
+    board = await add_board(people, schools)
+    plan = await plan_import(people, parse_rows(generate_csv(accounts, schools)))
+    await write_import(people, plan, confirmed=True)
+    return board
+
+
+async def main(args: argparse.Namespace) -> dict[str, float | int]:
+    url = database_url(args.database_url)
     pool = await create_pool(DatabaseSettings(url=url, pool_min=1, pool_max=2), url)
     people = await People.open(pool, PeopleSettings(key=new_key_text()), SystemClock())
-    await add_organisation(people, OrgKind.BOARD, "board", "ベンチ市教育委員会")
-    for s in range(args.schools):
-        await add_organisation(people, OrgKind.ELEMENTARY, f"s{s:02d}", f"ベンチ第{s + 1}小学校")
+    await add_board(people, args.schools)
     data = generate_csv(args.accounts, args.schools)
     print(f"CSV: {args.accounts} accounts, {len(data) / 1e6:.1f} MB in CP932")
 

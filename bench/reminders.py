@@ -16,23 +16,18 @@ import argparse
 import asyncio
 import json
 import sys
-import tempfile
 import time
-import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from people_import import generate_csv  # noqa: E402
+from people_import import database_url, import_board  # noqa: E402
 
 from engine.clock import FakeClock  # noqa: E402
 from engine.config import DatabaseSettings, PeopleSettings  # noqa: E402
 from engine.db import create_pool  # noqa: E402
-from engine.people import Audience, Category, OrgKind, People, send_broadcast  # noqa: E402
-from engine.people.accounts import plan_import, write_import  # noqa: E402
-from engine.people.csv_import import parse_rows  # noqa: E402
-from engine.people.directory import add_organisation  # noqa: E402
+from engine.people import Audience, Category, People, send_broadcast  # noqa: E402
 from engine.queue import NewBroadcast, Priority, Queue  # noqa: E402
 from engine.sealing import new_key_text  # noqa: E402
 from engine.twoway.asks import Asks, ReadPolicy  # noqa: E402
@@ -43,21 +38,11 @@ DAYTIME = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
 
 
 async def main(args: argparse.Namespace) -> dict[str, float | int]:
-    url = args.database_url
-    if not url:
-        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-        import pgserver
-
-        tmp = tempfile.mkdtemp(prefix="mamoru-bench-pg-", dir="/tmp")
-        url = pgserver.get_server(tmp, cleanup_mode="delete").get_uri()
+    url = database_url(args.database_url)
     pool = await create_pool(DatabaseSettings(url=url, pool_min=1, pool_max=4), url)
     clock = FakeClock(DAYTIME)
     people = await People.open(pool, PeopleSettings(key=new_key_text()), clock)
-    board = await add_organisation(people, OrgKind.BOARD, "board", "ベンチ市教育委員会")
-    for s in range(args.schools):
-        await add_organisation(people, OrgKind.ELEMENTARY, f"s{s:02d}", f"ベンチ第{s + 1}小学校")
-    plan = await plan_import(people, parse_rows(generate_csv(args.accounts, args.schools)))
-    await write_import(people, plan, confirmed=True)
+    board = await import_board(people, args.accounts, args.schools)
     queue = Queue(pool, people.sealer)
     message = NewBroadcast(
         sender="kyouiku@city.example.jp", subject="【確認】台風接近に伴う臨時休校",

@@ -50,7 +50,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from people_import import generate_csv  # noqa: E402
+from people_import import import_board  # noqa: E402
 from sink import start_sink  # noqa: E402
 from throughput import BODY, bench_settings, free_port  # noqa: E402
 
@@ -60,10 +60,7 @@ from admin_api.site import open_site  # noqa: E402
 from engine.config import Settings  # noqa: E402
 from engine.db import create_pool  # noqa: E402
 from engine.links import PAGE, LinkSigner  # noqa: E402
-from engine.people import Audience, Category, OrgKind, People, send_broadcast  # noqa: E402
-from engine.people.accounts import plan_import, write_import  # noqa: E402
-from engine.people.csv_import import parse_rows  # noqa: E402
-from engine.people.directory import add_organisation  # noqa: E402
+from engine.people import Audience, Category, People, send_broadcast  # noqa: E402
 from engine.queue import NewBroadcast, Priority, Queue  # noqa: E402
 from engine.sealing import new_key_text  # noqa: E402
 from engine.twoway import link_deliveries  # noqa: E402
@@ -86,13 +83,7 @@ async def populate(settings: Settings, accounts: int, schools: int) -> int:
     pool = await create_pool(settings.database, settings.database.url)
     try:
         people = await People.open(pool, settings.people)
-        board = await add_organisation(people, OrgKind.BOARD, "board", "ベンチ市教育委員会")
-        for s in range(schools):
-            await add_organisation(people, OrgKind.ELEMENTARY, f"s{s:02d}",
-                                   f"ベンチ第{s + 1}小学校")
-        plan = await plan_import(people, parse_rows(generate_csv(accounts, schools)))
-        await write_import(people, plan, confirmed=True)
-        return board.id
+        return (await import_board(people, accounts, schools)).id
     finally:
         await pool.close()
 
