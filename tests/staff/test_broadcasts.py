@@ -24,6 +24,20 @@ async def broadcasts(world: World) -> int:
     return await world.count("SELECT count(*) FROM broadcasts")
 
 
+async def grade3_with_jiro_failed(world: World, token: str, columns: str) -> int:
+    """A broadcast to grade 3 of sho1 whose delivery to jiro is failed with ``columns`` (SQL
+    assignments, as the runner would record them); its id."""
+    async with world.client(token) as c:
+        bid: int = (await c.post("/api/staff/broadcasts", json=body(
+            {"grades": [world.grades["sho1-3"]]}))).json()["broadcast_id"]
+    await world.api.staff.pool.execute(
+        f"UPDATE deliveries SET state = 'failed', {columns} "
+        "WHERE broadcast_id = $1 AND recipient_hash = $2",
+        bid, world.api.people.sealer.address_hash("jiro@softbank.ne.jp"),
+    )
+    return bid
+
+
 async def test_a_school_sends_to_one_class_and_sees_its_status(world: World) -> None:
     token = await world.login("admin1")
     async with world.client(token) as c:
@@ -126,16 +140,10 @@ async def test_recipients_are_listed_filtered_and_downloaded_as_csv_with_bom(
     world: World,
 ) -> None:
     token = await world.login("admin1")
-    async with world.client(token) as c:
-        bid = (await c.post("/api/staff/broadcasts", json=body(
-            {"grades": [world.grades["sho1-3"]]}))).json()["broadcast_id"]
     # One recipient failed as unknown user (what the runner would record).
-    await world.api.staff.pool.execute(
-        "UPDATE deliveries SET state = 'failed', category = 'unknown_user', "
-        "reason = 'userunknown', last_code = 550, last_text = '=cmd|user unknown' "
-        "WHERE broadcast_id = $1 AND recipient_hash = $2",
-        bid, world.api.people.sealer.address_hash("jiro@softbank.ne.jp"),
-    )
+    bid = await grade3_with_jiro_failed(
+        world, token, "category = 'unknown_user', reason = 'userunknown', last_code = 550, "
+        "last_text = '=cmd|user unknown'")
     async with world.client(token) as c:
         every = (await c.get(f"/api/staff/broadcasts/{bid}/recipients")).json()
         failed = (await c.get(
@@ -237,16 +245,10 @@ async def test_a_failure_whose_sending_was_interrupted_says_it_may_have_arrived(
     world: World,
 ) -> None:
     token = await world.login("admin1")
-    async with world.client(token) as c:
-        bid = (await c.post("/api/staff/broadcasts", json=body(
-            {"grades": [world.grades["sho1-3"]]}))).json()["broadcast_id"]
     # Expired after a take-over from a runner that stopped holding it (migration 020).
-    await world.api.staff.pool.execute(
-        "UPDATE deliveries SET state = 'failed', category = 'expired', reason = 'expired', "
-        "last_text = 'not delivered within the maximum age', interrupted = true "
-        "WHERE broadcast_id = $1 AND recipient_hash = $2",
-        bid, world.api.people.sealer.address_hash("jiro@softbank.ne.jp"),
-    )
+    bid = await grade3_with_jiro_failed(
+        world, token, "category = 'expired', reason = 'expired', "
+        "last_text = 'not delivered within the maximum age', interrupted = true")
     async with world.client(token) as c:
         status = (await c.get(f"/api/staff/broadcasts/{bid}")).json()
         items = (await c.get(f"/api/staff/broadcasts/{bid}/recipients")).json()["items"]
