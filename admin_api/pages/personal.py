@@ -14,6 +14,7 @@ browser can still record a read: docs/twoway.md says so.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -122,8 +123,6 @@ async def personal_page(
 
 
 async def _read(site: Site, view: PageView) -> PageView:
-    from dataclasses import replace
-
     return replace(view, read_at=await record_read(site.people, view.delivery_id))
 
 
