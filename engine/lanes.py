@@ -42,7 +42,7 @@ from engine.config import Settings
 from engine.delivery import Envelope, SendResult, Session, SourceAddress, Transport
 from engine.message import MessageTemplate
 from engine.outcomes import Outcomes, feedback_of
-from engine.queue import Outcome
+from engine.queue import AttemptResult, ClaimedDelivery, Outcome
 from engine.queue.models import Priority
 from engine.recorder import Claim, Recorder
 from engine.routing import Destination, Route
@@ -289,10 +289,7 @@ class Lanes:
             return
         if isinstance(opened, SendResult):
             verdict = self.shaper.record(grant, feedback_of(opened))
-            lane.connect_failures += 1
-            backoff = min(_CONNECT_BACKOFF_FIRST * 2 ** (lane.connect_failures - 1),
-                          _CONNECT_BACKOFF_MAX)
-            lane.connect_after = time.monotonic() + backoff
+            _back_off(lane)
             self._finish(lane, first, opened, verdict)
             return
         lane.connect_failures = 0
@@ -383,32 +380,29 @@ class Lanes:
                 self._spawn(self._lane_worker(lane))
             return
         until = self.shaper.block_retry_at(lane.site, lane.pool)
-        self.recorder.add(self.outcomes.held_for_block(claim.delivery, result, now, until))
-        keep = []
-        for entry in lane.pending:
-            d = entry[2].delivery
-            if d.id in self.recorder.held and now < d.expires_at:
-                self.recorder.add(self.outcomes.held_for_block(d, result, now, until))
-            else:
-                keep.append(entry)
-        heapq.heapify(keep)
-        lane.pending = keep
+        self._settle(lane, claim, now,
+                     lambda d: self.outcomes.held_for_block(d, result, now, until))
 
     def _tls_unavailable(self, lane: Lane, claim: Claim, result: SendResult) -> None:
         """TLS is required and no server of the lane gave it: the lane's waiting mail is
         deferred with the reason (an attempt each), none goes in plain text. Not a sign of
         congestion, so the shaper is not told; the lane backs off like after a refusal."""
-        lane.connect_failures += 1
-        lane.connect_after = time.monotonic() + min(
-            _CONNECT_BACKOFF_FIRST * 2 ** (lane.connect_failures - 1), _CONNECT_BACKOFF_MAX
-        )
+        _back_off(lane)
         now = self.clock.now()
-        self.recorder.add(self.outcomes.tls_unavailable(claim.delivery, result, now))
+        self._settle(lane, claim, now, lambda d: self.outcomes.tls_unavailable(d, result, now))
+
+    def _settle(
+        self, lane: Lane, claim: Claim, now: datetime,
+        outcome_of: Callable[[ClaimedDelivery], AttemptResult],
+    ) -> None:
+        """Record ``outcome_of`` for ``claim`` and for every delivery waiting in the lane that
+        this runner still holds and that has not expired (those are left to the lane)."""
+        self.recorder.add(outcome_of(claim.delivery))
         keep = []
         for entry in lane.pending:
             d = entry[2].delivery
             if d.id in self.recorder.held and now < d.expires_at:
-                self.recorder.add(self.outcomes.tls_unavailable(d, result, now))
+                self.recorder.add(outcome_of(d))
             else:
                 keep.append(entry)
         heapq.heapify(keep)
@@ -464,3 +458,11 @@ class Lanes:
         if lane.workers == 0:
             lane.workers += 1
             self._spawn(self._lane_worker(lane))
+
+
+def _back_off(lane: Lane) -> None:
+    """One more failed connection: the lane waits 0.5 s, doubling up to 30 s, before the next."""
+    lane.connect_failures += 1
+    lane.connect_after = time.monotonic() + min(
+        _CONNECT_BACKOFF_FIRST * 2 ** (lane.connect_failures - 1), _CONNECT_BACKOFF_MAX
+    )
