@@ -15,8 +15,8 @@ import logging
 import uvicorn
 from fastapi import FastAPI
 
-from engine.config import parse_host_port
-from engine.errors import ConfigError
+from engine.platform.config import parse_host_port
+from engine.platform.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -6,14 +6,14 @@ from dataclasses import dataclass, field
 
 from fastapi import Request
 
-from engine.config import Settings
-from engine.links import LinkSigner
+from engine.message.links import LinkSigner
 from engine.people import People
 from engine.people.replies import ReplySender
+from engine.platform.config import Settings
 from engine.queue import Queue
 from engine.twoway.personal import BroadcastFacts
 
-#: Link purposes; the unsubscribe one is what engine/message.py puts in every mail.
+#: Link purposes; the unsubscribe one is what engine/message/compose.py puts in every mail.
 REGISTER = "register"
 UNSUBSCRIBE = "unsubscribe"
 # The personal page (engine.links.PAGE, naming a delivery) and the report page (naming a
@@ -44,5 +44,5 @@ def site_of(request: Request) -> Site:
 
 async def open_site(settings: Settings, people: People, secret: bytes) -> Site:
     """The Site over an open people store; ``secret`` is the deployment's link secret (the
-    database's VERP key, as engine/message.py signs links with)."""
+    database's VERP key, as engine/message/compose.py signs links with)."""
     return Site(settings, people, Queue(people.pool, people.sealer), LinkSigner(secret))

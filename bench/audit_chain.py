@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine import audit  # noqa: E402
-from engine.clock import SystemClock  # noqa: E402
-from engine.config import DatabaseSettings  # noqa: E402
-from engine.db import create_pool  # noqa: E402
+from engine.platform.clock import SystemClock  # noqa: E402
+from engine.platform.config import DatabaseSettings  # noqa: E402
+from engine.platform.db import create_pool  # noqa: E402
+from engine.staff import audit  # noqa: E402
 from engine.staff.models import ActorKind, Principal, Role  # noqa: E402
 from engine.staff.passwords import hash_password, verify_password  # noqa: E402
 

@@ -19,7 +19,7 @@ A missing verdict counts as a disagreement on all three.
 
 Left-out figures. The classifier is rule-based, so "training" is a person writing rules while
 looking at these mails. Every rule learnt from mail (phrases, carrier quirks, provider codes)
-is named (``engine.bounce.rules``); rules that restate an RFC are not. The benchmark first
+is named (``engine.bounce.classify._rules``); rules that restate an RFC are not. The benchmark first
 learns which files *need* each named rule (switching the rule off changes that file's verdicts),
 then, for each fold of files, switches off every rule that only files of that fold need and
 classifies the fold: what the classifier would say had nobody looked at those files.
@@ -54,8 +54,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.bounce import BounceReport, parse_bounce  # noqa: E402
-from engine.bounce.mime import is_valid_address  # noqa: E402
-from engine.bounce.rules import tracing  # noqa: E402
+from engine.bounce.classify._mime import is_valid_address  # noqa: E402
+from engine.bounce.classify._rules import tracing  # noqa: E402
 
 _FAMILY_RE = re.compile(r"-\d+\.eml$")
 

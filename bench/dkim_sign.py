@@ -27,8 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from engine.clock import SystemClock
-from engine.dkim import (
+from engine.message.dkim import (
     SIGNED_HEADERS,
     Algorithm,
     DkimKey,
@@ -36,6 +35,7 @@ from engine.dkim import (
     dns_record_name,
     generate_key,
 )
+from engine.platform.clock import SystemClock
 
 DOMAIN = "school.example.jp"
 SUBJECT = "【緊急】台風接近に伴う臨時休校のお知らせ（市内全小中学校）"

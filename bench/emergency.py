@@ -30,11 +30,11 @@ import shaping  # noqa: E402
 import throughput  # noqa: E402
 from carriersim import DEFAULT_LIMITS  # noqa: E402
 
-from engine.clock import SystemClock  # noqa: E402
-from engine.config import DatabaseSettings  # noqa: E402
-from engine.db import create_pool  # noqa: E402
+from engine.platform.clock import SystemClock  # noqa: E402
+from engine.platform.config import DatabaseSettings  # noqa: E402
+from engine.platform.db import create_pool  # noqa: E402
+from engine.platform.sealing import Sealer  # noqa: E402
 from engine.queue import NewBroadcast, Priority, Queue  # noqa: E402
-from engine.sealing import Sealer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -22,11 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.clock import SystemClock  # noqa: E402
-from engine.config import DatabaseSettings  # noqa: E402
-from engine.db import create_pool  # noqa: E402
+from engine.platform.clock import SystemClock  # noqa: E402
+from engine.platform.config import DatabaseSettings  # noqa: E402
+from engine.platform.db import create_pool  # noqa: E402
+from engine.platform.sealing import RECIPIENT, Sealer  # noqa: E402
 from engine.queue import NewBroadcast, Priority, Queue  # noqa: E402
-from engine.sealing import RECIPIENT, Sealer  # noqa: E402
 
 CARRIERS = ("docomo.ne.jp", "ezweb.ne.jp", "softbank.ne.jp", "i.softbank.jp", "gmail.com")
 

@@ -134,8 +134,8 @@ async def inject(
 
 def sample_message() -> bytes:
     """The same mail mamoru sends in the benchmark (its template), unsigned."""
-    from engine.clock import SystemClock
-    from engine.message import build_template
+    from engine.message.compose import build_template
+    from engine.platform.clock import SystemClock
     from engine.queue import BroadcastContent, Priority
 
     template = build_template(

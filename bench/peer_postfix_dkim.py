@@ -73,8 +73,8 @@ def ensure_opendkim() -> None:
 
 def personal_renderer(secret: bytes) -> Any:
     """The application's mails for Postfix: mamoru's personal template, unsigned."""
-    from engine.clock import SystemClock
-    from engine.message import build_template
+    from engine.message.compose import build_template
+    from engine.platform.clock import SystemClock
     from engine.queue import BroadcastContent, Priority
 
     content = BroadcastContent(1, throughput.SENDER, SUBJECT, throughput.BODY, Priority.EMERGENCY)
@@ -208,7 +208,7 @@ def _worker(settings: Any, results: Any) -> None:
 
     import uvloop
 
-    from engine.workers import run_one
+    from engine.delivery.workers import run_one
 
     stats = uvloop.run(run_one(settings, True))
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -336,7 +336,7 @@ def run_mamoru(
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     import pgserver
 
-    from engine.workers import worker_settings
+    from engine.delivery.workers import worker_settings
 
     db_url = pgserver.get_server(root / "pg", cleanup_mode="delete").get_uri()
     sink_port = throughput.free_port()
@@ -394,7 +394,7 @@ def run_mamoru(
 
 
 async def _secret(settings: Any) -> bytes:
-    from engine.context import Engine
+    from engine.delivery.context import Engine
 
     engine = await Engine.open(settings)
     try:
@@ -406,9 +406,9 @@ async def _secret(settings: Any) -> bytes:
 def sample_mamoru(settings: Any, secret: bytes) -> list[bytes]:
     """Mails as the benchmark's runners rendered them: the runner's template call
     (``TemplateOptions`` from the same settings, secret and key)."""
-    from engine.clock import SystemClock
-    from engine.dkim import dkim_settings
-    from engine.message import TemplateOptions
+    from engine.message.compose import TemplateOptions
+    from engine.message.dkim import dkim_settings
+    from engine.platform.clock import SystemClock
     from engine.queue import BroadcastContent, Priority
 
     content = BroadcastContent(1, throughput.SENDER, SUBJECT, throughput.BODY, Priority.EMERGENCY)
@@ -450,8 +450,8 @@ def main() -> None:
     args = parser.parse_args()
     if os.geteuid() != 0 and not args.skip_postfix:
         sys.exit("peer_postfix_dkim.py needs root: Postfix's master process runs as root")
-    from engine.dkim import generate_key
-    from engine.workers import default_worker_count
+    from engine.delivery.workers import default_worker_count
+    from engine.message.dkim import generate_key
 
     workers = args.workers or default_worker_count()
     cores = os.cpu_count() or 1

@@ -22,14 +22,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.clock import SystemClock  # noqa: E402
-from engine.config import DatabaseSettings, PeopleSettings  # noqa: E402
-from engine.db import create_pool  # noqa: E402
 from engine.people import Organisation, OrgKind, People  # noqa: E402
 from engine.people.accounts import plan_import, write_import  # noqa: E402
 from engine.people.csv_import import parse_rows  # noqa: E402
 from engine.people.directory import add_organisation  # noqa: E402
-from engine.sealing import new_key_text  # noqa: E402
+from engine.platform.clock import SystemClock  # noqa: E402
+from engine.platform.config import DatabaseSettings, PeopleSettings  # noqa: E402
+from engine.platform.db import create_pool  # noqa: E402
+from engine.platform.sealing import new_key_text  # noqa: E402
 
 CARRIERS = ("docomo.ne.jp", "ezweb.ne.jp", "softbank.ne.jp", "i.softbank.jp", "gmail.com")
 SURNAMES = ("山田", "佐藤", "鈴木", "高橋", "田中", "渡辺", "伊藤", "中村", "小林", "加藤")

@@ -20,11 +20,13 @@ from pathlib import Path
 # takes the sample.
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("start-up (imports, connecting)", ("_find_and_load", "Engine.open", "run_one (engine")),
-    ("RSA private-key step", ("sign_rsa (engine/dkim.py", "sign_digest")),
+    ("RSA private-key step", ("sign_rsa (engine/message/dkim.py", "sign_digest")),
     ("DKIM: header hash, canonicalisation, tags", ("DkimSigner.sign_parts",)),
     ("DKIM: body hash", ("DkimSigner.prepare_body",)),
     ("render: header lines, links, body encoding", ("MessageTemplate.render", "return_path")),
-    ("SMTP client (pipelining, aiosmtplib)", ("engine/smtp_pipeline.py", "engine/delivery.py",
+    ("SMTP client (pipelining, aiosmtplib)", ("engine/delivery/_pipelining.py",
+                                             "engine/delivery/_smtp",
+                                             "engine/delivery/_transport.py",
                                              "aiosmtplib")),
     ("shaper", ("engine/throttle",)),
     ("claim (query, broadcast cache, spawning)", ("Queue.claim", "Runner._claim_once",

@@ -46,10 +46,10 @@ from carriersim import (  # noqa: E402
     randomised,
 )
 
-from engine.config import Settings, load_settings  # noqa: E402
-from engine.db import create_pool  # noqa: E402
+from engine.platform.config import Settings, load_settings  # noqa: E402
+from engine.platform.db import create_pool  # noqa: E402
+from engine.platform.sealing import Sealer  # noqa: E402
 from engine.queue import NewBroadcast, Priority, Queue  # noqa: E402
-from engine.sealing import Sealer  # noqa: E402
 
 # Share of recipients per domain: phone mail first, as in a Japanese school's guardian list.
 MIX = (
@@ -130,7 +130,7 @@ def bench_settings(db_url: str, ports: dict[str, int], ips: int, limits: dict) -
 
 
 async def enqueue(settings: Settings, rcpts: list[str]) -> None:
-    from engine.clock import SystemClock
+    from engine.platform.clock import SystemClock
 
     pool = await create_pool(settings.database, settings.database.url)
     try:
@@ -184,7 +184,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=None, help="seed of randomised limits")
     args = parser.parse_args()
 
-    from engine.workers import default_worker_count, run_workers, worker_count
+    from engine.delivery.workers import default_worker_count, run_workers, worker_count
 
     limits, options = load_config(args.sim_config)
     seed: int | None = None

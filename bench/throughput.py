@@ -30,11 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sink import start_sink  # noqa: E402
 
-from engine.config import Settings, load_settings  # noqa: E402
-from engine.sealing import Sealer, new_key_text  # noqa: E402
+from engine.platform.config import Settings, load_settings  # noqa: E402
+from engine.platform.sealing import Sealer, new_key_text  # noqa: E402
 
 BENCH_PEOPLE_KEY = new_key_text()
-from engine.db import create_pool  # noqa: E402
+from engine.platform.db import create_pool  # noqa: E402
 from engine.queue import NewBroadcast, Priority, Queue  # noqa: E402
 
 SENDER = "kyouiku@city.example.jp"
@@ -62,7 +62,7 @@ def bench_settings(
     # --no-dkim: the engine's cost without signing (the sink checks no signature).
     dkim: dict[str, object] = {"allow_unsigned": True}
     if key_dir is not None:
-        from engine.dkim import generate_key
+        from engine.message.dkim import generate_key
 
         path, _ = generate_key("city.example.jp", "bench", key_dir)
         dkim = {"keys": [{"domain": "city.example.jp", "selector": "bench",
@@ -84,7 +84,7 @@ def bench_settings(
 async def enqueue(settings: Settings, n: int) -> None:
     pool = await create_pool(settings.database, settings.database.url)
     try:
-        from engine.clock import SystemClock
+        from engine.platform.clock import SystemClock
 
         recipients = [f"hogosha{i}@{CARRIERS[i % len(CARRIERS)]}" for i in range(n)]
         await Queue(pool, Sealer.from_key(settings.people.key, "")).enqueue(
@@ -106,7 +106,7 @@ async def delivered_count(settings: Settings) -> int:
 
 
 def run(args: argparse.Namespace) -> dict[str, object]:
-    from engine.workers import default_worker_count, run_workers
+    from engine.delivery.workers import default_worker_count, run_workers
 
     tmp = Path(tempfile.mkdtemp(prefix="mamoru-bench-", dir="/tmp"))
     db_url = args.database_url

@@ -57,19 +57,19 @@ from throughput import BODY, bench_settings, free_port  # noqa: E402
 from admin_api.app import create_app  # noqa: E402
 from admin_api.server import HttpServer  # noqa: E402
 from admin_api.site import open_site  # noqa: E402
-from engine.config import Settings  # noqa: E402
-from engine.db import create_pool  # noqa: E402
-from engine.links import PAGE, LinkSigner  # noqa: E402
+from engine.message.links import PAGE, LinkSigner  # noqa: E402
 from engine.people import Audience, Category, People, send_broadcast  # noqa: E402
+from engine.platform.config import Settings  # noqa: E402
+from engine.platform.db import create_pool  # noqa: E402
+from engine.platform.sealing import new_key_text  # noqa: E402
 from engine.queue import NewBroadcast, Priority, Queue  # noqa: E402
-from engine.sealing import new_key_text  # noqa: E402
 from engine.twoway import link_deliveries  # noqa: E402
 from engine.twoway.asks import Asks, ReadPolicy  # noqa: E402
 
 
 async def _secret(settings: Settings) -> bytes:
     """The deployment's link secret, as ``mamoru serve`` and the runners read it."""
-    from engine.context import Engine
+    from engine.delivery.context import Engine
 
     engine = await Engine.open(settings)
     try:
@@ -123,7 +123,7 @@ async def relink(pool: Any, people: People, broadcast_id: int) -> float:
 
 def drain(settings: Settings, workers: int) -> float:
     """Seconds from the first claim to the last recorded outcome of what is queued."""
-    from engine.workers import run_workers
+    from engine.delivery.workers import run_workers
 
     stats = run_workers(settings, workers, exit_when_idle=True)
     first = min(s.first_claim for s in stats if s.first_claim is not None)
@@ -321,7 +321,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _run(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
-    from engine.workers import default_worker_count
+    from engine.delivery.workers import default_worker_count
 
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     import pgserver

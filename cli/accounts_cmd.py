@@ -9,12 +9,12 @@ from typing import Annotated
 import typer
 
 from cli.people_session import ConfigOption, fail, note, out, run_people, settings_of
-from engine.errors import InputError
 from engine.people import People
 from engine.people.accounts import ImportPlan, ImportResult, export_csv, plan_import, write_import
 from engine.people.csv_import import parse_rows
 from engine.people.directory import find_organisation
 from engine.people.invitations import Invitation, invite
+from engine.platform.errors import InputError
 from engine.queue import Queue
 
 app = typer.Typer(

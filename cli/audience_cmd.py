@@ -18,8 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from engine.config import Settings, parse_duration
-from engine.errors import ConfigError, InputError
 from engine.people import Audience, Category, FanOut, People, send_broadcast
 from engine.people.directory import (
     Executor,
@@ -32,6 +30,8 @@ from engine.people.directory import (
     parse_class,
     parse_grade,
 )
+from engine.platform.config import Settings, parse_duration
+from engine.platform.errors import ConfigError, InputError
 from engine.queue import NewBroadcast
 from engine.twoway.asks import DEFAULT_REMIND_AFTER, DEFAULT_REMINDERS, Asks, ReadPolicy
 
@@ -142,7 +142,7 @@ async def enqueue_for_people(
     settings: Settings, broadcast: NewBroadcast, opts: AudienceOptions
 ) -> FanOut:
     """Resolve the audience and fan the broadcast out in one transaction."""
-    from engine.context import Engine
+    from engine.delivery.context import Engine
 
     category = Category.parse(opts.category) if opts.category else Category.NOTICE
     engine = await Engine.open(settings)

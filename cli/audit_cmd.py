@@ -10,9 +10,9 @@ import typer
 
 from cli.people_session import ConfigOption, fail, note, out, settings_of
 from cli.staff_session import cli_actor, run_staff
-from engine import audit
-from engine.clock import JST
 from engine.people import People
+from engine.platform.clock import JST
+from engine.staff import audit
 from engine.staff.store import Staff
 
 app = typer.Typer(

@@ -13,8 +13,8 @@ from rich.table import Table
 
 from cli.cells import json_value
 from cli.options import ConfigOption, run, settings
-from engine.clock import jst_text
-from engine.config import Settings
+from engine.platform.clock import jst_text
+from engine.platform.config import Settings
 from engine.queue import BroadcastSummary, Cancellation, State
 from engine.queue.broadcasts import BROADCAST_STATE_LABELS_JA
 
@@ -54,7 +54,7 @@ def _as_dict(b: BroadcastSummary) -> dict[str, Any]:
 
 
 async def _list(cfg: Settings, latest: int, scheduled: bool) -> list[BroadcastSummary]:
-    from engine.context import Engine
+    from engine.delivery.context import Engine
 
     engine = await Engine.open(cfg)
     try:
@@ -108,7 +108,7 @@ def list_(
 
 
 async def _cancel(cfg: Settings, broadcast_id: int) -> Cancellation:
-    from engine.context import Engine
+    from engine.delivery.context import Engine
 
     engine = await Engine.open(cfg)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from engine.clock import jst, jst_text
+from engine.platform.clock import jst, jst_text
 
 
 def cell(value: object) -> str:

@@ -8,8 +8,14 @@ from typing import Annotated, cast
 import typer
 from rich.console import Console
 
-from engine.dkim import ALGORITHMS, Algorithm, dns_record_name, generate_key, txt_record_strings
-from engine.errors import DkimError
+from engine.message.dkim import (
+    ALGORITHMS,
+    Algorithm,
+    dns_record_name,
+    generate_key,
+    txt_record_strings,
+)
+from engine.platform.errors import DkimError
 
 app = typer.Typer(
     help="DKIM signing keys: create them and show the DNS TXT record to publish.",

@@ -22,10 +22,10 @@ from cli.audience_cmd import AudienceOptions, audience_of
 from cli.broadcasts_cmd import app
 from cli.people_session import ConfigOption, fail, note, out, settings_of
 from cli.staff_session import ApiKeyFileOption, AsOption, acting_principal, run_staff
-from engine.clock import jst, jst_text
-from engine.config import Settings
 from engine.people import Category, People
 from engine.people.recipients import AccountRef, accounts_of
+from engine.platform.clock import jst, jst_text
+from engine.platform.config import Settings
 from engine.queue import NewBroadcast, Queue, State
 from engine.queue.broadcasts import BROADCAST_STATE_LABELS_JA
 from engine.queue.models import STATE_LABELS_JA

@@ -8,9 +8,9 @@ import typer
 from rich.table import Table
 
 from cli.people_session import ConfigOption, fail, out, run_people, settings_of
-from engine.errors import InputError
 from engine.people import Category, NightWindow
 from engine.people.directory import add_group, list_groups
+from engine.platform.errors import InputError
 
 app = typer.Typer(
     help="グループ (custom groups) and their delivery conditions.",

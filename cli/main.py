@@ -16,12 +16,12 @@ from cli.cells import cell, json_value
 from cli.options import ConfigOption, exit_code, fail, remember_config, run
 from cli.options import settings as load_settings
 from cli.staff_session import ApiKeyFileOption, AsOption
-from engine.address import normalise_address
-from engine.clock import JST
-from engine.config import Settings, parse_host_port
-from engine.csv_io import csv_cell, csv_text, decode_text
-from engine.errors import InputError, MamoruError
-from engine.mail_input import check_body, check_subject
+from engine.message.checks import check_body, check_subject
+from engine.platform.address import normalise_address
+from engine.platform.clock import JST
+from engine.platform.config import Settings, parse_host_port
+from engine.platform.csv_io import csv_cell, csv_text, decode_text
+from engine.platform.errors import InputError, MamoruError
 from engine.queue import NewBroadcast, Priority, State
 from engine.queue.broadcasts import refuse_past_send_at, unique_recipients
 from engine.queue.models import STATE_LABELS_JA
@@ -106,9 +106,8 @@ def serve(
 ) -> None:
     """Run the delivery runners (配信を実行する)."""
     from cli.services import front_services
-    from engine.db import redact
-    from engine.preflight import preflight
-    from engine.workers import (
+    from engine.delivery.preflight import preflight
+    from engine.delivery.workers import (
         catch_early_stop,
         default_worker_count,
         run_one,
@@ -116,6 +115,7 @@ def serve(
         with_resolved_database,
         worker_count,
     )
+    from engine.platform.db import redact
 
     catch_early_stop()
     settings = load_settings(config)
@@ -178,9 +178,9 @@ def serve(
 async def _check_signing_keys(settings: Settings) -> None:
     """ConfigError if mail waiting to be sent comes from a domain without a DKIM key (unless
     dkim.allow_unsigned): unsigned mail is refused or filed as spam by the carriers."""
-    from engine.context import Engine
-    from engine.dkim import dkim_settings
-    from engine.errors import ConfigError
+    from engine.delivery.context import Engine
+    from engine.message.dkim import dkim_settings
+    from engine.platform.errors import ConfigError
 
     dkim = dkim_settings(settings.dkim)
     if dkim.allow_unsigned:
@@ -360,10 +360,10 @@ def _read_broadcast(
 def _check_sendable(settings: Settings, broadcast: NewBroadcast) -> str | None:
     """InputError if the mail is over its audience's smallest carrier cap; the warning to
     print when the sender's domain has no DKIM key."""
-    from engine.address import domain_of
-    from engine.dkim import dkim_settings
-    from engine.mail_input import check_size, size_cap
-    from engine.message import estimated_size
+    from engine.message.checks import check_size, size_cap
+    from engine.message.compose import estimated_size
+    from engine.message.dkim import dkim_settings
+    from engine.platform.address import domain_of
     from engine.throttle.profiles import load_profiles
 
     profiles = load_profiles(settings.shaping.get("profiles", {}))
@@ -427,7 +427,7 @@ def _read_recipient_file(path: Path) -> list[str]:
 
 
 async def _enqueue(settings: Settings, broadcast: NewBroadcast) -> int:
-    from engine.context import Engine
+    from engine.delivery.context import Engine
 
     engine = await Engine.open(settings)
     try:
@@ -474,7 +474,7 @@ def status(
 
 
 async def _status(settings: Settings, latest: int) -> dict[str, Any]:
-    from engine.context import Engine
+    from engine.delivery.context import Engine
 
     engine = await Engine.open(settings)
     try:
@@ -539,7 +539,7 @@ def deliveries(
 
 
 async def _deliveries(settings: Settings, broadcast_id: int) -> list[dict[str, Any]]:
-    from engine.context import Engine
+    from engine.delivery.context import Engine
 
     engine = await Engine.open(settings)
     try:

@@ -17,8 +17,8 @@ import typer
 import uvloop
 from rich.console import Console
 
-from engine.config import Settings, load_settings
-from engine.errors import InputError, MamoruError
+from engine.platform.config import Settings, load_settings
+from engine.platform.errors import InputError, MamoruError
 
 T = TypeVar("T")
 
@@ -70,7 +70,7 @@ def settings(config: Path | None) -> Settings:
 def run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine on uvloop; a MamoruError becomes one line and its exit code, and so
     does a database that goes away while the command runs (exit code 1)."""
-    from engine.outage import is_unreachable
+    from engine.platform.outage import is_unreachable
 
     try:
         return uvloop.run(make())

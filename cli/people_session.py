@@ -13,9 +13,9 @@ import typer
 import uvloop
 from rich.console import Console
 
-from engine.config import Settings, load_settings
-from engine.errors import InputError, MamoruError
 from engine.people import People
+from engine.platform.config import Settings, load_settings
+from engine.platform.errors import InputError, MamoruError
 
 T = TypeVar("T")
 
@@ -53,7 +53,7 @@ def run_people(settings: Settings, use: Callable[[People], Coroutine[Any, Any, T
 
     Bad input exits 2 and configuration or database problems exit 1, as everywhere in mamoru.
     """
-    from engine.context import Engine
+    from engine.delivery.context import Engine
 
     async def main() -> T:
         engine = await Engine.open(settings)

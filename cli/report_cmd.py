@@ -14,10 +14,10 @@ from rich.table import Table
 
 from cli.options import ConfigOption, config_path, exit_code
 from cli.options import fail as _fail
-from engine.clock import jst, jst_text
-from engine.config import Settings, load_settings
-from engine.csv_io import csv_cell, csv_text
-from engine.errors import InputError, MamoruError
+from engine.platform.clock import jst, jst_text
+from engine.platform.config import Settings, load_settings
+from engine.platform.csv_io import csv_cell, csv_text
+from engine.platform.errors import InputError, MamoruError
 
 app = typer.Typer(
     help="レポート (reports): errors by category.",
@@ -46,7 +46,7 @@ def _since(text: str | None) -> datetime | None:
         ) from None
     if when.tzinfo is None:
         # A date or time without a zone is Japanese time, as operators write it.
-        from engine.clock import JST
+        from engine.platform.clock import JST
 
         when = when.replace(tzinfo=JST)
     return when
@@ -55,9 +55,9 @@ def _since(text: str | None) -> datetime | None:
 async def _report(
     settings: Settings, broadcast: int | None, since: datetime | None, examples: int
 ) -> dict[str, Any]:
-    from engine import shaping_state
-    from engine.context import Engine
-    from engine.report import error_report
+    from engine.bounce.report import error_report
+    from engine.delivery import shaping_state
+    from engine.delivery.context import Engine
 
     engine = await Engine.open(settings)
     try:

@@ -9,11 +9,11 @@ import typer
 from rich.table import Table
 
 from cli.people_session import ConfigOption, fail, out, run_people, settings_of
-from engine.address import normalise_address
-from engine.errors import InputError
 from engine.people.class_moves import ClassMove, parse_class_moves
 from engine.people.rollover import Farewell
 from engine.people.rollover import rollover as do_rollover
+from engine.platform.address import normalise_address
+from engine.platform.errors import InputError
 from engine.queue import NewBroadcast, Queue
 
 

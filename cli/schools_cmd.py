@@ -8,9 +8,9 @@ import typer
 from rich.table import Table
 
 from cli.people_session import ConfigOption, fail, out, run_people, settings_of
-from engine.errors import InputError
 from engine.people import OrgKind
 from engine.people.directory import add_organisation, list_organisations
+from engine.platform.errors import InputError
 
 app = typer.Typer(
     help="教育委員会・学校 (the board and its schools).",

@@ -14,8 +14,8 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
-from engine.context import Engine
-from engine.workers import Service
+from engine.delivery.context import Engine
+from engine.delivery.workers import Service
 
 if TYPE_CHECKING:
     from engine.people import People
@@ -140,7 +140,7 @@ async def start_submission(engine: Engine) -> Service:
 
 def start_audit_prune(engine: Engine) -> Service:
     """Prunes the audit log by ``[staff] audit_keep`` now and once a day (one worker only)."""
-    from engine.audit_schedule import AuditPruner
+    from engine.staff.audit_schedule import AuditPruner
 
     pruner = AuditPruner(engine.pool, engine.clock, engine.settings.staff.audit_keep)
     pruner.start()

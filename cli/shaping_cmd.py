@@ -14,7 +14,7 @@ from rich.table import Table
 from cli.cells import cell, json_value
 from cli.options import ConfigOption, run
 from cli.options import settings as load_settings
-from engine.config import Settings
+from engine.platform.config import Settings
 
 out = Console(highlight=False, soft_wrap=True)
 
@@ -65,8 +65,8 @@ def _blockscell(row: dict[str, Any], now: datetime) -> str:
 
 
 async def _shaping_rows(settings: Settings) -> list[dict[str, Any]]:
-    from engine import shaping_state
-    from engine.context import Engine
+    from engine.delivery import shaping_state
+    from engine.delivery.context import Engine
 
     engine = await Engine.open(settings)
     try:

@@ -15,8 +15,6 @@ from rich.table import Table
 
 from cli.people_session import ConfigOption, fail, note, out, settings_of
 from cli.staff_session import cli_actor, run_staff
-from engine.clock import jst
-from engine.errors import InputError
 from engine.people import People
 from engine.people.directory import (
     current_year,
@@ -27,6 +25,8 @@ from engine.people.directory import (
     parse_class,
     parse_grade,
 )
+from engine.platform.clock import jst
+from engine.platform.errors import InputError
 from engine.staff import accounts
 from engine.staff.models import Role, StaffMember
 from engine.staff.store import Staff

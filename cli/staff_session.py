@@ -16,9 +16,9 @@ import typer
 import uvloop
 
 from cli.people_session import fail
-from engine.config import Settings
-from engine.errors import InputError, MamoruError
 from engine.people import People
+from engine.platform.config import Settings
+from engine.platform.errors import InputError, MamoruError
 from engine.staff import accounts, apikeys, sessions
 from engine.staff.models import CLI_PRINCIPAL, AuthError, Principal, RightsError
 from engine.staff.store import Staff
@@ -89,7 +89,7 @@ def run_staff(
 ) -> T:
     """Open the engine and both stores, run ``use``, close. Bad input exits 2, configuration
     or database problems exit 1."""
-    from engine.context import Engine
+    from engine.delivery.context import Engine
 
     async def main() -> T:
         engine = await Engine.open(settings)

@@ -18,12 +18,12 @@ from rich.table import Table
 from cli.options import ConfigOption, exit_code
 from cli.options import fail as _fail
 from cli.options import settings as _settings
-from engine.bounce.categories import CATEGORIES
-from engine.clock import jst_text
-from engine.config import Settings
-from engine.csv_io import decode_text
-from engine.errors import InputError, MamoruError
-from engine.suppression import Suppression, Suppressions
+from engine.bounce.classify.categories import CATEGORIES
+from engine.bounce.suppression import Suppression, Suppressions
+from engine.platform.clock import jst_text
+from engine.platform.config import Settings
+from engine.platform.csv_io import decode_text
+from engine.platform.errors import InputError, MamoruError
 
 app = typer.Typer(
     help="配信停止リスト (suppression list): addresses no broadcast is sent to.",
@@ -49,7 +49,7 @@ def _out() -> Console:
 
 def _run(settings: Settings, use: Callable[[Suppressions], Coroutine[Any, Any, T]]) -> T:
     """Open the engine, run ``use`` on its suppression list, close; errors become one line."""
-    from engine.context import Engine
+    from engine.delivery.context import Engine
 
     async def main() -> T:
         engine = await Engine.open(settings)

@@ -37,9 +37,9 @@ so one mail stores one bounce row per verdict, however many times its sender nam
 
 A database error answers ``451 4.3.0`` so that the sender tries again later; nothing else that
 can go wrong with one mail stops the server. While the database is unreachable this is logged
-once (``engine.outage``), not once per mail; the pool reconnects by itself when it is back.
-The handler writes no SQL: ``engine.received`` stores the mail, ``engine.queue.bounced`` fails
-its delivery, ``engine.suppression`` the suppression list.
+once (``engine.platform.outage``), not once per mail; the pool reconnects by itself when it is
+back. The handler writes no SQL: ``engine.bounce.received`` stores the mail,
+``engine.queue.bounced`` fails its delivery, ``engine.bounce.suppression`` the suppression list.
 """
 
 from __future__ import annotations
@@ -53,14 +53,14 @@ import asyncpg
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from engine.bounce import BounceReport, Verdict, parse_bounce
-from engine.clock import Clock
-from engine.config import Settings
-from engine.outage import OutageLog, is_unreachable
+from engine.bounce.received import BounceRow, insert_bounces, insert_messages
+from engine.bounce.suppression import FEEDBACK, FailedVerdict, Suppressions
+from engine.message.verp import delivery_id_of, unsubscribe_id_of
+from engine.platform.clock import Clock
+from engine.platform.config import Settings
+from engine.platform.outage import OutageLog, is_unreachable
+from engine.platform.sealing import Sealer
 from engine.queue.bounced import LateFailure, deliveries_by_id, mark_failed_late
-from engine.received import BounceRow, insert_bounces, insert_messages
-from engine.sealing import Sealer
-from engine.suppression import FEEDBACK, FailedVerdict, Suppressions
-from engine.verp import delivery_id_of, unsubscribe_id_of
 from inbound.registration import RegistrationDesk
 from inbound.replies import ReplyDesk
 from inbound.report_desk import ReportDesk

@@ -24,16 +24,16 @@ from datetime import timedelta
 
 import asyncpg
 
-from engine.clock import Clock
-from engine.config import Settings
-from engine.errors import InputError
-from engine.links import LinkSigner
+from engine.bounce.suppression import Suppressions
+from engine.message.links import LinkSigner
 from engine.people import People
 from engine.people.choices import leave_address
 from engine.people.registration import UNSUBSCRIBED, create_request
 from engine.people.replies import ReplySender
+from engine.platform.clock import Clock
+from engine.platform.config import Settings
+from engine.platform.errors import InputError
 from engine.queue import Queue
-from engine.suppression import Suppressions
 
 log = logging.getLogger(__name__)
 

@@ -28,12 +28,12 @@ from email.utils import parseaddr
 
 import asyncpg
 
-from engine.clock import Clock
-from engine.config import Settings
-from engine.errors import InputError
+from engine.bounce.suppression import Suppressions
 from engine.people import People
+from engine.platform.clock import Clock
+from engine.platform.config import Settings
+from engine.platform.errors import InputError
 from engine.queue import Queue
-from engine.suppression import Suppressions
 from engine.twoway import delivery_of_message_id, store_reply
 from engine.twoway.answers import answer_reply
 

@@ -15,13 +15,13 @@ from datetime import timedelta
 
 import asyncpg
 
-from engine.clock import Clock
-from engine.config import Settings
-from engine.errors import InputError
-from engine.links import LinkSigner
-from engine.message import LINK_LIFETIME
+from engine.message.compose import LINK_LIFETIME
+from engine.message.links import LinkSigner
 from engine.people import People
 from engine.people.contacts import find_contact
+from engine.platform.clock import Clock
+from engine.platform.config import Settings
+from engine.platform.errors import InputError
 from engine.queue import Queue
 from engine.twoway.family import REPORT, accepts_reports, send_report_link
 from engine.twoway.page_limits import PageBusy, count_request

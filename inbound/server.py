@@ -25,10 +25,10 @@ from typing import Any
 import asyncpg
 from aiosmtpd.smtp import SMTP
 
-from engine.clock import Clock, SystemClock
-from engine.config import Settings, parse_host_port
-from engine.errors import ConfigError
-from engine.preflight import server_tls_context
+from engine.delivery.preflight import server_tls_context
+from engine.platform.clock import Clock, SystemClock
+from engine.platform.config import Settings, parse_host_port
+from engine.platform.errors import ConfigError
 from inbound.handler import InboundHandler
 
 log = logging.getLogger(__name__)

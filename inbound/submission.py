@@ -35,12 +35,12 @@ from typing import Any
 import asyncpg
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from engine.clock import Clock, SystemClock
-from engine.config import Settings, parse_host_port
-from engine.errors import ConfigError, InputError
-from engine.outage import DATABASE_ERRORS, OutageLog
+from engine.delivery.preflight import server_tls_context
 from engine.people import People
-from engine.preflight import server_tls_context
+from engine.platform.clock import Clock, SystemClock
+from engine.platform.config import Settings, parse_host_port
+from engine.platform.errors import ConfigError, InputError
+from engine.platform.outage import DATABASE_ERRORS, OutageLog
 from engine.queue import Queue
 from engine.staff import apikeys
 from engine.staff.models import AuthError, Principal, RightsError

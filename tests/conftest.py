@@ -19,7 +19,7 @@ import asyncpg
 import pytest
 from support import make_settings, wait_until  # noqa: F401 - re-exported for old imports
 
-from engine.context import Engine
+from engine.delivery.context import Engine
 
 TEMPLATE_DB = "mamoru_test_template"
 
@@ -49,8 +49,8 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 async def template_url(server_url: str) -> str:
-    from engine.config import DatabaseSettings
-    from engine.db import create_pool
+    from engine.platform.config import DatabaseSettings
+    from engine.platform.db import create_pool
 
     admin = await asyncpg.connect(server_url)
     try:

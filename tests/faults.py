@@ -31,10 +31,10 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sinks import free_port
 
-from engine.config import Settings, load_settings
-from engine.context import Engine
+from engine.delivery.context import Engine
+from engine.platform.config import Settings, load_settings
+from engine.platform.sealing import RECIPIENT, Sealer, new_key_text
 from engine.queue import NewBroadcast
-from engine.sealing import RECIPIENT, Sealer, new_key_text
 
 # The people key of every scenario (the test process and its serve processes): the queue's
 # recipients are sealed with it.

@@ -6,8 +6,8 @@ import asyncio
 from dataclasses import replace
 from typing import Any
 
-from engine.config import Settings, load_settings
-from engine.sealing import new_key_text
+from engine.platform.config import Settings, load_settings
+from engine.platform.sealing import new_key_text
 
 # The people key of the tests' settings (names and addresses, the queue's recipients): one per
 # test session, so no test writes a key file into the working tree.

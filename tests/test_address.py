@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.address import normalise_address, smtp_path
-from engine.errors import InputError
+from engine.platform.address import normalise_address, smtp_path
+from engine.platform.errors import InputError
 
 
 def test_domain_is_lower_cased_and_local_part_kept() -> None:

@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from support import wait_until
 
-from engine import audit
-from engine.audit_schedule import AuditPruner
-from engine.clock import FakeClock
-from engine.context import Engine
+from engine.delivery.context import Engine
+from engine.platform.clock import FakeClock
+from engine.staff import audit
+from engine.staff.audit_schedule import AuditPruner
 from engine.staff.models import CLI_PRINCIPAL
 
 
@@ -26,7 +26,7 @@ async def test_serve_prunes_old_audit_entries_and_logs_the_count(
         await audit.record(engine.pool, key, now - timedelta(days=age), CLI_PRINCIPAL, "x.y")
     clock = FakeClock(now)
     pruner = AuditPruner(engine.pool, clock, keep=100 * 86400.0, interval=0.05)
-    caplog.set_level(logging.INFO, logger="engine.audit_schedule")
+    caplog.set_level(logging.INFO, logger="engine.staff.audit_schedule")
     pruner.start()
     try:
         await wait_until(lambda: pruner.runs >= 1, timeout=5)

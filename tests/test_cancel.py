@@ -9,8 +9,8 @@ import asyncpg
 import pytest
 from support import wait_until
 
-from engine.context import Engine
-from engine.errors import InputError
+from engine.delivery.context import Engine
+from engine.platform.errors import InputError
 from engine.queue import (
     CANCEL_CHANNEL,
     AttemptResult,
@@ -152,7 +152,7 @@ async def test_recipients_differing_only_in_case_are_one_delivery(engine: Engine
 
 
 async def test_a_suppression_stops_every_spelling_of_the_address(engine: Engine) -> None:
-    from engine.suppression import Suppressions
+    from engine.bounce.suppression import Suppressions
 
     s = Suppressions(engine.pool, engine.queue.sealer)
     await s.add("dup@docomo.ne.jp", "userunknown")
@@ -168,7 +168,7 @@ async def test_a_suppression_stops_every_spelling_of_the_address(engine: Engine)
 
 
 async def test_cancelled_deliveries_are_not_in_the_error_report(engine: Engine) -> None:
-    from engine.report import error_report
+    from engine.bounce.report import error_report
 
     now = engine.clock.now()
     bid = await engine.queue.enqueue(broadcast(3), now, 3600)

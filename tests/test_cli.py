@@ -17,7 +17,7 @@ import pytest
 from commands import ROOT, config_file, mamoru
 from sinks import Sink, free_port
 
-from engine.clock import JST
+from engine.platform.clock import JST
 
 
 async def broadcast_count(db_url: str) -> int:

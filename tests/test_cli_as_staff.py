@@ -13,7 +13,7 @@ from commands import config_file
 from staff.conftest import World, world  # noqa: F401 - the fixture, reused
 from staff.test_cli import run
 
-from engine.clock import JST
+from engine.platform.clock import JST
 from engine.queue import State
 from engine.queue.models import STATE_LABELS_JA
 from engine.staff import apikeys

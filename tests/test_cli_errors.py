@@ -88,7 +88,7 @@ async def test_scheduled_broadcasts_are_listed_newest_first(
 async def test_cancel_stops_a_scheduled_broadcast_once(cfg: Path, db_url: str) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from engine.context import Engine
+    from engine.delivery.context import Engine
     from engine.queue import NewBroadcast
 
     eng = await Engine.open(make_settings(db_url))

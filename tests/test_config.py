@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import load_settings
-from engine.errors import ConfigError
+from engine.platform.config import load_settings
+from engine.platform.errors import ConfigError
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from engine.clock import jst_text
-from engine.csv_io import csv_bytes, csv_cell, csv_text, decode_text
-from engine.errors import InputError
+from engine.platform.clock import jst_text
+from engine.platform.csv_io import csv_bytes, csv_cell, csv_text, decode_text
+from engine.platform.errors import InputError
 
 
 def test_written_csv_starts_with_a_bom_and_quotes_formulas() -> None:

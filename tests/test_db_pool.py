@@ -1,14 +1,14 @@
-"""The pool hands connections on without asyncpg's reset query (engine/db.py), and that is safe
-for what mamoru does on pooled connections: transactions, their locks and ``SET LOCAL`` end with
-the transaction, even one that failed or was left open."""
+"""The pool hands connections on without asyncpg's reset query (engine/platform/db.py), and that
+is safe for what mamoru does on pooled connections: transactions, their locks and ``SET LOCAL``
+end with the transaction, even one that failed or was left open."""
 
 from __future__ import annotations
 
 import asyncpg
 import pytest
 
-from engine.config import DatabaseSettings
-from engine.db import create_pool
+from engine.platform.config import DatabaseSettings
+from engine.platform.db import create_pool
 
 LOCK = 0x6D616D70
 
@@ -69,7 +69,7 @@ async def test_a_transaction_left_open_is_rolled_back_before_the_next_user(db_ur
 async def test_a_failed_statistics_refresh_is_logged_not_raised(
     db_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from engine.db import analyze
+    from engine.platform.db import analyze
 
     pool = await _one_connection_pool(db_url)
     try:

@@ -20,11 +20,11 @@ from cryptography.x509.oid import NameOID
 from sinks import free_port
 
 from engine.bounce import classify_reply
-from engine.config import DeliverySettings, Duration
-from engine.delivery import Envelope as Mail
-from engine.delivery import SendResult, SmtpSession, SmtpTransport
+from engine.delivery._routing import Destination
+from engine.delivery._smtp import Envelope as Mail
+from engine.delivery._smtp import SendResult, SmtpSession, SmtpTransport
+from engine.platform.config import DeliverySettings, Duration
 from engine.queue.models import Outcome
-from engine.routing import Destination
 
 SETTINGS = DeliverySettings(
     connect_timeout=Duration(2.0), command_timeout=Duration(2.0), data_timeout=Duration(2.0)

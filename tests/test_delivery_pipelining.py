@@ -14,11 +14,11 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from sinks import free_port
 from test_delivery import SETTINGS, Recorder, _Server, send_one, tls_context  # noqa: F401
 
-from engine.delivery import Envelope as Mail
-from engine.delivery import SendResult, SmtpSession, SmtpTransport
+from engine.delivery._pipelining import PipelinedSession
+from engine.delivery._routing import Destination
+from engine.delivery._smtp import Envelope as Mail
+from engine.delivery._smtp import SendResult, SmtpSession, SmtpTransport
 from engine.queue.models import Outcome
-from engine.routing import Destination
-from engine.smtp_pipeline import PipelinedSession
 
 
 class PipeliningRecorder(Recorder):
@@ -179,7 +179,7 @@ def test_server_going_away_mid_session_defers(answer: str | None) -> None:
 async def test_the_runner_delivers_a_broadcast_over_pipelined_connections(db_url: str) -> None:
     from support import make_settings
 
-    from engine.context import Engine
+    from engine.delivery.context import Engine
     from engine.queue.models import NewBroadcast
 
     servers = pipelining_server()

@@ -26,15 +26,15 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from cli.dkim_cmd import app
-from engine.clock import FakeClock
-from engine.dkim import (
+from engine.message.dkim import (
     DkimKey,
     DkimSigner,
     dns_record_name,
     generate_key,
     txt_record_strings,
 )
-from engine.errors import DkimError
+from engine.platform.clock import FakeClock
+from engine.platform.errors import DkimError
 
 DOMAIN = "school.example.jp"
 SUBJECT = "【緊急】台風接近に伴う臨時休校のお知らせ（市内全小中学校）明日の登校について"
@@ -550,7 +550,7 @@ def test_opendkim_verifies_personal_mail_and_rejects_fields_added_after_signing(
     records: Records,
     opendkim_verify: Callable[[list[bytes], Records], list[tuple[int, str]]],
 ) -> None:
-    from engine.message import build_template
+    from engine.message.compose import build_template
     from engine.queue.models import BroadcastContent, Priority
 
     content = BroadcastContent(3, f"info@{DOMAIN}", SUBJECT, BODY_TEXT, Priority.EMERGENCY)
@@ -769,7 +769,7 @@ def test_keygen_command_rejects_an_unknown_algorithm(runner: CliRunner, tmp_path
 
 
 def test_dkim_section_defaults_to_signing_each_mail_with_a_seven_day_expiry() -> None:
-    from engine.dkim import dkim_settings
+    from engine.message.dkim import dkim_settings
 
     settings = dkim_settings({})
     assert settings.sign_per_recipient and settings.expiry == 7 * 86400
@@ -779,7 +779,7 @@ def test_dkim_section_defaults_to_signing_each_mail_with_a_seven_day_expiry() ->
 
 
 def test_configured_expiry_reaches_the_signatures(rsa_key: DkimKey) -> None:
-    from engine.dkim import dkim_settings
+    from engine.message.dkim import dkim_settings
 
     table = {"domain": DOMAIN, "selector": rsa_key.selector,
              "private_key": str(rsa_key.private_key)}
@@ -804,8 +804,8 @@ def test_configured_expiry_reaches_the_signatures(rsa_key: DkimKey) -> None:
 def test_dkim_section_errors_name_the_key_and_say_what_to_do(
     section: dict[str, object], message: str
 ) -> None:
-    from engine.dkim import dkim_settings
-    from engine.errors import ConfigError
+    from engine.message.dkim import dkim_settings
+    from engine.platform.errors import ConfigError
 
     with pytest.raises(ConfigError, match=message):
         dkim_settings(section)
@@ -832,7 +832,7 @@ def test_own_field_parsing_and_canonicalisation_match_dkimpy(
     """Also folded fields, like the template's List-Unsubscribe (continuation lines)."""
     from dkim.canonicalization import Relaxed
 
-    from engine.dkim import _canonical_header, _parse_header_block
+    from engine.message.dkim import _canonical_header, _parse_header_block
 
     block = "".join(
         f"{name}:{value}" + "".join(fold + more for more, fold in folds) + "\r\n"

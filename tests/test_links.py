@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.links import InvalidLink, LinkSigner
+from engine.message.links import InvalidLink, LinkSigner
 
 SECRET = b"k" * 32
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)

@@ -14,12 +14,12 @@ import pytest
 from conftest import scratch_database
 from support import make_settings
 
-from engine import verp
-from engine.clock import FakeClock
-from engine.context import Engine
-from engine.dkim import DkimKey, DkimSigner, dns_record_name, generate_key
-from engine.links import PAGE, LinkSigner
-from engine.message import build_template, encode_words, estimated_size
+from engine.delivery.context import Engine
+from engine.message import verp
+from engine.message.compose import build_template, encode_words, estimated_size
+from engine.message.dkim import DkimKey, DkimSigner, dns_record_name, generate_key
+from engine.message.links import PAGE, LinkSigner
+from engine.platform.clock import FakeClock
 from engine.queue.models import BroadcastContent, Priority
 
 DOMAIN = "school.example.jp"
@@ -249,7 +249,7 @@ def test_lf_and_crlf_bodies_give_the_same_mail(clock: FakeClock) -> None:
 def test_a_required_signature_without_a_key_is_an_error(
     keys: tuple[DkimSigner, Records], clock: FakeClock
 ) -> None:
-    from engine.errors import DkimError
+    from engine.platform.errors import DkimError
 
     signer, _ = keys
     other = BroadcastContent(8, "info@other.example.jp", "件名", BODY, Priority.NORMAL)
@@ -278,8 +278,8 @@ def test_template_options_from_settings_make_personal_signed_mail(
 ) -> None:
     from dataclasses import replace
 
-    from engine.config import load_settings
-    from engine.message import TemplateOptions
+    from engine.message.compose import TemplateOptions
+    from engine.platform.config import load_settings
 
     signer, records = keys
     base = load_settings(None, environ={})

@@ -11,8 +11,8 @@ from commands import config_file, mamoru
 from typer.testing import CliRunner
 
 from cli.main import app
-from engine.errors import InputError
-from engine.mail_input import check_body, check_size, check_subject, size_cap
+from engine.message.checks import check_body, check_size, check_subject, size_cap
+from engine.platform.errors import InputError
 from engine.throttle.profiles import BUILTIN_PROFILES
 
 LINE_BREAKS = ["\n", "\r", "\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]

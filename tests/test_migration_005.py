@@ -8,7 +8,7 @@ import asyncpg
 import pytest
 from conftest import scratch_database
 
-from engine.db import load_migrations
+from engine.platform.db import load_migrations
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ from datetime import timedelta
 
 import pytest
 
-from engine.context import Engine
-from engine.errors import QueueError
+from engine.delivery.context import Engine
+from engine.platform.errors import QueueError
 from engine.queue import AttemptResult, NewBroadcast, Outcome, Priority, State
 
 
@@ -136,7 +136,7 @@ async def test_unknown_broadcast_is_reported(engine: Engine) -> None:
 
 
 async def test_migrations_are_recorded_and_not_applied_twice(engine: Engine) -> None:
-    from engine.db import load_migrations, migrate
+    from engine.platform.db import load_migrations, migrate
 
     assert await migrate(engine.pool) == []
     versions = await engine.pool.fetch("SELECT version FROM mamoru_migrations")

@@ -4,10 +4,10 @@ import asyncio
 
 import pytest
 
-from engine.clock import FakeClock
-from engine.config import RoutingSettings
-from engine.errors import PermanentRoutingError, RoutingError
-from engine.routing import Destination, MxAnswer, Router
+from engine.delivery._routing import Destination, MxAnswer, Router
+from engine.platform.clock import FakeClock
+from engine.platform.config import RoutingSettings
+from engine.platform.errors import PermanentRoutingError, RoutingError
 
 
 class FakeDns:

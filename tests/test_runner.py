@@ -15,10 +15,10 @@ import pytest
 from sinks import Sink, free_port
 from support import make_settings, opened_rows, wait_until
 
-from engine import verp
-from engine.context import Engine
+from engine.delivery._routing import MxAnswer, Router
+from engine.delivery.context import Engine
+from engine.message import verp
 from engine.queue import NewBroadcast, Priority
-from engine.routing import MxAnswer, Router
 
 
 @asynccontextmanager
@@ -231,7 +231,7 @@ async def test_metrics_endpoint_counts_deliveries_and_queue_depth(
 ) -> None:
     import urllib.request
 
-    from engine.metrics import serve_metrics
+    from engine.platform.metrics import serve_metrics
 
     port = free_port()
     async with engine_for(db_url, sink.address, metrics={"listen": f"127.0.0.1:{port}"}) as eng:
@@ -273,7 +273,7 @@ async def test_every_outcome_is_written_once_under_load(
 
 
 def _dkim_settings(tmp_path: Any, per_recipient: bool) -> tuple[dict[str, Any], dict[bytes, bytes]]:
-    from engine.dkim import dns_record_name, generate_key
+    from engine.message.dkim import dns_record_name, generate_key
 
     path, record = generate_key("city.example.jp", "s1", tmp_path)
     name = dns_record_name("city.example.jp", "s1").encode() + b"."
@@ -333,7 +333,7 @@ async def test_sent_mail_can_be_signed_per_recipient_and_verifies(
 
 async def test_missing_dkim_key_file_stops_the_engine_at_start(db_url: str, tmp_path: Any) -> None:
 
-    from engine.errors import DkimError
+    from engine.platform.errors import DkimError
 
     keys = [{"domain": "city.example.jp", "selector": "s1",
              "private_key": str(tmp_path / "missing.pem")}]
@@ -342,8 +342,8 @@ async def test_missing_dkim_key_file_stops_the_engine_at_start(db_url: str, tmp_
 
 
 def test_dkim_section_errors_name_the_key() -> None:
-    from engine.dkim import dkim_settings
-    from engine.errors import ConfigError
+    from engine.message.dkim import dkim_settings
+    from engine.platform.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"dkim\.keys\[0\]\.selector"):
         dkim_settings({"keys": [{"domain": "a.jp", "private_key": "k.pem"}]})

@@ -13,11 +13,11 @@ from faults import Behaviour, FaultyReceiver
 from sinks import free_port
 from support import make_settings
 
-from engine.clock import SystemClock
-from engine.context import Engine
+from engine.delivery._reporter import Reporter
+from engine.delivery._routing import MxAnswer, Router
+from engine.delivery.context import Engine
+from engine.platform.clock import SystemClock
 from engine.queue import NewBroadcast, liveness
-from engine.reporter import Reporter
-from engine.routing import MxAnswer, Router
 from engine.throttle import SiteState
 
 
@@ -173,7 +173,7 @@ def test_each_suspension_and_resumption_is_one_readable_log_line(
         )
 
     reporter = Reporter("r", None, None, clock, None)  # type: ignore[arg-type]
-    with caplog.at_level(logging.WARNING, logger="engine.reporter"):
+    with caplog.at_level(logging.WARNING, logger="engine.delivery._reporter"):
         reporter.log_changes([state(None, 0)])
         reporter.log_changes([state(clock.now() + timedelta(minutes=5), 1)])
         reporter.log_changes([state(clock.now() + timedelta(minutes=5), 1)])

@@ -13,8 +13,8 @@ import pytest
 from sinks import Sink
 from support import make_settings, wait_until
 
-from engine import metrics
-from engine.context import Engine
+from engine.delivery.context import Engine
+from engine.platform import metrics
 from engine.queue import NewBroadcast, Priority
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
@@ -138,7 +138,7 @@ async def test_shaping_status_shows_each_source_and_site(db_url: str, tmp_path: 
 
 
 def test_workers_split_the_egress_sources_between_them(db_url: str) -> None:
-    from engine.workers import worker_count, worker_settings
+    from engine.delivery.workers import worker_count, worker_settings
 
     settings = replace(make_settings(db_url), egress={"sources": SOURCES})
     assert worker_count(settings, 8) == 3

@@ -12,13 +12,13 @@ import pytest
 from support import make_settings, opened_rows, wait_until
 from test_delivery import SETTINGS, server, tls_context  # noqa: F401 (fixture)
 
-from engine.config import load_settings
-from engine.context import Engine
-from engine.delivery import SendResult, SmtpSession, SmtpTransport
-from engine.errors import ConfigError
+from engine.delivery._smtp import SendResult, SmtpSession, SmtpTransport
+from engine.delivery._tls_policy import TlsPolicy
+from engine.delivery.context import Engine
+from engine.platform.config import load_settings
+from engine.platform.errors import ConfigError
 from engine.queue import NewBroadcast
 from engine.queue.models import Outcome
-from engine.tls_policy import TlsPolicy
 
 
 def test_a_site_name_and_host_patterns_are_accepted_and_told_apart() -> None:
@@ -61,7 +61,7 @@ def test_a_site_added_in_shaping_profiles_can_be_named(tmp_path: Path) -> None:
 
 
 async def _open(dest: Any, tls_site: str | None) -> tuple[SendResult, bool | None]:
-    from engine.delivery import Envelope
+    from engine.delivery._smtp import Envelope
 
     opened = await SmtpTransport(SETTINGS).open([dest], tls_site=tls_site)
     if isinstance(opened, SendResult):

@@ -10,7 +10,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 from admin_api.templating import templates
-from engine.links import InvalidLink
+from engine.message.links import InvalidLink
 from engine.twoway import Answer, Question, QuestionKind
 
 

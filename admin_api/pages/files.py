@@ -1,6 +1,6 @@
 """A broadcast's files on a guardian's personal page: the list and each download.
 
-The token is the personal page's (purpose ``page``, naming the delivery; ``engine/links.py``
+The token is the personal page's (purpose ``page``, naming the delivery; ``engine/message/links.py``
 ``personal_page_url``). ``GET /m/{token}/files/{n}`` sends file n of the delivery's broadcast
 as a download (RFC 6266 ``Content-Disposition: attachment`` with an ASCII fallback name and
 the real one as RFC 5987 ``filename*=UTF-8''...``), with its stored type and ``nosniff``, and
@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse
 from admin_api.pages.common import client_ip, message_page
 from admin_api.site import Site, site_of
 from admin_api.templating import templates
-from engine.links import PAGE, InvalidLink
+from engine.message.links import PAGE, InvalidLink
 from engine.staff import attachments
 from engine.staff.models import NotFoundError
 

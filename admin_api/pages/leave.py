@@ -1,6 +1,6 @@
 """The change/leave page every mail links to, and RFC 8058 one-click unsubscribe.
 
-The link is the one engine/message.py writes into every mail with a public URL
+The link is the one engine/message/compose.py writes into every mail with a public URL
 (``List-Unsubscribe: <{public_url}/u/{token}>``, token purpose ``unsubscribe`` naming the
 delivery). ``POST /u/{token}`` is the one-click unsubscribe: it takes effect at once and needs
 no cookie, login or further confirmation (RFC 8058 §3.1; the mail client posts
@@ -19,11 +19,11 @@ from fastapi.responses import HTMLResponse
 from admin_api.pages.common import group_ids, link_error, message_page
 from admin_api.site import REPORT, UNSUBSCRIBE, Site, site_of
 from admin_api.templating import templates
-from engine.errors import InputError
-from engine.links import InvalidLink
-from engine.message import LINK_LIFETIME
+from engine.message.compose import LINK_LIFETIME
+from engine.message.links import InvalidLink
 from engine.people.choices import choices_of, choose_groups, leave_address, rejoin_address
 from engine.people.invitations import confirm_address
+from engine.platform.errors import InputError
 from engine.twoway.family import accepts_reports
 
 router = APIRouter(include_in_schema=False)

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 
 from admin_api.pages.common import client_ip, link_error, message_page
 from admin_api.site import Site
-from engine.links import InvalidLink
+from engine.message.links import InvalidLink
 from engine.twoway.page_limits import PageBusy, check_network, count_request, record_forged
 
 

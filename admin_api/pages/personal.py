@@ -1,10 +1,10 @@
 """The personal page every mail of a two-way broadcast links to: ``/m/<token>``.
 
-The token names the delivery (purpose ``page``, engine/links.py; a reminder's delivery stands
-for the first broadcast's, engine/twoway/personal.py). The page shows the mail's subject and
-text, records 「確認しました」 when the broadcast asks for it, offers the survey per child until
-the deadline, links to the report page when the contact's school takes reports, and includes
-the attachments section (``_files.html``) when that template exists.
+The token names the delivery (purpose ``page``, engine/message/links.py; a reminder's
+delivery stands for the first broadcast's, engine/twoway/personal.py). The page shows the
+mail's subject and text, records 「確認しました」 when the broadcast asks for it, offers the
+survey per child until the deadline, links to the report page when the contact's school takes
+reports, and includes the attachments section (``_files.html``) when that template exists.
 
 Opening the page records the read (``GET``), unless the request says it is a prefetch
 (``Sec-Purpose``/``Purpose: prefetch``); the page also has a 「確認しました」 button
@@ -25,9 +25,9 @@ from admin_api.pages.common import message_page, question_fields
 from admin_api.pages.page_guard import verified
 from admin_api.site import PAGE, REPORT, Site, site_of
 from admin_api.templating import templates
-from engine.clock import jst
-from engine.errors import InputError
-from engine.message import LINK_LIFETIME
+from engine.message.compose import LINK_LIFETIME
+from engine.platform.clock import jst
+from engine.platform.errors import InputError
 from engine.staff import attachments
 from engine.twoway import (
     AnswerError,

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse
 from admin_api.pages.common import client_ip, group_ids, link_error, message_page
 from admin_api.site import REGISTER, Site, site_of
 from admin_api.templating import templates
-from engine.links import InvalidLink
+from engine.message.links import InvalidLink
 from engine.people.attempts import TooManyAttempts
 from engine.people.registration import (
     LinkNotUsable,

@@ -21,8 +21,8 @@ from admin_api.pages.common import message_page, question_fields
 from admin_api.pages.page_guard import verified
 from admin_api.site import REPORT, Site, site_of
 from admin_api.templating import templates
-from engine.clock import jst
-from engine.errors import InputError
+from engine.platform.clock import jst
+from engine.platform.errors import InputError
 from engine.twoway import (
     AnswerError,
     NewReport,

@@ -5,7 +5,7 @@ them with the engine's pool and settings:
 
     from admin_api.staff import StaffApi, staff_routers
 
-    mount_staff(app, await StaffApi.open(engine.pool, settings, engine.clock))
+    mount_staff(app, await StaffApi.open(engine.pool, settings, engine.platform.clock))
 
 which is ``app.state.staff_api = api`` plus ``app.include_router`` for each of
 ``staff_routers()``. ``StaffApi.open`` is async (it checks the people key and loads the audit

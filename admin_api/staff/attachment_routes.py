@@ -34,10 +34,9 @@ from admin_api.staff.schemas import (
     FileOut,
     IdPath,
 )
-from engine import audit
-from engine.config import AttachmentSettings
-from engine.errors import InputError
-from engine.staff import attachments, sending
+from engine.platform.config import AttachmentSettings
+from engine.platform.errors import InputError
+from engine.staff import attachments, audit, sending
 from engine.staff.filetypes import ForbiddenFile
 from engine.staff.models import Principal
 

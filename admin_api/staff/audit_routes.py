@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from admin_api.staff.deps import Api, FullSession
 from admin_api.staff.errors import ERROR_RESPONSES, StaffRoute
 from admin_api.staff.schemas import AuditEntryOut, AuditPage, IdQuery, Text, VerifyOut
-from engine import audit
+from engine.staff import audit
 from engine.staff.models import Role
 from engine.staff.rights import require_board
 

@@ -21,8 +21,7 @@ from admin_api.staff.schemas import (
     TotpConfirmIn,
     TotpSetupOut,
 )
-from engine import audit
-from engine.staff import sessions
+from engine.staff import audit, sessions
 from engine.staff.models import ActorKind, AuthError, Principal, Role
 
 router = APIRouter(

@@ -29,9 +29,9 @@ from admin_api.staff.schemas import (
     Text,
 )
 from admin_api.staff.twoway_schemas import asking_fields
-from engine.errors import InputError
 from engine.people import Audience, Category
 from engine.people.recipients import AccountRef, accounts_of, addresses_in
+from engine.platform.errors import InputError
 from engine.queue import Cancellation, Priority, State
 from engine.queue.broadcasts import BROADCAST_STATE_LABELS_JA
 from engine.queue.models import STATE_LABELS_JA

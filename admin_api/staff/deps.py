@@ -16,9 +16,9 @@ import asyncpg
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from engine.clock import Clock
-from engine.config import AttachmentSettings, Settings
 from engine.people import People
+from engine.platform.clock import Clock
+from engine.platform.config import AttachmentSettings, Settings
 from engine.queue import Queue
 from engine.staff import apikeys, sessions
 from engine.staff.models import AuthError, Principal, RightsError

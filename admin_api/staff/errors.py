@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
-from engine.errors import InputError, MamoruError
+from engine.platform.errors import InputError, MamoruError
 from engine.staff.models import AuthError, NotFoundError, RightsError
 from engine.staff.sending import IdempotencyConflict
 

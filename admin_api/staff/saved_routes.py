@@ -16,7 +16,7 @@ from admin_api.staff.schemas import (
     SavedOut,
     TemplateIn,
 )
-from engine.errors import InputError
+from engine.platform.errors import InputError
 from engine.queue import Priority
 from engine.staff import saved
 from engine.staff.saved import Content, Kind

@@ -45,8 +45,8 @@ from admin_api.staff.twoway_schemas import (
     hour_minute,
     question_of,
 )
-from engine.errors import InputError
 from engine.people import Audience
+from engine.platform.errors import InputError
 from engine.staff import follow, reminding
 from engine.staff.models import ActorKind, Principal, RightsError, Role
 from engine.staff.rights import check_audience, not_found, require_admin_of

@@ -1,17 +1,26 @@
-"""Bounce classification: SMTP replies, DSNs, non-standard bounces, complaints and auto-replies.
+"""Bounces and what follows from them: classification, the suppression list, the error report.
 
-Pure functions only (no I/O, no clock): the delivery runner calls ``classify_reply`` on each
-failed attempt, the inbound side calls ``parse_bounce`` on each mail that reaches the bounce
-address, and both get ``Verdict`` objects whose ``category`` keys into ``CATEGORIES``.
+    classify/     pure classification of replies, DSNs and feedback reports (no I/O)
+    received      bounce rows and service-address mail the inbound server stored
+    suppression   the suppression list: addresses nothing is sent to, and the rules that fill it
+    report        the error report: failures grouped by operator category, with examples
+
+The names below are the classifier's, re-exported: the runner calls ``classify_reply`` on each
+failed attempt, the inbound side ``parse_bounce`` on each mail to a bounce address.
 """
 
 from __future__ import annotations
 
-from engine.bounce.categories import CATEGORIES, Category, category_for_reason
-from engine.bounce.parse import parse_bounce
-from engine.bounce.reasons import ALL_REASONS
-from engine.bounce.reply import classify_reply
-from engine.bounce.verdict import BounceReport, Verdict
+from engine.bounce.classify import (
+    ALL_REASONS,
+    CATEGORIES,
+    BounceReport,
+    Category,
+    Verdict,
+    category_for_reason,
+    classify_reply,
+    parse_bounce,
+)
 
 __all__ = [
     "ALL_REASONS",

@@ -1,7 +1,7 @@
 """People: the board, schools, grades, classes, groups, accounts and contacts; audiences.
 
 The one place that knows the tables of migrations 007 and 010. Names, addresses and
-registration codes are sealed at rest (engine/sealing.py). Modules:
+registration codes are sealed at rest (engine/platform/sealing.py). Modules:
 
     store       People (pool + sealer + clock), the key check, the sealed values' purposes
     models      kinds, categories, delivery conditions, Audience, skip reasons

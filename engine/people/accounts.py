@@ -17,16 +17,16 @@ from typing import Any
 
 import asyncpg
 
-from engine.csv_io import csv_text
-from engine.db import BULK_ROWS, analyze
-from engine.errors import InputError
+from engine.bounce.suppression import Suppressions
 from engine.people.codes import new_code
 from engine.people.csv_import import ParsedFile, Row
 from engine.people.directory import current_year, ensure_classes, list_groups, list_organisations
 from engine.people.models import Group, Organisation, OrgKind
 from engine.people.store import ACCOUNT_NAME, ADDRESS, CODE, People
+from engine.platform.csv_io import csv_text
+from engine.platform.db import BULK_ROWS, analyze
+from engine.platform.errors import InputError
 from engine.queue.withdrawn import forget_everyone, forget_recipients
-from engine.suppression import Suppressions
 
 # Imports of the same database do not interleave: each sees the other's contacts.
 _IMPORT_LOCK = 0x6D616D10

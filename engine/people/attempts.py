@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from engine.errors import InputError
+from engine.platform.errors import InputError
 
 FREE_FAILURES = 3
 FIRST_DELAY = timedelta(seconds=10)

@@ -29,8 +29,6 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
-from engine.db import BULK_ROWS, analyze
-from engine.errors import InputError
 from engine.people.directory import groups_by_id
 from engine.people.models import (
     SKIP_LABELS_JA,
@@ -41,8 +39,10 @@ from engine.people.models import (
     SkipReason,
 )
 from engine.people.store import ADDRESS, People
+from engine.platform.db import BULK_ROWS, analyze
+from engine.platform.errors import InputError
+from engine.platform.sealing import Sealer
 from engine.queue import NewBroadcast, Priority, Queue
-from engine.sealing import Sealer
 
 if TYPE_CHECKING:
     from engine.twoway.asks import Asks

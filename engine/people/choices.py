@@ -13,13 +13,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from engine.address import normalise_address
-from engine.errors import InputError
+from engine.bounce.suppression import Suppressions
 from engine.people.contacts import find_contact
 from engine.people.registration import UNSUBSCRIBED, PublicGroup, masked, public_groups
 from engine.people.store import People
+from engine.platform.address import normalise_address
+from engine.platform.errors import InputError
 from engine.queue.withdrawn import withdraw_unsent
-from engine.suppression import Suppressions
 
 
 @dataclass(frozen=True)

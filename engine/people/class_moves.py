@@ -12,9 +12,9 @@ import csv
 import unicodedata
 from dataclasses import dataclass
 
-from engine.csv_io import decode_lines
-from engine.errors import InputError
 from engine.people.directory import parse_class, parse_grade
+from engine.platform.csv_io import decode_lines
+from engine.platform.errors import InputError
 
 HEADERS: dict[str, tuple[str, ...]] = {
     "school": ("学校", "school"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 import unicodedata
 
-from engine.errors import InputError
+from engine.platform.errors import InputError
 
 ALPHABET = "ACDEFGHJKMNPQRTUVWXY34679"
 LENGTH = 12

@@ -13,10 +13,10 @@ from datetime import datetime
 
 import asyncpg
 
-from engine.address import normalise_address
-from engine.errors import InputError
 from engine.people.codes import normalise_code
 from engine.people.store import ADDRESS, CODE, People
+from engine.platform.address import normalise_address
+from engine.platform.errors import InputError
 
 UPSERT_SQL = """
 INSERT INTO contacts (address_sealed, address_hash, confirmed_at, created_at, updated_at)

@@ -18,12 +18,12 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-from engine.address import normalise_address
-from engine.csv_io import decode_lines
-from engine.errors import InputError
 from engine.people.codes import normalise_code
 from engine.people.directory import parse_class, parse_grade
 from engine.people.models import AccountKind
+from engine.platform.address import normalise_address
+from engine.platform.csv_io import decode_lines
+from engine.platform.errors import InputError
 
 HEADERS: dict[str, tuple[str, ...]] = {
     "school": ("学校", "学校名", "学校コード", "school"),

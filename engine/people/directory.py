@@ -14,7 +14,6 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
-from engine.errors import InputError
 from engine.people.models import (
     JST,
     Category,
@@ -25,6 +24,7 @@ from engine.people.models import (
     OrgKind,
 )
 from engine.people.store import People
+from engine.platform.errors import InputError
 
 # Either runs a statement: functions called inside a transaction take its connection.
 Executor: TypeAlias = "asyncpg.Pool | asyncpg.Connection"

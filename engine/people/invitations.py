@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.address import normalise_address
-from engine.config import Settings
-from engine.errors import InputError
 from engine.people.models import Organisation
 from engine.people.store import ADDRESS, People
+from engine.platform.address import normalise_address
+from engine.platform.config import Settings
+from engine.platform.errors import InputError
 from engine.queue import NewBroadcast, Priority, Queue
 
 SUBJECT = "【ご案内】学校からのメール配信の登録確認のお願い"

@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta, timezone
 
-from engine.errors import InputError
+from engine.platform.errors import InputError
 
 # Night windows and school years are Japanese local time.
 JST = timezone(timedelta(hours=9), "JST")

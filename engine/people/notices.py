@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 import segno
 
-from engine.address import domain_of, normalise_address
-from engine.errors import InputError
-from engine.pdf import A4, Page, render
 from engine.people.directory import Executor, current_year, find_class, find_grade
 from engine.people.models import Organisation
 from engine.people.store import ACCOUNT_NAME, CODE, People
+from engine.platform.address import domain_of, normalise_address
+from engine.platform.errors import InputError
+from engine.platform.pdf import A4, Page, render
 
 NOTICES_SQL = """
 SELECT g.grade, c.name AS class_name, a.number, a.name_sealed, a.code_sealed

@@ -4,7 +4,7 @@ The path (inbound/ and admin_api/ call these; neither writes SQL):
 
 1. An empty mail reaches the registration address. ``create_request`` stores a request for the
    sender's address (sealed) and the school of an ``entry-<school>@`` address; the caller mails
-   a link naming the request id, signed and expiring (engine.links, purpose ``register``).
+   a link naming the request id, signed and expiring (engine.message.links, purpose ``register``).
    Only the mailbox that receives the link can complete it: a forged sender gets nothing.
 2. The page shows ``open_request`` (a masked address, the public groups to follow).
 3. ``register_code`` (a guardian types the code on the child's notice) or ``register_groups``
@@ -23,8 +23,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from engine.address import normalise_address
-from engine.errors import InputError
+from engine.bounce.suppression import Suppressions
 from engine.people.attempts import (
     QUIET_TIME,
     address_key,
@@ -35,7 +34,8 @@ from engine.people.attempts import (
 from engine.people.codes import normalise_code
 from engine.people.contacts import UPSERT_SQL, link_contact
 from engine.people.store import ADDRESS, CODE, People
-from engine.suppression import Suppressions
+from engine.platform.address import normalise_address
+from engine.platform.errors import InputError
 
 #: The suppression reason of a one-click unsubscribe by an address that is no contact.
 UNSUBSCRIBED = "unsubscribed"

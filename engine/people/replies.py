@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from engine.config import Settings
+from engine.platform.config import Settings
 from engine.queue import NewBroadcast, Priority, Queue
 
 _JST = timezone(timedelta(hours=9), "JST")

@@ -18,10 +18,10 @@ from dataclasses import dataclass, replace
 
 import asyncpg
 
-from engine.errors import InputError
 from engine.people.class_moves import ClassMove
 from engine.people.directory import current_year, ensure_classes
 from engine.people.store import ADDRESS, People
+from engine.platform.errors import InputError
 from engine.queue import NewBroadcast, Queue
 
 COUNTS_SQL = """

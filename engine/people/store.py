@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from engine.clock import Clock, SystemClock
-from engine.config import PeopleSettings
-from engine.errors import ConfigError
-from engine.sealing import ADDRESS as ADDRESS
-from engine.sealing import Sealer, load_key
+from engine.platform.clock import Clock, SystemClock
+from engine.platform.config import PeopleSettings
+from engine.platform.errors import ConfigError
+from engine.platform.sealing import ADDRESS as ADDRESS
+from engine.platform.sealing import Sealer, load_key
 
 # Purposes of sealed values (the AES-GCM associated data and the hash's separator).
 CONTACT_NAME = "contact.name"

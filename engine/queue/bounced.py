@@ -12,9 +12,9 @@ from datetime import datetime
 
 import asyncpg
 
-from engine.address import mask_addresses
+from engine.platform.address import mask_addresses
+from engine.platform.sealing import RECIPIENT, Sealer
 from engine.queue.models import State
-from engine.sealing import RECIPIENT, Sealer
 
 DELIVERIES_SQL = (
     "SELECT id, recipient_sealed, state FROM deliveries WHERE id = ANY($1::bigint[])"

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 
 import asyncpg
 
-from engine.errors import InputError
+from engine.platform.errors import InputError
 from engine.queue.models import Priority, State
 
 CANCEL_CHANNEL = "mamoru_cancel"

@@ -108,7 +108,8 @@ class AttemptResult:
     # False when the attempt did not reach the recipient's server through our own doing
     # (e.g. our shutdown): it does not count toward the delivery's attempts.
     counts: bool = True
-    # The operator category of the reason (engine.bounce.categories), for failures/deferrals.
+    # The operator category of the reason (engine.bounce.classify.categories),
+    # for failures/deferrals.
     category: str | None = None
     # Whether the attempt's connection was encrypted (STARTTLS); None: no session, or unknown.
     tls: bool | None = None

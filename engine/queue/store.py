@@ -22,8 +22,9 @@ from typing import Any
 
 import asyncpg
 
-from engine.address import domain_of, mask_addresses
-from engine.errors import InputError, QueueError
+from engine.platform.address import domain_of, mask_addresses
+from engine.platform.errors import InputError, QueueError
+from engine.platform.sealing import RECIPIENT, Sealer
 from engine.queue import broadcasts
 from engine.queue.broadcasts import (
     CANCELLED_TEXT,
@@ -41,7 +42,6 @@ from engine.queue.models import (
     Priority,
     State,
 )
-from engine.sealing import RECIPIENT, Sealer
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,8 @@ ORDER BY b.id DESC
 
 
 def _masked(text: str | None) -> str | None:
-    """A reply as stored: receivers quote the recipient's address in it (engine.address)."""
+    """A reply as stored: receivers quote the recipient's address in it
+    (engine.platform.address)."""
     return mask_addresses(text) if text and "@" in text else text
 
 
@@ -212,7 +213,7 @@ class BroadcastCounts:
 class Queue:
     """The queue's operations over an asyncpg pool.
 
-    Recipients are stored sealed with ``sealer`` (engine/sealing.py) beside their address
+    Recipients are stored sealed with ``sealer`` (engine/platform/sealing.py) beside their address
     hash; every method takes and returns plain addresses, sealing and opening at the edge.
     """
 
@@ -239,7 +240,7 @@ class Queue:
         With ``conn`` (a connection in an open transaction) the fan-out joins that transaction,
         so a caller that resolved the audience in it commits both together (engine.people).
         """
-        from engine.suppression import suppressed_text
+        from engine.bounce.suppression import suppressed_text
 
         if not broadcast.recipients:
             raise QueueError("the broadcast has no recipients")

@@ -2,7 +2,7 @@
 
 A guardian's one-click unsubscribe takes effect at once, also for mail already fanned out and
 not sent yet (a scheduled broadcast, the rest of a large one); a purge removes the address from
-every delivery. Both work by the recipient's address hash (engine.sealing), without opening
+every delivery. Both work by the recipient's address hash (engine.platform.sealing), without opening
 anything.
 """
 
@@ -13,7 +13,7 @@ from datetime import datetime
 
 import asyncpg
 
-from engine.sealing import RECIPIENT, Sealer
+from engine.platform.sealing import RECIPIENT, Sealer
 
 # Unsent deliveries to a recipient who asked for no more mail: failed, saying why.
 WITHDRAW_SQL = """

@@ -1,6 +1,6 @@
 """Staff: accounts and roles, sign-in and sessions, API keys, rights, broadcasts they make.
 
-The one place that knows the staff tables of migration 011 (the audit log is engine/audit.py).
+The one place that knows the staff tables of migration 011 (the audit log is engine/staff/audit.py).
 Modules:
 
     models     roles, StaffMember, Principal (who acts), AuthError / RightsError / NotFoundError

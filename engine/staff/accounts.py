@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from engine.errors import InputError
+from engine.platform.errors import InputError
 from engine.staff.models import NotFoundError, Role, StaffMember
 from engine.staff.passwords import hash_password
 from engine.staff.store import Staff

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from engine.errors import InputError
+from engine.platform.errors import InputError
 from engine.staff.models import ActorKind, AuthError, NotFoundError, Principal, Role
 from engine.staff.sessions import token_hash
 from engine.staff.store import Staff

@@ -26,12 +26,12 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from engine.config import AttachmentSettings
-from engine.errors import InputError, MamoruError
 from engine.people import People
 from engine.people.contacts import left_among
+from engine.platform.config import AttachmentSettings
+from engine.platform.errors import InputError, MamoruError
+from engine.platform.sealing import Sealer
 from engine.queue import Queue
-from engine.sealing import Sealer
 from engine.staff.filetypes import clean_name, recognise
 from engine.staff.follow import visible_broadcast
 from engine.staff.models import NotFoundError, Principal

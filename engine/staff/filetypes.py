@@ -26,7 +26,7 @@ import unicodedata
 import zipfile
 from dataclasses import dataclass
 
-from engine.errors import InputError
+from engine.platform.errors import InputError
 
 
 class ForbiddenFile(InputError):

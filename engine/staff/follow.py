@@ -15,9 +15,10 @@ from typing import Any
 import asyncpg
 
 from engine.bounce import CATEGORIES
-from engine.clock import jst_text
-from engine.csv_io import csv_cell, csv_text
-from engine.errors import InputError
+from engine.platform.clock import jst_text
+from engine.platform.csv_io import csv_cell, csv_text
+from engine.platform.errors import InputError
+from engine.platform.sealing import RECIPIENT, Sealer
 from engine.queue import BroadcastState, Priority, State
 from engine.queue.broadcasts import (
     CANCELLED_LABEL_JA,
@@ -26,7 +27,6 @@ from engine.queue.broadcasts import (
     _state_of,
 )
 from engine.queue.models import STATE_LABELS_JA
-from engine.sealing import RECIPIENT, Sealer
 from engine.staff.models import Principal
 from engine.staff.rights import may_see, not_found, visibility
 

@@ -13,7 +13,7 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from engine.errors import InputError, MamoruError
+from engine.platform.errors import InputError, MamoruError
 
 
 class AuthError(MamoruError):

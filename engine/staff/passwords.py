@@ -7,7 +7,7 @@ import asyncio
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from engine.errors import InputError
+from engine.platform.errors import InputError
 
 MIN_LENGTH = 10
 _hasher = PasswordHasher()

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.errors import InputError
 from engine.people import Audience, Category, People, send_broadcast
 from engine.people.contacts import left_among
+from engine.platform.errors import InputError
 from engine.queue import NewBroadcast, Queue
 from engine.staff.follow import visible_broadcast
 from engine.staff.models import Principal

@@ -19,8 +19,8 @@ from collections.abc import Iterable
 
 import asyncpg
 
-from engine.errors import InputError
 from engine.people import Audience
+from engine.platform.errors import InputError
 from engine.staff.models import NotFoundError, Principal, RightsError, Role
 
 DENIED = "この配信先に送る権限がありません (not within your rights: {what})"

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from engine.errors import InputError
 from engine.people import Category
+from engine.platform.errors import InputError
 from engine.queue import Priority
 from engine.staff.models import ActorKind, Principal, RightsError, Role
 from engine.staff.rights import not_found

@@ -18,10 +18,10 @@ from datetime import datetime
 
 import asyncpg
 
-from engine.address import normalise_address
-from engine.errors import InputError
 from engine.people import Audience, Category, People, send_broadcast
 from engine.people.contacts import left_among
+from engine.platform.address import normalise_address
+from engine.platform.errors import InputError
 from engine.queue import NewBroadcast, Priority, Queue
 from engine.queue.broadcasts import refuse_past_send_at
 from engine.staff.follow import RecipientFilter, all_recipients, visible_broadcast

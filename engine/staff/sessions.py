@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 import pyotp
 
-from engine.errors import InputError
+from engine.platform.errors import InputError
 from engine.staff.accounts import SELECT_SQL, get, member, totp_required
 from engine.staff.models import ActorKind, AuthError, Principal, StaffMember
 from engine.staff.passwords import hash_password, needs_rehash, verify_password

@@ -9,11 +9,11 @@ from typing import TypeVar
 
 import asyncpg
 
-from engine import audit
-from engine.clock import Clock, SystemClock
-from engine.config import Settings, StaffSettings
-from engine.errors import InputError
-from engine.sealing import Sealer
+from engine.platform.clock import Clock, SystemClock
+from engine.platform.config import Settings, StaffSettings
+from engine.platform.errors import InputError
+from engine.platform.sealing import Sealer
+from engine.staff import audit
 from engine.staff.models import AuthError, NotFoundError, Principal, RightsError
 
 TOTP = "staff.totp"

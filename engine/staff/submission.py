@@ -29,9 +29,6 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from engine import audit
-from engine.clock import Clock
-from engine.errors import InputError
 from engine.people import Audience, Category, People
 from engine.people.directory import (
     Executor,
@@ -44,8 +41,10 @@ from engine.people.directory import (
     parse_class,
 )
 from engine.people.models import Organisation, OrgKind
+from engine.platform.clock import Clock
+from engine.platform.errors import InputError
 from engine.queue import Priority, Queue
-from engine.staff import sending
+from engine.staff import audit, sending
 from engine.staff.models import AuthError, NotFoundError, Principal, RightsError
 from engine.staff.rights import check_audience
 from engine.staff.store import Staff

@@ -6,11 +6,11 @@ before opening a connection, and reports each outcome as a `Feedback` value.
 
 from __future__ import annotations
 
-from engine.throttle.aimd import AimdSettings, Learned, RateController
-from engine.throttle.blocks import BlockSettings
-from engine.throttle.bucket import TokenBucket
-from engine.throttle.congestion import DetectorSettings, Verdict
-from engine.throttle.feedback import (
+from engine.throttle._aimd import AimdSettings, Learned, RateController
+from engine.throttle._blocks import BlockSettings
+from engine.throttle._bucket import TokenBucket
+from engine.throttle._congestion import DetectorSettings, Verdict
+from engine.throttle._feedback import (
     Feedback,
     Outcome,
     Signal,
@@ -18,8 +18,8 @@ from engine.throttle.feedback import (
     is_session_limit,
     signal_of,
 )
-from engine.throttle.pair import SiteState
-from engine.throttle.pool import (
+from engine.throttle._pair import SiteState
+from engine.throttle._pool import (
     DEFAULT_POOL,
     EgressPool,
     Source,
@@ -27,19 +27,19 @@ from engine.throttle.pool import (
     egress_pools,
     pools_from_config,
 )
+from engine.throttle._shaper import (
+    PRIORITY_BULK,
+    PRIORITY_EMERGENCY,
+    PRIORITY_NORMAL,
+    Grant,
+    Shaper,
+)
 from engine.throttle.profiles import (
     BUILTIN_PROFILES,
     DEFAULT_PROFILE,
     Profile,
     QuietWindow,
     load_profiles,
-)
-from engine.throttle.shaper import (
-    PRIORITY_BULK,
-    PRIORITY_EMERGENCY,
-    PRIORITY_NORMAL,
-    Grant,
-    Shaper,
 )
 from engine.throttle.sites import Site, SiteMap, registered_domain
 

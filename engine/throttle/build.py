@@ -7,12 +7,12 @@ limits are ``delivery.connections_per_host`` and ``delivery.messages_per_connect
 
 from __future__ import annotations
 
-from engine.clock import Clock
-from engine.config import Settings
-from engine.errors import ConfigError
-from engine.throttle.pool import egress_pools
+from engine.platform.clock import Clock
+from engine.platform.config import Settings
+from engine.platform.errors import ConfigError
+from engine.throttle._pool import egress_pools
+from engine.throttle._shaper import Shaper
 from engine.throttle.profiles import DEFAULT_PROFILE, Profile
-from engine.throttle.shaper import Shaper
 from engine.throttle.sites import SiteMap
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.errors import ConfigError
+from engine.platform.errors import ConfigError
 
 #: Carriers reject more than 100 recipients per message or session (docomo, au, SoftBank).
 MAX_RECIPIENTS_LIMIT = 100

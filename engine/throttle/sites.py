@@ -15,7 +15,7 @@ import fnmatch
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from engine.errors import ConfigError
+from engine.platform.errors import ConfigError
 from engine.throttle.profiles import DEFAULT_PROFILE, Profile
 
 # Second-level labels under which registrations happen one level deeper (example.co.jp,

@@ -6,10 +6,10 @@ once per delivery replied to, never to a reply to an automatic answer (table
 
 from __future__ import annotations
 
-from engine.config import Settings
-from engine.links import LinkSigner, personal_page_url
-from engine.message import LINK_LIFETIME
+from engine.message.compose import LINK_LIFETIME
+from engine.message.links import LinkSigner, personal_page_url
 from engine.people.store import People
+from engine.platform.config import Settings
 from engine.queue import NewBroadcast, Priority, Queue
 
 SUBJECT = "【自動応答】返信を受け付けました"

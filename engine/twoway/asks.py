@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from engine.errors import InputError
 from engine.people.store import People
+from engine.platform.errors import InputError
 from engine.twoway.questions import Question, check_questions
 from engine.twoway.reads import mark_reminded, request_read
 from engine.twoway.surveys import create_survey

@@ -1,8 +1,8 @@
-"""CSV for staff downloads: the project's one CSV writer (``engine.csv_io``), named here for
-the two-way modules that import it."""
+"""CSV for staff downloads: the project's one CSV writer (``engine.platform.csv_io``), named
+here for the two-way modules that import it."""
 
 from __future__ import annotations
 
-from engine.csv_io import csv_bytes, csv_cell
+from engine.platform.csv_io import csv_bytes, csv_cell
 
 __all__ = ["csv_bytes", "csv_cell"]

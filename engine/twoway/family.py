@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from engine.clock import jst
-from engine.config import Settings
 from engine.people.store import ACCOUNT_NAME, People
+from engine.platform.clock import jst
+from engine.platform.config import Settings
 from engine.queue import NewBroadcast, Priority, Queue
 from engine.twoway.reports import NOTE, REASON, ReportKind, ReportSettings, report_settings
 

@@ -23,9 +23,9 @@ from datetime import datetime
 
 import asyncpg
 
-from engine.address import normalise_address
-from engine.config import Settings
 from engine.people.store import People
+from engine.platform.address import normalise_address
+from engine.platform.config import Settings
 from engine.queue import NewBroadcast, Priority, Queue
 
 log = logging.getLogger(__name__)

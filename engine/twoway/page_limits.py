@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from engine.errors import InputError
 from engine.people.attempts import TooManyAttempts, check_allowed, network_key, record_failure
+from engine.platform.errors import InputError
 
 PAGE_LIMIT = 30
 WINDOW = timedelta(minutes=1)

@@ -1,7 +1,7 @@
 """A delivery's personal page: what it shows, and which delivery its link stands for.
 
 The page link of every mail of a broadcast with ``personal_page`` names its delivery
-(engine/links.py, purpose ``page``). A reminder's delivery stands for the first broadcast's
+(engine/message/links.py, purpose ``page``). A reminder's delivery stands for the first broadcast's
 delivery to the same recipient (``reminder_deliveries``, migration 018), so a read or an answer
 given through a reminder counts for the broadcast that asked. ``open_page`` resolves that and
 gathers what the page shows in one place; reads and answers go to ``reads.record_read`` and

@@ -20,7 +20,7 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
 
-from engine.errors import InputError
+from engine.platform.errors import InputError
 
 _KEY = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 MAX_QUESTIONS = 30

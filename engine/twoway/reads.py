@@ -2,8 +2,8 @@
 
 A broadcast asks for confirmation with ``request_read`` (after how long to remind, how many
 times at most). A guardian's 「確認しました」link names a delivery (a signed token, purpose
-``"read"``, engine/links.py); the page verifies the token and calls ``record_read``: the first
-click is kept, later ones change nothing. A child's account counts as read when any of the
+``"read"``, engine/message/links.py); the page verifies the token and calls ``record_read``:
+the first click is kept, later ones change nothing. A child's account counts as read when any of the
 deliveries made for it (any of its guardians' addresses) has been read.
 
 Reminders are per delivery: ``due_read_reminders`` lists the deliveries that were delivered,
@@ -19,9 +19,9 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from engine.errors import InputError
 from engine.people.store import ACCOUNT_NAME, People
-from engine.sealing import RECIPIENT
+from engine.platform.errors import InputError
+from engine.platform.sealing import RECIPIENT
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ from __future__ import annotations
 import logging
 from datetime import datetime, time
 
-from engine.clock import jst
-from engine.errors import InputError
 from engine.people import Audience, Category, People, send_broadcast
+from engine.platform.clock import jst
+from engine.platform.errors import InputError
 from engine.queue import NewBroadcast, Queue
 from engine.twoway.asks import Asks, ReminderOf
 from engine.twoway.reads import DueReminder, due_read_reminders
@@ -48,7 +48,7 @@ async def send_due_reminders(people: People, queue: Queue, max_age: float) -> li
     now = people.clock.now()
     if is_quiet(now):
         return []
-    # A transaction's lock: released by its end whatever happens (engine/db.py keeps no
+    # A transaction's lock: released by its end whatever happens (engine/platform/db.py keeps no
     # session state on pooled connections).
     async with people.pool.acquire() as conn, conn.transaction():
         if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _LOCK):

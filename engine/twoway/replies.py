@@ -2,7 +2,7 @@
 
 A reply is tied to its delivery by the **Message-ID it answers** (``In-Reply-To``, else the
 last ``References`` entry), not by the VERP return path: replies go to the From / Reply-To
-address, and only bounces go to the VERP address. engine/message.py writes Message-IDs as
+address, and only bounces go to the VERP address. engine/message/compose.py writes Message-IDs as
 ``<mamoru.{broadcast}.{delivery}.{token}@{domain}>`` where ``token`` is the first 80 bits of
 HMAC-SHA256(secret, "message-id\\0{broadcast}") in lower-case base 32 and ``secret`` is the
 deployment's VERP key; ``delivery_of_message_id`` checks that token, so a made-up Message-ID
@@ -22,9 +22,9 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from engine.address import normalise_address
-from engine.errors import InputError
 from engine.people.store import People
+from engine.platform.address import normalise_address
+from engine.platform.errors import InputError
 
 SENDER = "reply.sender"
 SUBJECT = "reply.subject"

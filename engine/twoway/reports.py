@@ -25,9 +25,9 @@ from typing import Any
 
 import asyncpg
 
-from engine.clock import jst
-from engine.errors import InputError
 from engine.people.store import ACCOUNT_NAME, ADDRESS, People
+from engine.platform.clock import jst
+from engine.platform.errors import InputError
 from engine.twoway.csv_out import csv_bytes, csv_cell
 from engine.twoway.questions import (
     Answer,

@@ -13,8 +13,8 @@ from datetime import datetime
 
 import asyncpg
 
-from engine.errors import InputError
 from engine.people.store import ACCOUNT_NAME, People
+from engine.platform.errors import InputError
 from engine.twoway.reads import AccountRead
 from engine.twoway.surveys import Response, responses
 

@@ -23,10 +23,10 @@ from decimal import Decimal
 
 import asyncpg
 
-from engine.clock import jst
-from engine.errors import InputError
 from engine.people.store import ACCOUNT_NAME, People
-from engine.sealing import RECIPIENT
+from engine.platform.clock import jst
+from engine.platform.errors import InputError
+from engine.platform.sealing import RECIPIENT
 from engine.twoway.csv_out import csv_bytes, csv_cell
 from engine.twoway.questions import (
     Answer,

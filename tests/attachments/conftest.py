@@ -21,10 +21,10 @@ from support import make_settings, wait_until
 from admin_api.app import create_app
 from admin_api.site import Site, open_site
 from admin_api.staff import StaffApi, mount_staff
-from engine.clock import FakeClock
-from engine.context import Engine
-from engine.links import PAGE
-from engine.sealing import new_key_text
+from engine.delivery.context import Engine
+from engine.message.links import PAGE
+from engine.platform.clock import FakeClock
+from engine.platform.sealing import new_key_text
 
 SECRET = b"attachment-test-secret-0123456789"
 SENDER = "sho1@example.jp"

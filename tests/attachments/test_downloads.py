@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from urllib.parse import unquote
 
-from engine.links import PAGE
+from engine.message.links import PAGE
 from engine.people.contacts import leave
 
 from .conftest import PDF, PNG, FilesWorld

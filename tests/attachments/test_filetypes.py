@@ -8,8 +8,8 @@ import pytest
 from support import make_settings
 
 from admin_api.pages.files import content_disposition
-from engine.config import AttachmentSettings
-from engine.errors import ConfigError, InputError
+from engine.platform.config import AttachmentSettings
+from engine.platform.errors import ConfigError, InputError
 from engine.staff.attachments import TooLarge, Upload, check_uploads, network_of
 from engine.staff.filetypes import BadFileName, ForbiddenFile, clean_name, recognise
 
@@ -83,11 +83,11 @@ def test_limits_count_each_file_and_all_together() -> None:
 
 def test_the_configuration_refuses_unknown_kinds_and_short_keeping() -> None:
     with pytest.raises(ConfigError, match="unknown kind 'exe'"):
-        from engine.config import load_settings
+        from engine.platform.config import load_settings
 
         load_settings(None, environ={"MAMORU_ATTACHMENTS_TYPES": "pdf,exe"})
     with pytest.raises(ConfigError, match="keep_days"):
-        from engine.config import load_settings
+        from engine.platform.config import load_settings
 
         load_settings(None, environ={"MAMORU_ATTACHMENTS_KEEP_DAYS": "7"})
     assert make_settings("postgresql:///x").attachments.link_days == 30

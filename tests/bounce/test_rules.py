@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from engine.bounce import classify_reply
-from engine.bounce.rules import allowed, is_tracing, tracing
+from engine.bounce.classify._rules import allowed, is_tracing, tracing
 
 REPLY = (550, None, "550 Sorry, the mailbox is over quota")
 MEANING = "phrase:mailboxfull:the mailbox is over quota"

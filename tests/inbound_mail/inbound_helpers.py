@@ -11,8 +11,8 @@ import aiosmtplib
 from sinks import free_port
 from support import make_settings
 
-from engine import verp
-from engine.context import Engine
+from engine.delivery.context import Engine
+from engine.message import verp
 from engine.queue import NewBroadcast
 from inbound import InboundServer
 

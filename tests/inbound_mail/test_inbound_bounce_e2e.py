@@ -12,7 +12,7 @@ from inbound_helpers import engine_with_inbound, enqueue, make_dsn, smtp_send
 from sinks import free_port
 from support import opened_row, wait_until
 
-from engine import verp
+from engine.message import verp
 from inbound import InboundServer
 
 

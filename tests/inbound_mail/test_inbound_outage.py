@@ -11,8 +11,8 @@ from dbproxy import DatabaseProxy
 from inbound_helpers import delivered_ids, engine_with_inbound, make_dsn, smtp_send, verp_of
 from sinks import free_port
 
-from engine.db import create_pool
-from engine.outage import REACHABLE, UNREACHABLE
+from engine.platform.db import create_pool
+from engine.platform.outage import REACHABLE, UNREACHABLE
 from inbound import InboundServer
 
 

@@ -7,10 +7,10 @@ from typing import Any
 from inbound_helpers import delivered_ids, engine_with_inbound, smtp_send
 from support import opened_rows
 
-from engine.context import Engine
+from engine.bounce.suppression import Suppressions
+from engine.delivery.context import Engine
 from engine.people.registration import MAX_REQUESTS_PER_HOUR
-from engine.sealing import new_key_text
-from engine.suppression import Suppressions
+from engine.platform.sealing import new_key_text
 
 EMPTY = b"Subject: \r\n\r\n"
 
@@ -80,7 +80,7 @@ async def test_without_a_registration_address_the_address_is_refused(db_url: str
 async def test_mail_to_the_list_unsubscribe_mailto_unsubscribes_its_recipient(
     db_url: str,
 ) -> None:
-    from engine import verp
+    from engine.message import verp
     from engine.people import People
     from engine.people.contacts import add_contact
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from support import make_settings
 
-from engine.context import Engine
-from engine.errors import InputError
-from engine.suppression import FailedVerdict, Suppressions
+from engine.bounce.suppression import FailedVerdict, Suppressions
+from engine.delivery.context import Engine
+from engine.platform.errors import InputError
 
 
 def suppressions(engine: Engine, threshold: int = 5) -> Suppressions:

@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 import pytest
 from support import make_settings, opened_rows
 
-from engine.clock import FakeClock
-from engine.context import Engine
-from engine.errors import InputError
+from engine.bounce.suppression import FailedVerdict, Suppressions
+from engine.delivery.context import Engine
+from engine.platform.clock import FakeClock
+from engine.platform.errors import InputError
 from engine.queue import NewBroadcast, State
-from engine.suppression import FailedVerdict, Suppressions
 
 
 @pytest.fixture

@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from engine.clock import FakeClock
-from engine.config import PeopleSettings
-from engine.context import Engine
+from engine.delivery.context import Engine
 from engine.people import OrgKind, People
 from engine.people.accounts import ImportResult, plan_import, write_import
 from engine.people.csv_import import parse_rows
 from engine.people.directory import add_organisation
+from engine.platform.clock import FakeClock
+from engine.platform.config import PeopleSettings
 
 # 10:00 JST on a school day.
 DAYTIME = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)

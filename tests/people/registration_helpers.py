@@ -16,9 +16,9 @@ from support import make_settings
 
 from admin_api.app import create_app
 from admin_api.site import Site, open_site
-from engine.config import Settings
 from engine.people import People
 from engine.people.accounts import export_csv
+from engine.platform.config import Settings
 
 SECRET = b"registration-test-secret-0123456789"
 PUBLIC = "http://pages.test"

@@ -7,14 +7,14 @@ from datetime import UTC, datetime
 import pytest
 from support import opened_rows
 
-from engine.clock import FakeClock
-from engine.context import Engine
-from engine.errors import InputError
+from engine.bounce.suppression import Suppressions
+from engine.delivery.context import Engine
 from engine.people import Audience, Category, NightWindow, People, SkipReason, send_broadcast
 from engine.people.contacts import add_contact, leave
 from engine.people.directory import add_group, current_year, find_grade, find_organisation
+from engine.platform.clock import FakeClock
+from engine.platform.errors import InputError
 from engine.queue import NewBroadcast, Priority
-from engine.suppression import Suppressions
 
 from .conftest import import_csv
 

@@ -12,7 +12,7 @@ from commands import config_file, mamoru
 from sinks import Sink
 
 from engine.people.directory import school_year_of
-from engine.sealing import new_key_text
+from engine.platform.sealing import new_key_text
 
 CSV = (
     "学校,学年,組,番号,氏名,連絡先1,連絡先2,グループ\n"

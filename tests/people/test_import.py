@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from engine.errors import InputError
 from engine.people import People
 from engine.people.accounts import export_csv, plan_import, write_import
 from engine.people.codes import ALPHABET, new_code, normalise_code
 from engine.people.csv_import import parse_rows
 from engine.people.directory import add_group
+from engine.platform.errors import InputError
 
 from .conftest import HEADER, import_csv
 
@@ -162,8 +162,8 @@ async def test_a_bulk_import_and_its_first_broadcast_leave_fresh_planner_statist
 ) -> None:
     """Pages opened right after a board's import and first send must not be planned on
     default selectivities (engine/db.analyze): the tables are analysed at once."""
-    from engine.db import BULK_ROWS
     from engine.people import Audience, Category, send_broadcast
+    from engine.platform.db import BULK_ROWS
     from engine.queue import NewBroadcast, Priority, Queue
 
     rows = "".join(

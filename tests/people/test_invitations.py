@@ -7,10 +7,10 @@ from datetime import timedelta
 
 import pytest
 
-from engine.errors import InputError
 from engine.people import Audience, Category, People, send_broadcast
 from engine.people.directory import find_organisation
 from engine.people.invitations import SUBJECT, invite
+from engine.platform.errors import InputError
 from engine.queue import NewBroadcast, Queue
 
 from .conftest import import_csv

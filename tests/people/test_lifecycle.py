@@ -7,17 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import PeopleSettings
-from engine.context import Engine
-from engine.errors import ConfigError, InputError
+from engine.delivery.context import Engine
 from engine.people import People
 from engine.people.accounts import purge
 from engine.people.class_moves import parse_class_moves
 from engine.people.contacts import add_contact, leave
 from engine.people.directory import add_group, current_year, find_organisation
 from engine.people.rollover import Farewell, rollover
+from engine.platform.config import PeopleSettings
+from engine.platform.errors import ConfigError, InputError
+from engine.platform.sealing import new_key_text
 from engine.queue import NewBroadcast
-from engine.sealing import new_key_text
 
 from .conftest import import_csv
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import InputError
 from engine.people import People
 from engine.people.directory import find_organisation
 from engine.people.notices import notices_for, notices_pdf
+from engine.platform.errors import InputError
 
 from .conftest import import_csv
 

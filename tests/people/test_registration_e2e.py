@@ -24,7 +24,7 @@ from sinks import Sink, free_port
 from support import make_settings, wait_until
 
 from cli.services import start_http
-from engine.context import Engine
+from engine.delivery.context import Engine
 from engine.people import Audience, Category, OrgKind, People, send_broadcast
 from engine.people.directory import (
     add_organisation,
@@ -32,8 +32,8 @@ from engine.people.directory import (
     find_class,
     find_organisation,
 )
+from engine.platform.sealing import new_key_text
 from engine.queue import NewBroadcast
-from engine.sealing import new_key_text
 from inbound import InboundServer
 
 from .conftest import import_csv

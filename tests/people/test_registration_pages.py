@@ -7,12 +7,12 @@ from datetime import timedelta
 import pytest
 from support import opened_rows
 
-from engine.clock import FakeClock
 from engine.people import People
 from engine.people.attempts import FREE_FAILURES, LOCK_FAILURES
 from engine.people.contacts import add_contact, find_contact
 from engine.people.directory import add_group
 from engine.people.registration import create_request
+from engine.platform.clock import FakeClock
 from engine.queue import Queue
 
 from .conftest import import_csv

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import ConfigError
-from engine.sealing import Sealer, SealError, load_key
+from engine.platform.errors import ConfigError
+from engine.platform.sealing import Sealer, SealError, load_key
 
 
 def test_sealed_value_opens_to_the_same_text_and_hides_it() -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from cli.audience_cmd import AudienceOptions, audience_of
-from engine.context import Engine
-from engine.errors import InputError
+from engine.delivery.context import Engine
 from engine.people import People, send_broadcast
 from engine.people.contacts import account_for_code, add_contact
 from engine.people.directory import add_group
 from engine.people.models import Category
+from engine.platform.errors import InputError
 from engine.queue import NewBroadcast
 
 from .conftest import import_csv

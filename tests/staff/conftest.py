@@ -16,9 +16,7 @@ from fastapi import FastAPI
 from support import make_settings, wait_until
 
 from admin_api.staff import StaffApi, mount_staff
-from engine.clock import FakeClock
-from engine.config import Settings
-from engine.context import Engine
+from engine.delivery.context import Engine
 from engine.people import OrgKind, People
 from engine.people.accounts import plan_import, write_import
 from engine.people.csv_import import parse_rows
@@ -30,7 +28,9 @@ from engine.people.directory import (
     find_grade,
     find_organisation,
 )
-from engine.sealing import new_key_text
+from engine.platform.clock import FakeClock
+from engine.platform.config import Settings
+from engine.platform.sealing import new_key_text
 from engine.staff import accounts
 from engine.staff.models import Role
 

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from sinks import Sink
 
-from engine.context import Engine
+from engine.delivery.context import Engine
 
 from .conftest import World
 from .test_broadcasts import body

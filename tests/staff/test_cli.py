@@ -13,8 +13,8 @@ import asyncpg
 import pytest
 from commands import ROOT, config_file
 
-from engine import audit
-from engine.sealing import new_key_text
+from engine.platform.sealing import new_key_text
+from engine.staff import audit
 
 from .conftest import PASSWORD, World
 

@@ -13,7 +13,7 @@ import pytest
 from sinks import free_port
 from staff.conftest import World, world  # noqa: F401 - the fixture, reused
 
-from engine.config import Settings
+from engine.platform.config import Settings
 from engine.staff import apikeys
 from inbound.submission import SubmissionServer
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import load_settings
-from engine.errors import ConfigError
+from engine.platform.config import load_settings
+from engine.platform.errors import ConfigError
 
 
 def env(**values: str) -> dict[str, str]:

@@ -3,8 +3,8 @@ SubmitRate objects on one database) share one count, and a new minute starts afr
 
 from __future__ import annotations
 
-from engine.clock import FakeClock
-from engine.context import Engine
+from engine.delivery.context import Engine
+from engine.platform.clock import FakeClock
 from engine.staff.submission import SubmitRate
 
 

@@ -8,8 +8,8 @@ from sinks import free_port
 from support import make_settings
 
 from cli.services import front_services
-from engine.context import Engine
-from engine.sealing import new_key_text
+from engine.delivery.context import Engine
+from engine.platform.sealing import new_key_text
 
 
 async def test_front_services_start_the_submission_server(db_url: str) -> None:

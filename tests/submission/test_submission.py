@@ -15,7 +15,7 @@ import aiosmtplib
 import pytest
 from sinks import Sink
 
-from engine.context import Engine
+from engine.delivery.context import Engine
 
 from .conftest import DOMAIN, Submit
 

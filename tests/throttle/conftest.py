@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from engine.clock import FakeClock
+from engine.platform.clock import FakeClock
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.throttle.aimd import AimdSettings, RateController
-from engine.throttle.feedback import Feedback, Signal, signal_of
+from engine.throttle._aimd import AimdSettings, RateController
+from engine.throttle._feedback import Feedback, Signal, signal_of
 from engine.throttle.profiles import BUILTIN_PROFILES, Profile
 
 DOCOMO = BUILTIN_PROFILES["docomo"]

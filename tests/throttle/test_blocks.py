@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from engine.clock import FakeClock
+from engine.platform.clock import FakeClock
 from engine.throttle import (
     EgressPool,
     Feedback,
@@ -17,8 +17,8 @@ from engine.throttle import (
     Verdict,
     load_profiles,
 )
-from engine.throttle.congestion import Kind, SiteReplies
-from engine.throttle.replies import about_recipient, says_block
+from engine.throttle._congestion import Kind, SiteReplies
+from engine.throttle._replies import about_recipient, says_block
 
 Sleep = Callable[[float], Awaitable[None]]
 A = Source("127.0.0.2", "a.mamoru.example.jp")

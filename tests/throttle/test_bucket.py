@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.clock import FakeClock
-from engine.throttle.bucket import TokenBucket
+from engine.platform.clock import FakeClock
+from engine.throttle._bucket import TokenBucket
 
 
 def test_bucket_grants_its_burst_then_makes_you_wait(clock: FakeClock) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import aiosmtplib
 import pytest
 
-from engine.clock import FakeClock
+from engine.platform.clock import FakeClock
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from carriersim import DEFAULT_LIMITS, CarrierLimits, CarrierSim, ideal_seconds  # noqa: E402

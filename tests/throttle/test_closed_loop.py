@@ -11,7 +11,7 @@ from pathlib import Path
 
 import aiosmtplib
 
-from engine.clock import SystemClock
+from engine.platform.clock import SystemClock
 from engine.throttle import EgressPool, Feedback, Shaper, Site, SiteMap, Source, load_profiles
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))

@@ -7,8 +7,8 @@ from datetime import date
 
 import pytest
 
-from engine.errors import ConfigError
-from engine.throttle.pool import EgressPool, Source, Warmup, pools_from_config
+from engine.platform.errors import ConfigError
+from engine.throttle._pool import EgressPool, Source, Warmup, pools_from_config
 
 DAY = date(2026, 11, 2)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.errors import ConfigError
+from engine.platform.errors import ConfigError
 from engine.throttle.profiles import BUILTIN_PROFILES, QuietWindow, load_profiles
 
 

@@ -8,8 +8,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from engine.clock import FakeClock
-from engine.errors import ConfigError
+from engine.platform.clock import FakeClock
+from engine.platform.errors import ConfigError
 from engine.throttle import (
     PRIORITY_BULK,
     PRIORITY_EMERGENCY,

@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from engine.clock import FakeClock
-from engine.config import PeopleSettings
-from engine.context import Engine
+from engine.delivery.context import Engine
 from engine.people import Audience, Category, OrgKind, People, send_broadcast
 from engine.people.accounts import plan_import, write_import
 from engine.people.csv_import import parse_rows
 from engine.people.directory import add_organisation
+from engine.platform.clock import FakeClock
+from engine.platform.config import PeopleSettings
 from engine.queue import AttemptResult, NewBroadcast, Outcome
 from engine.twoway import link_deliveries
 

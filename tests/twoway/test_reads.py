@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from engine.errors import InputError
 from engine.people import Audience
 from engine.people.contacts import leave
+from engine.platform.errors import InputError
 from engine.queue import NewBroadcast
 from engine.twoway import (
     accounts_of_delivery,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from engine.errors import InputError
-from engine.message import build_template
+from engine.message.compose import build_template
 from engine.people import Audience
+from engine.platform.errors import InputError
 from engine.queue import BroadcastContent, Priority
 from engine.twoway import delivery_of_message_id, replies_of, store_reply
 
@@ -16,7 +16,7 @@ SECRET = b"k" * 32
 
 
 def message_id(world: World, broadcast_id: int, delivery_id: int, secret: bytes = SECRET) -> str:
-    """The Message-ID engine/message.py really writes for this delivery."""
+    """The Message-ID engine/message/compose.py really writes for this delivery."""
     content = BroadcastContent(broadcast_id, "school@example.jp", "件名", "本文", Priority.NORMAL)
     return build_template(content, world.clock, secret=secret).message_id(delivery_id)
 

@@ -9,8 +9,8 @@ from decimal import Decimal
 
 import pytest
 
-from engine.errors import InputError
 from engine.people.contacts import leave
+from engine.platform.errors import InputError
 from engine.twoway import (
     AnswerError,
     NewReport,

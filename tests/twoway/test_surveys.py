@@ -9,11 +9,11 @@ from decimal import Decimal
 
 import pytest
 
-from engine.errors import InputError
 from engine.people import Audience
 from engine.people.accounts import purge
 from engine.people.contacts import add_contact
 from engine.people.directory import add_group
+from engine.platform.errors import InputError
 from engine.twoway import (
     AnswerError,
     Question,

@@ -25,13 +25,13 @@ from support import make_settings
 from admin_api.app import create_app
 from admin_api.server import HttpServer
 from admin_api.site import open_site
-from engine.clock import FakeClock
-from engine.context import Engine
+from engine.delivery.context import Engine
 from engine.people import OrgKind, People
 from engine.people.accounts import plan_import, write_import
 from engine.people.csv_import import parse_rows
 from engine.people.directory import add_organisation
-from engine.sealing import new_key_text
+from engine.platform.clock import FakeClock
+from engine.platform.sealing import new_key_text
 from inbound import InboundServer
 
 # 10:00 Japan time, Tuesday 24 November 2026.

@@ -14,13 +14,13 @@ from support import make_settings, wait_until
 
 from admin_api.app import create_app
 from admin_api.site import open_site
-from engine.clock import FakeClock
-from engine.context import Engine
-from engine.errors import InputError
-from engine.links import PAGE, LinkSigner
+from engine.delivery.context import Engine
+from engine.message.links import PAGE, LinkSigner
 from engine.people import Audience, Category, People, send_broadcast
+from engine.platform.clock import FakeClock
+from engine.platform.errors import InputError
+from engine.platform.sealing import new_key_text
 from engine.queue import NewBroadcast
-from engine.sealing import new_key_text
 from engine.twoway import Question, QuestionKind
 from engine.twoway.asks import Asks, ReadPolicy
 from engine.twoway.page_limits import PAGE_LIMIT, prune

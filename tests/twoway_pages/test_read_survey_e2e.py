@@ -11,8 +11,8 @@ from decimal import Decimal
 import pytest
 from support import wait_until
 
-from engine.clock import jst
 from engine.people import Audience, Category, send_broadcast
+from engine.platform.clock import jst
 from engine.queue import NewBroadcast
 from engine.twoway import Question, QuestionKind, survey_totals
 from engine.twoway.asks import Asks, ReadPolicy

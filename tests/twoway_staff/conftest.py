@@ -8,7 +8,7 @@ from typing import Any
 
 from staff.conftest import World, world  # noqa: F401  (the fixture, reused)
 
-from engine.clock import jst
+from engine.platform.clock import jst
 from engine.queue import AttemptResult, Outcome
 from engine.twoway import NewReport, ReportKind, record_read, submit_answers, submit_report
 

@@ -12,13 +12,13 @@ import aiosmtplib
 from sinks import free_port
 from support import make_settings, opened_rows
 
-from engine.context import Engine
-from engine.links import PAGE, LinkSigner
-from engine.message import build_template
+from engine.delivery.context import Engine
+from engine.message.compose import build_template
+from engine.message.links import PAGE, LinkSigner
 from engine.people import People
 from engine.people.contacts import add_contact
+from engine.platform.sealing import new_key_text
 from engine.queue import NewBroadcast
-from engine.sealing import new_key_text
 from engine.twoway import replies_of
 from inbound import InboundServer
 

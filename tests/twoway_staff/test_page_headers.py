@@ -10,9 +10,9 @@ from support import make_settings
 
 from admin_api.app import create_app
 from admin_api.site import open_site
-from engine.context import Engine
+from engine.delivery.context import Engine
 from engine.people import People
-from engine.sealing import new_key_text
+from engine.platform.sealing import new_key_text
 
 own = APIRouter()
 

@@ -185,7 +185,7 @@ async def test_replies_are_shown_with_their_broadcast_as_plain_json_text(world: 
     await deliver_all(world)
     d = await deliveries(world, b)
     secret = b"s" * 32
-    from engine.message import build_template
+    from engine.message.compose import build_template
     from engine.queue import BroadcastContent, Priority
 
     mid = build_template(

@@ -159,7 +159,7 @@ async def test_two_hosts_running_the_notices_at_once_mail_the_teacher_once(
 
 async def test_serve_minute_task_mails_the_teacher(world: World) -> None:
     from cli.services import Reminders
-    from engine.context import Engine
+    from engine.delivery.context import Engine
 
     await _one_report_for_a_teacher_with_an_address(world)
     settings = replace(world.settings, people=replace(

@@ -1,0 +1,116 @@
+"""Personal link tokens: signed, expiring, URL-safe proof of "this link was mailed to X".
+
+A guardian's mail carries links (one-click unsubscribe, change of address, read confirmation,
+answers) that must name their delivery or contact without showing a raw id anyone could change,
+and must stop working after a while. A token is
+
+    <id in base 36> "." <expiry in base 36, Unix seconds> "." <MAC>
+
+where MAC is the first 128 bits of HMAC-SHA256 over (purpose, id, expiry) in URL-safe base64
+without padding. The purpose ("unsubscribe", "read", ...) is bound into the MAC but not written
+in the token: the page that verifies knows which purpose it serves, so a read-confirmation token
+cannot be used to unsubscribe. Tokens contain only ``[0-9a-z._A-Z-]`` and need no escaping in a
+URL, a header or a template.
+
+    links = LinkSigner(secret)                       # secret: bytes kept by the deployment
+    token = links.token("unsubscribe", delivery_id, expires_at)
+    delivery_id = links.verify("unsubscribe", token, now)   # or InvalidLink
+
+Verification compares MACs in constant time (``hmac.compare_digest``) and checks the expiry
+after the MAC, so an attacker learns nothing from timing or from the error.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+from datetime import datetime
+
+from engine.platform.errors import MamoruError
+
+__all__ = ["PAGE", "InvalidLink", "LinkSigner", "link_key", "personal_page_url"]
+
+_MAC_BYTES = 16
+_TOKEN = re.compile(r"^([0-9a-z]{1,13})\.([0-9a-z]{1,13})\.([A-Za-z0-9_-]{22})$")
+_PURPOSE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+class InvalidLink(MamoruError):
+    """A link token is malformed, forged, for another purpose, or expired."""
+
+    def __init__(self, message: str, expired: bool = False) -> None:
+        super().__init__(message)
+        # Only true for a genuine token past its time: the page may then offer a fresh link.
+        self.expired = expired
+
+
+def link_key(secret: bytes) -> bytes:
+    """The key for link MACs derived from a deployment secret (e.g. the database's VERP key),
+    so one stored secret serves both without a MAC of one kind ever validating the other."""
+    return hmac.new(secret, b"mamoru personal links v1", hashlib.sha256).digest()
+
+
+class LinkSigner:
+    """Makes and checks personal link tokens with one secret."""
+
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) < 16:
+            raise ValueError("a link secret needs at least 16 bytes")
+        self._key = link_key(secret)
+
+    def token(self, purpose: str, subject_id: int, expires: datetime | int) -> str:
+        """A token for `subject_id` (a delivery or contact id) valid until `expires`."""
+        _check_purpose(purpose)
+        if subject_id < 0:
+            raise ValueError("link ids are not negative")
+        until = int(expires.timestamp()) if isinstance(expires, datetime) else int(expires)
+        id_text, until_text = _base36(subject_id), _base36(until)
+        return f"{id_text}.{until_text}.{self._mac(purpose, id_text, until_text)}"
+
+    def verify(self, purpose: str, token: str, now: datetime) -> int:
+        """The id a genuine, unexpired token for `purpose` names; InvalidLink otherwise."""
+        _check_purpose(purpose)
+        m = _TOKEN.match(token)
+        if m is None:
+            raise InvalidLink("このリンクは正しくありません (malformed link)")
+        id_text, until_text, mac = m.groups()
+        if not hmac.compare_digest(mac, self._mac(purpose, id_text, until_text)):
+            raise InvalidLink("このリンクは正しくありません (invalid link)")
+        if int(until_text, 36) <= now.timestamp():
+            raise InvalidLink("このリンクは有効期限が切れています (link expired)", expired=True)
+        return int(id_text, 36)
+
+    def _mac(self, purpose: str, id_text: str, until_text: str) -> str:
+        data = f"{purpose}\0{id_text}\0{until_text}".encode("ascii")
+        digest = hmac.new(self._key, data, hashlib.sha256).digest()[:_MAC_BYTES]
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+# The purpose of the link to a delivery's personal page (read confirmation, answers, files):
+# one token per delivery, served at ``/m/<token>`` by admin_api's pages.
+PAGE = "page"
+
+
+def personal_page_url(
+    base_url: str, signer: LinkSigner, delivery_id: int, expires: datetime | int
+) -> str:
+    """The personal page of a delivery under ``base_url`` (``[http] public_url``)."""
+    return f"{base_url.rstrip('/')}/m/{signer.token(PAGE, delivery_id, expires)}"
+
+
+def _check_purpose(purpose: str) -> None:
+    if not _PURPOSE.match(purpose):
+        raise ValueError(f"link purpose {purpose!r}: use lower-case letters, digits, hyphens")
+
+
+def _base36(n: int) -> str:
+    if n == 0:
+        return "0"
+    out = []
+    while n:
+        n, r = divmod(n, 36)
+        out.append(_DIGITS[r])
+    return "".join(reversed(out))

@@ -1,0 +1,93 @@
+"""CSV in and out for people: every file written is UTF-8 with BOM, every file read may be
+UTF-8 (with or without BOM) or CP932.
+
+Excel on Japanese Windows opens a UTF-8 CSV as Japanese only when it starts with a byte-order
+mark, and saves CSV as CP932 (Shift_JIS with Microsoft's extensions) unless told otherwise.
+So the writers here always put the BOM first and end lines with CRLF, cells that Excel would
+run as a formula are quoted as text, and the readers take either encoding: ``decode_lines``
+picks one (a BOM means UTF-8; otherwise the one that reads more non-ASCII lines) and decodes
+line by line, so that one mis-encoded line is reported as that line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+
+from engine.platform.errors import InputError
+
+BOM = "\ufeff"
+ENCODINGS = ("auto", "utf-8", "cp932")
+
+
+def csv_cell(text: str) -> str:
+    """The text made safe for a spreadsheet: a leading = + - @ would run as a formula."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def csv_text(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """The rows as CSV for Excel: a BOM first, CRLF line ends."""
+    buf = io.StringIO()
+    out = csv.writer(buf, lineterminator="\r\n")
+    out.writerow(header)
+    out.writerows(rows)
+    return BOM + buf.getvalue()
+
+
+def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[object]]) -> bytes:
+    """``csv_text`` encoded as UTF-8 (the BOM included), for downloads and files."""
+    return csv_text(header, rows).encode("utf-8")
+
+
+def decode_lines(data: bytes, encoding: str = "auto") -> tuple[str, list[tuple[int, str | None]]]:
+    """The encoding used and every line as (number, text), text None when it cannot be read."""
+    if encoding not in ENCODINGS:
+        raise InputError(f"--encoding は {', '.join(ENCODINGS)} のどれかです (unknown encoding)")
+    raw_lines = data.split(b"\n")  # safe in CP932 too: 0x0A is never a trail byte
+    if raw_lines and raw_lines[-1] == b"":
+        raw_lines.pop()
+    bom = data.startswith(b"\xef\xbb\xbf")
+    if bom:
+        raw_lines[0] = raw_lines[0][3:]
+    if encoding == "auto":
+        encoding = "utf-8" if bom else _guess(raw_lines)
+    out: list[tuple[int, str | None]] = []
+    for number, raw in enumerate(raw_lines, start=1):
+        try:
+            out.append((number, raw.rstrip(b"\r").decode(encoding)))
+        except UnicodeDecodeError:
+            out.append((number, None))
+    return encoding, out
+
+
+def decode_text(data: bytes, name: str, encoding: str = "auto") -> str:
+    """The whole file as text (lines joined with ``\\n``); ``InputError`` naming every line
+    that cannot be read in the encoding found."""
+    used, lines = decode_lines(data, encoding)
+    bad = [n for n, text in lines if text is None]
+    if bad:
+        shown = ", ".join(str(n) for n in bad[:10]) + (" ..." if len(bad) > 10 else "")
+        raise InputError(
+            f"{name}: {shown} 行目の文字コードが {used} として読めません (lines not readable as "
+            f"{used}; save the file as UTF-8 or Shift_JIS/CP932)"
+        )
+    return "".join(f"{text}\n" for _, text in lines)
+
+
+def _guess(lines: list[bytes]) -> str:
+    """UTF-8 unless more non-ASCII lines read as CP932 than as UTF-8."""
+    utf8 = cp932 = 0
+    for raw in lines:
+        if raw.isascii():
+            continue
+        for name in ("utf-8", "cp932"):
+            try:
+                raw.decode(name)
+            except UnicodeDecodeError:
+                continue
+            if name == "utf-8":
+                utf8 += 1
+            else:
+                cp932 += 1
+    return "cp932" if cp932 > utf8 else "utf-8"

@@ -1,0 +1,265 @@
+"""The audit log: every staff action, chained by a keyed hash so that tampering shows.
+
+Each entry records who acted (a staff member, an API key or the command line), what they did,
+to which object, when, from which address and with what result. Entries are numbered without
+gaps (``seq``) and each carries ``mac = HMAC-SHA256(key, prev_mac || fields)``, where
+``prev_mac`` is the previous entry's mac (32 zero bytes for the first). ``verify`` walks the
+chain and names the first entry that was altered (its mac no longer matches) or is missing (a
+gap in the numbers). Whoever can write the database but does not hold the key cannot repair
+the chain after changing a row. The key is ``[staff] audit_key``, else generated once and kept
+in ``mamoru_secrets`` like the VERP key; a key kept outside the database protects against
+someone who can also read it.
+
+``prune`` removes entries older than ``[staff] audit_keep`` (at least 90 days) and keeps the
+last removed entry's number and mac in ``audit_anchor``, where the chain then starts. Removing
+the newest entries cannot be told from their never having been written; the integrator may
+publish the head (``head()``) elsewhere to close that gap.
+
+Entries are appended under a transaction-level advisory lock, so concurrent writers chain
+one after another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+from engine.platform import csv_io
+from engine.platform.clock import jst_text
+from engine.platform.errors import InputError
+
+if TYPE_CHECKING:  # engine.staff imports this module
+    from engine.staff.models import Principal
+
+GENESIS = bytes(32)
+# pg_advisory_xact_lock key: "mamoru audit" — any constant shared by all writers.
+_LOCK = 0x6D616D617564
+_COLUMNS = (
+    "seq, at, actor_kind, actor_id, actor_name, organisation_id, action, object, address, "
+    "result, detail, prev_mac, mac"
+)
+
+
+class Result:
+    """The result column's values."""
+
+    OK = "ok"
+    DENIED = "denied"
+    FAILED = "failed"
+
+
+RESULT_LABELS_JA = {Result.OK: "成功", Result.DENIED: "権限なし・認証失敗", Result.FAILED: "失敗"}
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    seq: int
+    at: datetime
+    actor_kind: str
+    actor_id: int | None
+    actor_name: str
+    organisation_id: int | None
+    action: str
+    object: str
+    address: str
+    result: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What ``verify`` found: ``first_bad`` is None when the whole chain holds."""
+
+    checked: int
+    first_bad: int | None = None
+    problem: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.first_bad is None
+
+    def summary_ja(self) -> str:
+        if self.ok:
+            return f"監査ログは改ざんされていません: {self.checked} 件を確認 (audit log intact)"
+        return f"監査ログの {self.first_bad} 番: {self.problem}"
+
+
+async def audit_key(pool: asyncpg.Pool, configured: str) -> bytes:
+    """The configured key, else one generated once and kept in the database."""
+    if configured:
+        return configured.encode("utf-8")
+    await pool.execute(
+        "INSERT INTO mamoru_secrets (name, value) VALUES ('audit', $1) "
+        "ON CONFLICT (name) DO NOTHING",
+        secrets.token_hex(32),
+    )
+    value: str = await pool.fetchval("SELECT value FROM mamoru_secrets WHERE name = 'audit'")
+    return value.encode("ascii")
+
+
+def _mac(key: bytes, prev: bytes, e: AuditEntry) -> bytes:
+    fields = [
+        e.seq, e.at.astimezone(UTC).isoformat(), e.actor_kind, e.actor_id, e.actor_name,
+        e.organisation_id, e.action, e.object, e.address, e.result, e.detail,
+    ]
+    payload = json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return hmac.new(key, prev + payload, hashlib.sha256).digest()
+
+
+async def record(
+    pool: asyncpg.Pool,
+    key: bytes,
+    at: datetime,
+    actor: Principal,
+    action: str,
+    object: str = "",
+    result: str = Result.OK,
+    detail: str = "",
+) -> int:
+    """Append one entry to the chain; returns its number."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK)
+        last = await conn.fetchrow("SELECT seq, mac FROM audit_log ORDER BY seq DESC LIMIT 1")
+        if last is None:
+            last = await conn.fetchrow("SELECT seq, mac FROM audit_anchor")
+        seq, prev = (last["seq"] + 1, bytes(last["mac"])) if last else (1, GENESIS)
+        # PostgreSQL keeps microseconds: the mac must be computed over what is stored.
+        entry = AuditEntry(
+            seq, at.astimezone(UTC), actor.kind.value, actor.id, actor.name,
+            actor.organisation_id, action, object, actor.address, result, detail,
+        )
+        await conn.execute(
+            f"INSERT INTO audit_log ({_COLUMNS}) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            entry.seq, entry.at, entry.actor_kind, entry.actor_id, entry.actor_name,
+            entry.organisation_id, entry.action, entry.object, entry.address, entry.result,
+            entry.detail, prev, _mac(key, prev, entry),
+        )
+    return seq
+
+
+def _entry(r: Any) -> AuditEntry:
+    return AuditEntry(
+        r["seq"], r["at"], r["actor_kind"], r["actor_id"], r["actor_name"],
+        r["organisation_id"], r["action"], r["object"], r["address"], r["result"], r["detail"],
+    )
+
+
+async def verify(pool: asyncpg.Pool, key: bytes) -> Verification:
+    """Walk the chain from its start (or the prune anchor); stop at the first bad entry."""
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+        anchor = await conn.fetchrow("SELECT seq, mac FROM audit_anchor")
+        expected, prev = (anchor["seq"] + 1, bytes(anchor["mac"])) if anchor else (1, GENESIS)
+        checked = 0
+        async for r in conn.cursor(f"SELECT {_COLUMNS} FROM audit_log ORDER BY seq"):
+            if r["seq"] != expected:
+                return Verification(
+                    checked, expected,
+                    f"この番号の記録がありません (entry {expected} is missing; the next one "
+                    f"is {r['seq']})",
+                )
+            entry = _entry(r)
+            if bytes(r["prev_mac"]) != prev or not hmac.compare_digest(
+                bytes(r["mac"]), _mac(key, prev, entry)
+            ):
+                return Verification(
+                    checked, entry.seq,
+                    f"記録が書き換えられています (entry {entry.seq} was altered: "
+                    f"{jst_text(entry.at)} (日本時間) {entry.action} by "
+                    f"{entry.actor_name})",
+                )
+            prev = bytes(r["mac"])
+            expected += 1
+            checked += 1
+    return Verification(checked)
+
+
+async def head(pool: asyncpg.Pool) -> tuple[int, str] | None:
+    """The newest entry's number and mac (hex), to be kept elsewhere if wanted."""
+    r = await pool.fetchrow("SELECT seq, mac FROM audit_log ORDER BY seq DESC LIMIT 1")
+    return (r["seq"], bytes(r["mac"]).hex()) if r else None
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    organisation_id: int | None = None
+    action: str | None = None
+    actor_name: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    result: str | None = None
+
+
+_WHERE = """
+WHERE ($1::bigint IS NULL OR organisation_id = $1)
+  AND ($2::text IS NULL OR action = $2)
+  AND ($3::text IS NULL OR actor_name = $3)
+  AND ($4::timestamptz IS NULL OR at >= $4)
+  AND ($5::timestamptz IS NULL OR at < $5)
+  AND ($6::text IS NULL OR result = $6)
+"""
+
+
+def _args(f: AuditFilter) -> list[Any]:
+    return [f.organisation_id, f.action, f.actor_name, f.since, f.until, f.result]
+
+
+async def entries(
+    pool: asyncpg.Pool, f: AuditFilter, limit: int = 100, offset: int = 0
+) -> tuple[int, list[AuditEntry]]:
+    """The total matching ``f`` and one page of them, newest first."""
+    if limit < 1 or limit > 1000 or offset < 0:
+        raise InputError("limit は 1〜1000、offset は 0 以上です (limit 1-1000, offset >= 0)")
+    total: int = await pool.fetchval(f"SELECT count(*) FROM audit_log {_WHERE}", *_args(f))
+    rows = await pool.fetch(
+        f"SELECT {_COLUMNS} FROM audit_log {_WHERE} ORDER BY seq DESC LIMIT $7 OFFSET $8",
+        *_args(f), limit, offset,
+    )
+    return total, [_entry(r) for r in rows]
+
+
+CSV_HEADER = ["番号", "日時", "操作者の種別", "操作者", "操作", "対象", "接続元", "結果", "詳細"]
+
+
+def csv_text(rows: list[AuditEntry]) -> str:
+    """Entries as CSV for Excel: UTF-8 with BOM, Japan time, oldest first."""
+    return csv_io.csv_text(CSV_HEADER, (
+        [
+            e.seq, jst_text(e.at), e.actor_kind, csv_io.csv_cell(e.actor_name),
+            e.action, csv_io.csv_cell(e.object), e.address,
+            RESULT_LABELS_JA.get(e.result, e.result), csv_io.csv_cell(e.detail),
+        ]
+        for e in sorted(rows, key=lambda e: e.seq)
+    ))
+
+
+async def export(pool: asyncpg.Pool, f: AuditFilter) -> str:
+    rows = await pool.fetch(f"SELECT {_COLUMNS} FROM audit_log {_WHERE} ORDER BY seq", *_args(f))
+    return csv_text([_entry(r) for r in rows])
+
+
+async def prune(pool: asyncpg.Pool, now: datetime, keep: timedelta) -> int:
+    """Remove entries older than ``keep`` (at least 90 days); the chain restarts after them."""
+    if keep < timedelta(days=90):
+        raise InputError("監査ログは 90 日以上残します (audit entries are kept at least 90 days)")
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK)
+        last = await conn.fetchrow(
+            "SELECT seq, mac FROM audit_log WHERE at < $1 ORDER BY seq DESC LIMIT 1", now - keep
+        )
+        if last is None:
+            return 0
+        status: str = await conn.execute("DELETE FROM audit_log WHERE seq <= $1", last["seq"])
+        await conn.execute(
+            "INSERT INTO audit_anchor (id, seq, mac) VALUES (true, $1, $2) "
+            "ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq, mac = EXCLUDED.mac",
+            last["seq"], last["mac"],
+        )
+    return int(status.split()[-1])
