@@ -21,8 +21,10 @@ from sinks import free_port
 
 from engine.bounce import classify_reply
 from engine.delivery._routing import Destination
-from engine.delivery._smtp import Envelope as Mail
-from engine.delivery._smtp import SendResult, SmtpSession, SmtpTransport
+from engine.delivery._smtp import SmtpTransport
+from engine.delivery._smtp_session import SmtpSession
+from engine.delivery._transport import Envelope as Mail
+from engine.delivery._transport import SendResult
 from engine.platform.config import DeliverySettings, Duration
 from engine.queue.models import Outcome
 

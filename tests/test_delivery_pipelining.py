@@ -16,8 +16,10 @@ from test_delivery import SETTINGS, Recorder, _Server, send_one, tls_context  # 
 
 from engine.delivery._pipelining import PipelinedSession
 from engine.delivery._routing import Destination
-from engine.delivery._smtp import Envelope as Mail
-from engine.delivery._smtp import SendResult, SmtpSession, SmtpTransport
+from engine.delivery._smtp import SmtpTransport
+from engine.delivery._smtp_session import SmtpSession
+from engine.delivery._transport import Envelope as Mail
+from engine.delivery._transport import SendResult
 from engine.queue.models import Outcome
 
 

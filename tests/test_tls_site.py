@@ -12,8 +12,10 @@ import pytest
 from support import make_settings, opened_rows, wait_until
 from test_delivery import SETTINGS, server, tls_context  # noqa: F401 (fixture)
 
-from engine.delivery._smtp import SendResult, SmtpSession, SmtpTransport
+from engine.delivery._smtp import SmtpTransport
+from engine.delivery._smtp_session import SmtpSession
 from engine.delivery._tls_policy import TlsPolicy
+from engine.delivery._transport import Envelope, SendResult
 from engine.delivery.context import Engine
 from engine.platform.config import load_settings
 from engine.platform.errors import ConfigError
@@ -61,8 +63,6 @@ def test_a_site_added_in_shaping_profiles_can_be_named(tmp_path: Path) -> None:
 
 
 async def _open(dest: Any, tls_site: str | None) -> tuple[SendResult, bool | None]:
-    from engine.delivery._smtp import Envelope
-
     opened = await SmtpTransport(SETTINGS).open([dest], tls_site=tls_site)
     if isinstance(opened, SendResult):
         return opened, None

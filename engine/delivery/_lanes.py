@@ -38,8 +38,8 @@ from engine.delivery._broadcast_cache import BroadcastCache
 from engine.delivery._outcomes import Outcomes, feedback_of
 from engine.delivery._recorder import Claim, Recorder
 from engine.delivery._routing import Destination, Route
-from engine.delivery._smtp import Envelope, SendResult, Session, SourceAddress, Transport
 from engine.delivery._tls_policy import TlsPolicy
+from engine.delivery._transport import Envelope, SendResult, Session, SourceAddress, Transport
 from engine.message.compose import MessageTemplate
 from engine.message.verp import return_path
 from engine.platform import metrics

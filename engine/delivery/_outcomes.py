@@ -11,7 +11,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from engine.bounce import category_for_reason, classify_reply
-from engine.delivery._smtp import SendResult
+from engine.delivery._transport import SendResult
 from engine.platform.config import QueueSettings
 from engine.queue import AttemptResult, ClaimedDelivery, Outcome
 from engine.queue.retry import next_attempt

@@ -6,7 +6,7 @@ RCPT, DATA, the content. When the receiver announces PIPELINING, ``PipelinedSess
 connection over after the greeting, EHLO and STARTTLS (aiosmtplib did those) and sends MAIL,
 RCPT and DATA in one write, then the content: two round trips per mail. Everything else (the
 size check, the reading of replies into results, RSET after a refusal) is the same as in
-``engine.delivery.SmtpSession``, which it extends.
+``engine.delivery._smtp_session.SmtpSession``, which it extends.
 """
 
 from __future__ import annotations
@@ -18,13 +18,8 @@ from typing import cast
 
 import aiosmtplib
 
-from engine.delivery._smtp import (
-    Envelope,
-    SendResult,
-    SmtpSession,
-    outcome_for_code,
-    split_enhanced,
-)
+from engine.delivery._smtp_session import SmtpSession
+from engine.delivery._transport import Envelope, SendResult, outcome_for_code, split_enhanced
 from engine.platform.config import DeliverySettings
 
 __all__ = ["PipelinedSession"]

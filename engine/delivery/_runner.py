@@ -37,7 +37,7 @@ from engine.delivery._outcomes import Outcomes
 from engine.delivery._recorder import Claim, Recorder, RunStats
 from engine.delivery._reporter import Reporter
 from engine.delivery._routing import Router
-from engine.delivery._smtp import Transport
+from engine.delivery._transport import Transport
 from engine.delivery._upkeep import Upkeep
 from engine.message.compose import TemplateOptions
 from engine.message.dkim import DkimSigner

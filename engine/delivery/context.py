@@ -9,7 +9,8 @@ import asyncpg
 
 from engine.delivery._routing import Router
 from engine.delivery._runner import Runner
-from engine.delivery._smtp import SmtpTransport, Transport
+from engine.delivery._smtp import SmtpTransport
+from engine.delivery._transport import Transport
 from engine.message.dkim import DkimSigner, dkim_settings
 from engine.people.store import check_key
 from engine.platform.at_rest import seal_plaintext_rows
