@@ -17,6 +17,7 @@ import typer
 import uvloop
 from rich.console import Console
 
+from engine.delivery.preflight import check_settings
 from engine.platform.config import Settings, load_settings
 from engine.platform.errors import InputError, MamoruError
 
@@ -62,7 +63,9 @@ def fail(message: str, code: int = 2) -> NoReturn:
 def settings(config: Path | None) -> Settings:
     """The settings, or exit with the configuration error on one line (exit code 1)."""
     try:
-        return load_settings(config_path(config))
+        loaded = load_settings(config_path(config))
+        check_settings(loaded)
+        return loaded
     except MamoruError as exc:
         fail(str(exc), 1)
 

@@ -9,14 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 from support import make_settings, opened_rows, wait_until
 from test_delivery import SETTINGS, server, tls_context  # noqa: F401 (fixture)
 
+from cli import options
 from engine.delivery._smtp import SmtpTransport
 from engine.delivery._smtp_session import SmtpSession
 from engine.delivery._tls_policy import TlsPolicy
 from engine.delivery._transport import Envelope, SendResult
 from engine.delivery.context import Engine
+from engine.delivery.preflight import check_settings
 from engine.platform.config import load_settings
 from engine.platform.errors import ConfigError
 from engine.queue import NewBroadcast
@@ -38,8 +41,9 @@ def test_a_site_name_and_host_patterns_are_accepted_and_told_apart() -> None:
 def test_a_misspelt_site_is_a_configuration_error_that_names_it(tmp_path: Path) -> None:
     config = tmp_path / "mamoru.toml"
     config.write_text('[delivery]\ntls_required = ["docmo"]\n', encoding="utf-8")
+    settings = load_settings(config, environ={})
     with pytest.raises(ConfigError, match=r"'docmo'.*known site \(au, docomo"):
-        load_settings(config, environ={})
+        check_settings(settings)
 
 
 @pytest.mark.parametrize("entry", ["mx..example.jp", "mx example.jp", ""])
@@ -59,7 +63,21 @@ def test_a_site_added_in_shaping_profiles_can_be_named(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     settings = load_settings(config, environ={})
+    check_settings(settings)
     assert settings.delivery.tls_required == ["city_mail", "mx.example.jp"]
+
+
+def test_every_command_refuses_a_misspelt_site_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "mamoru.toml"
+    config.write_text('[delivery]\ntls_required = ["docmo"]\n', encoding="utf-8")
+    with pytest.raises(typer.Exit) as exited:
+        options.settings(config)
+    assert exited.value.exit_code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("mamoru: error: delivery.tls_required: 'docmo'")
+    assert err.count("\n") == 1
 
 
 async def _open(dest: Any, tls_site: str | None) -> tuple[SendResult, bool | None]:

@@ -4,6 +4,9 @@ Each worker process would otherwise find a missing DKIM key or a port in use by 
 print its own traceback; checked here first, the operator reads one line (a ``ConfigError``
 or ``DkimError``) and nothing has started. What is checked:
 
+- what only the delivery path can judge (``check_settings``, which every ``mamoru`` command
+  runs when it reads the configuration): the sites ``delivery.tls_required`` names are
+  carrier profiles, built in or under ``[shaping.profiles]``;
 - every ``[[dkim.keys]]`` private key file loads (the same signer the runners build);
 - the metrics ports (``metrics.listen``, worker *i* on port + *i*), the inbound SMTP address
   (``inbound.listen``), the submission address (``submission.listen``) and the pages' HTTP
@@ -20,14 +23,24 @@ from __future__ import annotations
 import socket
 import ssl
 
+from engine.delivery._tls_policy import TlsPolicy
 from engine.message.dkim import DkimSigner, dkim_settings
 from engine.platform.config import Settings, parse_host_port
 from engine.platform.errors import ConfigError
 
 
+def check_settings(settings: Settings) -> None:
+    """ConfigError for settings that read well but name what the delivery path does not know:
+    a ``delivery.tls_required`` site that is no carrier profile (a misspelt ``docmo`` must not
+    leave docomo unprotected). Reads no file and opens nothing."""
+    if settings.delivery.tls_required:
+        TlsPolicy.from_settings(settings.delivery.tls_required, settings.shaping)
+
+
 def preflight(settings: Settings, workers: int = 1, listening: bool = True) -> None:
     """Raise ``ConfigError``/``DkimError`` naming the first problem; ``listening`` is False
     when the runners will open no port (``serve --exit-when-idle``)."""
+    check_settings(settings)
     keys = dkim_settings(settings.dkim).keys
     if keys:
         DkimSigner(keys)

@@ -73,8 +73,9 @@ class DeliverySettings:
     # "off": never.
     starttls: str = "opportunistic"
     # Receiving sites (carrier profile names: "docomo") and MX hosts (host names, domains
-    # they end in, *-patterns) that only get mail over TLS (engine/tls_policy): when they do
-    # not offer STARTTLS or the handshake fails, the mail waits (deferred), never plain text.
+    # they end in, *-patterns) that only get mail over TLS (engine/delivery/_tls_policy.py):
+    # when they do not offer STARTTLS or the handshake fails, the mail waits (deferred), never
+    # plain text. The site names are checked by engine.delivery.preflight.check_settings.
     tls_required: list[str] = field(default_factory=list)
     # Send MAIL, RCPT and DATA together when the receiver offers PIPELINING (RFC 2920).
     pipelining: bool = True
@@ -149,7 +150,8 @@ class SuppressionSettings:
 
 @dataclass(frozen=True)
 class PeopleSettings:
-    """Personal data of boards, schools, accounts and contacts (engine/people, engine/sealing)."""
+    """Personal data of boards, schools, accounts and contacts (engine/people,
+    engine/platform/sealing.py)."""
 
     # The 32-byte key that seals names and addresses, as base64; empty: read from key_file.
     key: str = ""
@@ -455,11 +457,8 @@ def _check(s: Settings) -> None:
         raise ConfigError(
             f"delivery.starttls must be \"opportunistic\" or \"off\", not {s.delivery.starttls!r}"
         )
-    if s.delivery.tls_required:
-        # Site names are the carrier profiles' (built in and [shaping.profiles]).
-        from engine.delivery._tls_policy import TlsPolicy
-
-        TlsPolicy.from_settings(s.delivery.tls_required, s.shaping)
+    if not all(isinstance(entry, str) for entry in s.delivery.tls_required):
+        raise ConfigError("delivery.tls_required must be a list of site or MX host names")
     for domain, target in s.routing.transport.items():
         parse_host_port(f"routing.transport.{domain}", target, 25)
     if s.metrics.listen:
