@@ -17,16 +17,16 @@ import queue
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import uvloop
 
 from engine.delivery._runner import RunStats
+from engine.delivery.context import Engine
+from engine.platform import metrics
 from engine.platform.config import Settings, parse_host_port
 from engine.platform.db import create_pool, dsn_for
-
-if TYPE_CHECKING:
-    from engine.delivery.context import Engine
+from engine.platform.errors import MamoruError
 
 # Set by a SIGTERM/SIGINT that arrives before the runner's own handlers are installed, so that
 # a stop asked for during start-up is not lost.
@@ -111,9 +111,6 @@ async def run_one(
     """One runner in this process until it is idle (if asked) or signalled to stop; with
     ``services`` (one process of a serve only: one can bind each port) also those, unless
     asked to exit when idle."""
-    from engine.delivery.context import Engine
-    from engine.platform import metrics
-
     engine = await Engine.open(settings)
     try:
         runner = await engine.runner()
@@ -225,7 +222,5 @@ def run_workers(
             signal.signal(sig, handler)
     failed = [p.name for p in procs if p.exitcode not in (0, None)]
     if failed:
-        from engine.platform.errors import MamoruError
-
         raise MamoruError(f"worker process(es) {', '.join(failed)} exited with an error")
     return stats

@@ -29,14 +29,14 @@ from dataclasses import dataclass
 from datetime import timedelta, timezone
 from email.utils import format_datetime, formataddr
 
-from engine.message.dkim import DkimSigner, PreparedBody
+from engine.message.dkim import DkimSigner, PreparedBody, dkim_settings
 from engine.message.links import PAGE, LinkSigner
 from engine.message.verp import unsubscribe_address
 from engine.platform.address import domain_of, smtp_path
-from engine.platform.clock import Clock
+from engine.platform.clock import Clock, SystemClock
 from engine.platform.config import Settings
 from engine.platform.errors import DkimError
-from engine.queue.models import BroadcastContent
+from engine.queue.models import BroadcastContent, Priority
 
 __all__ = [
     "LINK_LIFETIME",
@@ -277,8 +277,6 @@ class TemplateOptions:
     def from_settings(
         cls, settings: Settings, secret: bytes, signer: DkimSigner | None
     ) -> TemplateOptions:
-        from engine.message.dkim import dkim_settings
-
         dkim = dkim_settings(settings.dkim)
         return cls(
             id_domain=settings.message.id_domain,
@@ -301,9 +299,6 @@ class TemplateOptions:
 
 def estimated_size(subject: str, body: str, sender: str, public_url: str = "") -> int:
     """An upper estimate of the size of a broadcast's mails, before it is stored."""
-    from engine.platform.clock import SystemClock
-    from engine.queue.models import Priority
-
     content = BroadcastContent(0, sender, subject, body, Priority.NORMAL)
     template = build_template(
         content, SystemClock(), secret=b"x" * 32 if public_url else b"", public_url=public_url

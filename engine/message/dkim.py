@@ -44,7 +44,8 @@ from engine.message._dkim_keys import (
     txt_record_strings,
 )
 from engine.platform.clock import Clock, SystemClock
-from engine.platform.errors import DkimError
+from engine.platform.config import Duration, parse_duration
+from engine.platform.errors import ConfigError, DkimError
 
 __all__ = [
     "ALGORITHMS",
@@ -359,9 +360,6 @@ _SECTION_KEYS = ("keys", "sign_per_recipient", "shared_signature", "expiry", "al
 
 def dkim_settings(raw: Mapping[str, object]) -> DkimSettings:
     """Read the `[dkim]` section of the configuration; ConfigError names the bad key."""
-    from engine.platform.config import Duration, parse_duration
-    from engine.platform.errors import ConfigError
-
     unknown = set(raw) - set(_SECTION_KEYS)
     if unknown:
         raise ConfigError(

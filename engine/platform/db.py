@@ -20,6 +20,7 @@ import asyncpg
 
 from engine.platform.config import DatabaseSettings
 from engine.platform.errors import DatabaseError
+from engine.platform.outage import quiet_pool_reconnects
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +75,6 @@ def dsn_for(settings: DatabaseSettings) -> str:
 
 async def create_pool(settings: DatabaseSettings, dsn: str | None = None) -> asyncpg.Pool:
     """Open the pool and bring the schema up to date."""
-    from engine.platform.outage import quiet_pool_reconnects
-
     quiet_pool_reconnects()
     dsn = dsn or dsn_for(settings)
     try:

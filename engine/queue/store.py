@@ -22,6 +22,7 @@ from typing import Any
 
 import asyncpg
 
+from engine.bounce.suppression import suppressed_text
 from engine.platform.address import domain_of, mask_addresses
 from engine.platform.errors import InputError, QueueError
 from engine.platform.sealing import RECIPIENT, Sealer
@@ -240,8 +241,6 @@ class Queue:
         With ``conn`` (a connection in an open transaction) the fan-out joins that transaction,
         so a caller that resolved the audience in it commits both together (engine.people).
         """
-        from engine.bounce.suppression import suppressed_text
-
         if not broadcast.recipients:
             raise QueueError("the broadcast has no recipients")
         recipients = unique_recipients(broadcast.recipients)

@@ -27,16 +27,14 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import asyncpg
 
 from engine.platform import csv_io
 from engine.platform.clock import jst_text
 from engine.platform.errors import InputError
-
-if TYPE_CHECKING:  # engine.staff imports this module
-    from engine.staff.models import Principal
+from engine.staff.models import Principal
 
 GENESIS = bytes(32)
 # pg_advisory_xact_lock key: "mamoru audit" — any constant shared by all writers.
