@@ -33,13 +33,14 @@ from people_import import database_url  # noqa: E402
 from admin_api.app import create_app  # noqa: E402
 from admin_api.site import open_site  # noqa: E402
 from engine.message.links import PAGE  # noqa: E402
-from engine.people import Audience, Category, People, send_broadcast  # noqa: E402
+from engine.people import Audience, Category, People  # noqa: E402
 from engine.platform.clock import SystemClock  # noqa: E402
 from engine.platform.config import load_settings  # noqa: E402
 from engine.platform.db import create_pool  # noqa: E402
 from engine.platform.sealing import new_key_text  # noqa: E402
 from engine.queue import NewBroadcast, Priority, Queue  # noqa: E402
 from engine.staff import attachments  # noqa: E402
+from engine.twoway import send_broadcast  # noqa: E402
 
 SECRET = b"bench-attachments-secret-0123456789"
 

@@ -26,13 +26,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from people_import import database_url, import_board  # noqa: E402
 
-from engine.people import Audience, Category, People, resolve, send_broadcast  # noqa: E402
+from engine.people import Audience, Category, People, resolve  # noqa: E402
 from engine.platform.clock import SystemClock  # noqa: E402
 from engine.platform.config import DatabaseSettings, PeopleSettings  # noqa: E402
 from engine.platform.db import create_pool  # noqa: E402
 from engine.platform.sealing import new_key_text  # noqa: E402
 from engine.queue import NewBroadcast, Priority, Queue  # noqa: E402
 from engine.queue.store import NOTIFY_CHANNEL  # noqa: E402
+from engine.twoway import send_broadcast  # noqa: E402
 
 
 async def main(args: argparse.Namespace) -> dict[str, float | int]:

@@ -24,12 +24,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from people_import import database_url, import_board  # noqa: E402
 
-from engine.people import Audience, Category, People, send_broadcast  # noqa: E402
+from engine.people import Audience, Category, People  # noqa: E402
 from engine.platform.clock import FakeClock  # noqa: E402
 from engine.platform.config import DatabaseSettings, PeopleSettings  # noqa: E402
 from engine.platform.db import create_pool  # noqa: E402
 from engine.platform.sealing import new_key_text  # noqa: E402
 from engine.queue import NewBroadcast, Priority, Queue  # noqa: E402
+from engine.twoway import send_broadcast  # noqa: E402
 from engine.twoway.asks import Asks, ReadPolicy  # noqa: E402
 from engine.twoway.reminders import send_due_reminders  # noqa: E402
 

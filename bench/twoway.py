@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from people_import import database_url, import_board  # noqa: E402
 
-from engine.people import Audience, Category, People, send_broadcast  # noqa: E402
+from engine.people import Audience, Category, People  # noqa: E402
 from engine.platform.clock import SystemClock  # noqa: E402
 from engine.platform.config import DatabaseSettings, PeopleSettings  # noqa: E402
 from engine.platform.db import create_pool  # noqa: E402
@@ -37,6 +37,7 @@ from engine.twoway import (  # noqa: E402
     read_by_class,
     record_read,
     request_read,
+    send_broadcast,  # noqa: E402
 )
 
 

@@ -58,12 +58,15 @@ from admin_api.app import create_app  # noqa: E402
 from admin_api.server import HttpServer  # noqa: E402
 from admin_api.site import open_site  # noqa: E402
 from engine.message.links import PAGE, LinkSigner  # noqa: E402
-from engine.people import Audience, Category, People, send_broadcast  # noqa: E402
+from engine.people import Audience, Category, People  # noqa: E402
 from engine.platform.config import Settings  # noqa: E402
 from engine.platform.db import create_pool  # noqa: E402
 from engine.platform.sealing import new_key_text  # noqa: E402
 from engine.queue import NewBroadcast, Priority, Queue  # noqa: E402
-from engine.twoway import link_deliveries  # noqa: E402
+from engine.twoway import (
+    link_deliveries,  # noqa: E402
+    send_broadcast,  # noqa: E402
+)
 from engine.twoway.asks import Asks, ReadPolicy  # noqa: E402
 
 

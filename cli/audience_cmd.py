@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from engine.people import Audience, Category, FanOut, People, send_broadcast
+from engine.people import Audience, Category, FanOut, People
 from engine.people.directory import (
     Executor,
     current_year,
@@ -33,6 +33,7 @@ from engine.people.directory import (
 from engine.platform.config import Settings, parse_duration
 from engine.platform.errors import ConfigError, InputError
 from engine.queue import NewBroadcast
+from engine.twoway import send_broadcast
 from engine.twoway.asks import DEFAULT_REMIND_AFTER, DEFAULT_REMINDERS, Asks, ReadPolicy
 
 

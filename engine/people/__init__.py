@@ -7,7 +7,8 @@ registration codes are sealed at rest (engine/platform/sealing.py). Modules:
     models      kinds, categories, delivery conditions, Audience, skip reasons
     codes       registration codes
     directory   organisations, school years, grades, classes, groups; name -> id lookups
-    audience    audience -> addresses -> deliveries, in one transaction
+    audience    audience -> addresses -> deliveries, in one transaction (``fan_out``;
+                broadcasts go through ``engine.twoway.send_broadcast``, which links them)
     csv_import  reading and checking an accounts CSV
     accounts    import, export and purge of accounts and contacts
     contacts    one contact at a time: add, link, confirm, leave; accounts by registration code
@@ -22,7 +23,7 @@ registration codes are sealed at rest (engine/platform/sealing.py). Modules:
 Migration 010 adds the registration tables (registration_requests, registration_attempts).
 """
 
-from engine.people.audience import FanOut, resolve, send_broadcast
+from engine.people.audience import FanOut, fan_out, resolve
 from engine.people.models import (
     Audience,
     Category,
@@ -46,6 +47,6 @@ __all__ = [
     "Organisation",
     "People",
     "SkipReason",
+    "fan_out",
     "resolve",
-    "send_broadcast",
 ]

@@ -25,7 +25,6 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 import asyncpg
 
@@ -39,13 +38,9 @@ from engine.people.models import (
     SkipReason,
 )
 from engine.people.store import ADDRESS, People
-from engine.platform.db import BULK_ROWS, analyze
 from engine.platform.errors import InputError
 from engine.platform.sealing import Sealer
 from engine.queue import NewBroadcast, Priority, Queue
-
-if TYPE_CHECKING:
-    from engine.twoway.asks import Asks
 
 # Every path into the audience in one statement: accounts by board, school, grade, class or id
 # (their contacts, with no group), and groups (contacts of member accounts and contacts that
@@ -80,7 +75,7 @@ GROUP BY c.id
 
 @dataclass(frozen=True)
 class FanOut:
-    """What ``send_broadcast`` did."""
+    """What ``fan_out`` (and ``engine.twoway.send_broadcast``) did."""
 
     broadcast_id: int
     recipients: int
@@ -153,7 +148,7 @@ def _night_wait(groups: list[Group], send_at: datetime) -> datetime | None:
     return min(ends)
 
 
-async def send_broadcast(
+async def fan_out(
     people: People,
     queue: Queue,
     broadcast: NewBroadcast,
@@ -161,23 +156,17 @@ async def send_broadcast(
     category: Category,
     max_age: float,
     within: Callable[[asyncpg.Connection, int], Awaitable[None]] | None = None,
-    asks: Asks | None = None,
+    personal_page: bool = False,
 ) -> FanOut:
     """Resolve the audience, add ``broadcast.recipients`` (given by address), fan out, commit.
 
     ``within(conn, broadcast_id)`` runs in the same transaction before it commits, so what a
-    caller records about the broadcast (its owner, an idempotency key) commits with it or not
-    at all. Every delivery is tied to its contact and accounts (``twoway.link_deliveries``):
-    in the transaction when ``asks`` (read confirmation, questions, reminder) is given, which
-    is checked first, stored with it and makes the mails link to the personal page; else just
-    after the commit, so the runners start at once. Raises InputError,
-    changing nothing, when nobody is left to send to or ``asks`` is wrong.
+    caller records about the broadcast commits with it or not at all. ``personal_page``: the
+    mails link to the delivery's personal page. Raises InputError, changing nothing, when
+    nobody is left to send to. Broadcasts are sent with ``engine.twoway.send_broadcast``,
+    which ties the deliveries to their contacts and accounts around this.
     """
-    from engine.twoway import link_deliveries
-
     now = people.clock.now()
-    if asks is not None:
-        asks.check(now)
     send_at = broadcast.send_at or now
     async with people.pool.acquire() as conn, conn.transaction():
         resolved = await resolve(conn, people, audience, category, broadcast.priority, send_at)
@@ -201,25 +190,13 @@ async def send_broadcast(
             broadcast_id, category.value,
             json.dumps({**audience.as_json(), "addresses": len(broadcast.recipients)}),
             json.dumps({r.value: n for r, n in resolved.skipped.items()}),
-            asks is not None and asks.personal_page,
+            personal_page,
         )
         waiting = await _hold_until_morning(
             conn, people.sealer, broadcast_id, recipients, max_age
         )
-        if asks is not None:
-            # Its pages count reads and answers per child from the first click.
-            await link_deliveries(conn, people, broadcast_id)
-            await asks.apply(conn, people, broadcast_id)
         if within is not None:
             await within(conn, broadcast_id)
-    if asks is None:
-        # Linking takes about as long as the fan-out itself (30,000 deliveries: ~0.7 s); a
-        # broadcast that asks nothing (an emergency among them) must not wait for it, so it is
-        # linked once its mails are already being claimed. Idempotent if interrupted.
-        await link_deliveries(people.pool, people, broadcast_id)
-    if len(recipients) >= BULK_ROWS:
-        # Before the first guardians open their pages (engine/twoway/personal.py).
-        await analyze(people.pool, "delivery_contacts", "delivery_accounts")
     return FanOut(broadcast_id, len(recipients), suppressed, waiting, dict(resolved.skipped))
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.people import Audience, Category, People, send_broadcast
+from engine.people import Audience, Category, People
 from engine.people.contacts import left_among
 from engine.platform.errors import InputError
 from engine.queue import NewBroadcast, Queue
@@ -22,6 +22,7 @@ from engine.staff.follow import visible_broadcast
 from engine.staff.models import Principal
 from engine.staff.sending import Created, owner_row
 from engine.staff.store import Staff
+from engine.twoway import send_broadcast
 from engine.twoway.asks import Asks, ReminderOf
 from engine.twoway.reads import DueReminder, unread_deliveries
 from engine.twoway.reminders import INTRO, SUBJECT_MARK, reminder_subject

@@ -18,7 +18,7 @@ from datetime import datetime
 
 import asyncpg
 
-from engine.people import Audience, Category, People, send_broadcast
+from engine.people import Audience, Category, People
 from engine.people.contacts import left_among
 from engine.platform.address import normalise_address
 from engine.platform.errors import InputError
@@ -28,6 +28,7 @@ from engine.staff.follow import RecipientFilter, all_recipients, visible_broadca
 from engine.staff.models import ActorKind, NotFoundError, Principal
 from engine.staff.rights import check_audience
 from engine.staff.store import Staff
+from engine.twoway import send_broadcast
 from engine.twoway.asks import Asks, ReadPolicy
 from engine.twoway.questions import Question
 

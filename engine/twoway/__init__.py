@@ -4,7 +4,7 @@ The one place that knows the tables of migration 013. Every function takes the p
 (``engine.people.People``: pool, sealer, clock); free texts that can identify a family are
 sealed at rest. Modules:
 
-    recipients  delivery -> contact and accounts (``link_deliveries``: fan-out calls it)
+    recipients  delivery -> contact and accounts (``link_deliveries``: fanout calls it)
     reads       read requests, the first click, who has read per class, reminders due
     questions   question kinds, checking a form's answers, their stored form
     surveys     questions on a broadcast, answers until the deadline, totals, CSV
@@ -12,6 +12,7 @@ sealed at rest. Modules:
     replies     guardians' replies tied to their delivery by Message-ID
     csv_out     CSV in UTF-8 with BOM, formula-safe cells
     asks        what a new broadcast asks (read, questions, reminder), applied by the fan-out
+    fanout      ``send_broadcast``: people's fan-out, its deliveries linked, its asks applied
     personal    what a delivery's personal page shows (a reminder stands for the first mail)
     reminders   the minute task's read reminders, as broadcasts linked to the first one
     family      the report page's children and open reports; confirmation and link mails
@@ -21,6 +22,7 @@ sealed at rest. Modules:
     notify      class teachers told of new reports by mail (periodic, batched, no names)
 """
 
+from engine.twoway.fanout import send_broadcast
 from engine.twoway.questions import Answer, AnswerError, Question, QuestionKind
 from engine.twoway.reads import (
     AccountRead,
@@ -76,7 +78,7 @@ __all__ = [
     "SurveyTotals", "accounts_of_delivery", "answers_for", "confirmation_recipients",
     "contact_of_delivery", "correct_report", "create_survey", "delivery_of_message_id",
     "due_read_reminders", "link_deliveries", "list_reports", "mark_reminded",
-    "new_report_count", "read_by_class", "read_list", "record_read", "replies_of",
+    "new_report_count", "read_by_class", "read_list", "record_read", "replies_of", "send_broadcast",
     "report_settings", "reports_csv", "request_read", "responses", "set_report_settings",
     "store_reply", "submit_answers", "submit_report", "survey_csv", "survey_of",
     "survey_totals", "unanswered_deliveries", "withdraw_report",

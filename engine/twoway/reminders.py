@@ -16,11 +16,12 @@ from __future__ import annotations
 import logging
 from datetime import datetime, time
 
-from engine.people import Audience, Category, People, send_broadcast
+from engine.people import Audience, Category, People
 from engine.platform.clock import jst
 from engine.platform.errors import InputError
 from engine.queue import NewBroadcast, Queue
 from engine.twoway.asks import Asks, ReminderOf
+from engine.twoway.fanout import send_broadcast
 from engine.twoway.reads import DueReminder, due_read_reminders
 
 log = logging.getLogger(__name__)

@@ -21,12 +21,12 @@ from support import make_settings
 from engine.bounce.received import BounceRow, insert_bounces, insert_messages
 from engine.bounce.suppression import FailedVerdict, Suppressions
 from engine.delivery.context import Engine
-from engine.people import Audience, Category, People, send_broadcast
+from engine.people import Audience, Category, People
 from engine.people.accounts import purge
 from engine.people.directory import find_organisation
 from engine.platform.db import load_migrations
 from engine.queue import AttemptResult, NewBroadcast, Outcome
-from engine.twoway import link_deliveries
+from engine.twoway import link_deliveries, send_broadcast
 
 from .conftest import import_csv
 

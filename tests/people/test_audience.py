@@ -9,12 +9,13 @@ from support import opened_rows
 
 from engine.bounce.suppression import Suppressions
 from engine.delivery.context import Engine
-from engine.people import Audience, Category, NightWindow, People, SkipReason, send_broadcast
+from engine.people import Audience, Category, NightWindow, People, SkipReason
 from engine.people.contacts import add_contact, leave
 from engine.people.directory import add_group, current_year, find_grade, find_organisation
 from engine.platform.clock import FakeClock
 from engine.platform.errors import InputError
 from engine.queue import NewBroadcast, Priority
+from engine.twoway import send_broadcast
 
 from .conftest import import_csv
 

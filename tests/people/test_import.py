@@ -161,10 +161,11 @@ async def test_a_bulk_import_and_its_first_broadcast_leave_fresh_planner_statist
     schools: People,
 ) -> None:
     """Pages opened right after a board's import and first send must not be planned on
-    default selectivities (engine/db.analyze): the tables are analysed at once."""
-    from engine.people import Audience, Category, send_broadcast
+    default selectivities (engine/platform/db.analyze): the tables are analysed at once."""
+    from engine.people import Audience, Category
     from engine.platform.db import BULK_ROWS
     from engine.queue import NewBroadcast, Priority, Queue
+    from engine.twoway import send_broadcast
 
     rows = "".join(
         f"sho1,{1 + i % 6},{1 + i // 6 % 4},{i // 24 + 1},児童{i},p{i}@docomo.ne.jp,,\n"

@@ -7,11 +7,12 @@ from datetime import timedelta
 
 import pytest
 
-from engine.people import Audience, Category, People, send_broadcast
+from engine.people import Audience, Category, People
 from engine.people.directory import find_organisation
 from engine.people.invitations import SUBJECT, invite
 from engine.platform.errors import InputError
 from engine.queue import NewBroadcast, Queue
+from engine.twoway import send_broadcast
 
 from .conftest import import_csv
 from .registration_helpers import page_settings, pages

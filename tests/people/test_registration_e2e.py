@@ -25,7 +25,7 @@ from support import make_settings, wait_until
 
 from cli.services import start_http
 from engine.delivery.context import Engine
-from engine.people import Audience, Category, OrgKind, People, send_broadcast
+from engine.people import Audience, Category, OrgKind, People
 from engine.people.directory import (
     add_organisation,
     current_year,
@@ -34,6 +34,7 @@ from engine.people.directory import (
 )
 from engine.platform.sealing import new_key_text
 from engine.queue import NewBroadcast
+from engine.twoway import send_broadcast
 from inbound import InboundServer
 
 from .conftest import import_csv

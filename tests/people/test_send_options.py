@@ -6,12 +6,13 @@ import pytest
 
 from cli.audience_cmd import AudienceOptions, audience_of
 from engine.delivery.context import Engine
-from engine.people import People, send_broadcast
+from engine.people import People
 from engine.people.contacts import account_for_code, add_contact
 from engine.people.directory import add_group
 from engine.people.models import Category
 from engine.platform.errors import InputError
 from engine.queue import NewBroadcast
+from engine.twoway import send_broadcast
 
 from .conftest import import_csv
 

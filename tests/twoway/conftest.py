@@ -9,14 +9,14 @@ from datetime import UTC, datetime
 import pytest
 
 from engine.delivery.context import Engine
-from engine.people import Audience, Category, OrgKind, People, send_broadcast
+from engine.people import Audience, Category, OrgKind, People
 from engine.people.accounts import plan_import, write_import
 from engine.people.csv_import import parse_rows
 from engine.people.directory import add_organisation
 from engine.platform.clock import FakeClock
 from engine.platform.config import PeopleSettings
 from engine.queue import AttemptResult, NewBroadcast, Outcome
-from engine.twoway import link_deliveries
+from engine.twoway import link_deliveries, send_broadcast
 
 # 07:30 JST on a school day (Tuesday 24 November 2026).
 MORNING = datetime(2026, 11, 23, 22, 30, tzinfo=UTC)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from engine.people import Audience, Category, send_broadcast
+from engine.people import Audience, Category
 from engine.queue import NewBroadcast
-from engine.twoway import accounts_of_delivery, contact_of_delivery, link_deliveries
+from engine.twoway import accounts_of_delivery, contact_of_delivery, link_deliveries, send_broadcast
 
 from .conftest import World
 

@@ -16,12 +16,12 @@ from admin_api.app import create_app
 from admin_api.site import open_site
 from engine.delivery.context import Engine
 from engine.message.links import PAGE, LinkSigner
-from engine.people import Audience, Category, People, send_broadcast
+from engine.people import Audience, Category, People
 from engine.platform.clock import FakeClock
 from engine.platform.errors import InputError
 from engine.platform.sealing import new_key_text
 from engine.queue import NewBroadcast
-from engine.twoway import Question, QuestionKind
+from engine.twoway import Question, QuestionKind, send_broadcast
 from engine.twoway.asks import Asks, ReadPolicy
 from engine.twoway.page_limits import PAGE_LIMIT, prune
 

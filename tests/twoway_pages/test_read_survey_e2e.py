@@ -11,10 +11,10 @@ from decimal import Decimal
 import pytest
 from support import wait_until
 
-from engine.people import Audience, Category, send_broadcast
+from engine.people import Audience, Category
 from engine.platform.clock import jst
 from engine.queue import NewBroadcast
-from engine.twoway import Question, QuestionKind, survey_totals
+from engine.twoway import Question, QuestionKind, send_broadcast, survey_totals
 from engine.twoway.asks import Asks, ReadPolicy
 from engine.twoway.reminders import SUBJECT_MARK, send_due_reminders
 

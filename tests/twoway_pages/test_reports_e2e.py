@@ -13,7 +13,7 @@ from decimal import Decimal
 import pytest
 from support import wait_until
 
-from engine.people import Audience, Category, send_broadcast
+from engine.people import Audience, Category
 from engine.queue import NewBroadcast
 from engine.twoway import (
     Question,
@@ -21,6 +21,7 @@ from engine.twoway import (
     ReportFilter,
     ReportKind,
     list_reports,
+    send_broadcast,
     set_report_settings,
 )
 from engine.twoway.asks import Asks, ReadPolicy
