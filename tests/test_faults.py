@@ -67,6 +67,11 @@ async def test_a_20_second_database_outage_loses_nothing(own_pg: OwnPostgres) ->
     assert r.received == 600
 
 
+# Long enough for several rounds of retries (1-5 s apart) and stalled DATA (2 s timeout) before
+# the mails expire; short enough that each scenario stays under a minute.
+MAX_AGE = 40.0
+
+
 async def test_sigterm_is_obeyed_while_the_database_is_away(own_pg: OwnPostgres) -> None:
     db_url = await fresh_database(own_pg.uri)
     with FaultyReceiver() as receiver:
@@ -87,7 +92,7 @@ async def test_sigterm_is_obeyed_while_the_database_is_away(own_pg: OwnPostgres)
 async def test_receiver_faults_leave_every_delivery_final_by_max_age(
     own_pg: OwnPostgres,
 ) -> None:
-    max_age = 60.0
+    max_age = MAX_AGE
     r = await scenario_receiver(own_pg, 300, max_age)
     assert_sound(r)
     # Final by max_age plus a margin of a few SMTP timeouts, whatever the receiver does.
@@ -126,7 +131,7 @@ async def test_a_runner_killed_during_a_database_outage_loses_nothing(
 async def test_a_runner_killed_while_the_receiver_misbehaves_still_ends_final_by_max_age(
     own_pg: OwnPostgres, tmp_path: Path
 ) -> None:
-    max_age = 60.0
+    max_age = MAX_AGE
     r = await scenario_sigkill(own_pg, 300, tmp_path, during="receiver", max_age=max_age)
     assert_sound(r)
     # Every mail either arrived or ended failed. A mail on the wire at the kill may have been
