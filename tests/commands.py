@@ -58,7 +58,8 @@ enabled = false
 listen = "{inbound}"
 
 [dkim]
-# The test servers are ours; DKIM is tested in tests/test_dkim.py and tests/test_message.py.
+# The test servers are ours; DKIM is tested in tests/message/test_dkim.py and
+# tests/message/test_message.py.
 allow_unsigned = true
 
 [people]

@@ -1,7 +1,8 @@
 """Fault scenarios on real parts: a PostgreSQL of our own that can be restarted or stopped, an
 SMTP receiver that stalls, resets and answers 421 in bursts, and a count of what arrived.
 
-Used by ``tests/test_faults.py`` (a few hundred recipients) and ``bench/faults.py`` (thousands).
+Used by ``tests/delivery/test_faults.py`` (a few hundred recipients) and ``bench/faults.py``
+(thousands).
 Each scenario returns a ``Report``: recipients, distinct mails received, duplicates, deliveries
 lost (marked delivered but never received, or never final), stuck (not final at the end) and
 the seconds until every delivery was final.

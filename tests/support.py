@@ -29,7 +29,7 @@ def make_settings(db_url: str, **sections: dict[str, Any]) -> Settings:
         ),
         metrics=replace(base.metrics, listen=""),
         # The test servers are ours: shaping is tested on its own (tests/throttle) and with the
-        # carrier simulator (tests/test_shaping.py).
+        # carrier simulator (tests/delivery/test_shaping.py).
         shaping={"enabled": False},
         # The test servers have no DNS for keys; tests of signing give [dkim] keys themselves.
         dkim={"allow_unsigned": True},

@@ -111,7 +111,8 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     of a personal page's database time). mamoru leaves no session state on pooled connections:
     no ``SET`` (only ``SET LOCAL``), no ``LISTEN`` (the runner listens on a connection of its
     own), advisory locks only ``pg_advisory_xact_lock``/``pg_try_advisory_xact_lock``, cursors
-    only inside transactions. tests/test_db.py checks a connection is handed on clean."""
+    only inside transactions. tests/engine_platform/test_db_pool.py checks a connection is
+    handed on clean."""
 
 
 #: Rows written at once from which the tables' statistics are refreshed at once (``analyze``).

@@ -17,7 +17,7 @@ from engine.delivery.context import Engine
 from engine.platform import metrics
 from engine.queue import NewBroadcast, Priority
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from carriersim import CarrierLimits, CarrierSim  # noqa: E402
 
 SOURCES = [

@@ -12,8 +12,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sinks import free_port
-from test_delivery import SETTINGS, Recorder, _Server, send_one, tls_context  # noqa: F401
 
+from delivery.test_delivery import SETTINGS, Recorder, _Server, send_one, tls_context  # noqa: F401
 from engine.delivery._pipelining import PipelinedSession
 from engine.delivery._routing import Destination
 from engine.delivery._smtp import SmtpTransport

@@ -15,7 +15,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_sample_configuration_loads() -> None:
-    sample = Path(__file__).parent.parent / "engine" / "sample.toml"
+    sample = Path(__file__).parents[2] / "engine" / "sample.toml"
     settings = load_settings(sample, environ={})
     assert settings.routing.transport["*"] == "127.0.0.1:2525"
     assert settings.queue.max_age == 86400

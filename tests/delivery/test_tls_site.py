@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import typer
 from support import make_settings, opened_rows, wait_until
-from test_delivery import SETTINGS, server, tls_context  # noqa: F401 (fixture)
 
 from cli import options
+from delivery.test_delivery import SETTINGS, server, tls_context  # noqa: F401 (fixture)
 from engine.delivery._smtp import SmtpTransport
 from engine.delivery._smtp_session import SmtpSession
 from engine.delivery._tls_policy import TlsPolicy
