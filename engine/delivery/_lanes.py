@@ -38,6 +38,7 @@ from engine.delivery._broadcast_cache import BroadcastCache
 from engine.delivery._outcomes import Outcomes, feedback_of
 from engine.delivery._recorder import Claim, Recorder
 from engine.delivery._routing import Destination, Route
+from engine.delivery._tasks import Tasks
 from engine.delivery._tls_policy import TlsPolicy
 from engine.delivery._transport import Envelope, SendResult, Session, SourceAddress, Transport
 from engine.message.compose import MessageTemplate
@@ -46,7 +47,7 @@ from engine.platform import metrics
 from engine.platform.address import smtp_path
 from engine.platform.clock import Clock
 from engine.platform.config import Settings
-from engine.queue import AttemptResult, ClaimedDelivery, Outcome
+from engine.queue import ClaimedDelivery, Outcome
 from engine.queue.models import Priority
 from engine.throttle import (
     DEFAULT_POOL,
@@ -81,7 +82,6 @@ _SHAPER_PRIORITY = {
     Priority.BULK: PRIORITY_BULK,
 }
 
-Spawn = Callable[[Coroutine[Any, Any, None]], None]
 T = TypeVar("T")
 
 
@@ -114,7 +114,7 @@ class Lanes:
         broadcasts: BroadcastCache,
         verp_secret: bytes,
         clock: Clock,
-        spawn: Spawn,
+        tasks: Tasks,
         stopping: asyncio.Event,
     ) -> None:
         self.settings = settings
@@ -125,7 +125,7 @@ class Lanes:
         self.broadcasts = broadcasts
         self._verp_secret = verp_secret
         self.clock = clock
-        self._spawn = spawn
+        self._tasks = tasks
         self._stopping = stopping
         self._lanes: dict[tuple[str, tuple[Destination, ...], str, str | None], Lane] = {}
         # Which sites only get TLS: the same site grouping as the shaper's profiles, whether
@@ -148,7 +148,7 @@ class Lanes:
         self._put_back(lane, claim)
         if lane.workers < min(len(lane.pending), self._lane_connections(lane)):
             lane.workers += 1
-            self._spawn(self._lane_worker(lane))
+            self._tasks.spawn(self._lane_worker(lane))
 
     def clear(self) -> None:
         self._lanes.clear()
@@ -180,8 +180,7 @@ class Lanes:
                 if claim.delivery.id not in self.recorder.held:
                     continue
                 if now >= claim.delivery.expires_at:
-                    expired_result = self.outcomes.expired(claim.delivery, now, claim.last_note)
-                    self.recorder.add(expired_result)
+                    self.outcomes.expired(claim.delivery, now, claim.last_note)
                     expired += 1
                 else:
                     keep.append(entry)
@@ -346,7 +345,7 @@ class Lanes:
             heapq.heappop(lane.pending)
             now = self.clock.now()
             if now >= d.expires_at:
-                self.recorder.add(self.outcomes.expired(d, now, claim.last_note))
+                self.outcomes.expired(d, now, claim.last_note)
                 continue
             return claim
         return None
@@ -373,11 +372,11 @@ class Lanes:
         metrics.BLOCKED_DELIVERIES.labels(lane.site.name).inc()
         if self.shaper.site_open(lane.site, lane.pool):
             # Not an attempt that counts, but the operator sees the block on the delivery.
-            self.recorder.note(self.outcomes.of_send(claim.delivery, result, now))
+            self.outcomes.noted(claim.delivery, result, now)
             self._put_back(lane, claim)
             if lane.workers == 0:
                 lane.workers += 1
-                self._spawn(self._lane_worker(lane))
+                self._tasks.spawn(self._lane_worker(lane))
             return
         until = self.shaper.block_retry_at(lane.site, lane.pool)
         self._settle(lane, claim, now,
@@ -393,16 +392,17 @@ class Lanes:
 
     def _settle(
         self, lane: Lane, claim: Claim, now: datetime,
-        outcome_of: Callable[[ClaimedDelivery], AttemptResult],
+        outcome_of: Callable[[ClaimedDelivery], None],
     ) -> None:
-        """Record ``outcome_of`` for ``claim`` and for every delivery waiting in the lane that
-        this runner still holds and that has not expired (those are left to the lane)."""
-        self.recorder.add(outcome_of(claim.delivery))
+        """Hand ``claim`` to the outcome stage with ``outcome_of``, and every delivery waiting
+        in the lane that this runner still holds and that has not expired (those are left to
+        the lane)."""
+        outcome_of(claim.delivery)
         keep = []
         for entry in lane.pending:
             d = entry[2].delivery
             if d.id in self.recorder.held and now < d.expires_at:
-                self.recorder.add(outcome_of(d))
+                outcome_of(d)
             else:
                 keep.append(entry)
         heapq.heapify(keep)
@@ -447,17 +447,17 @@ class Lanes:
             and now < d.expires_at
         )
         if not own_fault:
-            self.recorder.add(self.outcomes.of_send(d, result, now))
+            self.outcomes.sent(d, result, now)
             return
         claim.own_fault_retries += 1
         metrics.OWN_FAULT.inc()
         if result.command == "CONNECT" or result.code is None or verdict is Verdict.UNSURE:
             # Not an attempt that counts, but the operator sees why the mail is still waiting.
-            self.recorder.note(self.outcomes.of_send(d, result, now))
+            self.outcomes.noted(d, result, now)
         self._put_back(lane, claim)
         if lane.workers == 0:
             lane.workers += 1
-            self._spawn(self._lane_worker(lane))
+            self._tasks.spawn(self._lane_worker(lane))
 
 
 def _back_off(lane: Lane) -> None:

@@ -1,14 +1,19 @@
-"""What an attempt means for its delivery: the ``AttemptResult`` to record, and the
-``Feedback`` the shaper hears.
+"""The outcome stage: what an attempt means for its delivery, handed on to the recorder; and
+the ``Feedback`` the shaper hears.
 
-Pure decisions, no I/O: a reply is classified (``engine/bounce``), a deferral gets its next
-attempt time (``engine/queue/retry``) or, past ``max_age``, becomes ``failed``/``expired``.
+The stages before it (the runner's routing, the lanes) hand it what happened: a reply, a
+routing error, an expiry. It decides the ``AttemptResult`` (a reply is classified with
+``engine.bounce``, a deferral gets its next attempt time from ``engine.queue.retry`` or, past
+``max_age``, becomes ``failed``/``expired``) and hands that to the next stage, the recorder,
+which writes it. The decisions are pure; nothing here waits or does I/O.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
+from typing import Concatenate, ParamSpec, Protocol
 
 from engine.bounce import category_for_reason, classify_reply
 from engine.delivery._transport import SendResult
@@ -19,6 +24,18 @@ from engine.throttle import Feedback
 from engine.throttle import Outcome as FeedbackOutcome
 
 EXPIRED_TEXT = "not delivered within the maximum age"
+
+P = ParamSpec("P")
+
+
+class Record(Protocol):
+    """The next stage: the recorder (``engine.delivery._recorder.Recorder``)."""
+
+    def add(self, result: AttemptResult) -> None:
+        """The delivery's outcome: it is settled and written."""
+
+    def note(self, result: AttemptResult) -> None:
+        """An attempt the operator sees while the delivery stays held (back in its lane)."""
 
 
 def feedback_of(result: SendResult, recipient: str = "") -> Feedback:
@@ -41,20 +58,42 @@ def feedback_of(result: SendResult, recipient: str = "") -> Feedback:
     )
 
 
+def _recorded(
+    decide: Callable[Concatenate[Outcomes, P], AttemptResult],
+) -> Callable[Concatenate[Outcomes, P], None]:
+    """The decision ``decide`` makes, handed to the recorder as the delivery's outcome."""
+
+    def hand_on(self: Outcomes, /, *args: P.args, **kwargs: P.kwargs) -> None:
+        self.record.add(decide(self, *args, **kwargs))
+
+    hand_on.__name__, hand_on.__doc__ = decide.__name__, decide.__doc__
+    return hand_on
+
+
 class Outcomes:
-    """Builds the results the runner records, under the queue's retry settings."""
+    """Decides each delivery's result under the queue's retry settings and hands it to
+    ``record``."""
 
-    def __init__(self, queue: QueueSettings) -> None:
+    def __init__(self, queue: QueueSettings, record: Record) -> None:
         self._q = queue
+        self.record = record
 
-    def of_send(self, d: ClaimedDelivery, r: SendResult, now: datetime) -> AttemptResult:
+    def sent(self, d: ClaimedDelivery, r: SendResult, now: datetime) -> None:
+        """One SMTP attempt (or connection attempt) for ``d``: its outcome."""
+        self.record.add(self._of_send(d, r, now))
+
+    def noted(self, d: ClaimedDelivery, r: SendResult, now: datetime) -> None:
+        """An attempt that does not settle ``d`` (it goes round again): shown, not counted."""
+        self.record.note(self._of_send(d, r, now))
+
+    def _of_send(self, d: ClaimedDelivery, r: SendResult, now: datetime) -> AttemptResult:
         """The result of one SMTP attempt (or connection attempt) for ``d``."""
         if r.outcome is Outcome.DELIVERED:
             return AttemptResult(d.id, r.outcome, now, r.code, r.status, r.text, r.host,
                                  tls=r.tls)
         verdict = classify_reply(r.code, r.status, r.text, r.command, d.recipient, d.domain)
         if r.outcome is Outcome.DEFERRED:
-            return replace(self.temporary(
+            return replace(self._temporary(
                 d, now, r.code, r.status, r.text, r.host, verdict.reason, verdict.category
             ), tls=r.tls)
         return AttemptResult(
@@ -62,7 +101,7 @@ class Outcomes:
             category=verdict.category, tls=r.tls,
         )
 
-    def temporary(
+    def _temporary(
         self,
         d: ClaimedDelivery,
         now: datetime,
@@ -87,6 +126,7 @@ class Outcomes:
             next_attempt_at=when, category=category,
         )
 
+    @_recorded
     def held_for_block(
         self, d: ClaimedDelivery, r: SendResult, now: datetime, until: datetime
     ) -> AttemptResult:
@@ -99,6 +139,7 @@ class Outcomes:
             category=category_for_reason("blocked"),
         )
 
+    @_recorded
     def expired(
         self, d: ClaimedDelivery, now: datetime, last: AttemptResult | None = None
     ) -> AttemptResult:
@@ -113,6 +154,7 @@ class Outcomes:
             "expired", counts=False, category=category_for_reason("expired"),
         )
 
+    @_recorded
     def routing_failed(self, d: ClaimedDelivery, now: datetime, text: str) -> AttemptResult:
         """The domain does not exist or accepts no mail (null MX): final."""
         return AttemptResult(
@@ -120,44 +162,49 @@ class Outcomes:
             category=category_for_reason("hostunknown"),
         )
 
+    @_recorded
     def routing_deferred(self, d: ClaimedDelivery, now: datetime, text: str) -> AttemptResult:
         """The domain could not be resolved now (resolver trouble): try again later."""
-        return self.temporary(
+        return self._temporary(
             d, now, None, None, text, None, "networkerror", category_for_reason("networkerror")
         )
 
+    @_recorded
     def resolver_fault(self, d: ClaimedDelivery, now: datetime, text: str) -> AttemptResult:
         """NXDOMAIN for a domain known to take mail: the resolver is wrong, not the address."""
-        return self.temporary(
+        return self._temporary(
             d, now, None, None,
             f"{text}; the domain is known to take mail, so the resolver is at fault "
             "(DNSの不具合の可能性: 宛先の誤りではありません), retrying",
             None, "networkerror", category_for_reason("networkerror"),
         )
 
+    @_recorded
     def held_unsigned(self, d: ClaimedDelivery, now: datetime, text: str) -> AttemptResult:
         """The sender's domain has no DKIM key and unsigned mail is not allowed: deferred
         until the operator adds the key (or allows unsigned mail), never sent unsigned."""
-        return self.temporary(
+        return self._temporary(
             d, now, None, None, f"{text} (DKIM 鍵がないため保留 / held: no DKIM key)", None,
             "securityerror", category_for_reason("securityerror"),
         )
 
+    @_recorded
     def tls_unavailable(
         self, d: ClaimedDelivery, r: SendResult, now: datetime
     ) -> AttemptResult:
         """TLS is required for ``d``'s site or MX host and none of its servers gave it: an
         attempt that counts, retried later, never sent in plain text; not the address's
         fault (reason ``failedstarttls``, a soft category)."""
-        return replace(self.temporary(
+        return replace(self._temporary(
             d, now, r.code, r.status, r.text, r.host, "failedstarttls",
             category_for_reason("failedstarttls"),
         ), tls=False)
 
+    @_recorded
     def internal_error(
         self, d: ClaimedDelivery, now: datetime, exc: BaseException
     ) -> AttemptResult:
-        return self.temporary(
+        return self._temporary(
             d, now, None, None, f"internal error: {type(exc).__name__}: {exc}", None,
             "systemerror", category_for_reason("systemerror"),
         )

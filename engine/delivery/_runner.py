@@ -25,8 +25,6 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Coroutine
-from typing import Any
 
 import asyncpg
 
@@ -37,6 +35,7 @@ from engine.delivery._outcomes import Outcomes
 from engine.delivery._recorder import Claim, Recorder, RunStats
 from engine.delivery._reporter import Reporter
 from engine.delivery._routing import Router
+from engine.delivery._tasks import Tasks
 from engine.delivery._transport import Transport
 from engine.delivery._upkeep import Upkeep
 from engine.message.compose import TemplateOptions
@@ -92,20 +91,21 @@ class Runner:
         self.ready = asyncio.Event()
         self._wake = asyncio.Event()
         self.shaper = shaper or unlimited_shaper(settings, self.clock)
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.outcomes = Outcomes(settings.queue)
+        self._tasks = Tasks()
         self.upkeep = Upkeep(self.name, queue.pool, self.clock)
         self.recorder = Recorder(
             self.name, queue, settings.queue,
             Suppressions(queue.pool, queue.sealer, settings.suppression, self.clock),
             self.clock, self.stats, self._wake.set, self.upkeep.delivered_to,
         )
+        # The outcome stage hands what it decides to the recorder.
+        self.outcomes = Outcomes(settings.queue, self.recorder)
         self.broadcasts = BroadcastCache(
             queue, self.clock, TemplateOptions.from_settings(settings, verp_secret, signer)
         )
         self.lanes = Lanes(
             settings, self.shaper, transport, self.recorder, self.outcomes, self.broadcasts,
-            verp_secret, self.clock, self._spawn, self._stopping,
+            verp_secret, self.clock, self._tasks, self._stopping,
         )
         self.reporter = Reporter(self.name, queue, self.shaper, self.clock, settings)
         self._listener: asyncpg.Connection | None = None
@@ -137,7 +137,7 @@ class Runner:
                 # Cleared before the claim, not before the wait: a NOTIFY that arrives while
                 # claiming must still end the wait that follows.
                 self._wake.clear()
-                self.recorder.renew_stale_leases(self._spawn)
+                self.recorder.renew_stale_leases(self._tasks.spawn)
                 if time.monotonic() >= next_expiry:
                     self.lanes.expire_overdue()
                     next_expiry = time.monotonic() + _EXPIRY_INTERVAL
@@ -202,7 +202,7 @@ class Runner:
         if self._outage.down:
             self._outage.succeeded()
             if self._listener is None or self._listener.is_closed():
-                self._spawn(self._listen())
+                self._tasks.spawn(self._listen())
 
     async def _start(self, claimed: list[ClaimedDelivery]) -> None:
         await self.broadcasts.load(d.broadcast_id for d in claimed)
@@ -212,12 +212,7 @@ class Runner:
         self.stats.claimed += len(claimed)
         metrics.CLAIMED.inc(len(claimed))
         for d in claimed:
-            self._spawn(self._route(self.recorder.hold(d)))
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+            self._tasks.spawn(self._route(self.recorder.hold(d)))
 
     async def _route(self, claim: Claim) -> None:
         """Route one delivery and put it in its lane (or record why it cannot go)."""
@@ -225,7 +220,7 @@ class Runner:
         try:
             now = self.clock.now()
             if now >= d.expires_at:
-                self.recorder.add(self.outcomes.expired(d, now))
+                self.outcomes.expired(d, now)
                 return
             try:
                 self.broadcasts.template(d.broadcast_id)
@@ -238,15 +233,15 @@ class Runner:
                 await self._no_such_domain(d, str(exc))
                 return
             except PermanentRoutingError as exc:
-                self.recorder.add(self.outcomes.routing_failed(d, self.clock.now(), str(exc)))
+                self.outcomes.routing_failed(d, self.clock.now(), str(exc))
                 return
             except RoutingError as exc:
-                self.recorder.add(self.outcomes.routing_deferred(d, self.clock.now(), str(exc)))
+                self.outcomes.routing_deferred(d, self.clock.now(), str(exc))
                 return
             self.lanes.dispatch(claim, route)
         except Exception as exc:  # a bug must not leave the delivery leased for minutes
             log.exception("delivery %d: unexpected error", d.id)
-            self.recorder.add(self.outcomes.internal_error(d, self.clock.now(), exc))
+            self.outcomes.internal_error(d, self.clock.now(), exc)
 
     async def _withdraw_cancelled(self) -> None:
         """Give back what this runner holds of cancelled broadcasts (the queue fails those rows
@@ -272,7 +267,7 @@ class Runner:
             self._unsigned_alerts.add(d.broadcast_id)
             log.error("DKIM 鍵がないため配信 %d を保留します / broadcast %d held: %s",
                       d.broadcast_id, d.broadcast_id, exc)
-        self.recorder.add(self.outcomes.held_unsigned(d, self.clock.now(), str(exc)))
+        self.outcomes.held_unsigned(d, self.clock.now(), str(exc))
 
     def _on_cancel(self, *args: object) -> None:
         payload = args[3] if len(args) > 3 else ""
@@ -284,14 +279,14 @@ class Runner:
         """NXDOMAIN: final for a domain nobody knows; for a well-known provider or a domain
         that took our mail before, a resolver fault — deferred, logged, never suppressed."""
         if not await self.upkeep.domain_known(d.domain):
-            self.recorder.add(self.outcomes.routing_failed(d, self.clock.now(), text))
+            self.outcomes.routing_failed(d, self.clock.now(), text)
             return
         if d.domain not in self._resolver_alerts:
             self._resolver_alerts.add(d.domain)
             log.error("DNSの不具合の可能性 / resolver fault: %s is known to take mail but the "
                       "resolver says it does not exist; deliveries to it are deferred, not "
                       "failed", d.domain)
-        self.recorder.add(self.outcomes.resolver_fault(d, self.clock.now(), text))
+        self.outcomes.resolver_fault(d, self.clock.now(), text)
 
     async def _listen(self) -> None:
         """LISTEN for new broadcasts on a connection of its own; polling covers its absence."""
@@ -309,11 +304,7 @@ class Runner:
 
     async def _shut_down(self, writer: asyncio.Task[None]) -> None:
         grace = self.settings.delivery.shutdown_grace
-        if self._tasks:
-            _, pending = await asyncio.wait(list(self._tasks), timeout=grace)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        await self._tasks.settle(grace)
         # Claimed but without an outcome: given back below, due at once.
         unsent = list(self.recorder.held)
         self.recorder.held.clear()
