@@ -11,13 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import segno
+from fpdf import FPDF
 
 from engine.people.directory import Executor, current_year, find_class, find_grade
 from engine.people.models import Organisation
 from engine.people.store import ACCOUNT_NAME, CODE, People
 from engine.platform.address import domain_of, normalise_address
 from engine.platform.errors import InputError
-from engine.platform.pdf import A4, Page, render
+from engine.platform.pdf import a4_document, centred, filled_rectangles, finish
 
 NOTICES_SQL = """
 SELECT g.grade, c.name AS class_name, a.number, a.name_sealed, a.code_sealed
@@ -76,20 +77,30 @@ def notices_pdf(notices: list[Notice], address: str) -> bytes:
     if not notices:
         raise InputError("対象の児童生徒がいません (no children to print notices for)")
     qr = segno.make(qr_text(address), error="m")
-    return render([_page(n, address, qr) for n in notices], "メール配信 登録のご案内")
+    pdf = a4_document("メール配信 登録のご案内")
+    for n in notices:
+        _page(pdf, n, address, qr)
+    return finish(pdf)
 
 
-def _page(n: Notice, address: str, qr: segno.QRCode) -> Page:
-    page = Page()
+def _page(pdf: FPDF, n: Notice, address: str, qr: segno.QRCode) -> None:
+    """One notice; positions in points from the top left, text placed by its baseline."""
+    pdf.add_page()
     left = 60.0
-    page.centred(770, 20, "メール配信サービス 登録のご案内")
+
+    def text(baseline: float, size: float, line: str) -> None:
+        pdf.set_font_size(size)
+        pdf.text(left, baseline, line)
+
+    pdf.set_font_size(20)
+    centred(pdf, 72, "メール配信サービス 登録のご案内")
     place = "".join([
         f"{n.grade}年" if n.grade is not None else "",
         f"{n.class_name}組" if n.class_name else "",
         f" {n.number}番" if n.number is not None else "",
     ])
-    page.text(left, 725, 12, f"{n.school}　{place}".rstrip())
-    page.text(left, 700, 14, f"{n.name} さんの保護者の方へ")
+    text(117, 12, f"{n.school}　{place}".rstrip())
+    text(142, 14, f"{n.name} さんの保護者の方へ")
     lines = [
         "学校からの緊急連絡やお知らせを、メールでお届けします。",
         "次の手順で登録してください。",
@@ -102,25 +113,32 @@ def _page(n: Notice, address: str, qr: segno.QRCode) -> Page:
         "メールを受け取れるように設定してください。",
     ]
     for i, line in enumerate(lines):
-        page.text(left, 660 - i * 20, 11, line)
-    page.frame(left - 10, 300, A4[0] - 2 * (left - 10), 150)
-    page.text(left, 420, 11, "登録用アドレス")
-    page.text(left, 395, 15, address)
-    page.text(left, 355, 11, "登録コード")
-    page.text(left, 320, 26, n.code)
-    _draw_qr(page, qr, x=A4[0] - left - 130, y=465, size=130)
-    page.text(left, 250, 10, "この用紙は大切に保管してください。")
-    page.text(left, 234, 10, "登録コードは、ほかの人に教えないでください。")
-    return page
+        text(182 + i * 20, 11, line)
+    pdf.set_line_width(1)
+    pdf.rect(left - 10, 392, pdf.w - 2 * (left - 10), 150)
+    text(422, 11, "登録用アドレス")
+    text(447, 15, address)
+    text(487, 11, "登録コード")
+    text(522, 26, n.code)
+    _draw_qr(pdf, qr, x=pdf.w - left - 130, y=247, size=130)
+    text(592, 10, "この用紙は大切に保管してください。")
+    text(608, 10, "登録コードは、ほかの人に教えないでください。")
 
 
-def _draw_qr(page: Page, qr: segno.QRCode, x: float, y: float, size: float) -> None:
-    """Dark modules as squares, with the four-module quiet zone the standard asks for."""
-    modules = len(qr.matrix)
-    unit = size / (modules + 8)
+def _draw_qr(pdf: FPDF, qr: segno.QRCode, x: float, y: float, size: float) -> None:
+    """The code in a square of ``size`` at (x, y), with the four-module quiet zone it needs.
+
+    Each run of dark modules in a row is one rectangle, all filled together.
+    """
+    unit = size / (len(qr.matrix) + 8)
+    runs: list[tuple[float, float, float, float]] = []
     for row, bits in enumerate(qr.matrix):
-        for col, dark in enumerate(bits):
-            if dark:
-                page.rect(
-                    x + (col + 4) * unit, y + size - (row + 5) * unit, unit, unit
-                )
+        top = y + (row + 4) * unit
+        start: int | None = None
+        for col, dark in enumerate([*bits, 0]):
+            if dark and start is None:
+                start = col
+            elif not dark and start is not None:
+                runs.append((x + (start + 4) * unit, top, (col - start) * unit, unit))
+                start = None
+    filled_rectangles(pdf, runs)
