@@ -22,8 +22,12 @@ $(VENV)/.installed-test: $(PY) pyproject.toml
 run: $(VENV)/.installed
 	$(VENV)/bin/mamoru serve --config $(CONFIG)
 
+# Three pytest workers: most tests wait on servers and subprocesses, not on the CPU, so even two
+# cores run three at once (each worker starts its own embedded PostgreSQL).
+PYTEST_WORKERS ?= 3
+
 test: $(VENV)/.installed-test
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-test
 	$(PY) bench/throughput.py --messages 30000

@@ -21,7 +21,9 @@ from support import make_settings, wait_until  # noqa: F401 - re-exported for ol
 
 from engine.delivery.context import Engine
 
-TEMPLATE_DB = "mamoru_test_template"
+# One template per pytest-xdist worker ("gw0", ...): workers may share one server
+# (MAMORU_TEST_DATABASE_URL), and each drops and re-creates its template at start.
+TEMPLATE_DB = f"mamoru_test_template_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
 
 
 def with_database(url: str, name: str) -> str:
