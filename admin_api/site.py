@@ -16,7 +16,7 @@ from engine.twoway.personal import BroadcastFacts
 #: Link purposes; the unsubscribe one is what engine/message/compose.py puts in every mail.
 REGISTER = "register"
 UNSUBSCRIBE = "unsubscribe"
-# The personal page (engine.links.PAGE, naming a delivery) and the report page (naming a
+# The personal page (engine.message.links.PAGE, naming a delivery) and the report page (naming a
 # contact, engine.twoway.family.REPORT).
 PAGE = "page"
 REPORT = "report"

@@ -2,13 +2,13 @@
 
 Recipients accepted (anything else is ``550 5.7.1``: this is not a relay):
 
-- a VERP return path whose token verifies (``engine.verp.delivery_id_of``), at any domain;
+- a VERP return path whose token verifies (``engine.message.verp.delivery_id_of``), at any domain;
 - one of ``inbound.service_addresses`` (the domain compared without case);
 - the registration address and its ``entry-<school>@`` forms (``inbound.registration``): an
   empty mail there is answered with a personal registration link and not stored;
 - ``[people] report_address`` (``inbound.report_desk``): a registered guardian's mail there is
   answered with the link to the report page and not stored;
-- the ``mailto:`` of a mail's ``List-Unsubscribe`` (``engine.verp.unsubscribe_id_of``): any
+- the ``mailto:`` of a mail's ``List-Unsubscribe`` (``engine.message.verp.unsubscribe_id_of``): any
   mail there unsubscribes the recipient of that delivery at once (``engine.people.choices``),
   as the one-click POST does, and is not stored.
 

@@ -6,11 +6,11 @@ carry a MAC (``engine.twoway.delivery_of_message_id``). It is then stored sealed
 broadcast (``engine.twoway.store_reply``) instead of in ``inbound_messages``.
 
 It is answered with one automatic mail pointing to the recipient's personal page
-(``engine.links.personal_page_url``), through the queue like registration replies, at most once
-per delivery replied to (one per broadcast and address: ``twoway.answers``). Following RFC 3834
-section 2, nothing is answered (nor taken as a reply) that is itself automatic: a null sender,
-``Auto-Submitted`` other than ``no``, ``Precedence: bulk/junk/list``, a ``List-Id``, or a
-delivery report. A reply to the automatic answer itself is never answered (no loops).
+(``engine.message.links.personal_page_url``), through the queue like registration replies, at
+most once per delivery replied to (one per broadcast and address: ``twoway.answers``). Following
+RFC 3834 section 2, nothing is answered (nor taken as a reply) that is itself automatic: a null
+sender, ``Auto-Submitted`` other than ``no``, ``Precedence: bulk/junk/list``, a ``List-Id``, or
+a delivery report. A reply to the automatic answer itself is never answered (no loops).
 
 The answer goes to the address the first mail was delivered to, not to the reply's sender: the
 personal page link then reaches nobody who did not have it already, even when a reply's From

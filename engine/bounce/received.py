@@ -65,7 +65,7 @@ async def insert_bounces(
     rows: Sequence[BounceRow],
 ) -> None:
     """Keep a received bounce's rows; its sender, the recipients it names and the mail itself
-    sealed, addresses in its diagnostics shortened (engine.address.mask_addresses)."""
+    sealed, addresses in its diagnostics shortened (engine.platform.address.mask_addresses)."""
     columns: list[list[object]] = [[] for _ in range(12)]
     for row in rows:
         recipient = None if row.recipient is None else sealer.seal(row.recipient, RECIPIENT)

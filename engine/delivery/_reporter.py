@@ -3,7 +3,8 @@ and one log line per suspension, block and resumption of an (egress address, sit
 
 The throttle keeps its state in memory; every second the reporter compares the shaper's
 snapshot with the previous one and logs the changes, and every few seconds it publishes the
-snapshot (``engine/shaping_state``) for ``mamoru shaping status`` and refreshes the gauges.
+snapshot (``engine/delivery/shaping_state.py``) for ``mamoru shaping status`` and refreshes
+the gauges.
 It also keeps what the shaper learned (the lines each site drew) in the database: loaded once
 when the runner starts, saved with every snapshot.
 """

@@ -3,10 +3,11 @@ shutdown.
 
 One ``Runner`` per process. It claims as many due deliveries as it has free slots
 (``delivery.concurrency``), so a claimed row never waits long in memory under its lease. Each
-claimed delivery is routed (MX or transport map) and handed to its lane (``engine/lanes``); the
-outcome goes to the recorder (``engine/recorder``), which writes outcomes in batches. A lane
-that holds many waiting deliveries stops the claim from taking more for its domains (emergency
-mail excepted), so one slow carrier does not fill the runner and hold up the others.
+claimed delivery is routed (MX or transport map) and handed to its lane (``_lanes``); the
+outcome stage (``_outcomes``) hands each result to the recorder (``_recorder``), which writes
+outcomes in batches. A lane that holds many waiting deliveries stops the claim from taking more
+for its domains (emergency mail excepted), so one slow carrier does not fill the runner and hold
+up the others.
 
 The database may go away (a restart, an outage): the claim waits and retries with a bounded
 back-off, logging one line; while outcomes cannot be written nothing is claimed or sent.

@@ -1,7 +1,7 @@
 """Reading an accounts CSV: encoding, headers and every row checked, with line numbers.
 
 The file comes from an existing system or from Excel: UTF-8 with or without a BOM, or
-Shift_JIS/CP932. ``engine.csv_io.decode_lines`` picks the encoding (or takes the one given)
+Shift_JIS/CP932. ``engine.platform.csv_io.decode_lines`` picks the encoding (or takes the one given)
 and decodes line by line, so one mis-encoded line is reported as that line instead of
 spoiling the file. A
 field may not span lines (the files this reads never need it; a stray quote is reported).
