@@ -105,12 +105,14 @@ class _Controller(Controller):
 class Sink:
     """A recording SMTP server in its own thread; use as a context manager."""
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", size_limit: int | None = None) -> None:
+        """``size_limit``: the SIZE the server announces (RFC 1870); aiosmtpd's default else."""
         self.handler = RecordingHandler()
         self.host = host
         self.port = free_port(host)
+        limits = {} if size_limit is None else {"data_size_limit": size_limit}
         self._controller = _Controller(
-            self.handler, hostname=host, port=self.port, ready_timeout=10
+            self.handler, hostname=host, port=self.port, ready_timeout=10, **limits
         )
 
     @property

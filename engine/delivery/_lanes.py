@@ -211,6 +211,23 @@ class Lanes:
 
     # --- connection workers -------------------------------------------------------------
 
+    def _answered(
+        self, lane: Lane, grant: Grant, claim: Claim, result: SendResult, accepted: int
+    ) -> None:
+        """What the site answered for ``claim``, on a session that took ``accepted``
+        transactions before it: the shaper hears it, then the delivery is settled."""
+        ended_session = accepted > 0 and (
+            result.code is None or result.code == 421
+        ) and result.command in ("MAIL", "RCPT", "DATA")
+        says_so = result.code is not None and is_session_limit(result.text)
+        if ended_session and self.shaper.session_ended(grant, accepted, says_so=says_so):
+            # The site ends sessions after this many messages, whatever its words: a
+            # per-connection limit, learned as such; the rate was fine, so no cut.
+            verdict = Verdict.CONGESTION
+        else:
+            verdict = self.shaper.record(grant, feedback_of(result, claim.delivery.recipient))
+        self._finish(lane, claim, result, verdict)
+
     def _pool_for(self, broadcast_id: int) -> str:
         """The egress pool of a broadcast: the pool named like its sender's domain, if one is
         configured (a municipality sending from its own addresses), else the default pool."""
@@ -301,22 +318,15 @@ class Lanes:
         try:
             while claim is not None:
                 result = await self._send(claim, session)
-                sent += 1
-                ended_session = accepted > 0 and (
-                    result.code is None or result.code == 421
-                ) and result.command in ("MAIL", "RCPT", "DATA")
-                says_so = result.code is not None and is_session_limit(result.text)
-                if ended_session and self.shaper.session_ended(grant, accepted, says_so=says_so):
-                    # The site ends sessions after this many messages, whatever its words: a
-                    # per-connection limit, learned as such; the rate was fine, so no cut.
-                    verdict = Verdict.CONGESTION
+                if result.local:
+                    # Not sent: the mail's own outcome at once. The site said nothing, so the
+                    # shaper, the lane's back-off and the session's count hear nothing.
+                    self.outcomes.sent(claim.delivery, result, self.clock.now())
                 else:
-                    verdict = self.shaper.record(
-                        grant, feedback_of(result, claim.delivery.recipient)
-                    )
-                self._finish(lane, claim, result, verdict)
-                if result.outcome is Outcome.DELIVERED or result.command in ("RCPT", "DATA"):
-                    accepted += 1
+                    sent += 1
+                    self._answered(lane, grant, claim, result, accepted)
+                    if result.outcome is Outcome.DELIVERED or result.command in ("RCPT", "DATA"):
+                        accepted += 1
                 if not session.usable or sent >= limit or self._stopping.is_set():
                     break
                 claim = await self._next_for(lane)

@@ -65,10 +65,11 @@ class SmtpSession:
         host = self._host
         if not (envelope.sender.isascii() and envelope.recipient.isascii()):
             # Addresses are checked at enqueue; this guards rows written by other means.
+            # RFC 6531 section 3.7.4.1: 5.6.7, a non-ASCII address the path cannot carry.
             return SendResult(
-                Outcome.FAILED, None, None,
-                "the address is not ASCII and the server was not asked for SMTPUTF8",
-                "RCPT", host, self._tls,
+                Outcome.FAILED, None, "5.6.7",
+                "the address is not ASCII and the server was not asked for SMTPUTF8; not sent",
+                "RCPT", host, self._tls, local=True,
             )
         size = len(envelope.data)
         if self._max_size and size > self._max_size:
@@ -78,7 +79,7 @@ class SmtpSession:
                 Outcome.FAILED, None, "5.3.4",
                 f"message too big: {size} bytes, the receiver accepts at most "
                 f"{self._max_size} (SIZE); not sent",
-                "MAIL", host, self._tls,
+                "MAIL", host, self._tls, local=True,
             )
         try:
             result = await self._transaction(envelope, size)

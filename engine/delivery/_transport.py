@@ -45,6 +45,10 @@ class SendResult:
     host: str | None
     # Whether the connection was encrypted (STARTTLS); None when no session was opened.
     tls: bool | None = None
+    # Decided here, not answered by the receiver: the mail was not sent at all (over the
+    # receiver's announced SIZE, an address it cannot take). Its own enhanced status says why;
+    # it is the mail's outcome and tells the shaper nothing about the site.
+    local: bool = False
 
 
 class Transport(Protocol):

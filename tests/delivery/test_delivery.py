@@ -206,6 +206,8 @@ def test_mail_over_the_announced_size_is_not_sent_and_is_not_the_guardians_fault
         assert recorder.mails == []
         assert result.outcome is Outcome.FAILED
         assert result.status == "5.3.4" and "10000" in result.text
+        # Decided here: an outcome of the mail, nothing the shaper hears about the site.
+        assert result.local and result.code is None
         verdict = classify_reply(
             result.code, result.status, result.text, result.command, "p@docomo.ne.jp",
             "docomo.ne.jp",
