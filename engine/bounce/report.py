@@ -3,11 +3,15 @@
 What counts as an error:
 
 - every delivery in state ``failed`` (its own reply, expiry, a bounce that arrived later, or
-  the suppression list; the last are also counted in ``suppressed``), under its category,
-  except those failed because the operator cancelled their broadcast (reason ``cancelled``);
+  the suppression list), under its category, except those failed because the operator
+  cancelled their broadcast (reason ``cancelled``);
 - every classified bounce whose delivery is not failed (a delay notice, an auto-reply, a
   complaint, or a bounce whose delivery is gone), under the bounce's category; a bounce that
   made its delivery fail is counted once, through the delivery.
+
+``suppressed`` counts, per category, the errors whose address is on the suppression list
+because of them (the list's row names their delivery) or was on it already (the delivery
+was never sent): what the list itself says, not a guess from the reason.
 
 Unclassified bounces are counted apart (``unclassified``): a person has to read them.
 The result is plain JSON-serialisable data; the CLI prints it and the admin API serves it.
@@ -26,10 +30,15 @@ from engine.platform.sealing import RECIPIENT, Sealer
 
 # One statement: the failures, each category's totals (window counts) and its newest examples.
 REPORT_SQL = """
-WITH failures AS (
+WITH listed AS (
+    -- Deliveries whose failure, bounce or complaint put their address on the list.
+    SELECT delivery_id FROM suppressions WHERE delivery_id IS NOT NULL
+),
+failures AS (
     SELECT COALESCE(d.category, 'other') AS category, d.reason, d.recipient_sealed AS address,
            d.last_code AS code, d.last_status AS status, d.last_text AS text,
-           COALESCE(d.finished_at, d.updated_at) AS at, d.reason = 'suppressed' AS suppressed
+           COALESCE(d.finished_at, d.updated_at) AS at,
+           d.reason = 'suppressed' OR d.id IN (SELECT delivery_id FROM listed) AS suppressed
     FROM deliveries d
     -- A cancelled delivery is the operator's own decision, not a failure to explain.
     WHERE d.state = 'failed' AND d.reason IS DISTINCT FROM 'cancelled'
@@ -38,7 +47,8 @@ WITH failures AS (
     UNION ALL
     SELECT COALESCE(b.category, 'other'), b.reason,
            COALESCE(d.recipient_sealed, b.recipient_sealed),
-           b.reply_code, b.status, b.diagnostic, b.received_at, false
+           b.reply_code, b.status, b.diagnostic, b.received_at,
+           b.delivery_id IN (SELECT delivery_id FROM listed)
     FROM bounces b LEFT JOIN deliveries d ON d.id = b.delivery_id
     WHERE b.classified AND b.reason <> 'delivered'
       AND (d.id IS NULL OR d.state <> 'failed')

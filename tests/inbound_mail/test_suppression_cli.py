@@ -134,6 +134,13 @@ async def _failures(db_url: str) -> int:
                 " $4, $5, $6, $7, $8, now()) RETURNING id",
                 bid, r, state, reason, category, code, status, text,
             )
+        # u1's failure put it on the list (u2's did not, say an operator removed it since);
+        # u3 was on it already and never sent.
+        await conn.execute(
+            "INSERT INTO suppressions (address_key, reason, category, source, delivery_id)"
+            " VALUES ('\\x01', 'userunknown', 'unknown_user', 'smtp', $1)",
+            ids["u1@example.jp"],
+        )
         await conn.execute(
             "INSERT INTO bounces (received_at, mail_from, rcpt, delivery_id, kind, recipient,"
             " reason, category, classified, raw) VALUES"
@@ -159,7 +166,7 @@ async def test_report_errors_groups_by_category_as_json_csv_and_table(
     assert [g["key"] for g in data["categories"]] == ["unknown_user", "mailbox_full", "autoreply"]
     unknown = groups["unknown_user"]
     assert (unknown["label"], unknown["hard"], unknown["count"], unknown["suppressed"]) == (
-        "宛先不明", True, 3, 1
+        "宛先不明", True, 3, 2
     )
     assert len(unknown["examples"]) == 3
     assert {e["address"] for e in unknown["examples"]} == {
