@@ -3,6 +3,8 @@
 The recipient's local part decides the answer, so one server serves every scenario:
 
 - ``reject...``        550 5.1.1 at RCPT (a permanent failure)
+- ``spamfilter...``    554 5.7.1 at RCPT, "rejected as spam": one family's own filter
+- ``policy...``        550 5.7.1 at RCPT, "sender blocked" by the recipient's policy
 - ``tempfail<N>...``   451 4.3.0 at RCPT for the first N tries of that recipient, then accepted
 - ``busy...``          421 4.7.0 at RCPT, always
 - ``stall...``         DATA never answers (the client must time out)
@@ -62,6 +64,10 @@ class RecordingHandler:
             tries = self.tries[address]
         if local.startswith("reject"):
             return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+        if local.startswith("spamfilter"):
+            return "554 5.7.1 Message rejected as spam"
+        if local.startswith("policy"):
+            return "550 5.7.1 Rejected by recipient policy: sender blocked"
         if local.startswith("busy"):
             return "421 4.7.0 Too many connections, try again later"
         m = _TEMPFAIL.match(local)

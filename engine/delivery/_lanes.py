@@ -389,8 +389,9 @@ class Lanes:
                 self._tasks.spawn(self._lane_worker(lane))
             return
         until = self.shaper.block_retry_at(lane.site, lane.pool)
-        self._settle(lane, claim, now,
-                     lambda d: self.outcomes.held_for_block(d, result, now, until))
+        # The block's reply answered this delivery; the lane's others get no reply of theirs.
+        self.outcomes.held_for_block(claim.delivery, result, now, until)
+        self._settle(lane, now, lambda d: self.outcomes.held_for_block(d, None, now, until))
 
     def _tls_unavailable(self, lane: Lane, claim: Claim, result: SendResult) -> None:
         """TLS is required and no server of the lane gave it: the lane's waiting mail is
@@ -398,16 +399,15 @@ class Lanes:
         congestion, so the shaper is not told; the lane backs off like after a refusal."""
         _back_off(lane)
         now = self.clock.now()
-        self._settle(lane, claim, now, lambda d: self.outcomes.tls_unavailable(d, result, now))
+        self.outcomes.tls_unavailable(claim.delivery, result, now)
+        self._settle(lane, now, lambda d: self.outcomes.tls_unavailable(d, result, now))
 
     def _settle(
-        self, lane: Lane, claim: Claim, now: datetime,
-        outcome_of: Callable[[ClaimedDelivery], None],
+        self, lane: Lane, now: datetime, outcome_of: Callable[[ClaimedDelivery], None]
     ) -> None:
-        """Hand ``claim`` to the outcome stage with ``outcome_of``, and every delivery waiting
-        in the lane that this runner still holds and that has not expired (those are left to
-        the lane)."""
-        outcome_of(claim.delivery)
+        """Hand every delivery waiting in the lane that this runner still holds and that has
+        not expired to the outcome stage with ``outcome_of`` (expired ones are left to the
+        lane)."""
         keep = []
         for entry in lane.pending:
             d = entry[2].delivery

@@ -17,6 +17,7 @@ from typing import Concatenate, ParamSpec, Protocol
 
 from engine.bounce import category_for_reason, classify_reply
 from engine.delivery._transport import SendResult
+from engine.platform.clock import jst_text
 from engine.platform.config import QueueSettings
 from engine.queue import AttemptResult, ClaimedDelivery, Outcome
 from engine.queue.retry import next_attempt
@@ -24,6 +25,13 @@ from engine.throttle import Feedback
 from engine.throttle import Outcome as FeedbackOutcome
 
 EXPIRED_TEXT = "not delivered within the maximum age"
+HELD_TEXT_JA = (
+    "受信側が送信元アドレスを一時的に受け付けていないため待機中 (宛先の問題ではありません)"
+)
+HELD_TEXT = (
+    "held, not sent: the receiving site refuses our sending addresses for now; this recipient "
+    "is not at fault"
+)
 
 P = ParamSpec("P")
 
@@ -128,15 +136,24 @@ class Outcomes:
 
     @_recorded
     def held_for_block(
-        self, d: ClaimedDelivery, r: SendResult, now: datetime, until: datetime
+        self, d: ClaimedDelivery, r: SendResult | None, now: datetime, until: datetime
     ) -> AttemptResult:
         """The site blocked every egress address that could carry ``d``: back to the queue
-        until the shaper's next probe (or its maximum age), without counting an attempt and
-        with the block's reply for the operator — never a failure of the recipient."""
+        until the shaper's next probe (or its maximum age), without counting an attempt —
+        never a failure of the recipient. ``r``: the block's reply when it answered ``d``
+        itself; a delivery that was only waiting in the lane gets a note saying why it waits
+        (reason ``onhold``), never another recipient's reply."""
+        next_at = min(until, d.expires_at)
+        if r is not None:
+            return AttemptResult(
+                d.id, Outcome.DEFERRED, now, r.code, r.status, r.text, r.host, "blocked",
+                next_attempt_at=next_at, counts=False, category=category_for_reason("blocked"),
+            )
         return AttemptResult(
-            d.id, Outcome.DEFERRED, now, r.code, r.status, r.text, r.host, "blocked",
-            next_attempt_at=min(until, d.expires_at), counts=False,
-            category=category_for_reason("blocked"),
+            d.id, Outcome.DEFERRED, now, None, None,
+            f"{HELD_TEXT_JA} ({jst_text(next_at, seconds=False)} 以降に再送) / {HELD_TEXT}",
+            None, "onhold", next_attempt_at=next_at, counts=False,
+            category=category_for_reason("onhold"),
         )
 
     @_recorded

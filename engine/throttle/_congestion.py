@@ -10,9 +10,12 @@ replies, per sending address, and the profile's text patterns are only hints on 
   recipient's (greylisting, a full mailbox) and slows nobody down.
 - **Connection trouble**: refused or reset connections and 4xx greetings. Many in a row with
   nothing delivered in between mean the site refuses this address altogether: a block.
-- **Block**: a 5xx that says so (`replies.says_block`), or 5xx replies for several different
-  recipients within seconds — recipients the site was accepting moments before do not all
-  become invalid at once.
+- **Block**: what the site says to the connection (a 5xx greeting, a 5xx to MAIL, which names
+  no recipient yet), or 5xx replies for several different recipients within seconds with
+  nothing delivered in between — recipients the site was accepting moments before do not all
+  become invalid at once. One recipient's 5xx is never a block, whatever its words ("rejected
+  as spam", "sender blocked" are what a family's own filter says too): it is in doubt first,
+  and the recipient's own once the site keeps accepting others.
 - **Unsure**: a lone 4xx or 5xx that is neither about the recipient nor (yet) part of a
   pattern. The delivery is tried again later without counting an attempt; if the same
   recipient is refused again after the site has accepted other mail in between, the reply was
@@ -30,7 +33,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from engine.throttle._feedback import Feedback, Outcome
-from engine.throttle._replies import about_recipient, says_block
+from engine.throttle._replies import about_recipient
 
 
 class Kind(enum.Enum):
@@ -59,7 +62,7 @@ class DetectorSettings:
 
     window: float = 10.0  # s over which distinct recipients are counted
     congestion_recipients: int = 2  # distinct recipients with 4xx within window
-    block_recipients: int = 3  # distinct recipients with 5xx within window
+    block_recipients: int = 3  # distinct recipients with 5xx within window, none delivered since
     refusals_to_block: int = 6  # connection failures in a row, nothing delivered between
     # Deliveries the site accepted since a recipient's previous doubtful refusal before a new
     # refusal of that recipient is taken as the recipient's own.
@@ -105,6 +108,9 @@ class SiteReplies:
         if fb.outcome is Outcome.DELIVERED:
             self.accepted += 1
             win.refusals = 0
+            # The site takes mail from this address: permanent refusals before this one were
+            # about their recipients, not a block.
+            win.hard.clear()
             return Kind.SUCCESS
         if code is None or fb.stage == "CONNECT":
             if code is not None and code >= 500:
@@ -131,12 +137,6 @@ class SiteReplies:
             if about_recipient(code, fb.status, fb.text):
                 return Kind.RECIPIENT
             distinct = self._distinct(win.hard, fb.recipient, now)
-            if says_block(code, fb.status, fb.text, fb.stage):
-                # A lone "blocked" for the same recipient a third time while the site accepted
-                # other mail in between is about that recipient (e.g. "relay access denied").
-                if distinct <= 1 and self._reclassified(fb.recipient, now, min_hits=2):
-                    return Kind.RECIPIENT
-                return Kind.BLOCK
             if fb.stage == "MAIL" or distinct >= self.settings.block_recipients:
                 return Kind.BLOCK
             return self._doubt(fb.recipient, now)

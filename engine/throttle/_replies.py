@@ -1,16 +1,13 @@
-"""What a reply says about whom: the recipient alone, or the sending address at the site.
+"""What a reply says about whom: the recipient alone, or (by elimination) the site.
 
 Carriers publish neither their thresholds nor their texts (research notes, carriers.md), so the
-shaper cannot rely on recognising words. These two readings are the only ones that use wording,
-and both only to *exempt* or *escalate* — the congestion and block detectors (`congestion.py`)
-decide from what replies do:
-
-- A reply about the recipient (RFC 3463 x.1.x addressing and x.2.x mailbox status, or the
-  unknown-user wordings the carriers use without enhanced codes) says nothing about the site:
-  it is never congestion and never part of a block.
-- A block reply names the sender, not the recipient: a 554 at the greeting (RFC 5321 4.2:
-  "no SMTP service here"), or a 5xx whose x.7.x status or text speaks of blocking, listing,
-  reputation, policy, spam rate or refusal of the client host.
+shaper cannot rely on recognising words. This is the one reading that uses wording, and only to
+*exempt*: a reply about the recipient (RFC 3463 x.1.x addressing and x.2.x mailbox status, x.3.4
+too big for the recipient's system, or the unknown-user wordings the carriers use without
+enhanced codes) says nothing about the site: it is never congestion and never part of a block.
+Nothing escalates by its words: a "blocked" or "spam" in one recipient's reply is what a
+family's own filter says as well, so blocks are inferred from what replies do
+(`_congestion.py`).
 """
 
 from __future__ import annotations
@@ -27,11 +24,6 @@ _RECIPIENT_TEXT = re.compile(
     r"|too much mail data",
     re.IGNORECASE,
 )
-_BLOCK_TEXT = re.compile(
-    r"block|black ?list|\blisted\b|\brbl\b|dnsbl|reputation|policy|spam|abuse"
-    r"|client host|refused|denied|rejected due to|not allowed|banned",
-    re.IGNORECASE,
-)
 
 
 def about_recipient(code: int | None, status: str | None, text: str) -> bool:
@@ -41,14 +33,3 @@ def about_recipient(code: int | None, status: str | None, text: str) -> bool:
     if status and _RECIPIENT_STATUS.match(status):
         return True
     return bool(_RECIPIENT_TEXT.search(text))
-
-
-def says_block(code: int | None, status: str | None, text: str, stage: str) -> bool:
-    """Whether a 5xx reply says the site refuses the sending address itself."""
-    if code is None or not 500 <= code < 600 or about_recipient(code, status, text):
-        return False
-    if stage == "CONNECT" and code in (554, 550, 521):
-        return True  # refused at the greeting: nothing about any recipient was said yet
-    if status and status.startswith("5.7.") and _BLOCK_TEXT.search(text):
-        return True
-    return bool(_BLOCK_TEXT.search(text)) and code in (550, 553, 554)

@@ -282,7 +282,14 @@ async def test_when_every_address_is_blocked_mail_waits_deferred_without_an_atte
             now = eng.clock.now()
         finally:
             await eng.close()
-    assert {(r["state"], r["attempts"], r["reason"]) for r in rows} == {("deferred", 0, "blocked")}
-    assert {r["last_code"] for r in rows} == {554}  # the operator sees the block's reply
+    assert {(r["state"], r["attempts"]) for r in rows} == {("deferred", 0)}
+    # The mail that met the block shows the block's reply; the mail that only waited in the
+    # lane says why it waits and shows no reply that was not given to it.
+    met = [r for r in rows if r["reason"] == "blocked"]
+    waited = [r for r in rows if r["reason"] == "onhold"]
+    assert len(met) + len(waited) == len(rows) and met and waited, rows
+    assert {r["last_code"] for r in met} == {554}
+    assert all(r["last_code"] is None and r["last_status"] is None for r in waited)
+    assert all("not at fault" in r["last_text"] and "待機中" in r["last_text"] for r in waited)
     # Due again at the first probe, a minute on: not failed, not suppressed, not counted.
     assert all(50 <= (d["next_attempt_at"] - now).total_seconds() <= 61 for d in due)

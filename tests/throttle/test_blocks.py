@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
+
+import pytest
 
 from engine.platform.clock import FakeClock
 from engine.throttle import (
@@ -18,7 +21,7 @@ from engine.throttle import (
     load_profiles,
 )
 from engine.throttle._congestion import Kind, SiteReplies
-from engine.throttle._replies import about_recipient, says_block
+from engine.throttle._replies import about_recipient
 
 Sleep = Callable[[float], Awaitable[None]]
 A = Source("127.0.0.2", "a.mamoru.example.jp")
@@ -205,12 +208,56 @@ async def test_learned_limits_restore_under_the_line(clock: FakeClock, fake_slee
 def test_reply_readings() -> None:
     assert about_recipient(550, "5.1.1", "User unknown")
     assert about_recipient(550, None, "Unknown user g@docomo.ne.jp")
+    assert about_recipient(552, "5.2.2", "Mailbox full")
     assert not about_recipient(550, "5.7.1", "Message rejected")
-    assert says_block(554, "5.7.1", "Service unavailable; client host blocked", "MAIL")
-    assert says_block(554, None, "Transaction failed", "CONNECT")
-    assert says_block(550, "5.7.1", "Sending IP rejected due to poor reputation", "RCPT")
-    assert not says_block(550, "5.1.1", "User unknown", "RCPT")
-    assert not says_block(451, "4.7.1", "blocked for now", "MAIL")  # a 4xx is not a block
+    assert not about_recipient(451, "4.7.1", "Try again later")
+
+
+DELIVERED = Feedback(Outcome.DELIVERED, 250, "ok", None, "DATA", "")
+
+
+@pytest.mark.parametrize("text", [
+    "Message rejected as spam",
+    "Rejected by recipient policy: sender blocked",
+    "Sending IP rejected due to poor reputation",
+])
+def test_one_recipients_refusal_is_never_a_block_whatever_it_says(text: str) -> None:
+    replies = SiteReplies()
+    t = 0.0
+    for i in range(5):
+        t += 0.1
+        assert replies.read("a", replace(DELIVERED, recipient=f"ok{i}@docomo.ne.jp"), t) is (
+            Kind.SUCCESS)
+    family = reply(554, text, "family@docomo.ne.jp", "RCPT", "5.7.1")
+    assert replies.read("a", family, t + 0.1) is Kind.UNSURE  # in doubt: not failed, not a block
+    for i in range(5, 10):  # the site keeps taking everybody else's mail
+        assert replies.read("a", replace(DELIVERED, recipient=f"ok{i}@docomo.ne.jp"), t + 1) is (
+            Kind.SUCCESS)
+    # Tried again after the site took others: the refusal is that recipient's own.
+    assert replies.read("a", family, t + 2) is Kind.RECIPIENT
+
+
+def test_refusals_of_several_recipients_with_deliveries_between_are_not_a_block() -> None:
+    replies = SiteReplies()
+    kinds = []
+    for i in range(6):  # two families' filters among many guardians, seconds apart
+        kinds.append(replies.read(
+            "a", reply(554, "Message rejected as spam", f"f{i}@docomo.ne.jp", "RCPT", "5.7.1"),
+            float(i)))
+        replies.read("a", replace(DELIVERED, recipient=f"ok{i}@docomo.ne.jp"), i + 0.5)
+    assert Kind.BLOCK not in kinds
+
+
+def test_what_the_site_says_to_the_connection_is_a_block() -> None:
+    replies = SiteReplies()
+    assert replies.read("a", reply(554, "Transaction failed", "", "CONNECT"), 0.0) is Kind.BLOCK
+    assert replies.read(
+        "b", reply(554, "Service unavailable; client host blocked", "", "MAIL", "5.7.1"), 0.0
+    ) is Kind.BLOCK
+    # The same refusal for three recipients in a row, nothing delivered: the address, not them.
+    kinds = [replies.read("c", reply(550, "Access denied", f"g{i}@docomo.ne.jp", "RCPT",
+                                     "5.7.1"), 0.1 * i) for i in range(3)]
+    assert kinds == [Kind.UNSURE, Kind.UNSURE, Kind.BLOCK]
 
 
 def test_resets_in_a_row_with_nothing_delivered_are_a_block() -> None:
