@@ -16,7 +16,7 @@ from cli.cells import cell, json_value
 from cli.options import ConfigOption, exit_code, fail, remember_config, run
 from cli.options import settings as load_settings
 from cli.staff_session import ApiKeyFileOption, AsOption
-from engine.message.checks import check_body, check_subject
+from engine.message.checks import check_body, check_sender_name, check_subject
 from engine.platform.address import normalise_address
 from engine.platform.clock import JST
 from engine.platform.config import Settings, parse_host_port
@@ -300,7 +300,7 @@ def _with_names(broadcast: NewBroadcast, sender_name: str, reply_to: str) -> New
     from dataclasses import replace
 
     if sender_name:
-        check_subject(sender_name, "--sender-name")
+        check_sender_name(sender_name, "--sender-name")
     if reply_to:
         try:
             reply_to = normalise_address(reply_to)

@@ -17,32 +17,49 @@ from collections.abc import Iterable, Mapping
 from engine.platform.errors import InputError
 from engine.throttle.profiles import Profile
 
-__all__ = ["check_body", "check_size", "check_subject", "size_cap"]
+__all__ = ["check_body", "check_sender_name", "check_size", "check_subject", "size_cap"]
 
 # Unicode categories refused in a subject: controls (Cc, which includes \t \v \f \x1c-\x1e
 # \x85), line and paragraph separators, and surrogates (undecodable bytes from the command
 # line arrive as lone surrogates).
 _REFUSED_IN_SUBJECT = frozenset({"Cc", "Zl", "Zp", "Cs"})
 _MB = 1_000_000
+# A display name is a school's or a board's name; longer is a mistake (a pasted text).
+MAX_SENDER_NAME = 200
 
 
 def check_subject(subject: str, option: str = "--subject") -> None:
     """InputError if the subject is empty or not one line of printable text."""
-    if not subject.strip():
-        raise InputError(f"{option} が空です / the subject is empty")
-    for position, char in enumerate(subject, start=1):
+    _check_line(subject, option, "件名", "subject")
+
+
+def check_sender_name(name: str, option: str = "--sender-name") -> None:
+    """InputError if the From display name is empty, longer than ``MAX_SENDER_NAME``
+    characters, or not one line of printable text."""
+    _check_line(name, option, "差出人名", "sender name")
+    if len(name.strip()) > MAX_SENDER_NAME:
+        raise InputError(
+            f"{option}: 差出人名は {MAX_SENDER_NAME} 文字までです（{len(name.strip())} 文字） / "
+            f"the sender name has {len(name.strip())} characters, at most {MAX_SENDER_NAME}"
+        )
+
+
+def _check_line(text: str, option: str, what_ja: str, what: str) -> None:
+    if not text.strip():
+        raise InputError(f"{option} が空です / the {what} is empty")
+    for position, char in enumerate(text, start=1):
         category = unicodedata.category(char)
         if category not in _REFUSED_IN_SUBJECT:
             continue
         if category == "Cs":
             raise InputError(
-                f"{option} が UTF-8 として読めません（{position} 文字目） / the subject is not "
+                f"{option} が UTF-8 として読めません（{position} 文字目） / the {what} is not "
                 "valid UTF-8: write it in UTF-8"
             )
         raise InputError(
             f"{option} に改行または制御文字 U+{ord(char):04X} があります（{position} 文字目）。"
-            f"件名は改行のない 1 行で書いてください / the subject contains the control or "
-            f"line-break character U+{ord(char):04X} at position {position}: a subject is one "
+            f"{what_ja}は改行のない 1 行で書いてください / the {what} contains the control or "
+            f"line-break character U+{ord(char):04X} at position {position}: a {what} is one "
             "line without control characters"
         )
 

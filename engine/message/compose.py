@@ -59,6 +59,9 @@ _LINE_BYTES = 57
 # Longer plain ASCII would make a header line over the 998 bytes of RFC 5322 §2.1.1 (docomo
 # answers "500 Line Too Long"); encoded words fold onto as many lines as needed.
 _PLAIN_MAX = 900
+# A longer ASCII display name goes as folded encoded words, like a Japanese one: formataddr
+# writes it on one line, and a From line over 998 bytes is refused ("500 Line too long").
+_PLAIN_NAME_MAX = 60
 # Fields the shared signature must not list: each mail adds its own after signing.
 _PERSONAL_FIELDS = frozenset(
     {b"to", b"message-id", b"list-unsubscribe", b"list-unsubscribe-post"}
@@ -306,10 +309,11 @@ def estimated_size(subject: str, body: str, sender: str, public_url: str = "") -
     return template.estimated_size
 
 
-def encode_words(text: str) -> str:
+def encode_words(text: str, plain_max: int = _PLAIN_MAX) -> str:
     """`text` as RFC 2047 encoded words (UTF-8, base64) of at most 68 characters each, folded
-    onto continuation lines; short printable ASCII without "=?" is written as it is."""
-    if text.isascii() and text.isprintable() and "=?" not in text and len(text) <= _PLAIN_MAX:
+    onto continuation lines; printable ASCII without "=?" up to `plain_max` characters is
+    written as it is."""
+    if text.isascii() and text.isprintable() and "=?" not in text and len(text) <= plain_max:
         return text
     words: list[str] = []
     chunk = bytearray()
@@ -334,10 +338,14 @@ def _common_headers(
     sender = smtp_path(content.sender)
     if not from_name:
         from_field = sender
-    elif from_name.isascii():
+    elif from_name.isascii() and len(from_name) <= _PLAIN_NAME_MAX:
         from_field = formataddr((from_name, sender))
     else:
-        from_field = f"{encode_words(from_name)} <{sender}>"
+        words = encode_words(from_name, plain_max=0)
+        last = ("From: " + words).rsplit("\r\n", 1)[-1]
+        # The address goes on a line of its own when the last word leaves no room for it.
+        fold = " " if len(last) + len(sender) + 3 <= 78 else "\r\n "
+        from_field = f"{words}{fold}<{sender}>"
     lines = [f"From: {from_field}"]
     if reply_to:
         lines.append(f"Reply-To: {smtp_path(reply_to)}")

@@ -248,7 +248,8 @@ async def test_send_refuses_a_bad_reply_to_or_display_name(
     tmp_path: Path, db_url: str, body: Path
 ) -> None:
     cfg = config_file(tmp_path, db_url, "127.0.0.1:1")
-    for option, value in (("--reply-to", "not an address"), ("--sender-name", "学校\r\nBcc: x")):
+    for option, value in (("--reply-to", "not an address"), ("--sender-name", "学校\r\nBcc: x"),
+                          ("--sender-name", "School " * 40)):
         sent = await asyncio.to_thread(
             mamoru, "send", "-c", cfg, "--sender", "school@example.jp", "--subject", "件名",
             "--body-file", body, "--to", "haha@docomo.ne.jp", option, value,

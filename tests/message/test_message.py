@@ -16,10 +16,12 @@ from support import make_settings
 
 from engine.delivery.context import Engine
 from engine.message import verp
+from engine.message.checks import MAX_SENDER_NAME, check_sender_name
 from engine.message.compose import build_template, encode_words, estimated_size
 from engine.message.dkim import DkimKey, DkimSigner, dns_record_name, generate_key
 from engine.message.links import PAGE, LinkSigner
 from engine.platform.clock import FakeClock
+from engine.platform.errors import InputError
 from engine.queue.models import BroadcastContent, Priority
 
 DOMAIN = "school.example.jp"
@@ -193,6 +195,33 @@ def test_sender_display_name_reply_to_and_automatic_mail_headers(clock: FakeCloc
     assert msg["Auto-Submitted"] == "auto-generated"
     assert msg["Feedback-ID"] == f"7:emergency:{DOMAIN}:mamoru"
     assert msg.get_content() == BODY.replace("\n", "\r\n") or msg.get_content() == BODY
+
+
+@pytest.mark.parametrize("name", [
+    "Sakura Elementary School, City of Example (Board of Education) " * 3,
+    "A" * 200,
+    "Sakura Elementary",
+])
+def test_an_ascii_sender_name_of_any_allowed_length_keeps_every_line_short(
+    clock: FakeClock, name: str
+) -> None:
+    data = build_template(content(), clock, secret=SECRET, from_name=name).render(
+        "parent@example.jp", 3)
+    head = data.split(b"\r\n\r\n", 1)[0]
+    assert max(len(line) for line in head.split(b"\r\n")) <= 78
+    # Decoded as RFC 2047 says (whitespace between encoded words is not text).
+    raw = email.message_from_bytes(data)["From"]
+    assert str(make_header(decode_header(raw))) == f"{name} <info@{DOMAIN}>"
+
+
+def test_a_sender_name_over_200_characters_or_of_two_lines_is_refused() -> None:
+    check_sender_name("市立さくら小学校")
+    check_sender_name("x" * MAX_SENDER_NAME)
+    with pytest.raises(InputError, match="差出人名は 200 文字まで.*201 文字"):
+        check_sender_name("x" * 201)
+    with pytest.raises(InputError, match="--sender-name に改行.*sender name") as refused:
+        check_sender_name("さくら\n小学校")
+    assert "subject" not in str(refused.value)
 
 
 def test_message_id_is_stable_per_delivery_and_differs_between_secrets(clock: FakeClock) -> None:
