@@ -27,7 +27,7 @@ import asyncpg
 from engine.bounce.suppression import Suppressions
 from engine.message.links import LinkSigner
 from engine.people import People
-from engine.people.choices import leave_address
+from engine.people.choices import BY_MAIL, leave_address
 from engine.people.registration import UNSUBSCRIBED, create_request
 from engine.people.replies import ReplySender
 from engine.platform.clock import Clock
@@ -121,6 +121,6 @@ class RegistrationDesk:
         if address is None:
             log.info("unsubscribe mail for delivery %d, which no longer exists", delivery_id)
             return False
-        await leave_address(people, address)
+        await leave_address(people, address, BY_MAIL)
         log.info("unsubscribed by mail: the recipient of delivery %d", delivery_id)
         return True

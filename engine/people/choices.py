@@ -98,10 +98,16 @@ async def choose_groups(people: People, address: str, group_ids: Sequence[int]) 
         )
 
 
-async def leave_address(people: People, address: str) -> None:
+#: How an address that is no contact asked to leave, as its suppression-list note says.
+BY_ONE_CLICK = "配信停止（ワンクリック） / one-click unsubscribe (RFC 8058)"
+BY_MAIL = "配信停止（メールで依頼） / unsubscribe by mail to the List-Unsubscribe address"
+
+
+async def leave_address(people: People, address: str, how: str = BY_ONE_CLICK) -> None:
     """Nothing more is sent to ``address``: its contact leaves, or, for an address that is not a
-    contact, it goes on the suppression list; mail to it fanned out and not sent yet is
-    withdrawn (engine.queue.withdrawn). Doing it twice changes nothing more."""
+    contact, it goes on the suppression list with the note ``how`` (``BY_ONE_CLICK`` or
+    ``BY_MAIL``); mail to it fanned out and not sent yet is withdrawn (engine.queue.withdrawn).
+    Doing it twice changes nothing more."""
     normal = normalise_address(address)
     now = people.clock.now()
     contact_id = await find_contact(people, normal)
@@ -116,7 +122,7 @@ async def leave_address(people: People, address: str) -> None:
             if not await suppressions.lookup([normal]):
                 await suppressions.add(
                     normal, UNSUBSCRIBED, source="operator",
-                    note="配信停止（ワンクリック） / one-click unsubscribe (RFC 8058)",
+                    note=how,
                 )
         await withdraw_unsent(conn, [people.sealer.address_hash(normal)], now)
 

@@ -106,4 +106,7 @@ async def test_mail_to_the_list_unsubscribe_mailto_unsubscribes_its_recipient(
         assert [(r["address"], r["reason"]) for r in listed] == [
             ("plain@example.jp", "unsubscribed")
         ]
+        # Asked by mail, and the list says so (not "one-click (RFC 8058)", which is the POST).
+        note = await eng.pool.fetchval("SELECT note FROM suppressions")
+        assert "メール" in note and "mail" in note and "8058" not in note
         assert await eng.pool.fetchval("SELECT count(*) FROM inbound_messages") == 0
