@@ -218,6 +218,9 @@ class HttpSettings:
     public_url: str = ""
     # host:port the HTTP server will listen on.
     listen: str = "127.0.0.1:8080"
+    # An http:// public_url is refused: RFC 8058 one-click unsubscribe needs https, and the
+    # personal links carry tokens. Only a test set-up on loopback may allow it.
+    allow_insecure_public_url: bool = False
 
 
 @dataclass(frozen=True)
@@ -475,6 +478,14 @@ def _check(s: Settings) -> None:
         raise ConfigError(
             f"http.public_url {s.http.public_url!r} is not a usable base URL: write it like "
             "\"https://mail.city.example.jp\" (no query, no spaces)"
+        )
+    if s.http.public_url.startswith("http://") and not s.http.allow_insecure_public_url:
+        raise ConfigError(
+            f"http.public_url {s.http.public_url!r} は https:// で始めてください。"
+            "ワンクリック配信停止 (RFC 8058) と個人用リンクには https が必要です / "
+            "http.public_url must be https://: RFC 8058 one-click unsubscribe requires it and "
+            "the personal links carry tokens (a test set-up may set "
+            "[http] allow_insecure_public_url = true)"
         )
     if s.http.listen:
         parse_host_port("http.listen", s.http.listen, 8080)

@@ -110,3 +110,14 @@ def test_list_settings_from_file_and_environment(tmp_path: Path) -> None:
     bad = write(tmp_path, "[inbound]\nservice_addresses = \"a@x.jp\"\n")
     with pytest.raises(ConfigError, match=r"inbound\.service_addresses must be a list"):
         load_settings(bad, environ={})
+
+
+def test_an_http_public_url_is_refused_unless_a_test_set_up_allows_it(tmp_path: Path) -> None:
+    p = write(tmp_path, '[http]\npublic_url = "http://mail.city.example.jp"\n')
+    with pytest.raises(ConfigError, match=r"https://.*RFC 8058"):
+        load_settings(p, environ={})
+    allowed = write(tmp_path, '[http]\npublic_url = "http://127.0.0.1:8080"\n'
+                              "allow_insecure_public_url = true\n")
+    assert load_settings(allowed, environ={}).http.public_url == "http://127.0.0.1:8080"
+    secure = write(tmp_path, '[http]\npublic_url = "https://mail.city.example.jp"\n')
+    assert load_settings(secure, environ={}).http.public_url == "https://mail.city.example.jp"
