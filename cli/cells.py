@@ -12,6 +12,8 @@ def cell(value: object) -> str:
     """A value as a table or CSV cell: times in Japan time (engine.clock.jst_text)."""
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, datetime):
         return jst_text(value)
     return str(value)

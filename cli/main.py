@@ -501,7 +501,7 @@ async def _status(settings: Settings, latest: int) -> dict[str, Any]:
 
 _DELIVERY_COLUMNS = (
     "recipient", "state", "attempts", "last_code", "last_status", "last_text", "reason",
-    "category", "created_at", "updated_at", "finished_at",
+    "category", "tls", "created_at", "updated_at", "finished_at",
 )
 
 

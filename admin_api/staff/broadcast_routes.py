@@ -278,7 +278,7 @@ async def recipients(
                 reason=r.reason, category=r.category, category_label_ja=r.category_label_ja,
                 updated_at=r.updated_at, finished_at=r.finished_at,
                 accounts=[AccountRefOut(**a.__dict__) for a in accounts[r.address]],
-                may_have_arrived=r.may_have_arrived,
+                may_have_arrived=r.may_have_arrived, tls=r.tls,
             )
             for r in rows
         ],

@@ -319,6 +319,10 @@ class RecipientOut(BaseModel):
     may_have_arrived: bool = Field(
         False, description="failed, but its sending was interrupted: it may have arrived"
     )
+    tls: bool | None = Field(
+        None, description="whether the latest attempt went over TLS; null: no attempt "
+        "reached a server"
+    )
 
 
 class RecipientPage(BaseModel):

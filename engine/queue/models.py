@@ -31,6 +31,12 @@ class State(enum.StrEnum):
     FAILED = "failed"
 
 
+def tls_text(tls: bool | None) -> str:
+    """Whether a delivery's latest attempt went over TLS, for people: 「あり」/「なし」, empty
+    when no attempt reached a server."""
+    return "" if tls is None else ("あり" if tls else "なし")
+
+
 STATE_LABELS_JA: dict[State, str] = {
     State.QUEUED: "送信待ち",
     State.SENDING: "送信中",

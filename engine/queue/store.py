@@ -211,6 +211,14 @@ class BroadcastCounts:
     by_state: dict[State, int]
 
 
+# A delivery's latest attempt over TLS or not (NULL: no attempt reached a server), as a column
+# of a query FROM deliveries; one indexed lookup per row (delivery_attempts_by_delivery).
+LAST_TLS = (
+    "(SELECT a.tls FROM delivery_attempts a WHERE a.delivery_id = deliveries.id "
+    "ORDER BY a.attempted_at DESC LIMIT 1)"
+)
+
+
 class Queue:
     """The queue's operations over an asyncpg pool.
 
@@ -539,9 +547,9 @@ class Queue:
         if not exists:
             raise QueueError(f"there is no broadcast {broadcast_id}")
         rows = await self.pool.fetch(
-            """
+            f"""
             SELECT id, recipient_sealed, state, attempts, last_code, last_status, last_text,
-                   reason, category, created_at, updated_at, finished_at
+                   reason, category, created_at, updated_at, finished_at, {LAST_TLS} AS tls
             FROM deliveries WHERE broadcast_id = $1 ORDER BY id
             """,
             broadcast_id,
@@ -553,4 +561,4 @@ class Queue:
         ]
 
 
-__all__ = ["NOTIFY_CHANNEL", "BroadcastCounts", "Queue", "Outcome"]
+__all__ = ["LAST_TLS", "NOTIFY_CHANNEL", "BroadcastCounts", "Queue", "Outcome"]

@@ -26,7 +26,8 @@ from engine.queue.broadcasts import (
     STATE_COUNTS_SQL,
     _state_of,
 )
-from engine.queue.models import STATE_LABELS_JA
+from engine.queue.models import STATE_LABELS_JA, tls_text
+from engine.queue.store import LAST_TLS
 from engine.staff.models import Principal
 from engine.staff.rights import may_see, not_found, visibility
 
@@ -209,6 +210,8 @@ class Recipient:
     finished_at: datetime | None
     # Failed, but its sending was interrupted: it may have arrived (migration 020).
     may_have_arrived: bool = False
+    # Whether its latest attempt went over TLS; None: no attempt reached a server.
+    tls: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -268,7 +271,8 @@ async def recipients(
     )
     rows = await pool.fetch(
         "SELECT id, recipient_sealed, state, attempts, last_code, last_status, last_text, reason, "
-        "category, updated_at, finished_at, state = 'failed' AND interrupted AS may_have_arrived "
+        "category, updated_at, finished_at, state = 'failed' AND interrupted AS may_have_arrived, "
+        f"{LAST_TLS} AS tls "
         f"FROM deliveries {_RECIPIENT_WHERE} "
         "ORDER BY id LIMIT $9 OFFSET $10",
         *args, limit, offset,
@@ -279,7 +283,7 @@ async def recipients(
             r["attempts"], r["last_code"],
             r["last_status"], r["last_text"], r["reason"], r["category"],
             category_label(r["category"], r["reason"]), r["updated_at"], r["finished_at"],
-            r["may_have_arrived"],
+            r["may_have_arrived"], r["tls"],
         )
         for r in rows
     ]
@@ -287,7 +291,7 @@ async def recipients(
 
 CSV_HEADER = [
     "宛先", "アカウント", "状態", "試行回数", "応答コード", "拡張ステータス", "理由", "分類",
-    "応答", "更新日時", "完了日時", "備考",
+    "応答", "暗号化 (TLS)", "更新日時", "完了日時", "備考",
 ]
 #: The note of a failed delivery whose sending was interrupted (migration 020).
 MAY_HAVE_ARRIVED_JA = "送信中に処理が中断したため、届いている可能性があります"
@@ -301,7 +305,7 @@ def recipients_csv(rows: list[Recipient], accounts: dict[str, str] | None = None
             r.address, csv_cell((accounts or {}).get(r.address, "")),
             STATE_LABELS_JA[r.state], r.attempts, r.last_code or "", r.last_status or "",
             r.reason or "", r.category_label_ja, csv_cell(r.last_text or ""),
-            jst_text(r.updated_at), jst_text(r.finished_at),
+            tls_text(r.tls), jst_text(r.updated_at), jst_text(r.finished_at),
             MAY_HAVE_ARRIVED_JA if r.may_have_arrived else "",
         ]
         for r in rows

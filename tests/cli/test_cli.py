@@ -79,6 +79,7 @@ async def test_send_serve_status_and_deliveries(tmp_path: Path, db_url: str, bod
     rejected = next(line for line in lines if line.startswith("reject@ezweb.ne.jp"))
     assert ",failed,1,550,5.1.1," in rejected
     row = next(csv.DictReader(io.StringIO(listed.stdout.lstrip("\ufeff"))))
+    assert row["tls"] == "false"  # the test server offers no STARTTLS
     created = datetime.strptime(row["created_at"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=JST)
     assert abs(created - datetime.now(UTC)) < timedelta(minutes=10)  # Japan time, not UTC
 

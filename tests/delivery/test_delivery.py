@@ -225,13 +225,27 @@ async def test_whether_an_attempt_used_tls_is_recorded(engine: Any) -> None:
     await eng.queue.enqueue(broadcast, now, 3600)
     claimed = await eng.queue.claim("r1", 10, now, 300)
     tls_of = dict(zip((d.id for d in claimed), (True, False, None), strict=True))
+    # The one without TLS is deferred, and goes over TLS at its next attempt.
     results = [
         AttemptResult(d.id, Outcome.DELIVERED, now, 250, "2.0.0", "ok", "mx", tls=tls_of[d.id])
+        if tls_of[d.id] is not False else
+        AttemptResult(d.id, Outcome.DEFERRED, now, 451, "4.3.0", "later", "mx",
+                      next_attempt_at=now, tls=False)
         for d in claimed
     ]
     assert await eng.queue.record("r1", results) == 3
     rows = await eng.pool.fetch("SELECT delivery_id, tls FROM delivery_attempts")
     assert {r["delivery_id"]: r["tls"] for r in rows} == tls_of
+    # Shown with each delivery (deliveries --csv, the recipients list and CSV read this).
+    bid = claimed[0].broadcast_id
+    assert {r["id"]: r["tls"] for r in await eng.queue.deliveries_of(bid)} == tls_of
+    later = now + dt.timedelta(minutes=1)
+    again = await eng.queue.claim("r1", 10, later, 300)
+    assert [tls_of[d.id] for d in again] == [False]
+    await eng.queue.record("r1", [AttemptResult(
+        again[0].id, Outcome.DELIVERED, later, 250, None, "ok", "mx", tls=True)])
+    # The latest attempt is what is shown.
+    assert [r["tls"] for r in await eng.queue.deliveries_of(bid)] == [True, True, None]
 
 
 def test_552_to_mail_from_is_read_as_the_mail_being_too_big() -> None:

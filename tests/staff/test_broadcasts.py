@@ -258,6 +258,9 @@ async def test_a_failure_whose_sending_was_interrupted_says_it_may_have_arrived(
         "jiro@softbank.ne.jp": True, "taro@docomo.ne.jp": False, "hanako@ezweb.ne.jp": False}
     rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
     assert rows[0][-1] == "備考"
+    tls_column = rows[0].index("暗号化 (TLS)")
+    assert {row[tls_column] for row in rows[1:]} <= {"あり", "なし", ""}
+    assert all("tls" in x for x in items)
     notes = {row[0]: row[-1] for row in rows[1:]}
     assert "届いている可能性" in notes["jiro@softbank.ne.jp"]
     assert notes["taro@docomo.ne.jp"] == ""
