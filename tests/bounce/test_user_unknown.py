@@ -112,3 +112,22 @@ def test_dsn_with_5_1_1_and_policy_words_is_userunknown() -> None:
 def test_dsn_with_generic_status_and_plain_wording_is_userunknown() -> None:
     (v,) = _dsn("550 Requested action not taken: no such user; filtered", "5.0.0").verdicts
     assert v.reason == "userunknown"
+
+
+def test_command_folded_over_two_lines_by_postfix_is_still_read() -> None:
+    # Postfix folds "(in reply to RCPT TO command)" after a long reply; the command RCPT
+    # settles a plain "no such user" for the mailbox rather than a filter.
+    report = parse_bounce(
+        b"From: MAILER-DAEMON@mx.school.example.jp (Mail Delivery System)\r\n"
+        b"To: bounce+42@mail.school.example.jp\r\n"
+        b"Subject: Undelivered Mail Returned to Sender\r\n"
+        b"Content-Type: text/plain; charset=us-ascii\r\n"
+        b"\r\n"
+        b"This is the mail system at host mx.school.example.jp.\r\n"
+        b"\r\n"
+        b"<taro@example.net>: host mx.example.net[192.0.2.25] said: 550 no such user\r\n"
+        b"    taro@example.net in this domain; message filtered (in reply\r\n"
+        b"    to RCPT TO command)\r\n"
+    )
+    (v,) = report.verdicts
+    assert (v.recipient, v.reason) == ("taro@example.net", "userunknown")

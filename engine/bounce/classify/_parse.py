@@ -72,12 +72,15 @@ _BOUNCE_SUBJECT_RE: Final = re.compile(
     re.IGNORECASE,
 )
 # Ways bounces say which SMTP command the remote server refused; group 1 is the command.
+# Words are apart by any white space: Postfix folds its "(in reply to RCPT TO command)" over
+# two lines of the human-readable part whenever the reply before it is long.
 _COMMAND_PATTERNS: Final = tuple(
     re.compile(p, re.IGNORECASE)
     for p in (
-        r"(?:after|in reply to|response to|during|while|for|at)\s+(?:the\s+)?"
+        r"(?:after|in\s+reply\s+to|response\s+to|during|while|for|at)\s+(?:the\s+)?"
         r"(?:final\s+|our\s+|initial\s+)?"
-        r"(RCPT TO|RCPT|MAIL FROM|MAIL|DATA|end of data|EHLO|HELO|TEXT|connect(?:ion)?|greeting)\b",
+        r"(RCPT\s+TO|RCPT|MAIL\s+FROM|MAIL|DATA|end\s+of\s+data|EHLO|HELO|TEXT"
+        r"|connect(?:ion)?|greeting)\b",
         r"did not like (?:our\s+)?(?:final\s+)?(RCPT|MAIL|DATA)",
         r"does not like (recipient)",
         r"(sender) was rejected",
@@ -342,7 +345,7 @@ def _command_in(text: str) -> str | None:
 
 
 def _normalise_command(word: str) -> str:
-    word = word.upper()
+    word = " ".join(word.upper().split())
     if word.startswith("RCPT") or word == "RECIPIENT":
         return "RCPT"
     if word.startswith("MAIL") or word == "SENDER":
