@@ -10,7 +10,7 @@ import re
 from typing import Final
 
 from engine.bounce.classify import reasons as r
-from engine.bounce.classify._phrases import names_unknown_mailbox_plainly, phrase_reason
+from engine.bounce.classify._phrases import names_unknown_mailbox_plainly, phrase_reason, says
 from engine.bounce.classify._rules import allowed
 
 # RFC 3463 subject.detail → reason, for statuses whose meaning does not depend on the wording.
@@ -127,6 +127,9 @@ _CODE_REASONS: Final[dict[int, str]] = {
     452: r.SYSTEM_FULL,
 }
 
+# Narrow readings of a mailbox's state that a bare 5.1.1 does not overrule.
+_FINER_THAN_NO_MAILBOX: Final = frozenset({r.SUSPEND, r.MAILBOX_FULL, r.HOST_UNKNOWN})
+
 # Reasons that blame the sending side (host, reputation, authentication), not the mailbox.
 _ABOUT_THE_SENDER: Final = frozenset(
     {
@@ -215,6 +218,49 @@ def is_temporary(status: str | None, code: int | None) -> bool:
     return code is not None and 400 <= code < 500
 
 
+def _clear_user_unknown(
+    *, status: str | None, text: str, fallback_texts: tuple[str, ...], command: str | None
+) -> str | None:
+    """Return the reason for a failure that plainly names a missing mailbox, else None.
+
+    RFC 3463 5.1.1 means "bad destination mailbox address", and wording such as "user unknown"
+    or "mailbox not found" says the same in words; either outranks whatever else the reply
+    says ("rejected", "blocked by policy", "filtered"), which is then the server's boilerplate.
+    Exceptions, where a finer or different reading is already established:
+
+    - a status decisive for something else (x.1.2 domain, x.1.6 moved, x.1.7 sender, ...);
+    - wording that refuses our envelope sender: the unknown user is then ours;
+    - wording that says the mailbox moved (``hasmoved`` is finer than ``userunknown``);
+    - 5.1.1 without such plain wording, but narrow wording of a suspended account, a full
+      mailbox or a missing domain (qmail, for one, writes #5.1.1 after any mailbox trouble);
+    - plain wording without 5.1.1 that did not answer RCPT: after DATA the server had accepted
+      the mailbox at RCPT (RFC 5321 order of commands), so it is the recipient's filter
+      speaking, and a bounce that does not say which command failed is read the same way, as
+      Sisimai reads it; the status 5.1.1 or the RCPT command settle it for the mailbox.
+
+    The fallback texts (the whole bounce, its subject) are read only when the reply's own
+    wording says nothing.
+    """
+    subject_detail = status.partition(".")[2] if status else ""
+    if subject_detail in _DECISIVE:
+        return None
+    texts = (text, *fallback_texts) if phrase_reason(text) is None else (text,)
+    if any(says("sender refused", t) or says("moved", t) for t in texts):
+        return None
+    plainly = any(says("user unknown", t) for t in texts)
+    if status == "5.1.1" and not plainly:
+        found = next((f for f in map(phrase_reason, texts) if f is not None), None)
+        if found is not None and found[0] in _FINER_THAN_NO_MAILBOX and not found[1]:
+            return None
+        return r.USER_UNKNOWN
+    if not plainly:
+        return None
+    words = (command or "").upper().split()
+    if status != "5.1.1" and words[:1] != ["RCPT"] and allowed("command:user unknown not at RCPT"):
+        return r.FILTERED
+    return r.USER_UNKNOWN
+
+
 def decide_reason(
     *,
     status: str | None,
@@ -231,14 +277,21 @@ def decide_reason(
     bounce mail that reports a delivery given up, where a temporary failure means the message
     expired in the sender's queue.
 
-    Order of trust: wording that names a missing mailbox beyond doubt; an RFC 3463 status whose
-    meaning is precise; narrow wording; any other specific status (detail not 0); broad
-    wording; a generic status (detail 0); the SMTP command refused; the reply class.
+    Order of trust: wording that names a missing mailbox beyond doubt; RFC 3463 5.1.1 or
+    wording that says plainly the mailbox does not exist (``_clear_user_unknown``); an RFC
+    3463 status whose meaning is precise; narrow wording; any other specific status (detail
+    not 0); broad wording; a generic status (detail 0); the SMTP command refused; the reply
+    class.
     """
     # Checked before the status: Exchange reports a missing mailbox as 5.1.10, which RFC 7505
     # gives to null MX.
     if any(names_unknown_mailbox_plainly(t) for t in (text, *fallback_texts)):
         return r.USER_UNKNOWN
+    clear = _clear_user_unknown(
+        status=status, text=text, fallback_texts=fallback_texts, command=command
+    )
+    if clear is not None:
+        return clear
     by_status = reason_from_status(status)
     subject_detail = status.partition(".")[2] if status else ""
     if by_status is not None and subject_detail in _DECISIVE:

@@ -23,6 +23,9 @@ _FEEDBACK_FIELD_RE: Final = re.compile(
     r"^(original-rcpt-to|removal-recipient|original-mail-from|feedback-type)\s*:\s*(.+)$",
     re.IGNORECASE | re.MULTILINE,
 )
+_RECIPIENT_FIELD_RE: Final = re.compile(
+    r"^(?:original-rcpt-to|removal-recipient)\s*:\s*(.+)$", re.IGNORECASE | re.MULTILINE
+)
 # RFC 5965 section 3.1: Feedback-Type at a line start followed by another of the report's own
 # fields is a feedback report even when no MIME part says so.
 _INLINE_REPORT_RE: Final = re.compile(
@@ -60,16 +63,14 @@ def jmrp_recipient(*messages: Message | None) -> str | None:
     return None
 
 
-def feedback_fields(part: Message) -> dict[str, str]:
-    """Return the lower-cased fields of a message/feedback-report part that matter to us."""
+def feedback_text(part: Message) -> str:
+    """Return the text of a message/feedback-report part however the parser stored it."""
     payload = part.get_payload()
     if isinstance(payload, list):
-        text = "\n".join(
+        return "\n".join(
             f"{k}: {v}" for block in payload if isinstance(block, Message) for k, v in block.items()
         )
-    else:
-        text = part_text(part)
-    return fields_in_text(text)
+    return part_text(part)
 
 
 def fields_in_text(text: str) -> dict[str, str]:
@@ -80,15 +81,26 @@ def fields_in_text(text: str) -> dict[str, str]:
     return fields
 
 
-def feedback_recipient(fields: dict[str, str], original: Message | None) -> str | None:
-    """Return whose complaint this is: the reported recipient, else the original's To."""
-    for name in ("original-rcpt-to", "removal-recipient"):
-        address = first_address(fields.get(name, ""))
-        if address:
-            return address
+def feedback_recipients(text: str, original: Message | None) -> list[str]:
+    """Return whose complaint this is: every reported recipient in order, else the original's To.
+
+    RFC 5965 lets ``Original-Rcpt-To`` appear once per recipient of the reported message;
+    some providers name them in ``Removal-Recipient`` instead. Each address counts once.
+    """
+    found: list[str] = []
+    seen: set[str] = set()
+    for m in _RECIPIENT_FIELD_RE.finditer(text):
+        address = first_address(m.group(1))
+        if address and address.lower() not in seen:
+            seen.add(address.lower())
+            found.append(address)
+    if found:
+        return found
     if original is not None:
-        return first_address(decode_header_value(original.get("To")))
-    return None
+        address = first_address(decode_header_value(original.get("To")))
+        if address:
+            return [address]
+    return []
 
 
 def is_autoreply(message: Message) -> bool:

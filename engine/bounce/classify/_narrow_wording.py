@@ -13,6 +13,29 @@ from typing import Final
 from engine.bounce.classify import reasons as r
 from engine.bounce.classify._phrase_group import PhraseGroup, rule
 
+# Refusals of our own envelope sender: an "unknown user" next to them is the sender, not the
+# recipient.
+SENDER_REFUSED: Final = rule(
+    r.REJECTED,
+    "our envelope sender is refused",
+    r"sender address rejected",
+    r"domain of sender address",
+    r"sender verify failed",
+    r"sender domain (?:must|does not|not found)",
+    r"envelope sender .{0,40}(?:rejected|invalid|unknown)",
+    r"badmailfrom",
+    r"return[- ]path\b.{0,30}\b(?:invalid|rejected|refused|not (?:valid|allowed))",
+)
+
+# A mailbox that moved: a finer reading of RFC 3463 x.1.1 (and x.1.6) that wording may give.
+HAS_MOVED: Final = rule(
+    r.HAS_MOVED,
+    "the address has moved",
+    r"has (?:been )?moved",
+    r"address (?:has )?changed",
+    r"no longer (?:valid|in use|at)",
+)
+
 NARROW: Final[tuple[PhraseGroup, ...]] = (
     # Narrow wording first: these phrases are unambiguous wherever they appear.
     rule(
@@ -46,17 +69,7 @@ NARROW: Final[tuple[PhraseGroup, ...]] = (
     ),
     # Refusals of our own envelope sender, before any wording about unknown domains or users
     # could pin them on the recipient's address.
-    rule(
-        r.REJECTED,
-        "our envelope sender is refused",
-        r"sender address rejected",
-        r"domain of sender address",
-        r"sender verify failed",
-        r"sender domain (?:must|does not|not found)",
-        r"envelope sender .{0,40}(?:rejected|invalid|unknown)",
-        r"badmailfrom",
-        r"return[- ]path\b.{0,30}\b(?:invalid|rejected|refused|not (?:valid|allowed))",
-    ),
+    SENDER_REFUSED,
     rule(
         r.HOST_UNKNOWN,
         "the domain does not exist, in so many words",
@@ -260,13 +273,7 @@ NARROW: Final[tuple[PhraseGroup, ...]] = (
         r"exceeds? (?:the )?maximum (?:message )?size",
         r"(?:メール|メッセージ)?(?:の)?サイズ.{0,10}(?:超|大き|制限)",
     ),
-    rule(
-        r.HAS_MOVED,
-        "the address has moved",
-        r"has (?:been )?moved",
-        r"address (?:has )?changed",
-        r"no longer (?:valid|in use|at)",
-    ),
+    HAS_MOVED,
     rule(
         r.NOT_ACCEPT,
         "the domain has no mail service",
@@ -435,4 +442,25 @@ CERTAIN_USER_UNKNOWN: Final = rule(
     r"recip(?:ient)?notfound",
     r"not listed in (?:the )?(?:public )?(?:name|address|domino)",
     kind="certain",
+)
+
+# Wording in which the server says, in so many words, that the recipient's mailbox does not
+# exist: the meaning of RFC 3463 x.1.1 ("bad destination mailbox address") written out. It
+# outranks any other wording in the same reply ("rejected", "blocked", "policy", "filtered"),
+# which is then the server's boilerplate; see ``diagnosis.decide_reason`` for the exceptions.
+# "does not exist" counts only when said of a user, mailbox, recipient or account, never of a
+# domain or host (that is ``hostunknown``).
+EXPLICIT_USER_UNKNOWN: Final = rule(
+    r.USER_UNKNOWN,
+    "the mailbox does not exist, said plainly",
+    r"\buser ?unknown\b",
+    r"\bunknown (?:user|recipient|mailbox|local[- ]part)\b",
+    r"\bno such (?:user|mailbox|recipient|account|local user)\b",
+    r"\b(?:address|recipient|mailbox|user|account) (?:could ?n[o']t|could not|can ?n[o']t|cannot)"
+    r" be found\b",
+    r"\b(?:mailbox|recipient|user|account) (?:was |is )?not found\b",
+    r"\b(?:user|mailbox|recipient|account|addressee)\b(?:(?!domain|host)[^;\n]){0,40}?"
+    r"\b(?:does ?n[o']t|did not|does not) exist",
+    r"(?:ユーザー?|アカウント|メールボックス|受信者).{0,10}(?:見つかりません|存在しません)",
+    kind="explicit",
 )

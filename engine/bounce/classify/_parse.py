@@ -26,8 +26,8 @@ from engine.bounce.classify._diagnosis import (
 )
 from engine.bounce.classify._dsn import DsnRecipient, delivery_status_text, read_recipients
 from engine.bounce.classify._feedback import (
-    feedback_fields,
-    feedback_recipient,
+    feedback_recipients,
+    feedback_text,
     fields_in_text,
     has_inline_report,
     is_autoreply,
@@ -72,12 +72,15 @@ _BOUNCE_SUBJECT_RE: Final = re.compile(
     re.IGNORECASE,
 )
 # Ways bounces say which SMTP command the remote server refused; group 1 is the command.
+# Words are apart by any white space: Postfix folds its "(in reply to RCPT TO command)" over
+# two lines of the human-readable part whenever the reply before it is long.
 _COMMAND_PATTERNS: Final = tuple(
     re.compile(p, re.IGNORECASE)
     for p in (
-        r"(?:after|in reply to|response to|during|while|for|at)\s+(?:the\s+)?"
+        r"(?:after|in\s+reply\s+to|response\s+to|during|while|for|at)\s+(?:the\s+)?"
         r"(?:final\s+|our\s+|initial\s+)?"
-        r"(RCPT TO|RCPT|MAIL FROM|MAIL|DATA|end of data|EHLO|HELO|TEXT|connect(?:ion)?|greeting)\b",
+        r"(RCPT\s+TO|RCPT|MAIL\s+FROM|MAIL|DATA|end\s+of\s+data|EHLO|HELO|TEXT"
+        r"|connect(?:ion)?|greeting)\b",
         r"did not like (?:our\s+)?(?:final\s+)?(RCPT|MAIL|DATA)",
         r"does not like (recipient)",
         r"(sender) was rejected",
@@ -342,7 +345,7 @@ def _command_in(text: str) -> str | None:
 
 
 def _normalise_command(word: str) -> str:
-    word = word.upper()
+    word = " ".join(word.upper().split())
     if word.startswith("RCPT") or word == "RECIPIENT":
         return "RCPT"
     if word.startswith("MAIL") or word == "SENDER":
@@ -507,19 +510,24 @@ def _dsn_verdicts(mail: _Mail, report: str) -> list[Verdict]:
 
 
 def _feedback_verdicts(mail: _Mail, jmrp: str | None) -> list[Verdict]:
+    texts = [feedback_text(part) for part in mail.feedback_parts]
     fields: dict[str, str] = {}
-    for part in mail.feedback_parts:
-        fields.update(feedback_fields(part))
+    for text in texts:
+        fields.update(fields_in_text(text))
     if not fields:
+        texts = [mail.body]
         fields = fields_in_text(mail.body)
     if is_unsubscribe_request(mail.message):
         fields.setdefault("feedback-type", "unsubscribe")
+    # One verdict per reported recipient, in order (RFC 5965 repeats Original-Rcpt-To).
+    recipients: list[str | None] = [jmrp] if jmrp else []
+    if not recipients:
+        recipients.extend(feedback_recipients("\n".join(texts), mail.original))
+    if not recipients and is_unsubscribe_request(mail.message):
+        # Apple Mail sends the request from the subscriber's own address.
+        recipients.append(first_address(decode_header_value(mail.message.get("From"))))
     # A complaint whose recipient is redacted still counts: the engine matches it to the
     # delivery by Message-ID, so the verdict is kept with recipient None.
-    recipient = jmrp or feedback_recipient(fields, mail.original)
-    if recipient is None and is_unsubscribe_request(mail.message):
-        # Apple Mail sends the request from the subscriber's own address.
-        recipient = first_address(decode_header_value(mail.message.get("From")))
     return [
         make_verdict(
             recipient=recipient,
@@ -530,6 +538,7 @@ def _feedback_verdicts(mail: _Mail, jmrp: str | None) -> list[Verdict]:
             action=None,
             source="arf",
         )
+        for recipient in recipients or [None]
     ]
 
 

@@ -13,7 +13,13 @@ import re
 from typing import Final
 
 from engine.bounce.classify._broad_wording import BROAD
-from engine.bounce.classify._narrow_wording import CERTAIN_USER_UNKNOWN, NARROW
+from engine.bounce.classify._narrow_wording import (
+    CERTAIN_USER_UNKNOWN,
+    EXPLICIT_USER_UNKNOWN,
+    HAS_MOVED,
+    NARROW,
+    SENDER_REFUSED,
+)
 from engine.bounce.classify._phrase_group import PhraseGroup
 from engine.bounce.classify._rules import is_tracing
 
@@ -36,6 +42,30 @@ def names_unknown_mailbox_plainly(text: str) -> bool:
 @functools.lru_cache(maxsize=64)
 def _cached_certain(text: str) -> bool:
     return _CERTAIN_USER_UNKNOWN.decides(text[:20_000].lower())
+
+
+# The meanings ``decide_reason`` asks about by name, before the first-match reading of all.
+_NAMED: Final[dict[str, PhraseGroup]] = {
+    "user unknown": EXPLICIT_USER_UNKNOWN,
+    "moved": HAS_MOVED,
+    "sender refused": SENDER_REFUSED,
+}
+
+
+def says(meaning: str, text: str) -> bool:
+    """True when the text's wording has the named meaning (see ``_NAMED``)."""
+    if not text:
+        return False
+    if is_tracing():
+        return _says(meaning, text)
+    return _cached_says(meaning, text)
+
+
+def _says(meaning: str, text: str) -> bool:
+    return _NAMED[meaning].decides(_CONTINUATION_RE.sub(" ", text[:20_000]).lower())
+
+
+_cached_says: Final = functools.lru_cache(maxsize=256)(_says)
 
 
 def phrase_reason(text: str) -> tuple[str, bool] | None:
