@@ -10,7 +10,7 @@ import typer
 from cli.people_session import ConfigOption, fail, note, run_people, settings_of
 from engine.people import People
 from engine.people.directory import find_organisation, parse_class, parse_grade
-from engine.people.notices import notices_for, notices_pdf
+from engine.people.notices import NoticesPdf, notices_for, notices_pdf
 
 
 def notices(
@@ -28,7 +28,7 @@ def notices(
     """Registration notices with code, address and QR code (登録案内の印刷用 PDF)."""
     settings = settings_of(config)
 
-    async def go(p: People) -> tuple[int, bytes]:
+    async def go(p: People) -> tuple[int, NoticesPdf]:
         org = await find_organisation(p.pool, school)
         found = await notices_for(
             p, p.pool, org,
@@ -37,9 +37,13 @@ def notices(
         )
         return len(found), notices_pdf(found, address)
 
-    count, pdf = run_people(settings, go)
+    count, made = run_people(settings, go)
     try:
-        out_file.write_bytes(pdf)
+        out_file.write_bytes(made.pdf)
     except OSError as exc:
         fail(f"{out_file} に書き込めません: {exc.strerror}", 1)
-    note(f"{count} 人分の登録案内を {out_file} に書き出しました ({len(pdf) // 1024} KB)。")
+    note(f"{count} 人分の登録案内を {out_file} に書き出しました ({len(made.pdf) // 1024} KB)。")
+    if made.unprintable:
+        listed = "、".join(f"{where}「{chars}」" for where, chars in made.unprintable)
+        note(f"注意: フォントにない文字は印刷されません。次の {len(made.unprintable)} 人分は"
+             f"手書きで補ってください / characters the font lacks are left out: {listed}")

@@ -18,7 +18,7 @@ from engine.people.models import Organisation
 from engine.people.store import ACCOUNT_NAME, CODE, People
 from engine.platform.address import domain_of, normalise_address
 from engine.platform.errors import InputError
-from engine.platform.pdf import a4_document, centred, filled_rectangles, finish
+from engine.platform.pdf import a4_document, centred, filled_rectangles, finish, lacking
 
 NOTICES_SQL = """
 SELECT g.grade, c.name AS class_name, a.number, a.name_sealed, a.code_sealed
@@ -71,16 +71,36 @@ def qr_text(address: str) -> str:
     return f"mailto:{address}"
 
 
-def notices_pdf(notices: list[Notice], address: str) -> bytes:
-    """One A4 page per notice."""
+@dataclass(frozen=True)
+class NoticesPdf:
+    pdf: bytes
+    # Per notice whose name or class the font cannot print: where it is (学年・組・番) and the
+    # characters left out, for the operator to write in by hand.
+    unprintable: list[tuple[str, str]]
+
+
+def notices_pdf(notices: list[Notice], address: str) -> NoticesPdf:
+    """One A4 page per notice, and the notices with characters the font lacks."""
     address = normalise_address(address)
     if not notices:
         raise InputError("対象の児童生徒がいません (no children to print notices for)")
     qr = segno.make(qr_text(address), error="m")
     pdf = a4_document("メール配信 登録のご案内")
+    unprintable = []
     for n in notices:
+        missing = lacking(pdf, f"{n.school}{n.class_name or ''}{n.name}")
+        if missing:
+            unprintable.append((_place(n) or n.school, missing))
         _page(pdf, n, address, qr)
-    return finish(pdf)
+    return NoticesPdf(finish(pdf), unprintable)
+
+
+def _place(n: Notice) -> str:
+    return "".join([
+        f"{n.grade}年" if n.grade is not None else "",
+        f"{n.class_name}組" if n.class_name else "",
+        f" {n.number}番" if n.number is not None else "",
+    ])
 
 
 def _page(pdf: FPDF, n: Notice, address: str, qr: segno.QRCode) -> None:
@@ -94,12 +114,7 @@ def _page(pdf: FPDF, n: Notice, address: str, qr: segno.QRCode) -> None:
 
     pdf.set_font_size(20)
     centred(pdf, 72, "メール配信サービス 登録のご案内")
-    place = "".join([
-        f"{n.grade}年" if n.grade is not None else "",
-        f"{n.class_name}組" if n.class_name else "",
-        f" {n.number}番" if n.number is not None else "",
-    ])
-    text(117, 12, f"{n.school}　{place}".rstrip())
+    text(117, 12, f"{n.school}　{_place(n)}".rstrip())
     text(142, 14, f"{n.name} さんの保護者の方へ")
     lines = [
         "学校からの緊急連絡やお知らせを、メールでお届けします。",

@@ -50,6 +50,18 @@ def filled_rectangles(pdf: FPDF, rectangles: list[tuple[float, float, float, flo
             path.rectangle(x, y, w, h)
 
 
+def lacking(pdf: FPDF, text: str) -> str:
+    """The characters of ``text`` the document's current font has no glyph for, each once, in
+    order (spaces aside). fpdf2 leaves them out of the page (the old writer printed boxes), so
+    callers tell the operator, who can write them in by hand."""
+    cmap: dict[int, str] = getattr(pdf.current_font, "cmap", {})
+    seen: list[str] = []
+    for char in text:
+        if not char.isspace() and ord(char) not in cmap and char not in seen:
+            seen.append(char)
+    return "".join(seen)
+
+
 def finish(pdf: FPDF) -> bytes:
     """The PDF file of the document."""
     return bytes(pdf.output())

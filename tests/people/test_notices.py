@@ -11,7 +11,7 @@ from pdf_tools import fonts_of, info_of, need, pages_text, qr_codes_of
 
 from engine.people import People
 from engine.people.directory import find_organisation
-from engine.people.notices import notices_for, notices_pdf
+from engine.people.notices import Notice, notices_for, notices_pdf
 from engine.platform.errors import InputError
 
 from .conftest import import_csv
@@ -56,7 +56,7 @@ async def test_one_page_per_child_with_its_name_code_class_and_the_address(
     notices = await notices_for(schools, schools.pool, sho1, 3, "1")
     codes = await codes_by_name(schools)
     pdf = tmp_path / "notices.pdf"
-    pdf.write_bytes(notices_pdf(notices, ADDRESS))
+    pdf.write_bytes(notices_pdf(notices, ADDRESS).pdf)
     pages = await asyncio.to_thread(pages_text, pdf)
     assert len(pages) == 2
     for page, notice in zip(pages, notices, strict=True):
@@ -83,7 +83,7 @@ async def test_the_japanese_font_is_embedded_as_a_subset(
     sho1 = await find_organisation(schools.pool, "sho1")
     notices = await notices_for(schools, schools.pool, sho1)
     pdf = tmp_path / "notices.pdf"
-    pdf.write_bytes(notices_pdf(notices, ADDRESS))
+    pdf.write_bytes(notices_pdf(notices, ADDRESS).pdf)
     fonts = await asyncio.to_thread(fonts_of, pdf)
     # One font, embedded, as a subset (whose name carries a six-letter tag): nothing left for
     # the reader's PC to supply.
@@ -114,6 +114,18 @@ async def test_the_qr_code_on_every_page_reads_as_mailto_the_address(
     sho1 = await find_organisation(schools.pool, "sho1")
     notices = await notices_for(schools, schools.pool, sho1, 3, "1")
     pdf = tmp_path / "notices.pdf"
-    pdf.write_bytes(notices_pdf(notices, ADDRESS))
+    pdf.write_bytes(notices_pdf(notices, ADDRESS).pdf)
     # At 100 dpi, coarser than any printer, a module is under 5 pixels wide.
     assert await asyncio.to_thread(qr_codes_of, pdf, 100) == [[f"mailto:{ADDRESS}"]] * 2
+
+
+def test_characters_the_font_lacks_are_named_for_the_operator() -> None:
+    # 𠮷 (U+20BB7) is in the font; a private-use gaiji (U+E000) and an emoji are not.
+    notices = [
+        Notice("さくら小学校", 3, "1", 1, "𠮷田 花子", "ABCD-EFGH"),
+        Notice("さくら小学校", 3, "1", 2, "山\ue000 太郎", "ABCD-EFGJ"),
+        Notice("さくら小学校", 3, "2", 7, "鈴木 🌸🌸", "ABCD-EFGK"),
+    ]
+    made = notices_pdf(notices, ADDRESS)
+    assert made.pdf.startswith(b"%PDF-")
+    assert made.unprintable == [("3年1組 2番", "\ue000"), ("3年2組 7番", "🌸")]
