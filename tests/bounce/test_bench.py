@@ -92,3 +92,26 @@ def test_rules_only_a_left_out_file_needs_are_switched_off_for_it(
     assert figures["family_out_reason_agreement"] == 0.5
     assert figures["ms_per_bounce"] > 0
     assert "phrase:mailboxfull:the mailbox is over quota  (full-01.eml)" in out
+
+
+def test_families_fall_wholly_in_one_part_and_both_parts_are_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bench = _load_bench()
+    names = [f"{family}-{n:02d}.eml" for family in ("lhost-a", "lhost-b", "rhost-c", "arf")
+             for n in (1, 7, 30)]
+    parts: dict[str, set[str]] = {}
+    for name in names:
+        parts.setdefault(bench.family_of(name), set()).add(bench.part_of(name))
+    assert all(len(found) == 1 for found in parts.values())
+    (tmp_path / "a-01.eml").write_bytes(QMAIL)
+    (tmp_path / "labels.csv").write_text(
+        "file,index,status,replycode,reason,hardbounce\n"
+        "a-01.eml,1,5.1.1,550,userunknown,true\n"
+    )
+    assert bench.main(["--corpus", str(tmp_path)]) == 0
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    part = bench.part_of("a-01.eml")
+    assert figures[f"{part}_reason_agreement"] == 1.0
+    other = "study" if part == "held" else "held"
+    assert f"{other}_reason_agreement" in figures

@@ -104,6 +104,22 @@ def test_dsn_delay_warning_is_soft_and_marked_delayed() -> None:
     assert (verdict.action, verdict.hard) == ("delayed", False)
 
 
+@pytest.mark.parametrize("status", ["4.4.1", "4.4.2", "4.4.7"])
+def test_dsn_delay_notice_about_the_network_reads_as_expiring(status: str) -> None:
+    # RFC 3464 "delayed" with RFC 3463 x.4.1 / x.4.2 / x.4.7: the message is ageing in the
+    # sender's queue whatever words name the connection trouble.
+    report = _parse(
+        _dsn(
+            "Final-Recipient: rfc822; guardian@example.net\n"
+            "Action: delayed\n"
+            f"Status: {status}\n"
+            "Diagnostic-Code: smtp; connect to mx.example.net[192.0.2.7]:25: Connection refused"
+        )
+    )
+    (verdict,) = report.verdicts
+    assert (verdict.reason, verdict.action, verdict.hard) == ("expired", "delayed", False)
+
+
 def test_dsn_with_wording_no_rule_reads_is_on_hold_for_a_person_never_hard() -> None:
     report = _parse(
         _dsn(

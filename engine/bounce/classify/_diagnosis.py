@@ -112,8 +112,9 @@ _DECISIVE: Final = frozenset(
 _GENERIC_WITH_MEANING: Final = frozenset({"2.0", "6.0"})
 
 # Temporary network statuses (RFC 3463 x.4.1 no answer, x.4.2 bad connection, x.4.7 delivery
-# time expired) that, in a report of a delivery given up, mean the queue time ran out.
-_QUEUE_TIMEOUTS: Final = frozenset({"4.4.1", "4.4.2", "4.4.7"})
+# time expired) that, in a report of a delivery given up, mean the queue time ran out; in a
+# delay notice (RFC 3464 action "delayed") they say the message is ageing in the queue.
+QUEUE_TIMEOUTS: Final = frozenset({"4.4.1", "4.4.2", "4.4.7"})
 
 # RFC 5321 section 4.2 reply codes whose meaning is defined narrowly enough to name a reason
 # when neither a status nor the wording says anything: 501-504 are syntax and command errors,
@@ -296,7 +297,7 @@ def decide_reason(
     subject_detail = status.partition(".")[2] if status else ""
     if by_status is not None and subject_detail in _DECISIVE:
         return by_status
-    if final and status in _QUEUE_TIMEOUTS:
+    if final and status in QUEUE_TIMEOUTS:
         # No answer, bad connection, delivery time expired: after the sender's queue gave up,
         # these temporary network statuses mean the message expired.
         by_status = r.EXPIRED

@@ -16,6 +16,7 @@ from typing import Final
 
 from engine.bounce.classify import reasons as r
 from engine.bounce.classify._diagnosis import (
+    QUEUE_TIMEOUTS,
     decide_reason,
     find_enhanced_status,
     find_reply_code,
@@ -484,11 +485,12 @@ def _dsn_verdicts(mail: _Mail, report: str) -> list[Verdict]:
                 fallback_texts=(extra, mail.subject),
                 final=entry.action not in ("delayed", "relayed", "delivered", "expanded"),
             )
-            if (
-                entry.action == "delayed"
-                and reason_from_status(status) is None
-                and reason == r.UNDEFINED
+            if entry.action == "delayed" and (
+                status in QUEUE_TIMEOUTS
+                or (reason_from_status(status) is None and reason == r.UNDEFINED)
             ):
+                # A delay notice about the network (no answer, bad connection, time running
+                # out) or about nothing named: the message is expiring in the sender's queue.
                 reason = r.EXPIRED
         reason = apply_carrier_rules(
             reason, code, text, recipient, status=status, command=_command_in(text)
