@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from cli.audit_trail import Trail
 from cli.people_session import ConfigOption, fail, note, out, run_people, settings_of
 from engine.people import People
 from engine.people.accounts import ImportPlan, ImportResult, export_csv, plan_import, write_import
@@ -82,7 +83,13 @@ def import_(
                 invited.append(str(exc))
         return plan, result
 
-    plan, result = run_people(settings, go)
+    plan, result = run_people(settings, go, Trail(
+        "accounts.import", file.name,
+        detail_of=lambda done: (
+            "dry run" if done[1] is None else
+            f"accounts={done[1].accounts} new_contacts={done[1].new_contacts}"
+        ) + f" bad_rows={len(done[0].errors)}",
+    ))
     for line, why in plan.errors:
         note(f"{file}:{line} 行目: {why}")
     if result is None:
@@ -127,7 +134,9 @@ def export(
         org = await find_organisation(p.pool, school) if school else None
         return await export_csv(p, org)
 
-    text = run_people(settings, go)
+    text = run_people(settings, go, Trail(
+        "accounts.export", school or "all", detail_of=lambda t: f"rows={t.count(chr(10)) - 1}"
+    ))
     rows = text.count("\n") - 1
     if out_file is None:
         sys.stdout.write(text)

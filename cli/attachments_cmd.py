@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import typer
 
+from cli.audit_trail import cli_actor
 from cli.people_session import ConfigOption, out, settings_of
-from cli.staff_session import cli_actor, run_staff
+from cli.staff_session import run_staff
 from engine.people import People
 from engine.staff import attachments
 from engine.staff.store import Staff

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from cli.audit_trail import Trail, audited
 from engine.people import Audience, Category, FanOut, People
 from engine.people.directory import (
     Executor,
@@ -150,9 +151,15 @@ async def enqueue_for_people(
     try:
         people = await People.open(engine.pool, settings.people, engine.clock)
         audience = await audience_of(engine.pool, people, opts)
-        return await send_broadcast(
-            people, engine.queue, broadcast, audience, category, settings.queue.max_age,
-            asks=opts.asks,
+        return await audited(
+            engine.pool, settings, engine.clock,
+            Trail("broadcast.send", broadcast.subject[:100],
+                  detail_of=lambda f: f"broadcast={f.broadcast_id} {f.summary_ja()} "
+                                      f"priority={broadcast.priority.name.lower()}"),
+            send_broadcast(
+                people, engine.queue, broadcast, audience, category, settings.queue.max_age,
+                asks=opts.asks,
+            ),
         )
     finally:
         await engine.close()

@@ -11,6 +11,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from cli.audit_trail import Trail, audited
 from cli.cells import json_value
 from cli.options import ConfigOption, run, settings
 from engine.platform.clock import jst_text
@@ -112,7 +113,12 @@ async def _cancel(cfg: Settings, broadcast_id: int) -> Cancellation:
 
     engine = await Engine.open(cfg)
     try:
-        return await engine.queue.cancel(broadcast_id, engine.clock.now())
+        return await audited(
+            engine.pool, cfg, engine.clock,
+            Trail("broadcast.cancel", f"broadcast {broadcast_id}",
+                  detail_of=lambda c: f"cancelled={c.cancelled} delivered={c.delivered}"),
+            engine.queue.cancel(broadcast_id, engine.clock.now()),
+        )
     finally:
         await engine.close()
 

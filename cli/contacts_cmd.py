@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from cli.audit_trail import Trail
 from cli.people_session import ConfigOption, fail, out, run_people, settings_of
 from engine.people import People
 from engine.people.accounts import PurgeResult, purge
@@ -53,7 +54,11 @@ def purge_(
         # Files sent with the school's broadcasts can identify its families too.
         return result, await attachments.purge(p.pool, org.id if org else None)
 
-    result, files = run_people(settings, go)
+    result, files = run_people(settings, go, Trail(
+        "contacts.purge", school or "all",
+        detail_of=lambda done: f"accounts={done[0].accounts} contacts={done[0].contacts} "
+                               f"deliveries={done[0].deliveries} files={done[1]}",
+    ))
     target = f"学校「{school}」" if school else "全員"
     out().print(
         f"{target}の個人情報を削除しました: アカウント {result.accounts} 件、"
@@ -81,7 +86,10 @@ def invite_(
         org = await find_organisation(p.pool, school) if school else None
         return await invite(p, Queue(p.pool, p.sealer), settings, org, again)
 
-    result = run_people(settings, go)
+    result = run_people(settings, go, Trail(
+        "contacts.invite", school or "all",
+        detail_of=lambda i: f"invited={i.invited} broadcast={i.broadcast_id}",
+    ))
     if result.broadcast_id is None:
         out().print("案内を送る未確認の連絡先はありません (nobody to invite)", markup=False)
         return

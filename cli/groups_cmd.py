@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from cli.audit_trail import Trail
 from cli.people_session import ConfigOption, fail, out, run_people, settings_of
 from engine.people import Category, NightWindow
 from engine.people.directory import add_group, list_groups
@@ -62,7 +63,8 @@ def add(
     except InputError as exc:
         fail(str(exc))
     group = run_people(
-        settings, lambda p: add_group(p, name, school, kind, public, cats, window)
+        settings, lambda p: add_group(p, name, school, kind, public, cats, window),
+        Trail("group.add", name, detail_of=lambda g: f"id={g.id} owner={g.owner_code}"),
     )
     out().print(
         f"グループを登録しました: {group.owner_code}/{group.name} (id {group.id})", markup=False

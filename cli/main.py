@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.audit_trail import Trail, audited
 from cli.cells import cell, json_value
 from cli.options import ConfigOption, exit_code, fail, remember_config, run
 from cli.options import settings as load_settings
@@ -431,8 +432,12 @@ async def _enqueue(settings: Settings, broadcast: NewBroadcast) -> int:
 
     engine = await Engine.open(settings)
     try:
-        return await engine.queue.enqueue(
-            broadcast, engine.clock.now(), settings.queue.max_age
+        return await audited(
+            engine.pool, settings, engine.clock,
+            Trail("broadcast.send", broadcast.subject[:100],
+                  detail_of=lambda i: f"broadcast={i} recipients={len(broadcast.recipients)} "
+                                      f"priority={broadcast.priority.name.lower()}"),
+            engine.queue.enqueue(broadcast, engine.clock.now(), settings.queue.max_age),
         )
     finally:
         await engine.close()

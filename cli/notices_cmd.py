@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from cli.audit_trail import Trail
 from cli.people_session import ConfigOption, fail, note, run_people, settings_of
 from engine.people import People
 from engine.people.directory import find_organisation, parse_class, parse_grade
@@ -37,7 +38,9 @@ def notices(
         )
         return len(found), notices_pdf(found, address)
 
-    count, made = run_people(settings, go)
+    count, made = run_people(settings, go, Trail(
+        "notices.print", school, detail_of=lambda done: f"notices={done[0]}"
+    ))
     try:
         out_file.write_bytes(made.pdf)
     except OSError as exc:

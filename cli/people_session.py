@@ -13,6 +13,7 @@ import typer
 import uvloop
 from rich.console import Console
 
+from cli.audit_trail import Trail, audited
 from engine.people import People
 from engine.platform.config import Settings, load_settings
 from engine.platform.errors import InputError, MamoruError
@@ -48,10 +49,15 @@ def settings_of(config: Path | None) -> Settings:
         fail(str(exc), 1)
 
 
-def run_people(settings: Settings, use: Callable[[People], Coroutine[Any, Any, T]]) -> T:
+def run_people(
+    settings: Settings,
+    use: Callable[[People], Coroutine[Any, Any, T]],
+    trail: Trail[T] | None = None,
+) -> T:
     """Open the engine and its people store, run ``use``, close; errors become one line.
 
-    Bad input exits 2 and configuration or database problems exit 1, as everywhere in mamoru.
+    With ``trail`` the command is recorded in the audit log (``cli.audit_trail``). Bad input
+    exits 2 and configuration or database problems exit 1, as everywhere in mamoru.
     """
     from engine.delivery.context import Engine
 
@@ -59,7 +65,9 @@ def run_people(settings: Settings, use: Callable[[People], Coroutine[Any, Any, T
         engine = await Engine.open(settings)
         try:
             people = await People.open(engine.pool, settings.people, engine.clock)
-            return await use(people)
+            if trail is None:
+                return await use(people)
+            return await audited(engine.pool, settings, engine.clock, trail, use(people))
         finally:
             await engine.close()
 

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from cli.audit_trail import Trail
 from cli.people_session import ConfigOption, fail, out, run_people, settings_of
 from engine.people.class_moves import ClassMove, parse_class_moves
 from engine.people.rollover import Farewell
@@ -57,6 +58,11 @@ def rollover(
             p, to_year, dry_run, moves,
             Farewell(farewell, Queue(p.pool, p.sealer), settings.queue.max_age)
             if farewell else None,
+        ),
+        Trail(
+            "rollover", str(to_year),
+            detail_of=lambda r: ("dry run " if not r.applied else "")
+            + " ".join(f"{s.code}:+{s.advancing}/-{s.graduating}" for s in r.schools),
         ),
     )
     table = Table(title=f"{result.from_year} 年度 → {result.to_year} 年度")

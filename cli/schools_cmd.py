@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from cli.audit_trail import Trail
 from cli.people_session import ConfigOption, fail, out, run_people, settings_of
 from engine.people import OrgKind
 from engine.people.directory import add_organisation, list_organisations
@@ -49,7 +50,8 @@ def add(
     except InputError as exc:
         fail(str(exc))
     org = run_people(
-        settings, lambda p: add_organisation(p, org_kind, code, name, board, final_grade)
+        settings, lambda p: add_organisation(p, org_kind, code, name, board, final_grade),
+        Trail("school.add", code, detail_of=lambda o: f"kind={o.kind.value} id={o.id}"),
     )
     out().print(
         f"登録しました: {org.code} {org.name} ({org.kind.label_ja}, 最終学年 {org.final_grade})",

@@ -35,7 +35,7 @@ async def front_services(engine: Engine) -> list[Service]:
         started.append(await start_reminders(engine))
         if engine.settings.submission.listen:
             started.append(await start_submission(engine))
-        started.append(start_audit_prune(engine))
+        started.append(await start_audit_keeper(engine))
     except BaseException:
         for service in reversed(started):
             await service.stop()
@@ -138,10 +138,17 @@ async def start_submission(engine: Engine) -> Service:
     return server
 
 
-def start_audit_prune(engine: Engine) -> Service:
-    """Prunes the audit log by ``[staff] audit_keep`` now and once a day (one worker only)."""
-    from engine.staff.audit_schedule import AuditPruner
+async def start_audit_keeper(engine: Engine) -> Service:
+    """Prunes, verifies and checkpoints the audit log now and once a day (one worker only)."""
+    from pathlib import Path
 
-    pruner = AuditPruner(engine.pool, engine.clock, engine.settings.staff.audit_keep)
-    pruner.start()
-    return pruner
+    from engine.staff.audit_keeper import AuditKeeper
+    from engine.staff.audit_keys import load_audit_key
+
+    staff = engine.settings.staff
+    keeper = AuditKeeper(
+        engine.pool, engine.clock, await load_audit_key(engine.pool, staff), staff.audit_keep,
+        Path(staff.audit_checkpoints) if staff.audit_checkpoints else None,
+    )
+    keeper.start()
+    return keeper

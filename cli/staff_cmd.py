@@ -13,8 +13,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from cli.audit_trail import cli_actor
 from cli.people_session import ConfigOption, fail, note, out, settings_of
-from cli.staff_session import cli_actor, run_staff
+from cli.staff_session import run_staff
 from engine.people import People
 from engine.people.directory import (
     current_year,

@@ -6,7 +6,6 @@ it (``acting_principal``)."""
 
 from __future__ import annotations
 
-import getpass
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from pathlib import Path
@@ -15,12 +14,13 @@ from typing import Annotated, Any, TypeVar
 import typer
 import uvloop
 
+from cli.audit_trail import cli_actor, os_user
 from cli.people_session import fail
 from engine.people import People
 from engine.platform.config import Settings
 from engine.platform.errors import InputError, MamoruError
 from engine.staff import accounts, apikeys, sessions
-from engine.staff.models import CLI_PRINCIPAL, AuthError, Principal, RightsError
+from engine.staff.models import AuthError, Principal, RightsError
 from engine.staff.store import Staff
 
 T = TypeVar("T")
@@ -37,17 +37,6 @@ ApiKeyFileOption = Annotated[
         help="Act as the API key in this file (mak_...; never on the command line).",
     ),
 ]
-
-
-def _os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "?"
-
-
-def cli_actor() -> Principal:
-    return replace(CLI_PRINCIPAL, name=f"command line ({_os_user()})")
 
 
 def read_api_key(path: Path) -> str:
@@ -74,13 +63,13 @@ async def acting_principal(
         raise InputError("--as と --api-key-file は同時に使えません (give one of them)")
     if api_key_file is not None:
         key = await apikeys.principal_of_key(staff, read_api_key(api_key_file), "command line")
-        return replace(key, name=f"{key.name} (command line: {_os_user()})")
+        return replace(key, name=f"{key.name} (command line: {os_user()})")
     if as_login:
         member = await accounts.find(staff, as_login)
         if member.disabled_at is not None:
             raise AuthError(f"職員「{member.login}」は無効です (the account is disabled)")
         who = await sessions.principal_of(staff, member, "command line")
-        return replace(who, name=f"{member.login} (command line: {_os_user()})")
+        return replace(who, name=f"{member.login} (command line: {os_user()})")
     return cli_actor()
 
 

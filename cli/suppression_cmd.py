@@ -15,11 +15,13 @@ import uvloop
 from rich.console import Console
 from rich.table import Table
 
+from cli.audit_trail import Trail, audited
 from cli.options import ConfigOption, exit_code
 from cli.options import fail as _fail
 from cli.options import settings as _settings
 from engine.bounce.classify.categories import CATEGORIES
 from engine.bounce.suppression import Suppression, Suppressions
+from engine.platform.address import mask_addresses
 from engine.platform.clock import jst_text
 from engine.platform.config import Settings
 from engine.platform.csv_io import decode_text
@@ -47,18 +49,26 @@ def _out() -> Console:
     return Console(highlight=False)
 
 
-def _run(settings: Settings, use: Callable[[Suppressions], Coroutine[Any, Any, T]]) -> T:
-    """Open the engine, run ``use`` on its suppression list, close; errors become one line."""
+def _run(
+    settings: Settings,
+    use: Callable[[Suppressions], Coroutine[Any, Any, T]],
+    trail: Trail[T] | None = None,
+) -> T:
+    """Open the engine, run ``use`` on its suppression list, close; errors become one line.
+    With ``trail`` the command is recorded in the audit log."""
     from engine.delivery.context import Engine
 
     async def main() -> T:
         engine = await Engine.open(settings)
         try:
-            return await use(
+            work = use(
                 Suppressions(
                     engine.pool, engine.queue.sealer, settings.suppression, engine.clock
                 )
             )
+            if trail is None:
+                return await work
+            return await audited(engine.pool, settings, engine.clock, trail, work)
         finally:
             await engine.close()
 
@@ -115,7 +125,8 @@ def add(
     """Add (or replace) one address (配信停止に登録)."""
     settings = _settings(config)
     stored = _run(
-        settings, lambda s: s.add(address, reason, category, source="operator", note=note)
+        settings, lambda s: s.add(address, reason, category, source="operator", note=note),
+        Trail("suppression.add", mask_addresses(address), detail_of=lambda _: reason[:100]),
     )
     _out().print(f"配信停止リストに登録しました: {stored}", markup=False)
 
@@ -127,7 +138,9 @@ def remove(
 ) -> None:
     """Take one address off the list (配信停止の解除)."""
     settings = _settings(config)
-    removed = _run(settings, lambda s: s.remove(address))
+    removed = _run(settings, lambda s: s.remove(address), Trail(
+        "suppression.remove", mask_addresses(address), detail_of=lambda r: f"removed={r}"
+    ))
     if not removed:
         _fail(f"{address} is not on the suppression list", 1)
     _out().print(f"配信停止を解除しました: {address.strip()}", markup=False)
@@ -151,7 +164,9 @@ def import_(
         _fail(str(exc))
     except OSError as exc:
         _fail(f"{file} cannot be read: {exc.strerror}")
-    count = _run(settings, lambda s: s.import_csv(text, str(file)))
+    count = _run(settings, lambda s: s.import_csv(text, str(file)), Trail(
+        "suppression.import", file.name, detail_of=lambda n: f"added={n}"
+    ))
     _out().print(f"{count} 件を配信停止リストに取り込みました。", markup=False)
 
 
@@ -164,7 +179,9 @@ def export(
 ) -> None:
     """Write the whole list as CSV, UTF-8 with BOM (書き出し)."""
     settings = _settings(config)
-    text = _run(settings, lambda s: s.export_csv())
+    text = _run(settings, lambda s: s.export_csv(), Trail(
+        "suppression.export", str(file or "-"), detail_of=lambda t: f"rows={t.count(chr(10)) - 1}"
+    ))
     if file is None:
         sys.stdout.write(text)
         return

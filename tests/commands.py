@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from support import TEST_PEOPLE_KEY
+from support import TEST_AUDIT_KEY, TEST_PEOPLE_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,6 +65,10 @@ allow_unsigned = true
 [people]
 # The key the tests' own engines use (tests/support.py): one database, one key.
 key = "{people_key}"
+
+[staff]
+audit_key = "{TEST_AUDIT_KEY}"
+audit_checkpoints = "{tmp_path / 'audit.checkpoints'}"
 """,
         encoding="utf-8",
     )

@@ -40,6 +40,7 @@ from engine.queue import NewBroadcast
 # The people key of every scenario (the test process and its serve processes): the queue's
 # recipients are sealed with it.
 PEOPLE_KEY = new_key_text()
+AUDIT_KEY = new_key_text()
 
 ROOT = Path(__file__).resolve().parent.parent
 FINAL = ("delivered", "failed")
@@ -248,6 +249,7 @@ def scenario_settings(db_url: str, target: str, **sections: dict[str, Any]) -> S
         # any other serve on this machine.
         http=replace(base.http, listen=""),
         people=replace(base.people, key=PEOPLE_KEY),
+        staff=replace(base.staff, audit_key=AUDIT_KEY, audit_checkpoints=""),
     )
     for name, values in sections.items():
         current = getattr(settings, name)
@@ -465,7 +467,9 @@ async def scenario_sigkill(
             f'[shaping]\nenabled = {shaping}\n'
             f'[queue]\nretry_base = "1s"\nretry_max = "2s"\nmax_age = "{max_age:.0f}s"\n'
             '[delivery]\nconcurrency = 50\ndata_timeout = "2s"\n'
-            f'[dkim]\nallow_unsigned = true\n[people]\nkey = "{PEOPLE_KEY}"\n',
+            f'[dkim]\nallow_unsigned = true\n[people]\nkey = "{PEOPLE_KEY}"\n'
+            f'[staff]\naudit_key = "{AUDIT_KEY}"\n'
+            f'audit_checkpoints = "{workdir / "audit.checkpoints"}"\n',
             encoding="utf-8",
         )
         settings = scenario_settings(db_url, receiver.address, queue={"max_age": max_age})

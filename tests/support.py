@@ -12,6 +12,8 @@ from engine.platform.sealing import new_key_text
 # The people key of the tests' settings (names and addresses, the queue's recipients): one per
 # test session, so no test writes a key file into the working tree.
 TEST_PEOPLE_KEY = new_key_text()
+# The audit chain's key, likewise (the default is a key file under var/keys).
+TEST_AUDIT_KEY = new_key_text()
 
 
 def make_settings(db_url: str, **sections: dict[str, Any]) -> Settings:
@@ -34,6 +36,8 @@ def make_settings(db_url: str, **sections: dict[str, Any]) -> Settings:
         # The test servers have no DNS for keys; tests of signing give [dkim] keys themselves.
         dkim={"allow_unsigned": True},
         people=replace(base.people, key=TEST_PEOPLE_KEY),
+        # Checkpoints are tested where a test gives a file (tests/security/test_audit_chain.py).
+        staff=replace(base.staff, audit_key=TEST_AUDIT_KEY, audit_checkpoints=""),
     )
     for name, values in sections.items():
         settings = replace(settings, **{name: replace(getattr(settings, name), **values)})

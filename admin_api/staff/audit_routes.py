@@ -13,6 +13,7 @@ from admin_api.staff.deps import Api, FullSession
 from admin_api.staff.errors import ERROR_RESPONSES, StaffRoute
 from admin_api.staff.schemas import AuditEntryOut, AuditPage, IdQuery, Text, VerifyOut
 from engine.staff import audit
+from engine.staff.audit_checkpoints import verify_all
 from engine.staff.models import Role
 from engine.staff.rights import require_board
 
@@ -75,7 +76,7 @@ async def export(f: Filter, s: FullSession, api: Api) -> Response:
 @router.get("/verify", response_model=VerifyOut, summary="改ざんの確認 / verify the chain")
 async def verify(s: FullSession, api: Api) -> VerifyOut:
     require_board(s.principal)
-    v = await audit.verify(api.staff.pool, api.staff.audit_key)
+    v = await verify_all(api.staff.pool, api.staff.audit_key, api.staff.checkpoints)
     return VerifyOut(ok=v.ok, checked=v.checked, first_bad=v.first_bad, message=v.summary_ja())
 
 

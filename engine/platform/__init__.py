@@ -4,6 +4,7 @@
     db         the asyncpg pool, the embedded PostgreSQL, migrations, ``analyze``
     clock      the one clock (wall and monotonic time), replaceable in tests
     errors     the one exception hierarchy (``MamoruError`` and its kinds)
+    key_files  secret keys in 0600 files outside the database
     sealing    encryption at rest (AES-GCM) and keyed lookup hashes
     at_rest    sealing rows stored in plain text before migration 016
     address    checking, normalising and masking mail addresses

@@ -179,8 +179,14 @@ class StaffSettings:
     # This many wrong passwords or codes in a row lock the account for lockout_time.
     max_failures: int = 5
     lockout_time: Duration = Duration(15 * 60.0)
-    # Key of the audit log's HMAC chain; empty: generated once and kept in the database.
+    # Key of the audit log's HMAC chain as text; empty: read from audit_key_file (made 0600 on
+    # first use). Kept out of the database, so that whoever can write the database cannot
+    # rewrite the chain.
     audit_key: str = ""
+    audit_key_file: str = "var/keys/audit.key"
+    # Where the chain's newest entry is written once a day (and by `mamoru audit checkpoint`),
+    # so that removing the newest entries shows; empty: no checkpoints.
+    audit_checkpoints: str = "var/keys/audit.checkpoints"
     # Audit entries older than this are pruned; at least 90 days.
     audit_keep: Duration = Duration(400 * 86400.0)
 

@@ -21,6 +21,10 @@ QUEUE_DEPTH = Gauge(
     "Deliveries by state, as last counted by this process.",
     ["state"],
 )
+AUDIT_CHAIN_INTACT = Gauge(
+    "mamoru_audit_chain_intact",
+    "1 while the audit log's chain and checkpoints verify, 0 once they do not (alert on 0).",
+)
 CLAIMED = Counter("mamoru_claimed_total", "Deliveries claimed from the queue.")
 SHAPING_RATE = Gauge(
     "mamoru_shaping_rate", "Messages per second the shaper allows now.", ["source", "site"]

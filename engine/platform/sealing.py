@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from engine.platform.errors import ConfigError, MamoruError
+from engine.platform.key_files import create_key_file, read_key_file
 
 KEY_BYTES = 32
 
@@ -127,35 +128,11 @@ def load_key(key: str, key_file: str, create: bool = True) -> bytes:
             raise ConfigError(f"people.key must decode to {KEY_BYTES} bytes, not {len(raw)}")
         return raw
     path = Path(key_file)
-    if not path.exists():
-        if not create:
-            raise ConfigError(f"people.key_file {path} does not exist")
-        return _create_key_file(path)
-    try:
-        text = path.read_text("ascii").strip()
-        raw = base64.b64decode(text, validate=True)
-    except (OSError, UnicodeDecodeError, binascii.Error, ValueError) as exc:
-        raise ConfigError(
-            f"people.key_file {path} cannot be read as a base64 key: {exc}"
-        ) from None
-    if len(raw) != KEY_BYTES:
-        raise ConfigError(f"people.key_file {path} must hold {KEY_BYTES} bytes in base64")
-    return raw
-
-
-def _create_key_file(path: Path) -> bytes:
-    raw = secrets.token_bytes(KEY_BYTES)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # O_EXCL: two processes starting together cannot overwrite each other's key.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return load_key("", str(path), create=False)
-    except OSError as exc:
-        raise ConfigError(f"people.key_file {path} cannot be created: {exc.strerror}") from None
-    with os.fdopen(fd, "w", encoding="ascii") as fh:
-        fh.write(base64.b64encode(raw).decode("ascii") + "\n")
-    return raw
+    if path.exists():
+        return read_key_file(path, "people.key_file", KEY_BYTES, KEY_BYTES)
+    if not create:
+        raise ConfigError(f"people.key_file {path} does not exist")
+    return create_key_file(path, secrets.token_bytes(KEY_BYTES), "people.key_file")
 
 
 def new_key_text() -> str:

@@ -12,6 +12,8 @@ Modules:
     rights     what an actor may see, count and send to
     sending    broadcasts by staff and applications, with owners and idempotency keys
     follow     lists, counts and recipients of the broadcasts an actor may see
+    audit      the chained audit log; audit_keys (its key file), audit_checkpoints (heads
+               kept outside the database), audit_keeper (serve's daily prune/verify/checkpoint)
 """
 
 from engine.staff.models import (

@@ -6,14 +6,17 @@ gaps (``seq``) and each carries ``mac = HMAC-SHA256(key, prev_mac || fields)``, 
 ``prev_mac`` is the previous entry's mac (32 zero bytes for the first). ``verify`` walks the
 chain and names the first entry that was altered (its mac no longer matches) or is missing (a
 gap in the numbers). Whoever can write the database but does not hold the key cannot repair
-the chain after changing a row. The key is ``[staff] audit_key``, else generated once and kept
-in ``mamoru_secrets`` like the VERP key; a key kept outside the database protects against
-someone who can also read it.
+the chain after changing a row. The key is ``[staff] audit_key``, else the key file
+``[staff] audit_key_file`` (``engine.staff.audit_keys``): never in the database, so that
+someone who can write the database cannot rewrite the whole chain either.
 
 ``prune`` removes entries older than ``[staff] audit_keep`` (at least 90 days) and keeps the
-last removed entry's number and mac in ``audit_anchor``, where the chain then starts. Removing
-the newest entries cannot be told from their never having been written; the integrator may
-publish the head (``head()``) elsewhere to close that gap.
+last removed entry's number and mac in ``audit_anchor``, where the chain then starts; the
+anchor is sealed with the key (``HMAC(key, "anchor" || seq || mac)``), so dropping the oldest
+entries and writing a new start needs the key too. Removing the newest entries cannot be told
+from their never having been written by the chain alone: the head is written to a checkpoint
+file outside the database once a day (``engine.staff.audit_checkpoints``), and ``verify``
+checks those checkpoints.
 
 Entries are appended under a transaction-level advisory lock, so concurrent writers chain
 one after another.
@@ -24,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -89,17 +91,9 @@ class Verification:
         return f"監査ログの {self.first_bad} 番: {self.problem}"
 
 
-async def audit_key(pool: asyncpg.Pool, configured: str) -> bytes:
-    """The configured key, else one generated once and kept in the database."""
-    if configured:
-        return configured.encode("utf-8")
-    await pool.execute(
-        "INSERT INTO mamoru_secrets (name, value) VALUES ('audit', $1) "
-        "ON CONFLICT (name) DO NOTHING",
-        secrets.token_hex(32),
-    )
-    value: str = await pool.fetchval("SELECT value FROM mamoru_secrets WHERE name = 'audit'")
-    return value.encode("ascii")
+def anchor_seal(key: bytes, seq: int, mac: bytes) -> bytes:
+    """The seal of a chain start: only the key's holder can move where the chain starts."""
+    return hmac.new(key, b"anchor" + seq.to_bytes(8, "big") + mac, hashlib.sha256).digest()
 
 
 def _mac(key: bytes, prev: bytes, e: AuditEntry) -> bytes:
@@ -153,7 +147,19 @@ def _entry(r: Any) -> AuditEntry:
 async def verify(pool: asyncpg.Pool, key: bytes) -> Verification:
     """Walk the chain from its start (or the prune anchor); stop at the first bad entry."""
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
-        anchor = await conn.fetchrow("SELECT seq, mac FROM audit_anchor")
+        anchor = await conn.fetchrow("SELECT seq, mac, seal FROM audit_anchor")
+        if anchor is not None and not (
+            anchor["seal"] is not None
+            and hmac.compare_digest(
+                bytes(anchor["seal"]), anchor_seal(key, anchor["seq"], bytes(anchor["mac"]))
+            )
+        ):
+            return Verification(
+                0, anchor["seq"] + 1,
+                "記録の始まり (整理後の起点) が鍵なしで書き換えられています (the chain's start "
+                f"after pruning, entry {anchor['seq']}, is not sealed with the key: the oldest "
+                "entries were removed or the start was moved)",
+            )
         expected, prev = (anchor["seq"] + 1, bytes(anchor["mac"])) if anchor else (1, GENESIS)
         checked = 0
         async for r in conn.cursor(f"SELECT {_COLUMNS} FROM audit_log ORDER BY seq"):
@@ -243,7 +249,7 @@ async def export(pool: asyncpg.Pool, f: AuditFilter) -> str:
     return csv_text([_entry(r) for r in rows])
 
 
-async def prune(pool: asyncpg.Pool, now: datetime, keep: timedelta) -> int:
+async def prune(pool: asyncpg.Pool, key: bytes, now: datetime, keep: timedelta) -> int:
     """Remove entries older than ``keep`` (at least 90 days); the chain restarts after them."""
     if keep < timedelta(days=90):
         raise InputError("監査ログは 90 日以上残します (audit entries are kept at least 90 days)")
@@ -256,8 +262,9 @@ async def prune(pool: asyncpg.Pool, now: datetime, keep: timedelta) -> int:
             return 0
         status: str = await conn.execute("DELETE FROM audit_log WHERE seq <= $1", last["seq"])
         await conn.execute(
-            "INSERT INTO audit_anchor (id, seq, mac) VALUES (true, $1, $2) "
-            "ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq, mac = EXCLUDED.mac",
-            last["seq"], last["mac"],
+            "INSERT INTO audit_anchor (id, seq, mac, seal) VALUES (true, $1, $2, $3) "
+            "ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq, mac = EXCLUDED.mac, "
+            "seal = EXCLUDED.seal",
+            last["seq"], last["mac"], anchor_seal(key, last["seq"], bytes(last["mac"])),
         )
     return int(status.split()[-1])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import TypeVar
 
 import asyncpg
@@ -14,6 +15,7 @@ from engine.platform.config import Settings, StaffSettings
 from engine.platform.errors import InputError
 from engine.platform.sealing import Sealer
 from engine.staff import audit
+from engine.staff.audit_keys import load_audit_key
 from engine.staff.models import AuthError, NotFoundError, Principal, RightsError
 
 TOTP = "staff.totp"
@@ -32,8 +34,13 @@ class Staff:
     async def open(
         cls, pool: asyncpg.Pool, sealer: Sealer, settings: Settings, clock: Clock | None = None
     ) -> Staff:
-        key = await audit.audit_key(pool, settings.staff.audit_key)
+        key = await load_audit_key(pool, settings.staff)
         return cls(pool, sealer, clock or SystemClock(), settings.staff, key)
+
+    @property
+    def checkpoints(self) -> Path | None:
+        """The audit chain's checkpoint file, when one is configured."""
+        return Path(self.settings.audit_checkpoints) if self.settings.audit_checkpoints else None
 
     def now(self) -> datetime:
         return self.clock.now()
