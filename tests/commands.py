@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -75,9 +76,17 @@ audit_checkpoints = "{tmp_path / 'audit.checkpoints'}"
     return p
 
 
-def mamoru(*args: str | Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def mamoru(
+    *args: str | Path, timeout: float = 60, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAMORU_")}
     return subprocess.run(
-        [sys.executable, "-m", "cli", *map(str, args)],
+        [sys.executable, "-m", "cli", *map(str, args)], input=stdin,
         capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env,
     )
+
+
+async def run_mamoru(*args: str | Path, stdin: str = "") -> tuple[int, str, str]:
+    """``mamoru`` in a thread, for async tests: (exit code, stdout, stderr)."""
+    done = await asyncio.to_thread(mamoru, *args, stdin=stdin)
+    return done.returncode, done.stdout, done.stderr

@@ -3,25 +3,14 @@ an auditor's `mamoru audit verify` / `checkpoint` catch what the chain alone can
 
 from __future__ import annotations
 
-import asyncio
 import getpass
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import asyncpg
 import pytest
-from commands import ROOT, config_file
+from commands import config_file, run_mamoru
 
-
-async def run(*args: str | Path, stdin: str = "") -> tuple[int, str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MAMORU_")}
-    done = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "cli", *map(str, args)], input=stdin,
-        capture_output=True, text=True, timeout=60, cwd=ROOT, env=env,
-    )
-    return done.returncode, done.stdout, done.stderr
+run = run_mamoru
 
 
 @pytest.mark.slow

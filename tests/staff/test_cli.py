@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
 import pytest
-from commands import ROOT, config_file
+from commands import config_file, run_mamoru
 
 from engine.platform.sealing import new_key_text
 from engine.staff import audit
@@ -23,13 +19,7 @@ def people_config(tmp_path: Path, db_url: str, key: str | None = None) -> Path:
     return config_file(tmp_path, db_url, "127.0.0.1:9", people_key=key or new_key_text())
 
 
-async def run(*args: str | Path, stdin: str = "") -> tuple[int, str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MAMORU_")}
-    done = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "cli", *map(str, args)], input=stdin,
-        capture_output=True, text=True, timeout=60, cwd=ROOT, env=env,
-    )
-    return done.returncode, done.stdout, done.stderr
+run = run_mamoru
 
 
 @pytest.mark.slow
