@@ -127,7 +127,9 @@ def serve(
         settings = with_resolved_database(settings)
     except MamoruError as exc:
         fail(str(exc), 1)
-    run(lambda: _check_signing_keys(settings))
+    unsigned = run(lambda: _unsigned_warning(settings))
+    if unsigned:
+        err.print(f"mamoru: 警告 / warning: {unsigned}", markup=False, soft_wrap=True)
     out.print(f"mamoru serve: configuration {settings.source}")
     out.print(f"  database     {redact(settings.database.url)}")
     if settings.metrics.listen and not exit_when_idle:
@@ -176,28 +178,30 @@ def serve(
     )
 
 
-async def _check_signing_keys(settings: Settings) -> None:
-    """ConfigError if mail waiting to be sent comes from a domain without a DKIM key (unless
-    dkim.allow_unsigned): unsigned mail is refused or filed as spam by the carriers."""
+async def _unsigned_warning(settings: Settings) -> str:
+    """A warning when mail waiting to be sent comes from a domain without a DKIM key (unless
+    dkim.allow_unsigned). serve starts all the same: that mail is held, never sent unsigned
+    (carriers refuse it or file it as spam), and every other broadcast goes out."""
     from engine.delivery.context import Engine
     from engine.message.dkim import dkim_settings
-    from engine.platform.errors import ConfigError
 
     dkim = dkim_settings(settings.dkim)
     if dkim.allow_unsigned:
-        return
+        return ""
     engine = await Engine.open(settings)
     try:
         unsigned = dkim.unsigned_domains(await engine.queue.pending_sender_domains())
     finally:
         await engine.close()
-    if unsigned:
-        raise ConfigError(
-            f"送信待ちの配信の送信元ドメイン {', '.join(unsigned)} に DKIM 鍵がありません / no "
-            f"DKIM key for {', '.join(unsigned)}, which has mail waiting: add [[dkim.keys]] "
-            "(`mamoru dkim keygen DOMAIN SELECTOR`), or set dkim.allow_unsigned = true to send "
-            "it unsigned"
-        )
+    if not unsigned:
+        return ""
+    domains = ", ".join(unsigned)
+    return (
+        f"送信待ちの配信の送信元ドメイン {domains} に DKIM 鍵がありません。その配信は鍵を追加する"
+        f"まで保留し、ほかの配信は送ります / no DKIM key for {domains}, which has mail waiting: "
+        "that mail is held (add [[dkim.keys]] with `mamoru dkim keygen DOMAIN SELECTOR`, or set "
+        "dkim.allow_unsigned = true); everything else goes out"
+    )
 
 
 @app.command()
