@@ -1,4 +1,5 @@
-"""Mounts the people commands (schools, groups, accounts, contacts, rollover, notices)."""
+"""Mounts the people commands (schools, senders, groups, accounts, contacts, rollover,
+notices)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from cli.groups_cmd import app as groups_app
 from cli.notices_cmd import notices
 from cli.rollover_cmd import rollover
 from cli.schools_cmd import app as schools_app
+from cli.senders_cmd import app as senders_app
 
 
 def mount_people(app: typer.Typer) -> None:
     app.add_typer(schools_app, name="schools")
+    app.add_typer(senders_app, name="senders")
     app.add_typer(groups_app, name="groups")
     app.add_typer(accounts_app, name="accounts")
     app.add_typer(contacts_app, name="contacts")

@@ -1,0 +1,117 @@
+"""The From addresses an organisation may send as.
+
+Each board and school has its allowed sender addresses, each with a display name. A broadcast
+made by staff, an API key or SMTP submission comes from one of its owner's addresses (a
+school's broadcast from the school's, a board's from the board's); an empty request takes the
+organisation's first address. The address's domain must have a DKIM key unless
+``dkim.allow_unsigned``: refused at the request, never discovered when sending. The operator
+registers addresses with ``mamoru senders add`` (the board's command line).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+from engine.message.checks import check_sender_name
+from engine.message.dkim import DkimSettings
+from engine.platform.address import normalise_address
+from engine.platform.errors import InputError
+from engine.staff.models import Principal
+
+
+@dataclass(frozen=True)
+class Sender:
+    organisation_id: int
+    address: str
+    display_name: str
+
+
+def _domain(address: str) -> str:
+    return address.rpartition("@")[2].lower()
+
+
+def check_signed(address: str, dkim: DkimSettings) -> None:
+    """InputError when ``address``'s domain has no DKIM key and unsigned mail is not allowed."""
+    if dkim.allow_unsigned or not dkim.unsigned_domains([_domain(address)]):
+        return
+    domain = _domain(address)
+    raise InputError(
+        f"差出人のドメイン {domain} には DKIM 鍵がありません。署名のないメールは携帯会社に届かない"
+        f"ため使えません (no DKIM key for {domain}: add [[dkim.keys]] with `mamoru dkim keygen "
+        f"{domain} SELECTOR`)"
+    )
+
+
+async def list_senders(pool: asyncpg.Pool, organisation_id: int) -> list[Sender]:
+    """The organisation's addresses, in the order they were added (the first is the default)."""
+    rows = await pool.fetch(
+        "SELECT organisation_id, address, display_name FROM organisation_senders "
+        "WHERE organisation_id = $1 ORDER BY created_at, address",
+        organisation_id,
+    )
+    return [Sender(r["organisation_id"], r["address"], r["display_name"]) for r in rows]
+
+
+async def add_sender(
+    pool: asyncpg.Pool, organisation_id: int, address: str, display_name: str,
+    dkim: DkimSettings,
+) -> Sender:
+    """Add (or rename) one address of the organisation; the domain must be signable."""
+    normal = normalise_address(address)
+    name = display_name.strip()
+    if name:
+        check_sender_name(name, "--name")
+    check_signed(normal, dkim)
+    await pool.execute(
+        "INSERT INTO organisation_senders (organisation_id, address, display_name) "
+        "VALUES ($1, $2, $3) ON CONFLICT (organisation_id, address) "
+        "DO UPDATE SET display_name = EXCLUDED.display_name",
+        organisation_id, normal, name,
+    )
+    return Sender(organisation_id, normal, name)
+
+
+async def remove_sender(pool: asyncpg.Pool, organisation_id: int, address: str) -> bool:
+    status: str = await pool.execute(
+        "DELETE FROM organisation_senders WHERE organisation_id = $1 AND address = $2",
+        organisation_id, normalise_address(address),
+    )
+    return status.endswith(" 1")
+
+
+async def sender_for(
+    pool: asyncpg.Pool | asyncpg.Connection, actor: Principal, requested: str,
+    dkim: DkimSettings,
+) -> Sender:
+    """The From of a broadcast ``actor`` makes: ``requested`` if it is one of the actor's
+    organisation's addresses (its first one when empty); InputError naming the choices."""
+    if actor.organisation_id is None:
+        raise InputError("差出人を決める組織がありません (the actor belongs to no organisation)")
+    rows = await pool.fetch(
+        "SELECT address, display_name FROM organisation_senders WHERE organisation_id = $1 "
+        "ORDER BY created_at, address",
+        actor.organisation_id,
+    )
+    allowed = [Sender(actor.organisation_id, r["address"], r["display_name"]) for r in rows]
+    if not allowed:
+        raise InputError(
+            "この学校 (教育委員会) の差出人アドレスが登録されていません。運用担当者に "
+            "`mamoru senders add` での登録を依頼してください (no sender address is registered "
+            "for your organisation)"
+        )
+    if not requested.strip():
+        chosen = allowed[0]
+    else:
+        wanted = normalise_address(requested)
+        found = [s for s in allowed if s.address == wanted]
+        if not found:
+            choices = ", ".join(s.address for s in allowed)
+            raise InputError(
+                f"差出人 {wanted} は使えません。使える差出人: {choices} (not one of your "
+                f"organisation's sender addresses)"
+            )
+        chosen = found[0]
+    check_signed(chosen.address, dkim)
+    return chosen
