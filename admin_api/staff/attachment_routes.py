@@ -26,7 +26,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from admin_api.staff.broadcast_routes import request_of
-from admin_api.staff.deps import Actor, Api, KeyActor, StaffApi, audited
+from admin_api.staff.deps import Actor, Api, KeyActor, StaffApi, audited, public_url_for
 from admin_api.staff.errors import ERROR_RESPONSES, ErrorBody, StaffRoute, error_response
 from admin_api.staff.schemas import (
     BroadcastIn,
@@ -206,7 +206,7 @@ async def _create(
     stored = await attachments.files_of(
         api.staff.pool, api.people.sealer, actor, made.broadcast_id, now
     )
-    url = str(request.url_for(status_route, broadcast_id=made.broadcast_id))
+    url = public_url_for(request, api, status_route, broadcast_id=made.broadcast_id)
     out = BroadcastWithFilesOut(
         broadcast_id=made.broadcast_id, recipients=made.recipients, replayed=made.replayed,
         summary_ja=made.summary_ja, status_url=url, files=[file_out(f) for f in stored],
