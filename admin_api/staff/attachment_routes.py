@@ -52,6 +52,8 @@ app_router = APIRouter(
 # Room for the broadcast's JSON field (a body of 100,000 characters, perhaps \u-escaped) and
 # the multipart framing beside the files themselves.
 _FRAMING = 1024 * 1024
+# The multipart form's fields: anything else is refused, never ignored.
+_FORM_FIELDS = frozenset({"broadcast", "files"})
 _REFUSALS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorBody, "description": "too many or too large files / ファイルが多すぎる・"
           "大きすぎる (nothing stored)"},
@@ -138,6 +140,12 @@ async def _read_form(
     except MultiPartException as exc:
         raise InputError(f"multipart として読めません (malformed multipart body: {exc})") from None
     try:
+        unknown = sorted({k for k in form.keys() if k not in _FORM_FIELDS})
+        if unknown:
+            raise InputError(
+                f"入力が正しくありません (invalid input): {unknown[0]}: 知らない項目です "
+                "(unknown field; send only broadcast and files)"
+            )
         uploads = [
             attachments.Upload(item.filename or "", await item.read())
             for item in form.getlist("files") if isinstance(item, UploadFile)

@@ -65,7 +65,10 @@ def _validation_message(exc: RequestValidationError) -> tuple[int, str, str]:
     parts = []
     for e in errors[:5]:
         where = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
-        parts.append(f"{where}: {e.get('msg', '')}")
+        if e.get("type") == "extra_forbidden":
+            parts.append(f"{where}: 知らない項目です (unknown field)")
+        else:
+            parts.append(f"{where}: {e.get('msg', '')}")
     return 422, "invalid", "入力が正しくありません (invalid input): " + "; ".join(parts)
 
 
