@@ -11,6 +11,7 @@ from cli.people_session import ConfigOption, fail, note, run_people, settings_of
 from engine.people import People
 from engine.people.directory import find_organisation, parse_class, parse_grade
 from engine.people.notices import NoticesPdf, notices_for, notices_pdf
+from engine.platform.private_files import write_private
 
 
 def notices(
@@ -39,7 +40,7 @@ def notices(
 
     count, made = run_people(settings, go)
     try:
-        out_file.write_bytes(made.pdf)
+        write_private(out_file, made.pdf)
     except OSError as exc:
         fail(f"{out_file} に書き込めません: {exc.strerror}", 1)
     note(f"{count} 人分の登録案内を {out_file} に書き出しました ({len(made.pdf) // 1024} KB)。")
