@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from support import TEST_PEOPLE_KEY
+from support import TEST_LINK_KEY_FILE, TEST_PEOPLE_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,6 +65,7 @@ allow_unsigned = true
 [people]
 # The key the tests' own engines use (tests/support.py): one database, one key.
 key = "{people_key}"
+link_key_file = "{TEST_LINK_KEY_FILE}"
 """,
         encoding="utf-8",
     )

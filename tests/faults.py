@@ -40,6 +40,8 @@ from engine.queue import NewBroadcast
 # The people key of every scenario (the test process and its serve processes): the queue's
 # recipients are sealed with it.
 PEOPLE_KEY = new_key_text()
+# The link key file of the scenarios (in-process settings and the serve subprocesses alike).
+LINK_KEY_FILE = os.path.join(tempfile.mkdtemp(prefix="mamoru-fault-keys-"), "link.key")
 
 ROOT = Path(__file__).resolve().parent.parent
 FINAL = ("delivered", "failed")
@@ -247,7 +249,7 @@ def scenario_settings(db_url: str, target: str, **sections: dict[str, Any]) -> S
         # The fault tests need no pages; serving them on the default port would collide with
         # any other serve on this machine.
         http=replace(base.http, listen=""),
-        people=replace(base.people, key=PEOPLE_KEY),
+        people=replace(base.people, key=PEOPLE_KEY, link_key_file=LINK_KEY_FILE),
     )
     for name, values in sections.items():
         current = getattr(settings, name)
@@ -465,7 +467,8 @@ async def scenario_sigkill(
             f'[shaping]\nenabled = {shaping}\n'
             f'[queue]\nretry_base = "1s"\nretry_max = "2s"\nmax_age = "{max_age:.0f}s"\n'
             '[delivery]\nconcurrency = 50\ndata_timeout = "2s"\n'
-            f'[dkim]\nallow_unsigned = true\n[people]\nkey = "{PEOPLE_KEY}"\n',
+            f'[dkim]\nallow_unsigned = true\n[people]\nkey = "{PEOPLE_KEY}"\n'
+            f'link_key_file = "{LINK_KEY_FILE}"\n',
             encoding="utf-8",
         )
         settings = scenario_settings(db_url, receiver.address, queue={"max_age": max_age})
