@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from admin_api.pages import files, leave, personal, registration, reports
 from admin_api.pages.common import message_page
+from admin_api.proxies import trusted_networks
 from admin_api.site import Site
 
 # Personal links carry their token in the path: no page may leak it to another site, be
@@ -68,6 +69,7 @@ class SafetyHeaders:
 def create_app(site: Site, extra: Sequence[APIRouter] = ()) -> FastAPI:
     app = FastAPI(title="mamoru", docs_url=None, redoc_url=None)
     app.state.site = site
+    app.state.trusted_proxies = trusted_networks(site.settings)
     app.include_router(registration.router)
     app.include_router(leave.router)
     app.include_router(personal.router)

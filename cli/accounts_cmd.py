@@ -16,6 +16,7 @@ from engine.people.csv_import import parse_rows
 from engine.people.directory import find_organisation
 from engine.people.invitations import Invitation, invite
 from engine.platform.errors import InputError
+from engine.platform.private_files import write_private
 from engine.queue import Queue
 
 app = typer.Typer(
@@ -143,8 +144,7 @@ def export(
         sys.stdout.flush()
     else:
         try:
-            with out_file.open("w", encoding="utf-8", newline="") as fh:
-                fh.write(text)
+            write_private(out_file, text.encode("utf-8"))
         except OSError as exc:
             fail(f"{out_file} に書き込めません: {exc.strerror}", 1)
     note(f"{rows} 件を書き出しました。")

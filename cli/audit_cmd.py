@@ -15,6 +15,7 @@ from cli.staff_session import run_staff
 from engine.people import People
 from engine.platform.clock import JST
 from engine.platform.config import Settings
+from engine.platform.private_files import write_private
 from engine.staff import audit
 from engine.staff.audit_checkpoints import verify_all, write_checkpoint
 from engine.staff.store import Staff
@@ -121,7 +122,7 @@ def export(
     if out_file is None:
         typer.echo(text, nl=False)
     else:
-        out_file.write_text(text, encoding="utf-8", newline="")
+        write_private(out_file, text.encode("utf-8"))
         note(f"書き出しました: {out_file} ({text.count(chr(10)) - 1} 件)")
 
 

@@ -26,6 +26,7 @@ from engine.people import Category, People
 from engine.people.recipients import AccountRef, accounts_of
 from engine.platform.clock import jst, jst_text
 from engine.platform.config import Settings
+from engine.platform.private_files import write_private
 from engine.queue import NewBroadcast, Queue, State
 from engine.queue.broadcasts import BROADCAST_STATE_LABELS_JA
 from engine.queue.models import STATE_LABELS_JA
@@ -190,7 +191,7 @@ def recipients(
         sys.stdout.write(text)
         return
     try:
-        out_file.write_text(text, encoding="utf-8")
+        write_private(out_file, text.encode("utf-8"))
     except OSError as exc:
         raise typer.BadParameter(f"cannot write {out_file}: {exc.strerror}") from None
     note(f"{count} 件を {out_file} に書き出しました。")

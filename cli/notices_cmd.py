@@ -12,6 +12,7 @@ from cli.people_session import ConfigOption, fail, note, run_people, settings_of
 from engine.people import People
 from engine.people.directory import find_organisation, parse_class, parse_grade
 from engine.people.notices import NoticesPdf, notices_for, notices_pdf
+from engine.platform.private_files import write_private
 
 
 def notices(
@@ -42,7 +43,7 @@ def notices(
         "notices.print", school, detail_of=lambda done: f"notices={done[0]}"
     ))
     try:
-        out_file.write_bytes(made.pdf)
+        write_private(out_file, made.pdf)
     except OSError as exc:
         fail(f"{out_file} に書き込めません: {exc.strerror}", 1)
     note(f"{count} 人分の登録案内を {out_file} に書き出しました ({len(made.pdf) // 1024} KB)。")

@@ -26,6 +26,7 @@ from engine.platform.clock import jst_text
 from engine.platform.config import Settings
 from engine.platform.csv_io import decode_text
 from engine.platform.errors import InputError, MamoruError
+from engine.platform.private_files import write_private
 
 app = typer.Typer(
     help="配信停止リスト (suppression list): addresses no broadcast is sent to.",
@@ -186,7 +187,7 @@ def export(
         sys.stdout.write(text)
         return
     try:
-        file.write_text(text, encoding="utf-8")
+        write_private(file, text.encode("utf-8"))
     except OSError as exc:
         _fail(f"{file} cannot be written: {exc.strerror}", 1)
     rows = text.count("\n") - 1

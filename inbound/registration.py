@@ -13,7 +13,11 @@ Not answered (logged by domain only, never the address):
   hard or complained, so a reply would fail or be
   unwanted, and a forged sender must not get mail sent to such an address. An operator who
   knows the address works again takes it off the list (``mamoru suppression remove``);
-- more than ``MAX_REQUESTS_PER_HOUR`` requests from one address in an hour.
+- more than ``[inbound] desk_per_sender_hour`` mails from one address in an hour, or more
+  than ``[inbound] desk_per_minute`` in all in a minute (inbound/desk_limits.py), or more than
+  ``MAX_REQUESTS_PER_HOUR`` requests from one address in an hour.
+
+The reply is sent at normal priority (engine.people.replies): it never overtakes an emergency.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from engine.platform.clock import Clock
 from engine.platform.config import Settings
 from engine.platform.errors import InputError
 from engine.queue import Queue
+from inbound.desk_limits import desk_allows
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +101,10 @@ class RegistrationDesk:
         # The person's own one-click unsubscribe is no reason to refuse a new registration.
         if entry is not None and entry.reason != UNSUBSCRIBED:
             log.info("registration mail from a suppressed address @%s: not answered", domain)
+            return False
+        if not await desk_allows(self.pool, people.sealer, self.settings.inbound, "register",
+                                 mail_from, self.clock.now()):
+            log.info("registration mail from @%s: over the desk's limits, not answered", domain)
             return False
         lifetime = timedelta(hours=self.settings.people.registration_link_hours)
         try:

@@ -5,13 +5,14 @@ the report page (欠席・遅刻・早退・健康連絡).
 queue (engine.twoway.family) to the sender's address, and only when that address is an
 active, confirmed contact of a child at a school that takes reports: a forged sender gets the
 link sent to the real guardian, who can ignore it, and strangers get nothing. At most
-``MAX_PER_HOUR`` answers per contact an hour. Logged by domain only, never the address.
+``[inbound] desk_per_sender_hour`` answers to one address an hour and
+``[inbound] desk_per_minute`` in all a minute (inbound/desk_limits.py), at normal priority.
+Logged by domain only, never the address.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 import asyncpg
 
@@ -24,12 +25,9 @@ from engine.platform.config import Settings
 from engine.platform.errors import InputError
 from engine.queue import Queue
 from engine.twoway.family import REPORT, accepts_reports, send_report_link
-from engine.twoway.page_limits import PageBusy, count_request
+from inbound.desk_limits import desk_allows
 
 log = logging.getLogger(__name__)
-
-MAX_PER_HOUR = 3
-
 
 class ReportDesk:
     """Knows the report address and answers the mails sent to it."""
@@ -62,11 +60,9 @@ class ReportDesk:
             log.info("report mail from @%s: no contact with a school taking reports", domain)
             return False
         now = self.clock.now()
-        try:
-            await count_request(self.pool, f"m:{contact_id}", now, MAX_PER_HOUR,
-                                timedelta(hours=1))
-        except PageBusy:
-            log.info("report mail from @%s: answered often enough this hour", domain)
+        if not await desk_allows(self.pool, people.sealer, self.settings.inbound, "report",
+                                 mail_from, now):
+            log.info("report mail from @%s: over the desk's limits, not answered", domain)
             return False
         token = self.links.token(REPORT, contact_id, now + LINK_LIFETIME)
         url = f"{self.settings.http.public_url.rstrip('/')}/report/{token}"

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from support import TEST_AUDIT_KEY, TEST_PEOPLE_KEY
+from support import TEST_AUDIT_KEY, TEST_LINK_KEY_FILE, TEST_PEOPLE_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,6 +66,7 @@ allow_unsigned = true
 [people]
 # The key the tests' own engines use (tests/support.py): one database, one key.
 key = "{people_key}"
+link_key_file = "{TEST_LINK_KEY_FILE}"
 
 [staff]
 audit_key = "{TEST_AUDIT_KEY}"

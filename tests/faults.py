@@ -41,6 +41,8 @@ from engine.queue import NewBroadcast
 # recipients are sealed with it.
 PEOPLE_KEY = new_key_text()
 AUDIT_KEY = new_key_text()
+# The link key file of the scenarios (in-process settings and the serve subprocesses alike).
+LINK_KEY_FILE = os.path.join(tempfile.mkdtemp(prefix="mamoru-fault-keys-"), "link.key")
 
 ROOT = Path(__file__).resolve().parent.parent
 FINAL = ("delivered", "failed")
@@ -248,7 +250,7 @@ def scenario_settings(db_url: str, target: str, **sections: dict[str, Any]) -> S
         # The fault tests need no pages; serving them on the default port would collide with
         # any other serve on this machine.
         http=replace(base.http, listen=""),
-        people=replace(base.people, key=PEOPLE_KEY),
+        people=replace(base.people, key=PEOPLE_KEY, link_key_file=LINK_KEY_FILE),
         staff=replace(base.staff, audit_key=AUDIT_KEY, audit_checkpoints=""),
     )
     for name, values in sections.items():
@@ -468,6 +470,7 @@ async def scenario_sigkill(
             f'[queue]\nretry_base = "1s"\nretry_max = "2s"\nmax_age = "{max_age:.0f}s"\n'
             '[delivery]\nconcurrency = 50\ndata_timeout = "2s"\n'
             f'[dkim]\nallow_unsigned = true\n[people]\nkey = "{PEOPLE_KEY}"\n'
+            f'link_key_file = "{LINK_KEY_FILE}"\n'
             f'[staff]\naudit_key = "{AUDIT_KEY}"\n'
             f'audit_checkpoints = "{workdir / "audit.checkpoints"}"\n',
             encoding="utf-8",

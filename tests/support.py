@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
+import shutil
+import tempfile
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from engine.platform.config import Settings, load_settings
@@ -14,6 +18,11 @@ from engine.platform.sealing import new_key_text
 TEST_PEOPLE_KEY = new_key_text()
 # The audit chain's key, likewise (the default is a key file under var/keys).
 TEST_AUDIT_KEY = new_key_text()
+# The link key file (engine/platform/link_key.py) of the tests' settings and configuration
+# files: one per test session, outside the working tree, shared with the mamoru subprocesses.
+_KEY_DIR = tempfile.mkdtemp(prefix="mamoru-test-keys-")
+atexit.register(shutil.rmtree, _KEY_DIR, True)
+TEST_LINK_KEY_FILE = str(Path(_KEY_DIR) / "link.key")
 
 
 def make_settings(db_url: str, **sections: dict[str, Any]) -> Settings:
@@ -35,7 +44,7 @@ def make_settings(db_url: str, **sections: dict[str, Any]) -> Settings:
         shaping={"enabled": False},
         # The test servers have no DNS for keys; tests of signing give [dkim] keys themselves.
         dkim={"allow_unsigned": True},
-        people=replace(base.people, key=TEST_PEOPLE_KEY),
+        people=replace(base.people, key=TEST_PEOPLE_KEY, link_key_file=TEST_LINK_KEY_FILE),
         # Checkpoints are tested where a test gives a file (tests/security/test_audit_chain.py).
         staff=replace(base.staff, audit_key=TEST_AUDIT_KEY, audit_checkpoints=""),
     )

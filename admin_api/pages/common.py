@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
+from admin_api.proxies import client_address
 from admin_api.templating import templates
 from engine.message.links import InvalidLink
 from engine.twoway import Answer, Question, QuestionKind
@@ -39,7 +40,8 @@ def group_ids(values: list[str]) -> list[int] | None:
 
 
 def client_ip(request: Request) -> str:
-    return request.client.host if request.client is not None else "unknown"
+    """The client's address, through trusted proxies (admin_api/proxies.py)."""
+    return client_address(request) or "unknown"
 
 
 def question_fields(

@@ -40,6 +40,10 @@ from engine.twoway.personal import PageView, open_page
 
 router = APIRouter(include_in_schema=False)
 GONE = "このお知らせの記録はもう残っていません。"
+LEFT = (
+    "このアドレスへの配信は停止されているため、このページは表示できません。配信を再開するときは、"
+    "メールの末尾の「配信の設定」のリンクからお手続きください。 (this address has left the mailing)"
+)
 _CHILD = "_child"
 
 
@@ -55,6 +59,10 @@ async def _view(request: Request, site: Site, token: str) -> PageView | HTMLResp
     view = await open_page(site.people, delivery_id, site.facts)
     if view is None:
         return message_page(request, "お知らせ", GONE, 410)
+    if view.left:
+        # Replaying an old mail's link after leaving reads, answers and shows nothing, as the
+        # files (attachments.GONE_LEFT) and report pages refuse a contact who left.
+        return message_page(request, "お知らせ", LEFT, 410)
     return view
 
 

@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request, Response
 
 from admin_api.staff.broadcast_routes import create_broadcast, status_of
-from admin_api.staff.deps import Api, KeyActor
+from admin_api.staff.deps import Api, KeyActor, id_url_for
 from admin_api.staff.errors import ERROR_RESPONSES, ErrorBody, StaffRoute
 from admin_api.staff.schemas import BroadcastCreatedOut, BroadcastIn, BroadcastStatusOut, IdPath
 
@@ -40,7 +40,7 @@ async def submit(
     response: Response,
     idempotency_key: Annotated[str, Header(min_length=1, max_length=200)],
 ) -> BroadcastCreatedOut:
-    url = str(request.url_for("app_broadcast_status", broadcast_id=0)).removesuffix("/0") + "/{id}"
+    url = id_url_for(request, api, "app_broadcast_status")
     made = await create_broadcast(api, actor, body, url, idempotency_key)
     if made.replayed:
         response.status_code = 200

@@ -26,7 +26,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from admin_api.staff.broadcast_routes import request_of
-from admin_api.staff.deps import Actor, Api, KeyActor, StaffApi, audited
+from admin_api.staff.deps import Actor, Api, KeyActor, StaffApi, audited, public_url_for
 from admin_api.staff.errors import ERROR_RESPONSES, ErrorBody, StaffRoute, error_response
 from admin_api.staff.schemas import (
     BroadcastIn,
@@ -52,6 +52,8 @@ app_router = APIRouter(
 # Room for the broadcast's JSON field (a body of 100,000 characters, perhaps \u-escaped) and
 # the multipart framing beside the files themselves.
 _FRAMING = 1024 * 1024
+# The multipart form's fields: anything else is refused, never ignored.
+_FORM_FIELDS = frozenset({"broadcast", "files"})
 _REFUSALS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorBody, "description": "too many or too large files / ファイルが多すぎる・"
           "大きすぎる (nothing stored)"},
@@ -138,6 +140,12 @@ async def _read_form(
     except MultiPartException as exc:
         raise InputError(f"multipart として読めません (malformed multipart body: {exc})") from None
     try:
+        unknown = sorted({k for k in form.keys() if k not in _FORM_FIELDS})
+        if unknown:
+            raise InputError(
+                f"入力が正しくありません (invalid input): {unknown[0]}: 知らない項目です "
+                "(unknown field; send only broadcast and files)"
+            )
         uploads = [
             attachments.Upload(item.filename or "", await item.read())
             for item in form.getlist("files") if isinstance(item, UploadFile)
@@ -206,7 +214,7 @@ async def _create(
     stored = await attachments.files_of(
         api.staff.pool, api.people.sealer, actor, made.broadcast_id, now
     )
-    url = str(request.url_for(status_route, broadcast_id=made.broadcast_id))
+    url = public_url_for(request, api, status_route, broadcast_id=made.broadcast_id)
     out = BroadcastWithFilesOut(
         broadcast_id=made.broadcast_id, recipients=made.recipients, replayed=made.replayed,
         summary_ja=made.summary_ja, status_url=url, files=[file_out(f) for f in stored],

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from admin_api.staff.deps import Actor, Api, StaffApi, audited
+from admin_api.staff.deps import Actor, Api, StaffApi, audited, id_url_for, public_url_for
 from admin_api.staff.errors import ERROR_RESPONSES, StaffRoute
 from admin_api.staff.schemas import (
     AccountRefOut,
@@ -90,7 +90,7 @@ async def create(
 ) -> BroadcastCreatedOut:
     """Resolve the audience and store every delivery in one transaction; ``send_at`` in the
     future schedules it (cancel before it with ``/cancel``)."""
-    url = str(request.url_for("broadcast_status", broadcast_id=0)).removesuffix("/0") + "/{id}"
+    url = id_url_for(request, api, "broadcast_status")
     return await create_broadcast(api, actor, body, url)
 
 
@@ -219,7 +219,7 @@ async def resend(
         ),
         object_of=lambda c: f"broadcast {c.broadcast_id} (resend of {broadcast_id})",
     )
-    url = str(request.url_for("broadcast_status", broadcast_id=made.broadcast_id))
+    url = public_url_for(request, api, "broadcast_status", broadcast_id=made.broadcast_id)
     return BroadcastCreatedOut(
         broadcast_id=made.broadcast_id, recipients=made.recipients, replayed=False,
         summary_ja=made.summary_ja, status_url=url,

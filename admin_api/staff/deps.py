@@ -16,6 +16,7 @@ import asyncpg
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from admin_api import proxies
 from engine.people import People
 from engine.platform.clock import Clock
 from engine.platform.config import AttachmentSettings, Settings
@@ -35,6 +36,8 @@ class StaffApi:
     queue: Queue
     max_age: float
     attachments: AttachmentSettings = AttachmentSettings()
+    # [http] public_url: the base of every absolute URL the API answers with.
+    public_url: str = ""
 
     @classmethod
     async def open(
@@ -45,7 +48,7 @@ class StaffApi:
         staff = await Staff.open(pool, people.sealer, settings, people.clock)
         return cls(
             staff, people, Queue(pool, people.sealer), settings.queue.max_age,
-            settings.attachments,
+            settings.attachments, settings.http.public_url,
         )
 
 
@@ -66,7 +69,20 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
 def client_address(request: Request) -> str:
-    return request.client.host if request.client else ""
+    """The caller's address, through trusted proxies (admin_api/proxies.py)."""
+    return proxies.client_address(request)
+
+
+def public_url_for(request: Request, api: StaffApi, name: str, **params: object) -> str:
+    """The URL of route ``name`` under ``[http] public_url`` (only the path when it is not
+    set), never built from the request's Host header, which the client chooses."""
+    path = str(request.app.url_path_for(name, **params))
+    return api.public_url.rstrip("/") + path
+
+
+def id_url_for(request: Request, api: StaffApi, name: str) -> str:
+    """``public_url_for`` a route taking ``broadcast_id``, with ``{id}`` in its place."""
+    return public_url_for(request, api, name, broadcast_id=0).removesuffix("/0") + "/{id}"
 
 
 def bearer_token(creds: HTTPAuthorizationCredentials | None) -> str:

@@ -63,9 +63,13 @@ def _validation_message(exc: RequestValidationError) -> tuple[int, str, str]:
     if any(e.get("type") == "json_invalid" for e in errors):
         return 400, "malformed", "JSON として読めません (malformed JSON body)"
     parts = []
-    for e in errors[:5]:
+    # Unknown fields first: a misspelt name is the likeliest mistake, and must be named.
+    for e in sorted(errors, key=lambda e: e.get("type") != "extra_forbidden")[:5]:
         where = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
-        parts.append(f"{where}: {e.get('msg', '')}")
+        if e.get("type") == "extra_forbidden":
+            parts.append(f"{where}: 知らない項目です (unknown field)")
+        else:
+            parts.append(f"{where}: {e.get('msg', '')}")
     return 422, "invalid", "入力が正しくありません (invalid input): " + "; ".join(parts)
 
 

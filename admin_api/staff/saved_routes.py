@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from admin_api.staff.broadcast_routes import create_broadcast
-from admin_api.staff.deps import Actor, Api, FullSession, audited
+from admin_api.staff.deps import Actor, Api, FullSession, audited, id_url_for
 from admin_api.staff.errors import ERROR_RESPONSES, StaffRoute
 from admin_api.staff.schemas import (
     AudienceIn,
@@ -132,5 +132,5 @@ async def send_draft(
         category=d.category, priority=d.priority.name.lower(),  # type: ignore[arg-type]
         send_at=d.send_at,
     )
-    url = str(request.url_for("broadcast_status", broadcast_id=0)).removesuffix("/0") + "/{id}"
+    url = id_url_for(request, api, "broadcast_status")
     return await create_broadcast(api, actor, body, url, draft_id=saved_id)

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query
-from pydantic import AfterValidator, AwareDatetime, BaseModel, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from engine.people import Category
 from engine.staff.models import Role, StaffMember
@@ -37,7 +37,14 @@ PriorityName = Literal["emergency", "normal", "bulk"]
 StateName = Literal["queued", "sending", "deferred", "delivered", "failed"]
 
 
-class LoginIn(BaseModel):
+class StrictIn(BaseModel):
+    """Every request body: a field the model does not know is refused (422 naming it), never
+    dropped: a misspelt ``"sendat"`` must not send a scheduled mail at once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoginIn(StrictIn):
     login: Text = Field(max_length=64, description="ログイン ID")
     password: Text = Field(max_length=256)
     totp_code: Text | None = Field(default=None, max_length=10, description="確認コード (6 桁)")
@@ -85,11 +92,11 @@ class TotpSetupOut(BaseModel):
     otpauth_uri: str
 
 
-class TotpConfirmIn(BaseModel):
+class TotpConfirmIn(StrictIn):
     code: Text = Field(max_length=10)
 
 
-class NewStaffIn(BaseModel):
+class NewStaffIn(StrictIn):
     login: Text = Field(max_length=64)
     name: Text = Field(max_length=100)
     role: Role
@@ -99,12 +106,12 @@ class NewStaffIn(BaseModel):
     group_ids: list[Id] = Field(default_factory=list, max_length=100)
 
 
-class PasswordResetIn(BaseModel):
+class PasswordResetIn(StrictIn):
     password: Text = Field(max_length=256)
     clear_totp: bool = Field(default=False, description="also remove TOTP (a lost phone)")
 
 
-class PolicyIn(BaseModel):
+class PolicyIn(StrictIn):
     totp_required: bool
 
 
@@ -112,7 +119,7 @@ class PolicyOut(BaseModel):
     totp_required: bool
 
 
-class NewApiKeyIn(BaseModel):
+class NewApiKeyIn(StrictIn):
     name: Text = Field(max_length=100)
     organisation_id: Id
 
@@ -157,7 +164,7 @@ class VerifyOut(BaseModel):
     message: str
 
 
-class AudienceIn(BaseModel):
+class AudienceIn(StrictIn):
     """Who the broadcast is for, by id; everything given is added together."""
 
     board: bool = Field(default=False, description="every account of the board (board only)")
@@ -168,7 +175,7 @@ class AudienceIn(BaseModel):
     accounts: list[Id] = Field(default_factory=list, max_length=10000)
 
 
-class ReadConfirmationIn(BaseModel):
+class ReadConfirmationIn(StrictIn):
     """Ask for 「確認しました」 and remind those who have not pressed it."""
 
     remind_after_minutes: int = Field(
@@ -177,7 +184,7 @@ class ReadConfirmationIn(BaseModel):
     max_reminders: int = Field(ge=0, le=10, description="再通知の回数の上限 / at most")
 
 
-class QuestionIn(BaseModel):
+class QuestionIn(StrictIn):
     """One question of a survey (engine.twoway.questions)."""
 
     key: Text = Field(max_length=32, description="英小文字で始まる英数字と _ / a-z0-9_")
@@ -193,7 +200,7 @@ class QuestionIn(BaseModel):
     unit: Text = Field(default="", max_length=10, description="人、℃ など")
 
 
-class BroadcastIn(BaseModel):
+class BroadcastIn(StrictIn):
     sender: Text = Field(max_length=254, description="差出人アドレス / From address")
     subject: Text = Field(max_length=200)
     body: Text = Field(max_length=100_000)
@@ -241,7 +248,7 @@ class BroadcastOut(BaseModel):
     resend_of: int | None = Field(description="the broadcast this one resends to")
 
 
-class ResendIn(BaseModel):
+class ResendIn(StrictIn):
     """Which recipients of the first broadcast get it again; all filters apply together."""
 
     failed: bool = Field(default=True, description="only those failed or waiting for a retry")
@@ -330,7 +337,7 @@ class RecipientPage(BaseModel):
     items: list[RecipientOut]
 
 
-class TemplateIn(BaseModel):
+class TemplateIn(StrictIn):
     """A template: a name and the text a school sends often."""
 
     name: Text = Field(max_length=100)

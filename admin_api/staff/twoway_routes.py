@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from admin_api.staff.deps import Actor, Api, StaffApi, audited
+from admin_api.staff.deps import Actor, Api, StaffApi, audited, public_url_for
 from admin_api.staff.errors import ERROR_RESPONSES, StaffRoute
 from admin_api.staff.schemas import IdPath, IdQuery
 from admin_api.staff.twoway_schemas import (
@@ -212,7 +212,7 @@ async def remind(
                          api.max_age, body.subject, body.body),
         object_of=lambda r: f"broadcast {r.created.broadcast_id} (reminder of {broadcast_id})",
     )
-    url = str(request.url_for("broadcast_status", broadcast_id=made.created.broadcast_id))
+    url = public_url_for(request, api, "broadcast_status", broadcast_id=made.created.broadcast_id)
     return RemindOut(broadcast_id=made.created.broadcast_id, recipients=made.created.recipients,
                      left=made.left, summary_ja=made.created.summary_ja, status_url=url)
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from admin_api.staff.schemas import BroadcastIn, QuestionIn, Text
+from admin_api.staff.schemas import BroadcastIn, QuestionIn, StrictIn, Text
 from engine.twoway.asks import ReadPolicy
 from engine.twoway.questions import Question, QuestionKind
 
@@ -117,7 +117,7 @@ class ResponsePage(BaseModel):
     items: list[ResponseOut]
 
 
-class RemindIn(BaseModel):
+class RemindIn(StrictIn):
     purpose: Literal["read", "survey"] = Field(
         description="read: not read yet; survey: not answered yet"
     )
@@ -190,7 +190,7 @@ def hour_minute(t: time) -> str:
     return f"{t:%H:%M}"
 
 
-class ReportSettingsIn(BaseModel):
+class ReportSettingsIn(StrictIn):
     opens: HourMinute = Field(description="受付開始 (日本時間) HH:MM")
     closes: HourMinute = Field(description="受付終了 (日本時間) HH:MM; before opens: overnight")
     reasons: list[Annotated[Text, Field(max_length=50)]] = Field(min_length=1, max_length=50)
@@ -209,7 +209,7 @@ class ReportSettingsOut(BaseModel):
     notify_teachers: bool
 
 
-class NotifyAddressIn(BaseModel):
+class NotifyAddressIn(StrictIn):
     address: Text | None = Field(
         max_length=254, description="新しい連絡のお知らせ先 / where new reports are announced; "
         "null: none"

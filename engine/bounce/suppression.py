@@ -39,7 +39,7 @@ from engine.bounce.classify.categories import CATEGORIES, OTHER, category_for_re
 from engine.platform.address import normalise_address
 from engine.platform.clock import JST, Clock, SystemClock
 from engine.platform.config import SuppressionSettings
-from engine.platform.csv_io import csv_cell, csv_text
+from engine.platform.csv_io import csv_cell, csv_text, plain_cell
 from engine.platform.errors import InputError
 from engine.platform.sealing import RECIPIENT, Sealer
 
@@ -337,7 +337,8 @@ def parse_csv(
                     f"(known: {', '.join(CSV_COLUMNS)})"
                 )
             continue
-        fields = dict(zip(header or list(CSV_COLUMNS), (c.strip() for c in record), strict=False))
+        fields = dict(zip(header or list(CSV_COLUMNS), (plain_cell(c.strip()) for c in record),
+                          strict=False))
         try:
             good.append((line_no, _row(fields, now)))
         except InputError as exc:

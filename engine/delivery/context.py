@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 
@@ -17,6 +16,7 @@ from engine.platform.at_rest import seal_plaintext_rows
 from engine.platform.clock import Clock, SystemClock
 from engine.platform.config import Settings
 from engine.platform.db import create_pool, dsn_for
+from engine.platform.link_key import link_secret
 from engine.platform.sealing import Sealer
 from engine.queue import Queue
 from engine.throttle import Shaper
@@ -30,6 +30,7 @@ class Engine:
     pool: asyncpg.Pool
     queue: Queue
     clock: Clock
+    _link_secret: bytes | None = field(default=None, init=False, repr=False)
 
     @classmethod
     async def open(cls, settings: Settings, clock: Clock | None = None) -> Engine:
@@ -50,16 +51,11 @@ class Engine:
         await self.pool.close()
 
     async def verp_secret(self) -> bytes:
-        """The configured VERP key, else one generated once and kept in the database."""
-        if self.settings.message.verp_secret:
-            return self.settings.message.verp_secret.encode("utf-8")
-        await self.pool.execute(
-            "INSERT INTO mamoru_secrets (name, value) VALUES ('verp', $1) "
-            "ON CONFLICT (name) DO NOTHING",
-            secrets.token_hex(32),
-        )
-        value: str = await self.pool.fetchval("SELECT value FROM mamoru_secrets WHERE name='verp'")
-        return value.encode("ascii")
+        """The configured VERP key, else the link key file's (engine/platform/link_key.py:
+        made on first use, or moved there from the database where older releases kept it)."""
+        if self._link_secret is None:
+            self._link_secret = await link_secret(self.pool, self.settings)
+        return self._link_secret
 
     async def runner(
         self,

@@ -22,7 +22,7 @@ from engine.people.codes import normalise_code
 from engine.people.directory import parse_class, parse_grade
 from engine.people.models import AccountKind
 from engine.platform.address import normalise_address
-from engine.platform.csv_io import decode_lines
+from engine.platform.csv_io import decode_lines, plain_cell
 from engine.platform.errors import InputError
 
 HEADERS: dict[str, tuple[str, ...]] = {
@@ -143,7 +143,7 @@ def _row(number: int, text: str, columns: dict[str, int]) -> Row:
     cells += [""] * (width - len(cells))
 
     def get(name: str) -> str:
-        return cells[columns[name]].strip() if name in columns else ""
+        return plain_cell(cells[columns[name]].strip()) if name in columns else ""
 
     school = get("school")
     if not school:

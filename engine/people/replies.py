@@ -1,10 +1,12 @@
 """The mails registration sends: the reply with the personal link, and the completion notice.
 
-Both go through the normal queue as one-recipient broadcasts of emergency priority: they then
+Both go through the normal queue as one-recipient broadcasts of normal priority: they then
 have the queue's retries when a carrier answers "try later" (docomo and au often do), DKIM,
 the suppression check, the shaping of the carrier's limits and a row an operator can look up,
-and they pass any bulk mail waiting (emergency is claimed first). Sending directly from the
-inbound server would answer a second faster at best and lose the reply on the first 4xx.
+and they pass any bulk mail waiting. They are not emergency mail: anybody can make the desk
+answer (an empty mail with any sender), and that must never delay a real emergency. Sending
+directly from the inbound server would answer a second faster at best and lose the reply on
+the first 4xx.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class ReplySender:
     async def send(self, address: str, subject: str, body: str, now: datetime) -> int:
         broadcast = NewBroadcast(
             sender=self.sender, subject=subject, body=body, recipients=[address],
-            priority=Priority.EMERGENCY,
+            priority=Priority.NORMAL,
         )
         return await self.queue.enqueue(broadcast, now, self.settings.queue.max_age)
 

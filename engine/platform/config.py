@@ -13,6 +13,7 @@ file without reading code.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import tomllib
@@ -25,6 +26,7 @@ from typing import Any
 
 from engine.platform.errors import ConfigError
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 # Environment variables with this prefix that are not settings.
@@ -98,7 +100,8 @@ class MessageSettings:
     id_domain: str = ""
     # Return-Path domain for VERP addresses; empty: the sender's domain.
     bounce_domain: str = ""
-    # Key for the VERP token's HMAC; empty: derived from the database, see engine/message/verp.py.
+    # Key for the VERP token's and the personal links' HMAC; empty: the link key file
+    # ([people] link_key_file, engine/platform/link_key.py).
     verp_secret: str = ""
 
 
@@ -116,6 +119,11 @@ class InboundSettings:
     tls_key: str = ""
     # Addresses that accept mail besides the VERP return paths, e.g. "touroku@school.example.jp".
     service_addresses: list[str] = field(default_factory=list)
+    # The empty-mail desks (registration, report address) answer at most this many mails a
+    # minute each, and at most desk_per_sender_hour an hour to one sender; the rest are not
+    # answered (forged senders must not turn the desk into a mail cannon).
+    desk_per_minute: int = 30
+    desk_per_sender_hour: int = 3
 
 
 @dataclass(frozen=True)
@@ -158,6 +166,10 @@ class PeopleSettings:
     # Created with mode 0600 on first use when missing. Back it up apart from the database:
     # without it the stored names and addresses cannot be read.
     key_file: str = "var/keys/people.key"
+    # The key that signs personal links and VERP addresses (engine/platform/link_key.py),
+    # created with mode 0600 on first use; empty: "link.key" beside key_file. Back it up with
+    # the people key; every host of one serve needs the same file.
+    link_key_file: str = ""
     # Registration by empty mail: the board's address (e.g. "entry@city.example.jp"); the
     # inbound server also takes "entry-<school code>@" the same domain. Empty: no registration.
     registration_address: str = ""
@@ -227,6 +239,10 @@ class HttpSettings:
     # An http:// public_url is refused: RFC 8058 one-click unsubscribe needs https, and the
     # personal links carry tokens. Only a test set-up on loopback may allow it.
     allow_insecure_public_url: bool = False
+    # Reverse proxies (addresses or networks, "10.0.0.0/8", "::1") whose X-Forwarded-For /
+    # Forwarded headers name the client (admin_api/proxies.py); from any other peer those
+    # headers are ignored. Empty: the peer is the client.
+    trusted_proxies: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -495,6 +511,10 @@ def _check(s: Settings) -> None:
         )
     if s.http.listen:
         parse_host_port("http.listen", s.http.listen, 8080)
+    parse_networks("http.trusted_proxies", s.http.trusted_proxies)
+    if s.inbound.desk_per_minute < 1 or s.inbound.desk_per_sender_hour < 1:
+        raise ConfigError("inbound.desk_per_minute and inbound.desk_per_sender_hour must be "
+                          "at least 1")
     if s.suppression.soft_threshold < 1:
         raise ConfigError("suppression.soft_threshold must be at least 1")
     if s.people.registration_address and "@" not in s.people.registration_address:
@@ -577,9 +597,21 @@ def _check_submission(sub: SubmissionSettings) -> None:
         raise ConfigError("submission.rate_per_minute must be at least 1")
 
 
-def _is_loopback(host: str) -> bool:
-    import ipaddress
+def parse_networks(key: str, values: list[str]) -> tuple[IPNetwork, ...]:
+    """Addresses or networks ("192.0.2.1", "10.0.0.0/8", "::1") as networks; errors name key."""
+    out: list[IPNetwork] = []
+    for value in values:
+        try:
+            out.append(ipaddress.ip_network(value.strip(), strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"{key}: {value!r} is not an IP address or network (write \"10.0.0.5\" or "
+                "\"10.0.0.0/8\")"
+            ) from None
+    return tuple(out)
 
+
+def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:

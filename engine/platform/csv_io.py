@@ -3,8 +3,11 @@ UTF-8 (with or without BOM) or CP932.
 
 Excel on Japanese Windows opens a UTF-8 CSV as Japanese only when it starts with a byte-order
 mark, and saves CSV as CP932 (Shift_JIS with Microsoft's extensions) unless told otherwise.
-So the writers here always put the BOM first and end lines with CRLF, cells that Excel would
-run as a formula are quoted as text, and the readers take either encoding: ``decode_lines``
+So the writers here always put the BOM first and end lines with CRLF, every text cell that
+Excel would run as a formula (one starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
+return: a registered address ``=1+1@...`` too) is prefixed with a single quote, whoever wrote
+the row, and the readers take either encoding and drop that quote again (``plain_cell``), so
+an exported file imports as it was: ``decode_lines``
 picks one (a BOM means UTF-8; otherwise the one that reads more non-ASCII lines) and decodes
 line by line, so that one mis-encoded line is reported as that line.
 """
@@ -21,17 +24,31 @@ BOM = "\ufeff"
 ENCODINGS = ("auto", "utf-8", "cp932")
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def csv_cell(text: str) -> str:
-    """The text made safe for a spreadsheet: a leading = + - @ would run as a formula."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    """The text made safe for a spreadsheet: a leading = + - @ (or a tab, a carriage return)
+    would run as a formula. Applying it twice changes nothing more."""
+    return "'" + text if text[:1] in _FORMULA_STARTS else text
+
+
+def plain_cell(text: str) -> str:
+    """A cell read back: the quote ``csv_cell`` put before a formula character removed."""
+    return text[1:] if text[:1] == "'" and text[1:2] in _FORMULA_STARTS else text
+
+
+def _safe(row: Sequence[object]) -> list[object]:
+    return [csv_cell(c) if isinstance(c, str) else c for c in row]
 
 
 def csv_text(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    """The rows as CSV for Excel: a BOM first, CRLF line ends."""
+    """The rows as CSV for Excel: a BOM first, CRLF line ends, every text cell through
+    ``csv_cell`` (numbers, including negative ones, stay numbers)."""
     buf = io.StringIO()
     out = csv.writer(buf, lineterminator="\r\n")
-    out.writerow(header)
-    out.writerows(rows)
+    out.writerow(_safe(header))
+    out.writerows(_safe(row) for row in rows)
     return BOM + buf.getvalue()
 
 

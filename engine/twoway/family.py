@@ -6,7 +6,8 @@ contact) with the school's settings, and the reports still open to correction (a
 day not past). After every report, correction or withdrawal the page enqueues
 ``confirmation`` to ``Submitted.confirm_to``: every registered contact of the child, so that a
 report made by someone else is noticed. The mail goes through the queue as an emergency
-broadcast (retries on the carriers' 4xx, DKIM, a delivery row), like registration replies.
+broadcast (retries on the carriers' 4xx, DKIM, a delivery row). The report desk's answer
+(``send_report_link``, to anybody who sends an empty mail) goes at normal priority.
 """
 
 from __future__ import annotations
@@ -184,6 +185,6 @@ async def send_report_link(
         sender=people.registration_sender or people.registration_address
         or people.report_address,
         subject="【連絡用】欠席・遅刻の連絡ページのご案内", body=body, recipients=[address],
-        priority=Priority.EMERGENCY,
+        priority=Priority.NORMAL,
     )
     return await queue.enqueue(broadcast, now, settings.queue.max_age)

@@ -1,15 +1,19 @@
-"""Rate limits of the guardians' personal pages: per link, and forged links per network.
+"""Rate limits of the guardians' personal pages: per link, and forged links per sender.
 
-Every request to a page counts under its link's key (``d:<delivery>`` or ``c:<contact>``) in
-fixed windows of one minute (table ``page_requests``, migration 018): over ``PAGE_LIMIT`` the
-page answers 429 until the window ends. A carrier's NAT puts thousands of phones behind one
-address, so genuine requests are not limited per network; links that fail their signature are,
-with the same counting, waits and lock as wrong registration codes (engine/people/attempts.py,
-under keys of their own), because nobody with a genuine mail sends forged tokens.
+Every request with a genuine link counts under its link's key (``d:<delivery>`` or
+``c:<contact>``) in fixed windows of one minute (table ``page_requests``, migration 018): over
+``PAGE_LIMIT`` the page answers 429 until the window ends. A carrier's NAT (or a reverse proxy)
+puts thousands of phones behind one address, so genuine requests are never limited per network,
+and the link is checked (one HMAC) before anything else. Only links that fail their signature
+are counted, under the sender's network and under the link id they claim, with the same
+counting, waits and lock as wrong registration codes (engine/people/attempts.py, under keys of
+their own): a forged link costs the one who sent it, never the genuine link it imitates nor a
+genuine link opened from the same network.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -19,6 +23,8 @@ from engine.platform.errors import InputError
 
 PAGE_LIMIT = 30
 WINDOW = timedelta(minutes=1)
+# The id part of a link token (engine/message/links.py): base 36.
+_LINK_ID = re.compile(r"[0-9a-z]{1,13}")
 
 _COUNT_SQL = """
 INSERT INTO page_requests AS p (key, window_start, hits) VALUES ($1, $2, 1)
@@ -72,18 +78,29 @@ async def prune(pool: asyncpg.Pool, now: datetime, keep: timedelta = timedelta(d
     return int(result.split()[-1])
 
 
-def _keys(client_ip: str) -> list[str]:
-    return ["page-" + network_key(client_ip)]
+def forged_keys(client_ip: str, purpose: str, token: str) -> list[str]:
+    """The keys a link that failed its signature counts under: the sender's network, and the
+    link id the token claims (or its shape when it names none), so neither many forgeries
+    from one network nor one link id tried from many networks go on for long."""
+    keys = ["page-" + network_key(client_ip)]
+    claimed = token.partition(".")[0]
+    if _LINK_ID.fullmatch(claimed):
+        keys.append(f"page-link:{purpose}:{claimed}")
+    else:
+        keys.append(f"page-shape:{purpose}:{min(len(token), 200) // 20}")
+    return keys
 
 
-async def check_network(pool: asyncpg.Pool, client_ip: str, now: datetime) -> None:
-    """PageBusy while the client's network must wait after forged links."""
+async def refuse_forged(
+    pool: asyncpg.Pool, client_ip: str, purpose: str, token: str, now: datetime
+) -> None:
+    """Count a link that failed its signature; PageBusy while its sender must wait.
+
+    Only ever called for a token that failed: a genuine link is served before any of these
+    counts is looked at, so forgeries never block it, whoever sends them."""
+    keys = forged_keys(client_ip, purpose, token)
     try:
-        await check_allowed(pool, _keys(client_ip), now)
+        await check_allowed(pool, keys, now)
     except TooManyAttempts as exc:
         raise PageBusy(exc.retry_after) from None
-
-
-async def record_forged(pool: asyncpg.Pool, client_ip: str, now: datetime) -> None:
-    """Count a link that failed its signature against the client's network."""
-    await record_failure(pool, _keys(client_ip), now)
+    await record_failure(pool, keys, now)

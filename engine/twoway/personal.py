@@ -39,6 +39,9 @@ class PageView:
     has_files: bool = False
     # Whether some child of the contact is at a school that takes reports.
     takes_reports: bool = False
+    # Whether the contact the mail went to has left (asked for no more mail): the page then
+    # shows nothing and takes nothing, like the files and report pages.
+    left: bool = False
 
 
 # One statement for everything about the delivery that can change; the broadcast's content
@@ -52,6 +55,7 @@ SELECT x.id, x.broadcast_id, rr.broadcast_id IS NOT NULL AS asks_read, r.read_at
        EXISTS (SELECT 1 FROM attachments f WHERE f.broadcast_id = x.broadcast_id) AS has_files,
        coalesce(dc.contact_id IS NOT NULL AND {accepts_reports_sql("dc.contact_id")}, false)
            AS takes_reports,
+       coalesce(c.state = 'left', false) AS left_,
        ARRAY(SELECT a.id FROM delivery_accounts da JOIN accounts a ON a.id = da.account_id
              WHERE da.delivery_id = x.id ORDER BY a.id) AS account_ids,
        ARRAY(SELECT a.name_sealed FROM delivery_accounts da JOIN accounts a
@@ -60,6 +64,7 @@ FROM d JOIN deliveries x ON x.id = d.id
 LEFT JOIN read_requests rr ON rr.broadcast_id = x.broadcast_id
 LEFT JOIN delivery_reads r ON r.delivery_id = x.id
 LEFT JOIN delivery_contacts dc ON dc.delivery_id = x.id
+LEFT JOIN contacts c ON c.id = dc.contact_id
 """
 
 
@@ -102,5 +107,5 @@ async def open_page(
         row["id"], broadcast_id, content.subject, content.body, content.sender_name,
         row["asks_read"], row["read_at"], row["contact_id"],
         list(zip(row["account_ids"], names, strict=True)), survey,
-        row["has_files"], row["takes_reports"],
+        row["has_files"], row["takes_reports"], row["left_"],
     )

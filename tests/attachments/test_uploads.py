@@ -111,13 +111,19 @@ async def test_bad_forms_are_4xx_with_nothing_stored(fw: FilesWorld) -> None:
     token = await fw.w.login("admin1")
     before = await _stored(fw)
     async with fw.client(token) as c:
-        no_files = await c.post("/api/staff/broadcasts/with-files",
-                                data={"broadcast": json.dumps({"sender": "a@example.jp"})},
-                                files=[("other", ("a.pdf", PDF, "application/pdf"))])
+        no_files = await c.post(
+            "/api/staff/broadcasts/with-files",
+            files=[("broadcast", (None, json.dumps({"sender": "a@example.jp"})))],
+        )
+        # A file under another field's name is refused by that name, not ignored.
+        other = await c.post("/api/staff/broadcasts/with-files",
+                             data={"broadcast": json.dumps({"sender": "a@example.jp"})},
+                             files=[("other", ("a.pdf", PDF, "application/pdf"))])
         as_json = await c.post("/api/staff/broadcasts/with-files", json={"x": 1})
         bad_json = await c.post("/api/staff/broadcasts/with-files", data={"broadcast": "{"},
                                 files=[("files", ("a.pdf", PDF, "application/pdf"))])
     assert no_files.status_code == 422 and "ファイルがありません" in no_files.json()["message"]
+    assert other.status_code == 422 and "other: 知らない項目です" in other.json()["message"]
     assert as_json.status_code == 422 and "multipart" in as_json.json()["message"]
     assert bad_json.status_code == 400 and bad_json.json()["error"] == "malformed"
     bad_name = await fw.send(token, [("長" * 130 + ".pdf", PDF, "application/pdf")])
@@ -131,7 +137,7 @@ async def test_bad_forms_are_4xx_with_nothing_stored(fw: FilesWorld) -> None:
     # broadcast's (no audience) under broadcast.create.
     assert await fw.w.count(
         "SELECT count(*) FROM audit_log WHERE action = 'attachment.upload' AND result = 'failed'"
-    ) == 4
+    ) == 5
     assert await fw.w.count(
         "SELECT count(*) FROM audit_log WHERE action = 'broadcast.create' AND result = 'failed'"
     ) == 1

@@ -6,8 +6,10 @@ import email
 import email.policy
 import re
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.header import decode_header, make_header
+from pathlib import Path
 
 import dkim
 import pytest
@@ -241,11 +243,15 @@ async def second_db_url(server_url: str, template_url: str) -> AsyncIterator[str
 
 
 async def test_message_ids_differ_across_two_fresh_databases(
-    db_url: str, second_db_url: str, clock: FakeClock
+    db_url: str, second_db_url: str, clock: FakeClock, tmp_path: Path
 ) -> None:
     ids = []
-    for url in (db_url, second_db_url):
-        eng = await Engine.open(make_settings(url))
+    for n, url in enumerate((db_url, second_db_url)):
+        # Two deployments: each its own link key file (engine/platform/link_key.py).
+        settings = make_settings(url)
+        settings = replace(settings, people=replace(
+            settings.people, link_key_file=str(tmp_path / f"{n}" / "link.key")))
+        eng = await Engine.open(settings)
         try:
             secret = await eng.verp_secret()
         finally:
