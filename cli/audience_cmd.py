@@ -84,12 +84,16 @@ def read_asks(asked: bool, remind_after: str | None, reminders: int | None) -> A
     return asks
 
 
-async def audience_of(db: Executor, people: People, opts: AudienceOptions) -> Audience:
-    """The audience the options name, or InputError naming what does not exist."""
+async def audience_of(
+    db: Executor, people: People, opts: AudienceOptions, board_id: int | None = None
+) -> Audience:
+    """The audience the options name, or InputError naming what does not exist. With
+    ``board_id`` (acting as a staff account or key of that board) names are looked up in that
+    board only, and ``--board`` is that board."""
     if (opts.grades or opts.classes) and not opts.schools:
         raise InputError("--grade と --class には --school が必要です (name the school)")
     year = await current_year(db, people.clock.now(), create=False)
-    schools = [await find_organisation(db, s) for s in opts.schools]
+    schools = [await find_organisation(db, s, board_id) for s in opts.schools]
     grades = [parse_grade(g) for g in opts.grades]
     classes: list[tuple[int, str]] = []
     for c in opts.classes:
@@ -104,9 +108,9 @@ async def audience_of(db: Executor, people: People, opts: AudienceOptions) -> Au
                 f"(write grade-class, e.g. 3-1)"
             )
     audience = Audience(
-        boards=((await find_board(db)).id,) if opts.board else (),
+        boards=(board_id or (await find_board(db)).id,) if opts.board else (),
         groups=tuple([
-            (await find_group(db, g, schools[0] if len(schools) == 1 else None)).id
+            (await find_group(db, g, schools[0] if len(schools) == 1 else None, board_id)).id
             for g in opts.groups
         ]),
         accounts=tuple(opts.accounts),
@@ -127,8 +131,10 @@ async def audience_of(db: Executor, people: People, opts: AudienceOptions) -> Au
     if opts.accounts:
         known = {
             r["id"] for r in await db.fetch(
-                "SELECT id FROM accounts WHERE id = ANY($1::bigint[]) AND state = 'active'",
-                list(opts.accounts),
+                "SELECT a.id FROM accounts a JOIN organisations o ON o.id = a.school_id "
+                "WHERE a.id = ANY($1::bigint[]) AND a.state = 'active' "
+                "AND ($2::bigint IS NULL OR o.parent_id = $2)",
+                list(opts.accounts), board_id,
             )
         }
         missing = sorted(set(opts.accounts) - known)

@@ -31,6 +31,7 @@ from engine.queue import NewBroadcast, Queue, State
 from engine.queue.broadcasts import BROADCAST_STATE_LABELS_JA
 from engine.queue.models import STATE_LABELS_JA
 from engine.staff import follow, sending
+from engine.staff.rights import tenant
 from engine.staff.store import Staff
 
 
@@ -58,7 +59,7 @@ def send_as(
         )
 
         async def make() -> sending.Created:
-            audience = await audience_of(staff.pool, people, people_opts)
+            audience = await audience_of(staff.pool, people, people_opts, tenant(actor))
             asks = people_opts.asks
             req = sending.BroadcastRequest(
                 broadcast.sender, broadcast.subject, broadcast.body, audience, category,

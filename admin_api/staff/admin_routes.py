@@ -1,5 +1,5 @@
 """Managing staff: accounts (board; a school's administrator for their own school), the TOTP
-policy and API keys (board)."""
+policy and API keys (board), each within the caller's own board (engine/staff/managing.py)."""
 
 from __future__ import annotations
 
@@ -19,9 +19,7 @@ from admin_api.staff.schemas import (
     PolicyOut,
     StaffOut,
 )
-from engine.staff import accounts, apikeys
-from engine.staff.models import Role, StaffMember
-from engine.staff.rights import not_found, require_admin_of, require_board
+from engine.staff import accounts, apikeys, managing
 
 router = APIRouter(
     prefix="/api/staff", tags=["staff"], route_class=StaffRoute, responses=ERROR_RESPONSES
@@ -32,45 +30,29 @@ router = APIRouter(
 async def list_accounts(
     s: FullSession, api: Api, organisation_id: IdQuery = None
 ) -> list[StaffOut]:
-    """The board sees everyone (or one organisation's); a school administrator their school's."""
-    if s.member.role is Role.TEACHER:
-        require_board(s.principal)
-    org = organisation_id if s.member.role is Role.BOARD else s.member.organisation_id
-    return [StaffOut.of(m) for m in await accounts.list_staff(api.staff, org)]
+    """The board sees its own board's staff (or one organisation's); a school administrator
+    their school's."""
+    return [
+        StaffOut.of(m)
+        for m in await managing.list_accounts(api.staff, s.principal, organisation_id)
+    ]
 
 
 @router.post(
     "/accounts", response_model=StaffOut, status_code=201, summary="職員の追加 / add staff"
 )
 async def add_account(body: NewStaffIn, s: FullSession, api: Api) -> StaffOut:
-    """The board adds anyone; a school administrator adds teachers to their own school."""
-
-    async def add() -> StaffMember:
-        require_admin_of(s.principal, body.organisation_id)
-        if s.member.role is Role.SCHOOL and body.role is not Role.TEACHER:
-            require_board(s.principal)
-        return await accounts.add(api.staff, accounts.NewStaff(
+    """The board adds anyone to its own board; a school administrator adds teachers to their
+    own school."""
+    m = await audited(
+        api, s.principal, "staff.add", body.login.strip().lower()[:64],
+        managing.add_account(api.staff, s.principal, accounts.NewStaff(
             body.login, body.name, body.role, body.organisation_id, body.password,
             tuple(body.class_ids), tuple(body.group_ids),
-        ))
-
-    m = await audited(
-        api, s.principal, "staff.add", body.login.strip().lower()[:64], add(),
+        )),
         detail=f"role={body.role.value} organisation={body.organisation_id}",
     )
     return StaffOut.of(m)
-
-
-async def _managed(api: Api, s: FullSession, staff_id: int) -> StaffMember:
-    """The account, if the caller may manage it (else "not found" for other schools)."""
-    m = await accounts.get(api.staff, staff_id)
-    if s.member.role is Role.BOARD:
-        return m
-    if s.member.role is Role.SCHOOL and m.organisation_id == s.member.organisation_id:
-        if m.role is not Role.TEACHER and m.id != s.member.id:
-            require_board(s.principal)
-        return m
-    raise not_found(f"職員 {staff_id} ")
 
 
 @router.post(
@@ -78,13 +60,10 @@ async def _managed(api: Api, s: FullSession, staff_id: int) -> StaffMember:
 )
 async def disable_account(staff_id: IdPath, s: FullSession, api: Api) -> StaffOut:
     """Disabled, never deleted: the audit log keeps the name. Its sessions end at once."""
-
-    async def disable() -> StaffMember:
-        await _managed(api, s, staff_id)
-        return await accounts.disable(api.staff, staff_id)
-
-    return StaffOut.of(await audited(api, s.principal, "staff.disable", f"staff {staff_id}",
-                                     disable()))
+    return StaffOut.of(await audited(
+        api, s.principal, "staff.disable", f"staff {staff_id}",
+        managing.disable_account(api.staff, s.principal, staff_id),
+    ))
 
 
 @router.post(
@@ -95,30 +74,25 @@ async def reset_password(
     staff_id: IdPath, body: PasswordResetIn, s: FullSession, api: Api
 ) -> StaffOut:
     """A new password; unlocks the account and ends its sessions."""
-
-    async def reset() -> StaffMember:
-        await _managed(api, s, staff_id)
-        return await accounts.reset_password(api.staff, staff_id, body.password, body.clear_totp)
-
     return StaffOut.of(await audited(
-        api, s.principal, "staff.reset_password", f"staff {staff_id}", reset(),
+        api, s.principal, "staff.reset_password", f"staff {staff_id}",
+        managing.reset_password(api.staff, s.principal, staff_id, body.password,
+                                body.clear_totp),
         detail="clear_totp" if body.clear_totp else "",
     ))
 
 
 @router.get("/policy", response_model=PolicyOut, summary="ログインの方針 / sign-in policy")
 async def get_policy(s: FullSession, api: Api) -> PolicyOut:
-    return PolicyOut(totp_required=await accounts.totp_required(api.staff))
+    """The caller's board's policy (a school's staff are under their board's)."""
+    return PolicyOut(totp_required=await managing.totp_required(api.staff, s.principal))
 
 
 @router.put("/policy", response_model=PolicyOut, summary="確認コードの必須化 / require TOTP")
 async def set_policy(body: PolicyIn, s: FullSession, api: Api) -> PolicyOut:
-    async def change() -> None:
-        require_board(s.principal)
-        await accounts.set_totp_required(api.staff, body.totp_required)
-
+    """The board's staff change their own board's policy; other boards' stay as they are."""
     await audited(api, s.principal, "policy.totp_required", str(body.totp_required).lower(),
-                  change())
+                  managing.set_totp_required(api.staff, s.principal, body.totp_required))
     return PolicyOut(totp_required=body.totp_required)
 
 
@@ -131,8 +105,8 @@ def _key_out(k: apikeys.ApiKey) -> ApiKeyOut:
 
 @router.get("/api-keys", response_model=list[ApiKeyOut], summary="API キーの一覧 / API keys")
 async def list_keys(s: FullSession, api: Api) -> list[ApiKeyOut]:
-    require_board(s.principal)
-    return [_key_out(k) for k in await apikeys.list_keys(api.staff)]
+    """The keys of the caller's board and its schools."""
+    return [_key_out(k) for k in await managing.list_keys(api.staff, s.principal)]
 
 
 @router.post(
@@ -141,13 +115,9 @@ async def list_keys(s: FullSession, api: Api) -> list[ApiKeyOut]:
 )
 async def create_key(body: NewApiKeyIn, s: FullSession, api: Api) -> NewApiKeyOut:
     """The key is in this answer only; mamoru keeps just its hash."""
-
-    async def create() -> tuple[str, apikeys.ApiKey]:
-        require_board(s.principal)
-        return await apikeys.create(api.staff, body.organisation_id, body.name, s.member.id)
-
     text, key = await audited(
-        api, s.principal, "api_key.create", f"organisation {body.organisation_id}", create(),
+        api, s.principal, "api_key.create", f"organisation {body.organisation_id}",
+        managing.create_key(api.staff, s.principal, body.organisation_id, body.name),
         object_of=lambda made: f"api_key {made[1].id} ({made[1].prefix}…)",
     )
     return NewApiKeyOut(key=text, **_key_out(key).model_dump())
@@ -157,9 +127,7 @@ async def create_key(body: NewApiKeyIn, s: FullSession, api: Api) -> NewApiKeyOu
     "/api-keys/{key_id}/disable", response_model=ApiKeyOut, summary="API キーの無効化 / disable"
 )
 async def disable_key(key_id: IdPath, s: FullSession, api: Api) -> ApiKeyOut:
-    async def disable() -> apikeys.ApiKey:
-        require_board(s.principal)
-        return await apikeys.disable(api.staff, key_id)
-
-    return _key_out(await audited(api, s.principal, "api_key.disable", f"api_key {key_id}",
-                                  disable()))
+    return _key_out(await audited(
+        api, s.principal, "api_key.disable", f"api_key {key_id}",
+        managing.disable_key(api.staff, s.principal, key_id),
+    ))

@@ -368,7 +368,7 @@ async def get_report_settings(
     actor: Actor, api: Api, school_id: IdQuery = None
 ) -> ReportSettingsOut:
     school = await _school(api, actor, school_id)
-    require_admin_of(actor, school)
+    await require_admin_of(api.staff.pool, actor, school)
     return await _settings_out(api, school)
 
 
@@ -381,7 +381,7 @@ async def put_report_settings(
 
     async def change() -> int:
         school = await _school(api, actor, school_id)
-        require_admin_of(actor, school)
+        await require_admin_of(api.staff.pool, actor, school)
         await set_report_settings(
             api.people, school, time.fromisoformat(body.opens), time.fromisoformat(body.closes),
             body.reasons,

@@ -107,6 +107,15 @@ async def add_organisation(
             f"VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_ORG_COLUMNS}",
             parent_id, kind.value, code, name, grade, now,
         )
+        if kind is OrgKind.BOARD:
+            # Schools registered before the first board are that board's (a board is a
+            # tenant: a school of no board would be nobody's).
+            await conn.execute(
+                "UPDATE organisations SET parent_id = $1 WHERE kind <> 'board' "
+                "AND parent_id IS NULL "
+                "AND (SELECT count(*) FROM organisations WHERE kind = 'board') = 1",
+                row["id"],
+            )
     return _org(row)
 
 
@@ -129,17 +138,25 @@ async def list_organisations(db: Executor) -> list[Organisation]:
     return [_org(r) for r in rows]
 
 
-async def find_organisation(db: Executor, key: str) -> Organisation:
-    """The board or school whose code or name is ``key``."""
+# Organisations of one board ($n: the board's id; NULL: of every board).
+_OF_BOARD = "({n}::bigint IS NULL OR id = {n} OR parent_id = {n})"
+
+
+async def find_organisation(db: Executor, key: str, board_id: int | None = None) -> Organisation:
+    """The board or school whose code or name is ``key``; with ``board_id`` only that board
+    and its schools are looked at (another board's look as if they did not exist)."""
     text = key.strip()
     row = await db.fetchrow(
-        f"SELECT {_ORG_COLUMNS} FROM organisations WHERE code = $1 OR name = $1 "
-        f"ORDER BY code = $1 DESC LIMIT 1",
-        text,
+        f"SELECT {_ORG_COLUMNS} FROM organisations WHERE (code = $1 OR name = $1) "
+        f"AND {_OF_BOARD.format(n='$2')} ORDER BY code = $1 DESC LIMIT 1",
+        text, board_id,
     )
     if row is None:
         known = [
-            r["code"] for r in await db.fetch("SELECT code FROM organisations ORDER BY code")
+            r["code"] for r in await db.fetch(
+                f"SELECT code FROM organisations WHERE {_OF_BOARD.format(n='$1')} ORDER BY code",
+                board_id,
+            )
         ]
         hint = (
             f" 登録済み: {', '.join(known[:10])}" if known else " まだ 1 校も登録されていません。"
@@ -305,10 +322,17 @@ async def groups_by_id(db: Executor, ids: Sequence[int]) -> dict[int, Group]:
     return {r["id"]: _group(r) for r in rows}
 
 
-async def find_group(db: Executor, key: str, school: Organisation | None = None) -> Group:
-    """A group by "name" or "school-code/name"; a row's own school is tried before the board."""
+async def find_group(
+    db: Executor, key: str, school: Organisation | None = None, board_id: int | None = None
+) -> Group:
+    """A group by "name" or "school-code/name"; a row's own school is tried before the board.
+    With ``board_id`` only the groups of that board and its schools are looked at."""
     owner_key, _, name = key.strip().rpartition("/")
-    rows = await db.fetch(_GROUP_SQL + "WHERE g.name = $1 ORDER BY g.id", name)
+    rows = await db.fetch(
+        _GROUP_SQL + "WHERE g.name = $1 AND ($2::bigint IS NULL OR o.id = $2 OR o.parent_id = $2) "
+        "ORDER BY g.id",
+        name, board_id,
+    )
     if owner_key:
         rows = [r for r in rows if owner_key in (r["owner_code"], r["owner_name"])]
     elif len(rows) > 1 and school is not None:

@@ -1,4 +1,5 @@
-"""Staff accounts: add, list, disable (never delete), reset a password; the TOTP policy.
+"""Staff accounts: add, list, disable (never delete), reset a password; each board's TOTP
+policy.
 
 A login ID is one person's: it is stored in lower case, unique, and never freed, because a
 disabled account stays so the audit log keeps its name. A board account belongs to the board,
@@ -150,12 +151,16 @@ async def find(staff: Staff, login: str) -> StaffMember:
 
 
 async def list_staff(
-    staff: Staff, organisation_id: int | None = None, include_disabled: bool = True
+    staff: Staff, organisation_id: int | None = None, include_disabled: bool = True,
+    board_id: int | None = None,
 ) -> list[StaffMember]:
+    """Staff of one organisation (None: all), of one board and its schools (None: any)."""
     rows = await staff.pool.fetch(
         SELECT_SQL + " WHERE ($1::bigint IS NULL OR s.organisation_id = $1) "
-        "AND ($2 OR s.disabled_at IS NULL) ORDER BY s.organisation_id, s.login",
-        organisation_id, include_disabled,
+        "AND ($2 OR s.disabled_at IS NULL) "
+        "AND ($3::bigint IS NULL OR o.id = $3 OR o.parent_id = $3) "
+        "ORDER BY s.organisation_id, s.login",
+        organisation_id, include_disabled, board_id,
     )
     return [member(r) for r in rows]
 
@@ -206,9 +211,23 @@ async def reset_password(
     return await get(staff, staff_id)
 
 
-async def totp_required(staff: Staff) -> bool:
-    return bool(await staff.pool.fetchval("SELECT totp_required FROM staff_policy"))
+# The policy row of a board (migration 021), else the default row (no board).
+_POLICY = (
+    "SELECT {column} FROM staff_policy WHERE board_id = $1 OR board_id IS NULL "
+    "ORDER BY board_id NULLS LAST LIMIT 1"
+)
 
 
-async def set_totp_required(staff: Staff, required: bool) -> None:
-    await staff.pool.execute("UPDATE staff_policy SET totp_required = $1", required)
+async def totp_required(staff: Staff, board_id: int | None) -> bool:
+    """Whether the board ``board_id`` makes TOTP compulsory for its staff (a school's staff
+    are under their board's policy); None (no board yet): the default row."""
+    return bool(await staff.pool.fetchval(_POLICY.format(column="totp_required"), board_id))
+
+
+async def set_totp_required(staff: Staff, board_id: int, required: bool) -> None:
+    """Change one board's policy; other boards' stay as they are."""
+    await staff.pool.execute(
+        "INSERT INTO staff_policy (board_id, totp_required) VALUES ($1, $2) "
+        "ON CONFLICT (board_id) DO UPDATE SET totp_required = EXCLUDED.totp_required",
+        board_id, required,
+    )

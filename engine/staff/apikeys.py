@@ -61,15 +61,28 @@ async def create(
     return text, _key(row)
 
 
-async def list_keys(staff: Staff) -> list[ApiKey]:
-    return [_key(r) for r in await staff.pool.fetch(f"SELECT {_COLUMNS} FROM api_keys ORDER BY id")]
+# The key belongs to the board $n or one of its schools ($n NULL: any board).
+_OF_BOARD = (
+    "({n}::bigint IS NULL OR organisation_id IN "
+    "(SELECT id FROM organisations WHERE id = {n} OR parent_id = {n}))"
+)
 
 
-async def disable(staff: Staff, key_id: int) -> ApiKey:
+async def list_keys(staff: Staff, board_id: int | None = None) -> list[ApiKey]:
+    """Every key of the board ``board_id`` and its schools (None: of every board)."""
+    rows = await staff.pool.fetch(
+        f"SELECT {_COLUMNS} FROM api_keys WHERE {_OF_BOARD.format(n='$1')} ORDER BY id",
+        board_id,
+    )
+    return [_key(r) for r in rows]
+
+
+async def disable(staff: Staff, key_id: int, board_id: int | None = None) -> ApiKey:
+    """Disable a key of the board ``board_id`` (None: any); another board's is unknown."""
     row = await staff.pool.fetchrow(
         f"UPDATE api_keys SET disabled_at = coalesce(disabled_at, $2) WHERE id = $1 "
-        f"RETURNING {_COLUMNS}",
-        key_id, staff.now(),
+        f"AND {_OF_BOARD.format(n='$3')} RETURNING {_COLUMNS}",
+        key_id, staff.now(), board_id,
     )
     if row is None:
         raise NotFoundError(f"API キー {key_id} はありません (no API key {key_id})")

@@ -37,6 +37,7 @@ from engine.platform import csv_io
 from engine.platform.clock import jst_text
 from engine.platform.errors import InputError
 from engine.staff.models import Principal
+from engine.staff.rights import SINGLE_BOARD
 
 GENESIS = bytes(32)
 # pg_advisory_xact_lock key: "mamoru audit" — any constant shared by all writers.
@@ -144,9 +145,29 @@ def _entry(r: Any) -> AuditEntry:
     )
 
 
-async def verify(pool: asyncpg.Pool, key: bytes) -> Verification:
-    """Walk the chain from its start (or the prune anchor); stop at the first bad entry."""
+async def _board_orgs(conn: asyncpg.Connection, board_id: int) -> set[int | None]:
+    """The organisations of the board (with None, the command line's, while it is the only
+    board), for ``verify`` to tell which entries the board may read."""
+    orgs: set[int | None] = {
+        r["id"] for r in await conn.fetch(
+            "SELECT id FROM organisations WHERE id = $1 OR parent_id = $1", board_id
+        )
+    }
+    if await conn.fetchval(f"SELECT {SINGLE_BOARD}"):
+        orgs.add(None)
+    return orgs
+
+
+async def verify(pool: asyncpg.Pool, key: bytes, board_id: int | None = None) -> Verification:
+    """Walk the chain from its start (or the prune anchor); stop at the first bad entry.
+
+    The chain is one for the whole database, so it is always walked whole; with ``board_id``
+    only that board's entries are counted and a bad entry of another board is named by its
+    number alone (what it was and who made it stay that board's)."""
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+        mine: set[int | None] | None = None
+        if board_id is not None:
+            mine = await _board_orgs(conn, board_id)
         anchor = await conn.fetchrow("SELECT seq, mac, seal FROM audit_anchor")
         if anchor is not None and not (
             anchor["seal"] is not None
@@ -170,9 +191,15 @@ async def verify(pool: asyncpg.Pool, key: bytes) -> Verification:
                     f"is {r['seq']})",
                 )
             entry = _entry(r)
+            visible = mine is None or entry.organisation_id in mine
             if bytes(r["prev_mac"]) != prev or not hmac.compare_digest(
                 bytes(r["mac"]), _mac(key, prev, entry)
             ):
+                if not visible:
+                    return Verification(
+                        checked, entry.seq,
+                        f"記録が書き換えられています (entry {entry.seq} was altered)",
+                    )
                 return Verification(
                     checked, entry.seq,
                     f"記録が書き換えられています (entry {entry.seq} was altered: "
@@ -181,7 +208,7 @@ async def verify(pool: asyncpg.Pool, key: bytes) -> Verification:
                 )
             prev = bytes(r["mac"])
             expected += 1
-            checked += 1
+            checked += visible
     return Verification(checked)
 
 
@@ -199,20 +226,26 @@ class AuditFilter:
     since: datetime | None = None
     until: datetime | None = None
     result: str | None = None
+    # Only the entries of this board and its schools (a board is a tenant); the command line's
+    # (no organisation) too while it is the only board. None: every entry.
+    board_id: int | None = None
 
 
-_WHERE = """
+_WHERE = f"""
 WHERE ($1::bigint IS NULL OR organisation_id = $1)
   AND ($2::text IS NULL OR action = $2)
   AND ($3::text IS NULL OR actor_name = $3)
   AND ($4::timestamptz IS NULL OR at >= $4)
   AND ($5::timestamptz IS NULL OR at < $5)
   AND ($6::text IS NULL OR result = $6)
+  AND ($7::bigint IS NULL
+       OR organisation_id IN (SELECT id FROM organisations WHERE id = $7 OR parent_id = $7)
+       OR (organisation_id IS NULL AND {SINGLE_BOARD}))
 """
 
 
 def _args(f: AuditFilter) -> list[Any]:
-    return [f.organisation_id, f.action, f.actor_name, f.since, f.until, f.result]
+    return [f.organisation_id, f.action, f.actor_name, f.since, f.until, f.result, f.board_id]
 
 
 async def entries(
@@ -223,7 +256,7 @@ async def entries(
         raise InputError("limit は 1〜1000、offset は 0 以上です (limit 1-1000, offset >= 0)")
     total: int = await pool.fetchval(f"SELECT count(*) FROM audit_log {_WHERE}", *_args(f))
     rows = await pool.fetch(
-        f"SELECT {_COLUMNS} FROM audit_log {_WHERE} ORDER BY seq DESC LIMIT $7 OFFSET $8",
+        f"SELECT {_COLUMNS} FROM audit_log {_WHERE} ORDER BY seq DESC LIMIT $8 OFFSET $9",
         *_args(f), limit, offset,
     )
     return total, [_entry(r) for r in rows]

@@ -127,11 +127,12 @@ async def check(pool: asyncpg.Pool, key: bytes, path: Path) -> audit.Verificatio
 
 
 async def verify_all(
-    pool: asyncpg.Pool, key: bytes, checkpoints: Path | None
+    pool: asyncpg.Pool, key: bytes, checkpoints: Path | None, board_id: int | None = None
 ) -> audit.Verification:
     """The chain, then the checkpoints in ``checkpoints`` when that file exists; a checkpoint
-    file that is not ours (altered, another key) is reported as a break at entry 0."""
-    chain = await audit.verify(pool, key)
+    file that is not ours (altered, another key) is reported as a break at entry 0. With
+    ``board_id`` the count and the names are that board's (``audit.verify``)."""
+    chain = await audit.verify(pool, key, board_id)
     if not chain.ok or checkpoints is None or not _exists(checkpoints):
         return chain
     try:

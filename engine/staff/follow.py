@@ -29,7 +29,7 @@ from engine.queue.broadcasts import (
 from engine.queue.models import STATE_LABELS_JA, tls_text
 from engine.queue.store import LAST_TLS
 from engine.staff.models import Principal
-from engine.staff.rights import may_see, not_found, visibility
+from engine.staff.rights import not_found, visibility, visible_sql
 
 
 @dataclass(frozen=True)
@@ -65,13 +65,13 @@ def _page(limit: int, offset: int) -> None:
         raise InputError("limit は 1〜1000、offset は 0 以上です (limit 1-1000, offset >= 0)")
 
 
-_LIST_WHERE = """
-WHERE ($1 OR o.organisation_id = $2 OR o.staff_id = $3)
-  AND ($4::text IS NULL OR b.category = $4)
-  AND ($5::smallint IS NULL OR b.priority = $5)
-  AND ($6::timestamptz IS NULL OR b.created_at >= $6)
-  AND ($7::timestamptz IS NULL OR b.created_at < $7)
-  AND ($8::bigint IS NULL OR o.organisation_id = $8)
+_LIST_WHERE = f"""
+WHERE {visible_sql(1)}
+  AND ($5::text IS NULL OR b.category = $5)
+  AND ($6::smallint IS NULL OR b.priority = $6)
+  AND ($7::timestamptz IS NULL OR b.created_at >= $7)
+  AND ($8::timestamptz IS NULL OR b.created_at < $8)
+  AND ($9::bigint IS NULL OR o.organisation_id = $9)
 """
 _BROADCAST_COLUMNS = (
     "b.id, b.created_at, b.send_at, b.sender, b.subject, b.priority, b.category, "
@@ -94,7 +94,7 @@ async def list_broadcasts(
     total: int = await pool.fetchval(f"SELECT count(*) {base} {_LIST_WHERE}", *args)
     rows = await pool.fetch(
         f"SELECT {_BROADCAST_COLUMNS} {base} {_LIST_WHERE} ORDER BY b.id DESC "
-        f"LIMIT $9 OFFSET $10",
+        f"LIMIT $10 OFFSET $11",
         *args, limit, offset,
     )
     return total, await _with_counts(pool, rows, now)
@@ -120,12 +120,15 @@ async def _with_counts(pool: asyncpg.Pool, rows: list[Any], now: datetime) -> li
 async def visible_broadcast(
     pool: asyncpg.Pool, actor: Principal, broadcast_id: int, now: datetime
 ) -> BroadcastRow:
+    """The broadcast if ``actor`` may see it; else (unknown, another school's or another
+    board's) the same NotFoundError."""
     row = await pool.fetchrow(
         f"SELECT {_BROADCAST_COLUMNS} FROM broadcasts b "
-        "LEFT JOIN broadcast_owners o ON o.broadcast_id = b.id WHERE b.id = $1",
-        broadcast_id,
+        f"LEFT JOIN broadcast_owners o ON o.broadcast_id = b.id "
+        f"WHERE b.id = $5 AND {visible_sql(1)}",
+        *visibility(actor), broadcast_id,
     )
-    if row is None or not may_see(actor, row["organisation_id"], row["staff_id"]):
+    if row is None:
         raise not_found(f"配信 {broadcast_id} ")
     return (await _with_counts(pool, [row], now))[0]
 

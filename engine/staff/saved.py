@@ -1,7 +1,8 @@
 """Saved messages: templates of a school or the board, and a staff member's drafts.
 
 A template belongs to an organisation: every staff member of that school sees it (the board's
-templates are everyone's); the board and the school's administrators change it. A draft is its
+templates are all its schools'); the board and the school's administrators change it. Another
+board's templates do not exist for the caller (engine/staff/rights.py). A draft is its
 author's alone, with the audience and send time it will go with; sending it stores the
 broadcast and removes the draft in one transaction (engine/staff/sending.py), so a draft is
 sent once however often "send" is pressed.
@@ -58,6 +59,11 @@ _COLUMNS = (
     "id, kind, organisation_id, staff_id, name, sender, subject, body, category, priority, "
     "audience, send_at, created_at, updated_at"
 )
+# The board the saved message's organisation belongs to (the tenant boundary).
+_BOARD_OF = (
+    "(SELECT CASE WHEN o.kind = 'board' THEN o.id ELSE o.parent_id END FROM organisations o "
+    "WHERE o.id = saved_messages.organisation_id)"
+)
 
 
 def _saved(r: Any) -> Saved:
@@ -84,18 +90,19 @@ def _check(kind: Kind, c: Content) -> None:
         )
 
 
-def _may_change(actor: Principal, s: Saved) -> bool:
+def _may_change(actor: Principal, s: Saved, board: int | None) -> bool:
+    """``board``: the board of the saved message's organisation."""
     if s.kind is Kind.DRAFT:
         return actor.kind is ActorKind.STAFF and s.staff_id == actor.id
-    return actor.role is Role.BOARD or (
+    return (actor.role is Role.BOARD and board == actor.board_id) or (
         actor.role is Role.SCHOOL and actor.organisation_id == s.organisation_id
     )
 
 
-def _may_see(actor: Principal, s: Saved) -> bool:
+def _may_see(actor: Principal, s: Saved, board: int | None) -> bool:
     if s.kind is Kind.DRAFT:
-        return _may_change(actor, s)
-    return actor.role is Role.BOARD or s.organisation_id in (
+        return _may_change(actor, s, board)
+    return (actor.role is Role.BOARD and board == actor.board_id) or s.organisation_id in (
         actor.organisation_id, actor.board_id
     )
 
@@ -119,33 +126,39 @@ async def create(staff: Staff, actor: Principal, kind: Kind, c: Content) -> Save
     return _saved(row)
 
 
-async def get(staff: Staff, actor: Principal, kind: Kind, saved_id: int) -> Saved:
+async def _get(staff: Staff, actor: Principal, kind: Kind, saved_id: int) -> tuple[Saved, bool]:
+    """The saved message and whether ``actor`` may change it; NotFoundError when it may not
+    see it (another school's, another board's, someone else's draft)."""
     row = await staff.pool.fetchrow(
-        f"SELECT {_COLUMNS} FROM saved_messages WHERE id = $1 AND kind = $2",
+        f"SELECT {_COLUMNS}, {_BOARD_OF} AS board FROM saved_messages WHERE id = $1 AND kind = $2",
         saved_id, kind.value,
     )
-    if row is None or not _may_see(actor, s := _saved(row)):
+    if row is None or not _may_see(actor, s := _saved(row), row["board"]):
         raise not_found(f"{LABELS_JA[kind]} {saved_id} ")
-    return s
+    return s, _may_change(actor, s, row["board"])
+
+
+async def get(staff: Staff, actor: Principal, kind: Kind, saved_id: int) -> Saved:
+    return (await _get(staff, actor, kind, saved_id))[0]
 
 
 async def list_saved(staff: Staff, actor: Principal, kind: Kind) -> list[Saved]:
     rows = await staff.pool.fetch(
-        f"SELECT {_COLUMNS} FROM saved_messages WHERE kind = $1 "
-        "AND ($2 OR organisation_id = $3 OR organisation_id = $4) "
+        f"SELECT {_COLUMNS}, {_BOARD_OF} AS board FROM saved_messages WHERE kind = $1 "
+        f"AND (($2 AND {_BOARD_OF} = $4) OR organisation_id = $3 OR organisation_id = $4) "
         "AND (kind = 'template' OR staff_id = $5) ORDER BY updated_at DESC, id DESC",
         kind.value, actor.role is Role.BOARD, actor.organisation_id, actor.board_id,
         actor.id if actor.kind is ActorKind.STAFF else None,
     )
-    return [s for s in map(_saved, rows) if _may_see(actor, s)]
+    return [_saved(r) for r in rows if _may_see(actor, _saved(r), r["board"])]
 
 
 async def update(
     staff: Staff, actor: Principal, kind: Kind, saved_id: int, c: Content
 ) -> Saved:
     _check(kind, c)
-    s = await get(staff, actor, kind, saved_id)
-    if not _may_change(actor, s):
+    _, may = await _get(staff, actor, kind, saved_id)
+    if not may:
         raise RightsError("変更する権限がありません (not yours to change)")
     row = await staff.pool.fetchrow(
         "UPDATE saved_messages SET name = $2, sender = $3, subject = $4, body = $5, "
@@ -159,7 +172,7 @@ async def update(
 
 
 async def delete(staff: Staff, actor: Principal, kind: Kind, saved_id: int) -> None:
-    s = await get(staff, actor, kind, saved_id)
-    if not _may_change(actor, s):
+    _, may = await _get(staff, actor, kind, saved_id)
+    if not may:
         raise RightsError("削除する権限がありません (not yours to delete)")
     await staff.pool.execute("DELETE FROM saved_messages WHERE id = $1", saved_id)

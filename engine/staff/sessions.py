@@ -6,8 +6,9 @@ at logout, and when its account is disabled or its password reset.
 
 ``max_failures`` wrong passwords or codes in a row lock the account for ``lockout_time``; while
 locked even the right password is refused. TOTP (RFC 6238, 30-second steps, one step of clock
-drift either way) is checked after the password; a code is accepted once. When the board makes
-TOTP compulsory, an account without it still signs in, but its session may only set TOTP up
+drift either way) is checked after the password; a code is accepted once. When the account's
+board makes TOTP compulsory (each board has its own policy; a school's staff are under their
+board's), an account without it still signs in, but its session may only set TOTP up
 (``Session.limited``).
 """
 
@@ -110,8 +111,9 @@ async def login(
         token_hash(token), row["id"], address, now, expires,
     )
     m = await get(staff, row["id"])
-    limited = not m.totp_enabled and await totp_required(staff)
-    return Login(token, Session(m, await principal_of(staff, m, address), expires, limited))
+    who = await principal_of(staff, m, address)
+    limited = not m.totp_enabled and await totp_required(staff, who.board_id)
+    return Login(token, Session(m, who, expires, limited))
 
 
 async def _fail(staff: Staff, staff_id: int, now: datetime) -> None:
@@ -157,8 +159,9 @@ async def session(staff: Staff, token: str, address: str = "") -> Session:
     if expires <= now:
         raise AuthError("ログインの有効期限が切れました。もう一度ログインしてください (expired)")
     m = member(row)
-    limited = not m.totp_enabled and await totp_required(staff)
-    return Session(m, await principal_of(staff, m, address), expires, limited)
+    who = await principal_of(staff, m, address)
+    limited = not m.totp_enabled and await totp_required(staff, who.board_id)
+    return Session(m, who, expires, limited)
 
 
 async def logout(staff: Staff, token: str) -> None:

@@ -46,7 +46,7 @@ from engine.platform.errors import InputError
 from engine.queue import Priority, Queue
 from engine.staff import audit, sending
 from engine.staff.models import AuthError, NotFoundError, Principal, RightsError
-from engine.staff.rights import check_audience
+from engine.staff.rights import check_audience, tenant
 from engine.staff.store import Staff
 from engine.twoway.page_limits import PageBusy, count_request, hits
 
@@ -81,19 +81,30 @@ def _unknown(address: str, why: str) -> UnknownGroupAddress:
     )
 
 
-async def _scope(db: Executor, address: str, domain: str) -> tuple[Organisation, str]:
-    """The organisation (board or school) the address's domain names, and its local part."""
+async def _scope(
+    db: Executor, address: str, domain: str, board_id: int | None = None
+) -> tuple[Organisation, str]:
+    """The organisation (board or school) the address's domain names, and its local part.
+    With ``board_id`` (the sender's board) the board's domain is that board and only its
+    schools are known: another board's school code is as unknown as a mistyped one."""
     local, at, host = address.strip().strip("<>").rpartition("@")
     host, domain = host.lower().rstrip("."), domain.lower().rstrip(".")
     if not at or not local:
         raise _unknown(address, "not an address")
+    orgs = await list_organisations(db)
     if host == domain:
-        return await find_board(db), local
+        if board_id is None:
+            return await find_board(db), local
+        for org in orgs:
+            if org.id == board_id:
+                return org, local
+        raise _unknown(address, "no board")
     label = host.removesuffix("." + domain)
     if label == host or not label or "." in label:
         raise _unknown(address, f"the domain is not {domain} or <school code>.{domain}")
-    for org in await list_organisations(db):
-        if org.kind is not OrgKind.BOARD and org.code.lower() == label:
+    for org in orgs:
+        if (org.kind is not OrgKind.BOARD and org.code.lower() == label
+                and board_id in (None, org.parent_id)):
             return org, local
     raise _unknown(address, f"no school with the code {label!r}")
 
@@ -148,13 +159,14 @@ def _add(a: Audience, b: Audience) -> Audience:
 
 async def audience_of(
     db: Executor, people: People, recipients: tuple[str, ...], domain: str,
-    header: str | None = None,
+    header: str | None = None, board_id: int | None = None,
 ) -> Audience:
-    """The audience the group addresses name together. ``header`` None: an ``audience@``
-    address is only checked for its school (at RCPT time, before the header is known)."""
+    """The audience the group addresses name together, within the board ``board_id`` (None:
+    any). ``header`` None: an ``audience@`` address is only checked for its school (at RCPT
+    time, before the header is known)."""
     total = Audience()
     for address in recipients:
-        org, local = await _scope(db, address, domain)
+        org, local = await _scope(db, address, domain, board_id)
         if local.lower() == HEADER_AUDIENCE:
             if header is None:
                 continue
@@ -172,9 +184,10 @@ async def check_recipient(
 ) -> None:
     """At RCPT: ``UnknownGroupAddress`` or ``RightsError`` (another school's address, in the
     audit log) before the mail's content is taken."""
-    audience = await audience_of(staff.pool, people, (address,), domain)
+    board = tenant(actor)
+    audience = await audience_of(staff.pool, people, (address,), domain, board_id=board)
     if audience.is_empty():  # audience@: at least the school must be the key's own
-        org, _ = await _scope(staff.pool, address, domain)
+        org, _ = await _scope(staff.pool, address, domain, board)
         audience = Audience(schools=(org.id,)) if org.kind is not OrgKind.BOARD else Audience(
             boards=(org.id,)
         )
@@ -212,7 +225,7 @@ async def submit(
     detail = f"smtp to={','.join(mail.recipients)}"[:300]
     try:
         audience = await audience_of(
-            staff.pool, people, mail.recipients, domain, mail.audience_header
+            staff.pool, people, mail.recipients, domain, mail.audience_header, tenant(actor)
         )
         req = sending.BroadcastRequest(
             sender=mail.sender, subject=mail.subject, body=mail.body, audience=audience,
