@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from admin_api.staff.deps import Api, FullSession, audited
+from admin_api.staff.deps import Actor, Api, FullSession, audited
 from admin_api.staff.errors import ERROR_RESPONSES, StaffRoute
 from admin_api.staff.schemas import (
     ApiKeyOut,
@@ -17,9 +17,11 @@ from admin_api.staff.schemas import (
     PasswordResetIn,
     PolicyIn,
     PolicyOut,
+    SenderOut,
     StaffOut,
 )
 from engine.staff import accounts, apikeys, managing
+from engine.staff.senders import list_senders
 
 router = APIRouter(
     prefix="/api/staff", tags=["staff"], route_class=StaffRoute, responses=ERROR_RESPONSES
@@ -80,6 +82,15 @@ async def reset_password(
                                 body.clear_totp),
         detail="clear_totp" if body.clear_totp else "",
     ))
+
+
+@router.get("/senders", response_model=list[SenderOut], summary="差出人 / sender addresses")
+async def senders(who: Actor, api: Api) -> list[SenderOut]:
+    """The From addresses the caller's school (or board) may send as, for staff and API keys
+    alike; the first is the default. The operator registers them (`mamoru senders add`)."""
+    org = who.organisation_id
+    found = await list_senders(api.staff.pool, org) if org is not None else []
+    return [SenderOut(address=x.address, display_name=x.display_name) for x in found]
 
 
 @router.get("/policy", response_model=PolicyOut, summary="ログインの方針 / sign-in policy")

@@ -50,6 +50,11 @@ class LoginIn(StrictIn):
     totp_code: Text | None = Field(default=None, max_length=10, description="確認コード (6 桁)")
 
 
+class SenderOut(BaseModel):
+    address: str
+    display_name: str
+
+
 class StaffOut(BaseModel):
     id: int
     login: str
@@ -201,7 +206,12 @@ class QuestionIn(StrictIn):
 
 
 class BroadcastIn(StrictIn):
-    sender: Text = Field(max_length=254, description="差出人アドレス / From address")
+    sender: Text = Field(
+        default="", max_length=254,
+        description="差出人アドレス: 学校 (教育委員会) に登録されたものだけ。省略すると最初の"
+        "もの (GET /api/staff/senders) / From address, one of the organisation's; empty: its "
+        "first",
+    )
     subject: Text = Field(max_length=200)
     body: Text = Field(max_length=100_000)
     audience: AudienceIn

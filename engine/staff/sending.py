@@ -20,13 +20,13 @@ import asyncpg
 
 from engine.people import Audience, Category, People
 from engine.people.contacts import left_among
-from engine.platform.address import normalise_address
 from engine.platform.errors import InputError
 from engine.queue import NewBroadcast, Priority, Queue
 from engine.queue.broadcasts import refuse_past_send_at
 from engine.staff.follow import RecipientFilter, all_recipients, visible_broadcast
 from engine.staff.models import ActorKind, NotFoundError, Principal
 from engine.staff.rights import check_audience
+from engine.staff.senders import sender_for
 from engine.staff.store import Staff
 from engine.twoway import send_broadcast
 from engine.twoway.asks import Asks, ReadPolicy
@@ -89,8 +89,7 @@ class IdempotencyConflict(InputError):
     """The idempotency key was used before for a different request; HTTP 409."""
 
 
-def _check_content(req: BroadcastRequest) -> str:
-    sender = normalise_address(req.sender)
+def _check_content(req: BroadcastRequest) -> None:
     if not req.subject.strip() or len(req.subject) > 200:
         raise InputError("件名を 1〜200 文字で入れてください (a subject of 1-200 characters)")
     if any(ch in req.subject for ch in "\r\n"):
@@ -99,7 +98,6 @@ def _check_content(req: BroadcastRequest) -> str:
         raise InputError("本文を 1〜100,000 文字で入れてください (a body of 1-100,000 characters)")
     if req.audience.is_empty():
         raise InputError("配信先を指定してください (name an audience)")
-    return sender
 
 
 async def create(
@@ -126,11 +124,13 @@ async def create(
         earlier = await _earlier(staff.pool, actor, idempotency_key, req)
         if earlier is not None:
             return earlier
-    sender = _check_content(req)
+    _check_content(req)
     now = staff.now()
     if req.send_at is not None:
         refuse_past_send_at(req.send_at, now)
     await check_audience(staff.pool, actor, req.audience)
+    # The From is one of the owner's addresses, signable: refused here, never when sending.
+    sender = await sender_for(staff.pool, actor, req.sender, staff.dkim)
 
     own = owner_row(
         actor, now, idempotency_key, req.digest() if idempotency_key else None,
@@ -140,8 +140,8 @@ async def create(
         own = _both(own, also)
 
     broadcast = NewBroadcast(
-        sender=sender, subject=req.subject.strip(), body=req.body, recipients=[],
-        priority=req.priority, send_at=req.send_at,
+        sender=sender.address, subject=req.subject.strip(), body=req.body, recipients=[],
+        priority=req.priority, send_at=req.send_at, sender_name=sender.display_name,
     )
     try:
         fan = await send_broadcast(

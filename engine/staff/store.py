@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
 import asyncpg
 
+from engine.message.dkim import DkimSettings, dkim_settings
 from engine.platform.clock import Clock, SystemClock
 from engine.platform.config import Settings, StaffSettings
 from engine.platform.errors import InputError
@@ -29,13 +30,17 @@ class Staff:
     clock: Clock
     settings: StaffSettings
     audit_key: bytes
+    # The [dkim] keys: a broadcast's From must be signable (engine/staff/senders.py).
+    dkim: DkimSettings = field(default_factory=DkimSettings)
 
     @classmethod
     async def open(
         cls, pool: asyncpg.Pool, sealer: Sealer, settings: Settings, clock: Clock | None = None
     ) -> Staff:
         key = await load_audit_key(pool, settings.staff)
-        return cls(pool, sealer, clock or SystemClock(), settings.staff, key)
+        return cls(
+            pool, sealer, clock or SystemClock(), settings.staff, key, dkim_settings(settings.dkim)
+        )
 
     @property
     def checkpoints(self) -> Path | None:

@@ -18,7 +18,13 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from staff.conftest import PASSWORD, World, world  # noqa: F401  (the fixture, reused)
+from staff.conftest import (  # noqa: F401  (world: the fixture, reused)
+    PASSWORD,
+    SHARED_SENDERS,
+    UNSIGNED_OK,
+    World,
+    world,
+)
 from support import make_settings
 
 from admin_api.app import create_app
@@ -40,6 +46,7 @@ from engine.platform.clock import FakeClock
 from engine.queue import NewBroadcast
 from engine.staff import accounts, apikeys
 from engine.staff.models import Role
+from engine.staff.senders import add_sender
 from engine.twoway import Question, QuestionKind, send_broadcast
 from engine.twoway.asks import Asks, ReadPolicy
 
@@ -155,6 +162,10 @@ async def _town(w: World) -> None:
         people, OrgKind.BOARD, "town", "あおば町教育委員会")).id
     w.orgs["tsho"] = (await add_organisation(
         people, OrgKind.ELEMENTARY, "tsho", "あおば小学校", board="town")).id
+    await add_sender(people.pool, w.orgs["town"], "kyouiku@town.example.jp", "", UNSIGNED_OK)
+    for org in ("town", "tsho"):
+        for address in SHARED_SENDERS:
+            await add_sender(people.pool, w.orgs[org], address, "", UNSIGNED_OK)
     w.groups["tsho見守り"] = (await add_group(people, "tsho見守り", "tsho", "volunteers")).id
     w.groups["町全体"] = (await add_group(people, "町全体", "town")).id
     plan = await plan_import(people, parse_rows(TOWN_ROSTER.encode("utf-8")))

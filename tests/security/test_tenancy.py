@@ -184,6 +184,7 @@ COVERED: dict[tuple[str, str], str] = {
     ("GET", "/api/staff/policy"): "test_the_totp_policy_is_per_board",
     ("PUT", "/api/staff/policy"): "test_the_totp_policy_is_per_board",
     ("GET", "/api/staff/api-keys"): "test_lists_show_only_ones_own_board",
+    ("GET", "/api/staff/senders"): "test_lists_show_only_ones_own_board",
     ("GET", "/api/staff/templates"): "test_lists_show_only_ones_own_board",
     ("GET", "/api/staff/drafts"): "test_lists_show_only_ones_own_board",
     ("GET", "/api/staff/audit/verify"): "test_the_audit_log_is_each_boards_own",
@@ -290,6 +291,9 @@ async def test_another_boards_things_answer_as_unknown_ones(tenants: Tenants) ->
 
 async def test_lists_show_only_ones_own_board(tenants: Tenants) -> None:
     t = tenants
+    # Each board's own From address (the schools share the test world's common ones).
+    own_senders = {t.w.orgs["town"]: {"kyouiku@town.example.jp"},
+                   t.w.orgs["city"]: {"kyouiku@city.example.jp"}}
     for mine, theirs in ((t.town, t.city), (t.city, t.town)):
         their_broadcasts = {theirs.broadcast, *theirs.own_broadcast.values()}
         for actor, token in mine.actors.items():
@@ -308,6 +312,10 @@ async def test_lists_show_only_ones_own_board(tenants: Tenants) -> None:
                     saved = await c.get(f"/api/staff/{kind}")
                     if saved.status_code == 200:
                         assert {x["organisation_id"] for x in saved.json()} <= mine.orgs
+                listed_senders = await c.get("/api/staff/senders")
+                if listed_senders.status_code == 200:
+                    senders = {x["address"] for x in listed_senders.json()}
+                    assert senders and not senders & own_senders[theirs.board], actor
         board = mine.actors["board"]
         async with t.w.client(board) as c:
             # The board's lists are whole for its own board (positive control).
@@ -470,7 +478,7 @@ async def test_the_command_lines_as_options_keep_to_the_board(
     body.write_text("本文\n", encoding="utf-8")
     key_file = tmp_path / "town.key"
     key_file.write_text(t.town.actors["board key"] + "\n", encoding="utf-8")
-    send = ["send", "-c", cfg, "--sender", "s@example.jp", "--subject", "件名",
+    send = ["send", "-c", cfg, "--sender", "school@example.jp", "--subject", "件名",
             "--body-file", body]
     before = await _snapshot(t, t.city)
     for who in (["--as", "tboard"], ["--as", "tadmin"], ["--api-key-file", key_file]):

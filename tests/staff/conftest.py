@@ -17,6 +17,7 @@ from support import make_settings, wait_until
 
 from admin_api.staff import StaffApi, mount_staff
 from engine.delivery.context import Engine
+from engine.message.dkim import DkimSettings
 from engine.people import OrgKind, People
 from engine.people.accounts import plan_import, write_import
 from engine.people.csv_import import parse_rows
@@ -33,8 +34,20 @@ from engine.platform.config import Settings
 from engine.platform.sealing import new_key_text
 from engine.staff import accounts
 from engine.staff.models import Role
+from engine.staff.senders import add_sender
 
 PASSWORD = "correct horse battery"
+# The From addresses each organisation may send as (engine/staff/senders.py), its own first
+# (the default). The rights tests send from one shared address whatever the actor, so it is
+# every organisation's here; the sender rule itself is tested in tests/security/test_senders.py.
+UNSIGNED_OK = DkimSettings(allow_unsigned=True)
+SHARED_SENDERS = ("sho1@example.jp", "school@example.jp", "board@example.jp",
+                  "school@sho1.example.jp")
+SENDERS = {
+    "city": ("kyouiku@city.example.jp", *SHARED_SENDERS),
+    "sho1": SHARED_SENDERS,
+    "sho2": ("sho2@example.jp", *SHARED_SENDERS),
+}
 
 ROSTER = (
     "学校,学年,組,番号,氏名,連絡先1,グループ\n"
@@ -85,6 +98,10 @@ async def _populate(people: People, w: World) -> None:
         (OrgKind.ELEMENTARY, "sho2", "第二小学校"),
     ):
         w.orgs[code] = (await add_organisation(people, kind, code, name)).id
+    # The From addresses each may send as (engine/staff/senders.py); the first is the default.
+    for code, addresses in SENDERS.items():
+        for address in addresses:
+            await add_sender(people.pool, w.orgs[code], address, "", UNSIGNED_OK)
     for school in ("sho1", "sho2"):
         g = await add_group(people, f"{school}見守り", school, "volunteers")
         w.groups[f"{school}見守り"] = g.id
