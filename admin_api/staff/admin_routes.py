@@ -20,7 +20,7 @@ from admin_api.staff.schemas import (
     StaffOut,
 )
 from engine.staff import accounts, apikeys
-from engine.staff.models import Role, StaffMember
+from engine.staff.models import RightsError, Role, StaffMember
 from engine.staff.rights import not_found, require_admin_of, require_board
 
 router = APIRouter(
@@ -94,9 +94,18 @@ async def disable_account(staff_id: IdPath, s: FullSession, api: Api) -> StaffOu
 async def reset_password(
     staff_id: IdPath, body: PasswordResetIn, s: FullSession, api: Api
 ) -> StaffOut:
-    """A new password; unlocks the account and ends its sessions."""
+    """Another account's new password (an administrator's action); ends the waits of every
+    source for its login and its sessions. One's own password is changed with the current
+    factors instead (``POST /api/staff/password``): this path would skip them."""
 
     async def reset() -> StaffMember:
+        if staff_id == s.member.id:
+            raise RightsError(
+                "自分のパスワードは再設定できません。POST /api/staff/password で、現在の"
+                "パスワード (と確認コード) を入れて変更してください "
+                "(an administrator's reset is for other accounts; change your own password "
+                "with the current factors)"
+            )
         await _managed(api, s, staff_id)
         return await accounts.reset_password(api.staff, staff_id, body.password, body.clear_totp)
 
