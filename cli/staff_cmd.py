@@ -8,6 +8,7 @@ Every change is written to the audit log as done by the command line.
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -154,7 +155,8 @@ def reset_password(
     password_stdin: PasswordStdin = False,
     config: ConfigOption = None,
 ) -> None:
-    """Set a new password; unlocks the account and ends its sessions (パスワード再設定)."""
+    """Set a new password (the rule applies); ends the waits of every source for the login and
+    the account's sessions (パスワード再設定)."""
     settings = settings_of(config)
     password = _password(password_stdin)
 
@@ -183,12 +185,15 @@ def list_(
         return await accounts.list_staff(staff, org)
 
     members = run_staff(settings, use)
+    now = datetime.now(UTC)
     table = Table(title=f"職員 ({len(members)} 件)")
     for c in ("ID", "ログイン ID", "氏名", "役割", "所属", "確認コード", "状態"):
         table.add_column(c)
     for m in members:
+        # A source that failed too often waits; the account itself is never locked.
         state = "無効" if m.disabled_at else (
-            f"ロック中 ({jst(m.locked_until):%H:%M} まで)" if m.locked_until else "有効"
+            f"有効 (失敗が続いた接続元は {jst(m.locked_until):%H:%M} まで待機)"
+            if m.locked_until is not None and m.locked_until > now else "有効"
         )
         table.add_row(
             str(m.id), m.login, m.name, m.role.label_ja, m.organisation_code,

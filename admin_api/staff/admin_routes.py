@@ -75,7 +75,9 @@ async def disable_account(staff_id: IdPath, s: FullSession, api: Api) -> StaffOu
 async def reset_password(
     staff_id: IdPath, body: PasswordResetIn, s: FullSession, api: Api
 ) -> StaffOut:
-    """A new password; unlocks the account and ends its sessions."""
+    """Another account's new password (an administrator's action); ends the waits of every
+    source for its login and its sessions. One's own password is changed with the current
+    factors instead (``POST /api/staff/password``): this path would skip them."""
     return StaffOut.of(await audited(
         api, s.principal, "staff.reset_password", f"staff {staff_id}",
         managing.reset_password(api.staff, s.principal, staff_id, body.password,

@@ -96,7 +96,25 @@ async def any_session(request: Request, api: Api, creds: Credentials) -> Session
     return await sessions.session(api.staff, bearer_token(creds), client_address(request))
 
 
+async def totp_session(s: Annotated[Session, Depends(any_session)]) -> Session:
+    """A session that may at least set TOTP up: not one that must change its password."""
+    return _password_ok(s)
+
+
+def _password_ok(s: Session) -> Session:
+    if s.password_change_required:
+        raise RightsError(
+            "パスワードの変更が必要です (有効期限切れ、または現在の基準より弱いため)。"
+            "POST /api/staff/password から変更してください "
+            "(the password must be changed first: POST /api/staff/password)"
+        )
+    return s
+
+
 async def full_session(s: Annotated[Session, Depends(any_session)]) -> Session:
+    """A session without restrictions: its password need not be changed, TOTP is set up where
+    the board makes it compulsory."""
+    _password_ok(s)
     if s.limited:
         raise RightsError(
             "確認コード (TOTP) の設定が必要です。POST /api/staff/totp から設定してください "
@@ -122,6 +140,7 @@ async def key_actor(request: Request, api: Api, creds: Credentials) -> Principal
 
 
 AnySession = Annotated[Session, Depends(any_session)]
+TotpSession = Annotated[Session, Depends(totp_session)]
 FullSession = Annotated[Session, Depends(full_session)]
 Actor = Annotated[Principal, Depends(actor)]
 KeyActor = Annotated[Principal, Depends(key_actor)]

@@ -64,11 +64,15 @@ class StaffOut(BaseModel):
     organisation_id: int
     organisation_code: str
     totp_enabled: bool
-    locked_until: datetime | None
+    locked_until: datetime | None = Field(
+        description="the latest time until which some source must wait before trying this "
+        "login again after repeated failures (may have passed); other sources never wait"
+    )
     disabled_at: datetime | None
     created_at: datetime
     class_ids: list[int]
     group_ids: list[int]
+    password_changed_at: datetime | None = None
 
     @classmethod
     def of(cls, m: StaffMember) -> StaffOut:
@@ -77,15 +81,27 @@ class StaffOut(BaseModel):
             organisation_id=m.organisation_id, organisation_code=m.organisation_code,
             totp_enabled=m.totp_enabled, locked_until=m.locked_until, disabled_at=m.disabled_at,
             created_at=m.created_at, class_ids=list(m.class_ids), group_ids=list(m.group_ids),
+            password_changed_at=m.password_changed_at,
         )
 
 
 class SessionOut(BaseModel):
     staff: StaffOut
     expires_at: datetime
+    idle_timeout_seconds: int = Field(
+        description="the session also ends after this many seconds without a request"
+    )
     totp_setup_required: bool = Field(
         description="true: TOTP is compulsory and not set up; only /api/staff/totp works"
     )
+    password_change_required: bool = Field(
+        description="true: the password is too old or too weak; only POST /api/staff/password "
+        "works until it is changed"
+    )
+    previous_login_at: datetime | None = Field(
+        description="前回のログイン日時 / the sign-in before this session's (null: the first)"
+    )
+    previous_login_address: str = Field(description="前回のログイン元 / where it came from")
 
 
 class LoginOut(SessionOut):
@@ -99,6 +115,19 @@ class TotpSetupOut(BaseModel):
 
 class TotpConfirmIn(StrictIn):
     code: Text = Field(max_length=10)
+
+
+class CurrentFactorsIn(StrictIn):
+    """What proves it is the account's owner, not just someone holding its session."""
+
+    current_password: Text = Field(max_length=256, description="現在のパスワード")
+    totp_code: Text | None = Field(
+        default=None, max_length=10, description="確認コード (設定済みのとき必須)"
+    )
+
+
+class PasswordChangeIn(CurrentFactorsIn):
+    new_password: Text = Field(max_length=256, description="新しいパスワード (12 文字以上)")
 
 
 class NewStaffIn(StrictIn):

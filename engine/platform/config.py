@@ -188,9 +188,16 @@ class StaffSettings:
 
     # A session ends this long after login (logout or disabling the account ends it earlier).
     session_ttl: Duration = Duration(8 * 3600.0)
-    # This many wrong passwords or codes in a row lock the account for lockout_time.
+    # ... and this long after its last request (sliding); at most session_ttl.
+    idle_timeout: Duration = Duration(30 * 60.0)
+    # After this many wrong passwords or codes in a row for one login from one source (IPv4
+    # address, IPv6 /64), that source waits before its next try for that login: 30 s, doubling
+    # with each further failure up to lockout_time. Other sources are never delayed
+    # (engine/staff/backoff.py).
     max_failures: int = 5
     lockout_time: Duration = Duration(15 * 60.0)
+    # A password older than this must be changed after sign-in before anything else; 0: never.
+    password_max_age: Duration = Duration(0.0)
     # Key of the audit log's HMAC chain as text; empty: read from audit_key_file (made 0600 on
     # first use). Kept out of the database, so that whoever can write the database cannot
     # rewrite the chain.
@@ -541,6 +548,14 @@ def _check(s: Settings) -> None:
         raise ConfigError("staff.max_failures must be at least 1")
     if s.staff.session_ttl < 60:
         raise ConfigError("staff.session_ttl must be at least 60 seconds")
+    if not 60 <= s.staff.idle_timeout <= s.staff.session_ttl:
+        raise ConfigError(
+            "staff.idle_timeout must be at least 60 seconds and at most staff.session_ttl"
+        )
+    if s.staff.lockout_time < 30:
+        raise ConfigError("staff.lockout_time must be at least 30 seconds (the first wait)")
+    if 0 < s.staff.password_max_age < 86400:
+        raise ConfigError("staff.password_max_age must be 0 (never) or at least 1 day (\"1d\")")
     if s.staff.audit_keep < 90 * 86400:
         raise ConfigError("staff.audit_keep must be at least 90 days (\"90d\" or more)")
     _check_attachments(s.attachments)

@@ -5,9 +5,11 @@ Modules:
 
     models     roles, StaffMember, Principal (who acts), AuthError / RightsError / NotFoundError
     store      Staff (pool + sealer + clock + settings + audit key), ``Staff.log``
-    passwords  argon2id hashing and the password rule
-    accounts   add, list, disable, reset password; the compulsory-TOTP policy
-    sessions   login with lock-out and TOTP, sessions, TOTP set-up
+    passwords  argon2id hashing and the password rule (password_list: the common passwords)
+    accounts   add, list, disable, reset another's password; the compulsory-TOTP policy
+    backoff    failed sign-ins counted per (login, source); a source that failed waits
+    sessions   login with back-off and TOTP, sessions with idle and absolute ends
+    credentials  one's own password and TOTP, changed only with the current factors
     apikeys    API keys of the board or a school
     rights     what an actor may see, count and send to
     sending    broadcasts by staff and applications, with owners and idempotency keys

@@ -1,5 +1,5 @@
-"""Staff accounts: add, list, disable (never delete), reset a password; each board's TOTP
-policy.
+"""Staff accounts: add, list, disable (never delete), reset another's password; each board's
+TOTP policy.
 
 A login ID is one person's: it is stored in lower case, unique, and never freed, because a
 disabled account stays so the audit log keeps its name. A board account belongs to the board,
@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 
 from engine.platform.errors import InputError
+from engine.staff import backoff
 from engine.staff.models import NotFoundError, Role, StaffMember
 from engine.staff.passwords import hash_password
 from engine.staff.store import Staff
@@ -25,7 +26,10 @@ _LOGIN = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,63}$")
 
 SELECT_SQL = """
 SELECT s.id, s.login, s.name, s.role, s.organisation_id, o.code AS organisation_code,
-       s.totp_sealed IS NOT NULL AS totp_enabled, s.locked_until, s.disabled_at, s.created_at,
+       s.totp_sealed IS NOT NULL AS totp_enabled, s.disabled_at, s.created_at,
+       s.password_changed_at, s.password_change_required,
+       (SELECT max(f.blocked_until) FROM staff_login_failures f
+        WHERE f.login = s.login) AS locked_until,
        coalesce((SELECT array_agg(class_id ORDER BY class_id) FROM staff_classes
                  WHERE staff_id = s.id), '{}') AS class_ids,
        coalesce((SELECT array_agg(group_id ORDER BY group_id) FROM staff_groups
@@ -51,6 +55,8 @@ def member(r: Any) -> StaffMember:
         totp_enabled=r["totp_enabled"], locked_until=r["locked_until"],
         disabled_at=r["disabled_at"], created_at=r["created_at"],
         class_ids=tuple(r["class_ids"]), group_ids=tuple(r["group_ids"]),
+        password_changed_at=r["password_changed_at"],
+        password_change_required=r["password_change_required"],
     )
 
 
@@ -71,7 +77,7 @@ async def add(staff: Staff, new: NewStaff) -> StaffMember:
     name = new.name.strip()
     if not name or len(name) > 100:
         raise InputError("氏名を 1〜100 文字で入れてください (a name of 1-100 characters)")
-    password_hash = await hash_password(new.password)
+    password_hash = await hash_password(new.password, login)
     now = staff.now()
     async with staff.pool.acquire() as conn, conn.transaction():
         org = await conn.fetchrow(
@@ -90,7 +96,8 @@ async def add(staff: Staff, new: NewStaff) -> StaffMember:
         try:
             staff_id: int = await conn.fetchval(
                 "INSERT INTO staff (login, name, role, organisation_id, password_hash, "
-                "created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
+                "password_changed_at, created_at, updated_at) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $6, $6) RETURNING id",
                 login, name, new.role.value, new.organisation_id, password_hash, now,
             )
         except asyncpg.UniqueViolationError:
@@ -188,21 +195,23 @@ async def disable(staff: Staff, staff_id: int) -> StaffMember:
 async def reset_password(
     staff: Staff, staff_id: int, password: str, clear_totp: bool = False
 ) -> StaffMember:
-    """A new password (and, for a lost phone, no TOTP); unlocks the account and ends its
-    sessions."""
-    password_hash = await hash_password(password)
+    """An administrator's reset of *another* account's password (and, for a lost phone, its
+    TOTP): the waits of every source for the login end, and so do the account's sessions. The
+    API refuses it for one's own account (``admin_api.staff.admin_routes``); one's own password
+    is changed with the current factors (``engine.staff.credentials``)."""
+    target = await get(staff, staff_id)
+    password_hash = await hash_password(password, target.login)
     now = staff.now()
     async with staff.pool.acquire() as conn, conn.transaction():
-        done = await conn.fetchval(
-            "UPDATE staff SET password_hash = $2, failed_logins = 0, locked_until = NULL, "
-            "updated_at = $3, "
+        await conn.execute(
+            "UPDATE staff SET password_hash = $2, password_changed_at = $3, "
+            "password_change_required = false, updated_at = $3, "
             "totp_sealed = CASE WHEN $4 THEN NULL ELSE totp_sealed END, "
             "totp_pending = CASE WHEN $4 THEN NULL ELSE totp_pending END "
-            "WHERE id = $1 RETURNING id",
+            "WHERE id = $1",
             staff_id, password_hash, now, clear_totp,
         )
-        if done is None:
-            raise NotFoundError(f"職員 {staff_id} はいません (no staff account {staff_id})")
+        await backoff.clear(conn, target.login)
         await conn.execute(
             "UPDATE staff_sessions SET revoked_at = $2 "
             "WHERE staff_id = $1 AND revoked_at IS NULL",

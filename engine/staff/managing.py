@@ -15,7 +15,7 @@ from engine.platform.errors import InputError
 from engine.staff import accounts, apikeys, audit
 from engine.staff.accounts import NewStaff
 from engine.staff.audit_checkpoints import verify_all
-from engine.staff.models import NotFoundError, Principal, Role, StaffMember
+from engine.staff.models import ActorKind, NotFoundError, Principal, RightsError, Role, StaffMember
 from engine.staff.rights import (
     check_organisation,
     require_admin_of,
@@ -76,6 +76,15 @@ async def disable_account(staff: Staff, actor: Principal, staff_id: int) -> Staf
 async def reset_password(
     staff: Staff, actor: Principal, staff_id: int, password: str, clear_totp: bool = False
 ) -> StaffMember:
+    """Another account's new password (an administrator's action). One's own is changed with
+    the current factors (``credentials``): this path would skip them."""
+    if actor.kind is ActorKind.STAFF and actor.id == staff_id:
+        raise RightsError(
+            "自分のパスワードは再設定できません。POST /api/staff/password で、現在の"
+            "パスワード (と確認コード) を入れて変更してください "
+            "(an administrator's reset is for other accounts; change your own password "
+            "with the current factors)"
+        )
     await managed(staff, actor, staff_id)
     return await accounts.reset_password(staff, staff_id, password, clear_totp)
 

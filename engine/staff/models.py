@@ -20,6 +20,15 @@ class AuthError(MamoruError):
     """The caller is not signed in (or the credentials are wrong); HTTP 401."""
 
 
+class LoginRefused(AuthError):
+    """A refused sign-in. Its message is the same for a wrong password, an unknown or disabled
+    login and a source that must wait; ``reason`` tells them apart for the audit log only."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class RightsError(MamoruError):
     """The caller is signed in but may not do this; HTTP 403."""
 
@@ -63,11 +72,16 @@ class StaffMember:
     organisation_id: int
     organisation_code: str
     totp_enabled: bool
+    # The latest time until which some source must wait before trying this login again
+    # (engine/staff/backoff.py); it may have passed. None: no failures kept.
     locked_until: datetime | None
     disabled_at: datetime | None
     created_at: datetime
     class_ids: tuple[int, ...] = ()
     group_ids: tuple[int, ...] = ()
+    # When the password was last set, and whether it must be changed before anything else.
+    password_changed_at: datetime | None = None
+    password_change_required: bool = False
 
 
 class ActorKind(enum.StrEnum):

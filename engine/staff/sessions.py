@@ -1,30 +1,38 @@
-"""Signing in: password, lock-out, the TOTP second factor, and sessions that expire.
+"""Signing in: password, back-off, the TOTP second factor, and sessions that expire.
 
 A session token is 32 random bytes shown once to the client; only its SHA-256 is stored, so a
 copy of the database opens no session. A session ends at ``[staff] session_ttl`` after login,
-at logout, and when its account is disabled or its password reset.
+after ``idle_timeout`` without a request (each request moves that end), at logout, and when
+its account is disabled or its password reset or changed (a change keeps the session it was
+made from).
 
-``max_failures`` wrong passwords or codes in a row lock the account for ``lockout_time``; while
-locked even the right password is refused. TOTP (RFC 6238, 30-second steps, one step of clock
-drift either way) is checked after the password; a code is accepted once. When the account's
-board makes TOTP compulsory (each board has its own policy; a school's staff are under their
-board's), an account without it still signs in, but its session may only set TOTP up
-(``Session.limited``).
+Wrong passwords and codes are counted per (login, source) in ``backoff``: a source that failed
+too often waits, no other source does. A refused sign-in gets one answer whatever the reason
+(wrong password, unknown or disabled login, a source that must wait), after the same argon2
+work. TOTP (RFC 6238, 30-second steps, one step of clock drift either way) is checked after
+the password; a code is accepted once.
+
+A session may be restricted: when the account's board makes TOTP compulsory (each board
+has its own policy; a school's staff are under their board's) and the account has none,
+it may only set TOTP up (``Session.limited``); when the password is older than
+``[staff] password_max_age`` or does not keep the current rule, it may only change the
+password (``Session.password_change_required``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pyotp
 
 from engine.platform.errors import InputError
+from engine.staff import backoff
 from engine.staff.accounts import SELECT_SQL, get, member, totp_required
-from engine.staff.models import ActorKind, AuthError, Principal, StaffMember
-from engine.staff.passwords import hash_password, needs_rehash, verify_password
+from engine.staff.models import ActorKind, AuthError, LoginRefused, Principal, StaffMember
+from engine.staff.passwords import check_strength, needs_rehash, rehash, verify_password
 from engine.staff.store import TOTP, Staff
 
 SESSION_PREFIX = "mss_"
@@ -42,6 +50,13 @@ class Session:
     expires_at: datetime
     # TOTP is compulsory and this account has none yet: only TOTP set-up is allowed.
     limited: bool = False
+    # The password is too old or breaks the rule: only a password change is allowed.
+    password_change_required: bool = False
+    # The sign-in before this session's (None: this was the first).
+    previous_login_at: datetime | None = None
+    previous_login_address: str = ""
+    # Identifies this session among the account's (a password change keeps it).
+    token_hash: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -62,73 +77,102 @@ async def principal_of(staff: Staff, m: StaffMember, address: str = "") -> Princ
     )
 
 
+def normal_login(text: str) -> str:
+    """The login as the back-off counts it and the table stores it."""
+    return text.strip().lower()[:64]
+
+
+async def count_failure(staff: Staff, login: str, address: str, reason: str) -> LoginRefused:
+    """Count one failure of ``login`` from ``address``'s source; the error to raise."""
+    wait = await backoff.record_failure(
+        staff.pool, login, backoff.source_of(address), staff.now(),
+        staff.settings.max_failures, timedelta(seconds=staff.settings.lockout_time),
+    )
+    if wait:
+        reason += f"; this source waits {int(wait.total_seconds())} s"
+    return LoginRefused(WRONG, reason)
+
+
 async def login(
     staff: Staff, login_id: str, password: str, code: str | None, address: str = ""
 ) -> Login:
-    """A new session, or AuthError (the failure counted, the account locked when due)."""
+    """A new session, or AuthError (``LoginRefused`` with the one answer for every refusal;
+    the failure counted for this source)."""
     now = staff.now()
+    name = normal_login(login_id)
+    source = backoff.source_of(address)
+    held = await backoff.held_until(staff.pool, name, source, now)
     row = await staff.pool.fetchrow(
-        "SELECT id, password_hash, totp_sealed, totp_last_step, locked_until, disabled_at "
-        "FROM staff WHERE login = $1",
-        login_id.strip().lower()[:64],
+        "SELECT id, password_hash, totp_sealed, totp_last_step, disabled_at, last_login_at, "
+        "last_login_address FROM staff WHERE login = $1",
+        name,
     )
+    # Always the same argon2 work, also for an unknown login and a source that must wait.
     ok = await verify_password(row["password_hash"] if row else None, password)
-    if row is None or row["disabled_at"] is not None:
-        raise AuthError(WRONG)
-    if row["locked_until"] is not None and row["locked_until"] > now:
-        raise AuthError(
-            "ログインの失敗が続いたため、このアカウントは一時的にロックされています。"
-            "しばらくしてから、または管理者にパスワードの再設定を依頼してください "
-            "(the account is locked after repeated failures; try later or ask for a reset)"
-        )
+    if held is not None:
+        raise LoginRefused(WRONG, f"source held back until {held.isoformat()}")
+    if row is None:
+        raise await count_failure(staff, name, address, "unknown login")
+    if row["disabled_at"] is not None:
+        raise await count_failure(staff, name, address, "disabled account")
     if not ok:
-        await _fail(staff, row["id"], now)
-        raise AuthError(WRONG)
+        raise await count_failure(staff, name, address, "wrong password")
     step: int | None = None
     if row["totp_sealed"] is not None:
         if not code:
             raise AuthError("確認コード (6 桁) を入れてください (the TOTP code is required)")
         secret = staff.sealer.open(bytes(row["totp_sealed"]), TOTP)
-        step = _accepted_step(secret, code, now, row["totp_last_step"])
+        step = accepted_step(secret, code, now, row["totp_last_step"])
         if step is None:
-            await _fail(staff, row["id"], now)
+            await count_failure(staff, name, address, "wrong TOTP code")
             raise AuthError("確認コードが違います (wrong or reused TOTP code)")
+    await backoff.clear(staff.pool, name, source)
+    try:
+        check_strength(password, name)
+        weak = False
+    except InputError:  # set before the current rule
+        weak = True
     await staff.pool.execute(
-        "UPDATE staff SET failed_logins = 0, locked_until = NULL, "
-        "totp_last_step = coalesce($2, totp_last_step) WHERE id = $1",
-        row["id"], step,
+        "UPDATE staff SET totp_last_step = coalesce($2, totp_last_step), last_login_at = $3, "
+        "last_login_address = $4, "
+        "password_change_required = password_change_required OR $5 WHERE id = $1",
+        row["id"], step, now, address, weak,
     )
     if needs_rehash(row["password_hash"]):
         await staff.pool.execute(
-            "UPDATE staff SET password_hash = $2 WHERE id = $1",
-            row["id"], await hash_password(password),
+            "UPDATE staff SET password_hash = $2 WHERE id = $1", row["id"], await rehash(password)
         )
     token = SESSION_PREFIX + secrets.token_urlsafe(32)
     expires = now + timedelta(seconds=staff.settings.session_ttl)
     await staff.pool.execute(
-        "INSERT INTO staff_sessions (token_hash, staff_id, address, created_at, expires_at) "
-        "VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO staff_sessions (token_hash, staff_id, address, created_at, expires_at, "
+        "last_seen_at, previous_login_at, previous_login_address) "
+        "VALUES ($1, $2, $3, $4, $5, $4, $6, $7)",
         token_hash(token), row["id"], address, now, expires,
+        row["last_login_at"], row["last_login_address"],
     )
     m = await get(staff, row["id"])
     who = await principal_of(staff, m, address)
-    limited = not m.totp_enabled and await totp_required(staff, who.board_id)
-    return Login(token, Session(m, who, expires, limited))
-
-
-async def _fail(staff: Staff, staff_id: int, now: datetime) -> None:
-    """Count a failure; the one that reaches ``max_failures`` locks the account."""
-    await staff.pool.execute(
-        "UPDATE staff SET "
-        "locked_until = CASE WHEN failed_logins + 1 >= $2 THEN $3 ELSE locked_until END, "
-        "failed_logins = CASE WHEN failed_logins + 1 >= $2 THEN 0 ELSE failed_logins + 1 END "
-        "WHERE id = $1",
-        staff_id, staff.settings.max_failures,
-        now + timedelta(seconds=staff.settings.lockout_time),
+    s = Session(
+        m, who, expires,
+        limited=not m.totp_enabled and await totp_required(staff, who.board_id),
+        password_change_required=_must_change(staff, m, now),
+        previous_login_at=row["last_login_at"],
+        previous_login_address=row["last_login_address"] or "",
+        token_hash=token_hash(token),
     )
+    return Login(token, s)
 
 
-def _accepted_step(secret: str, code: str, now: datetime, last: int | None) -> int | None:
+def _must_change(staff: Staff, m: StaffMember, now: datetime) -> bool:
+    if m.password_change_required:
+        return True
+    age = staff.settings.password_max_age
+    changed = m.password_changed_at
+    return bool(age) and changed is not None and now - changed > timedelta(seconds=age)
+
+
+def accepted_step(secret: str, code: str, now: datetime, last: int | None) -> int | None:
     """The time step ``code`` belongs to (now, or one step either side), if not used yet."""
     totp = pyotp.TOTP(secret)
     plain = code.strip().replace(" ", "")
@@ -141,27 +185,51 @@ def _accepted_step(secret: str, code: str, now: datetime, last: int | None) -> i
     return None
 
 
+SESSION_SQL = SELECT_SQL + """
+JOIN staff_sessions x ON x.staff_id = s.id
+WHERE x.token_hash = $1 AND x.revoked_at IS NULL AND s.disabled_at IS NULL
+"""
+
+
 async def session(staff: Staff, token: str, address: str = "") -> Session:
-    """The live session of ``token``, or AuthError."""
+    """The live session of ``token`` (its idle time starts again), or AuthError."""
     if not token.startswith(SESSION_PREFIX):
         raise AuthError("ログインしてください (not signed in)")
     now = staff.now()
-    row = await staff.pool.fetchrow(
-        SELECT_SQL + " JOIN staff_sessions x ON x.staff_id = s.id "
-        "WHERE x.token_hash = $1 AND x.revoked_at IS NULL AND s.disabled_at IS NULL",
-        token_hash(token),
+    digest = token_hash(token)
+    row = await staff.pool.fetchrow(SESSION_SQL, digest)
+    times = await staff.pool.fetchrow(
+        "SELECT expires_at, last_seen_at, previous_login_at, previous_login_address "
+        "FROM staff_sessions WHERE token_hash = $1",
+        digest,
     )
-    expires: datetime | None = await staff.pool.fetchval(
-        "SELECT expires_at FROM staff_sessions WHERE token_hash = $1", token_hash(token)
-    )
-    if row is None or expires is None:
+    if row is None or times is None:
         raise AuthError("ログインしてください (not signed in, or the session was ended)")
+    expires: datetime = times["expires_at"]
     if expires <= now:
         raise AuthError("ログインの有効期限が切れました。もう一度ログインしてください (expired)")
+    if now - times["last_seen_at"] >= timedelta(seconds=staff.settings.idle_timeout):
+        await staff.pool.execute(
+            "UPDATE staff_sessions SET revoked_at = $2 WHERE token_hash = $1", digest, now
+        )
+        raise AuthError(
+            "操作のない時間が続いたため、ログインが切れました。もう一度ログインしてください "
+            "(the session ended after a time without requests)"
+        )
+    await staff.pool.execute(
+        "UPDATE staff_sessions SET last_seen_at = $2 WHERE token_hash = $1 AND last_seen_at < $2",
+        digest, now,
+    )
     m = member(row)
     who = await principal_of(staff, m, address)
-    limited = not m.totp_enabled and await totp_required(staff, who.board_id)
-    return Session(m, who, expires, limited)
+    return Session(
+        m, who, expires,
+        limited=not m.totp_enabled and await totp_required(staff, who.board_id),
+        password_change_required=_must_change(staff, m, now),
+        previous_login_at=times["previous_login_at"],
+        previous_login_address=times["previous_login_address"] or "",
+        token_hash=digest,
+    )
 
 
 async def logout(staff: Staff, token: str) -> None:
@@ -169,34 +237,3 @@ async def logout(staff: Staff, token: str) -> None:
         "UPDATE staff_sessions SET revoked_at = $2 WHERE token_hash = $1 AND revoked_at IS NULL",
         token_hash(token), staff.now(),
     )
-
-
-async def begin_totp(staff: Staff, s: Session, issuer: str = "mamoru") -> tuple[str, str]:
-    """A new TOTP secret for the signed-in account: (secret, otpauth:// URI for a QR code).
-    It takes effect once ``confirm_totp`` sees a code from it."""
-    secret = pyotp.random_base32()
-    await staff.pool.execute(
-        "UPDATE staff SET totp_pending = $2 WHERE id = $1",
-        s.member.id, staff.sealer.seal(secret, TOTP),
-    )
-    uri = pyotp.TOTP(secret).provisioning_uri(name=s.member.login, issuer_name=issuer)
-    return secret, uri
-
-
-async def confirm_totp(staff: Staff, s: Session, code: str) -> Session:
-    row = await staff.pool.fetchrow(
-        "SELECT totp_pending FROM staff WHERE id = $1", s.member.id
-    )
-    if row is None or row["totp_pending"] is None:
-        raise InputError("先に確認コードの設定を始めてください (start the TOTP set-up first)")
-    secret = staff.sealer.open(bytes(row["totp_pending"]), TOTP)
-    step = _accepted_step(secret, code, staff.now(), None)
-    if step is None:
-        raise InputError("確認コードが違います (wrong TOTP code)")
-    await staff.pool.execute(
-        "UPDATE staff SET totp_sealed = totp_pending, totp_pending = NULL, totp_last_step = $2 "
-        "WHERE id = $1",
-        s.member.id, step,
-    )
-    m = await get(staff, s.member.id)
-    return replace(s, member=m, limited=False)

@@ -44,7 +44,7 @@ async def test_first_account_then_disable_reset_and_list(tmp_path: Path, db_url:
         "staff", "add", "short", "--name", "短い", "--role", "school", "--school", "sho1",
         "--password-stdin", "-c", cfg, stdin="short\n",
     )
-    assert code == 2 and "10 文字以上" in err
+    assert code == 2 and "12 文字以上" in err
     roster = tmp_path / "roster.csv"
     roster.write_text("学校,学年,組,番号,氏名,連絡先1\nsho1,3,1,1,山田太郎,taro@docomo.ne.jp\n",
                       encoding="utf-8")
