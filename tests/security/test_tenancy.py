@@ -179,6 +179,8 @@ COVERED: dict[tuple[str, str], str] = {
     ("GET", "/api/staff/session"): "test_signing_in_acts_on_ones_own_account_only",
     ("POST", "/api/staff/totp"): "test_signing_in_acts_on_ones_own_account_only",
     ("POST", "/api/staff/totp/confirm"): "test_signing_in_acts_on_ones_own_account_only",
+    ("POST", "/api/staff/totp/remove"): "test_signing_in_acts_on_ones_own_account_only",
+    ("POST", "/api/staff/password"): "test_signing_in_acts_on_ones_own_account_only",
     ("PUT", "/api/staff/reports/notify-address"):
         "test_signing_in_acts_on_ones_own_account_only",
     ("GET", "/api/staff/policy"): "test_the_totp_policy_is_per_board",
@@ -386,9 +388,20 @@ async def test_signing_in_acts_on_ones_own_account_only(tenants: Tenants) -> Non
     async with w.client(token) as c:
         me = (await c.get("/api/staff/session")).json()
         assert me["staff"]["login"] == "tteacher"
-        assert (await c.post("/api/staff/totp")).status_code == 200
+        assert (await c.post("/api/staff/totp", json={"current_password": PASSWORD})
+                ).status_code == 200
         assert (await c.post("/api/staff/totp/confirm", json={"code": "000000"})
                 ).status_code == 422
+        # Removing a TOTP that is not set up, and changing the password: one's own only.
+        assert (await c.post("/api/staff/totp/remove", json={
+            "current_password": PASSWORD, "totp_code": "000000"})).status_code == 422
+        hashes = dict(await w.api.staff.pool.fetch(
+            "SELECT login, password_hash FROM staff WHERE login <> 'tteacher'"))
+        changed = await c.post("/api/staff/password", json={
+            "current_password": PASSWORD, "new_password": "a new long passphrase 2026"})
+        assert changed.status_code == 200, changed.text
+        assert dict(await w.api.staff.pool.fetch(
+            "SELECT login, password_hash FROM staff WHERE login <> 'tteacher'")) == hashes
         assert (await c.put("/api/staff/reports/notify-address",
                             json={"address": "t@town.example.jp"})).json()["staff_id"] == (
             w.staff["tteacher"])
