@@ -24,6 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException
 
 from engine.platform.errors import InputError, MamoruError
 from engine.staff.models import AuthError, NotFoundError, RightsError
@@ -58,10 +59,13 @@ def error_response(status: int, code: str, message: str) -> JSONResponse:
     )
 
 
+_MALFORMED = "JSON として読めません (malformed JSON body)"
+
+
 def _validation_message(exc: RequestValidationError) -> tuple[int, str, str]:
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
-        return 400, "malformed", "JSON として読めません (malformed JSON body)"
+        return 400, "malformed", _MALFORMED
     parts = []
     # Unknown fields first: a misspelt name is the likeliest mistake, and must be named.
     for e in sorted(errors, key=lambda e: e.get("type") != "extra_forbidden")[:5]:
@@ -84,6 +88,11 @@ class StaffRoute(APIRoute):
                 return await handler(request)
             except RequestValidationError as exc:
                 return error_response(*_validation_message(exc))
+            except HTTPException as exc:
+                if exc.status_code != 400:
+                    raise
+                # A body FastAPI could not even decode (not UTF-8, a broken form): malformed.
+                return error_response(400, "malformed", _MALFORMED)
             except MamoruError as exc:
                 return error_response(*status_of(exc), str(exc))
             except (

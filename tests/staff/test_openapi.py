@@ -12,6 +12,8 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import checks as st_checks
 
+from engine.staff import apikeys
+
 from .conftest import World
 
 EXAMPLES = 12
@@ -75,12 +77,16 @@ def _run(doc: dict[str, Any], base_url: str, token: str) -> tuple[list[str], Cou
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("login", ["board", "admin1"])
+@pytest.mark.parametrize("login", ["board", "admin1", "teacher31", "school key"])
 async def test_schemathesis_finds_no_server_error_or_schema_break(
     world: World, login: str
 ) -> None:
+    """Each role: the board, a school's administrator, a teacher and a school's API key."""
     assert (world.staff["board"], world.staff["admin1"]) == SIGNED_IN
-    token = await world.login(login)
+    if login == "school key":
+        token, _ = await apikeys.create(world.api.staff, world.orgs["sho1"], "警報", None)
+    else:
+        token = await world.login(login)
     async with world.client() as c:
         doc = (await c.get("/openapi.json")).json()
     # The generated requests are blocking calls: in a thread, so this loop keeps serving.
@@ -92,3 +98,32 @@ async def test_schemathesis_finds_no_server_error_or_schema_break(
     # The run reached the endpoints' logic, not only the sign-in check.
     assert sum(statuses.values()) >= 100
     assert sum(n for s, n in statuses.items() if 200 <= s < 300) >= 20
+
+
+async def test_malformed_json_gets_the_documented_error_body(world: World) -> None:
+    """Every operation that takes a JSON body answers a broken one (here cut short inside a
+    multi-byte character, so not even UTF-8) with 400 and the documented ``{"error":
+    "malformed", "message"}``, and changes nothing."""
+    token = await world.login("board")
+    async with world.client(token) as c:
+        doc = (await c.get("/openapi.json")).json()
+        before = await world.count("SELECT count(*) FROM audit_log WHERE result = 'ok'")
+        tried = 0
+        for path, item in doc["paths"].items():
+            for method, op in item.items():
+                content = op.get("requestBody", {}).get("content", {})
+                if "application/json" not in content:
+                    continue
+                url = path.replace("{staff_id}", "3").replace("{broadcast_id}", "1")
+                url = url.replace("{key_id}", "1").replace("{id}", "1")
+                url = url.replace("{template_id}", "1").replace("{draft_id}", "1")
+                r = await c.request(method.upper(), url, content=b'{"subject": "\xe5',
+                                    headers={"Content-Type": "application/json"})
+                assert r.status_code == 400, (method, path, r.status_code, r.text)
+                body = r.json()
+                assert set(body) == {"error", "message"}, (method, path, body)
+                assert body["error"] == "malformed" and "JSON" in body["message"], body
+                tried += 1
+        assert tried >= 10
+        assert await world.count(
+            "SELECT count(*) FROM audit_log WHERE result = 'ok'") == before
