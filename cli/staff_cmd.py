@@ -17,7 +17,7 @@ from rich.table import Table
 from cli.audit_trail import cli_actor
 from cli.people_session import ConfigOption, fail, note, out, settings_of
 from cli.staff_session import run_staff
-from engine.people import People
+from engine.people import OrgKind, People
 from engine.people.directory import (
     current_year,
     find_board,
@@ -64,14 +64,23 @@ def _password(from_stdin: bool) -> str:
 
 
 async def _place(
-    people: People, role: Role, school: str | None, classes: list[str], groups: list[str]
+    people: People, role: Role, school: str | None, classes: list[str], groups: list[str],
+    board: str | None = None,
 ) -> tuple[int, tuple[int, ...], tuple[int, ...]]:
     """The organisation, class ids and group ids the options name."""
     db = people.pool
     if role is Role.BOARD:
         if school:
             raise InputError("教育委員会の職員に --school は不要です (no --school for board staff)")
+        if board:
+            org = await find_organisation(db, board)
+            if org.kind is not OrgKind.BOARD:
+                raise InputError(f"「{board}」は教育委員会ではありません (not a board)")
+            return org.id, (), ()
         return (await find_board(db)).id, (), ()
+    if board:
+        raise InputError("--board は教育委員会の職員のときだけ使います (--board is for board "
+                         "staff; a school names its board itself)")
     if not school:
         raise InputError("--school で学校を指定してください (name the school)")
     org = await find_organisation(db, school)
@@ -104,6 +113,10 @@ def add(
     group: Annotated[
         list[str] | None, typer.Option(help="A group given to a teacher (repeat).")
     ] = None,
+    board: Annotated[
+        str | None,
+        typer.Option(help="The board (code or name) of board staff, when there are several."),
+    ] = None,
     password_stdin: PasswordStdin = False,
     config: ConfigOption = None,
 ) -> None:
@@ -117,7 +130,7 @@ def add(
 
     async def use(people: People, staff: Staff) -> StaffMember:
         org, classes, groups = await _place(
-            people, parsed_role, school, class_ or [], group or []
+            people, parsed_role, school, class_ or [], group or [], board
         )
         m = await accounts.add(staff, accounts.NewStaff(
             login, name, parsed_role, org, password, classes, groups

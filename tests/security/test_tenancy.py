@@ -524,3 +524,21 @@ async def test_the_command_lines_as_options_keep_to_the_board(
     code, out, err = await run("broadcasts", "status", str(t.town.broadcast), "-c", cfg,
                                "--as", "tadmin", "--json")
     assert code == 0, err
+
+
+async def test_the_operator_adds_board_staff_to_the_board_named(
+    tenants: Tenants, tmp_path: Path
+) -> None:
+    t = tenants
+    cfg = _config(tmp_path, t.w)
+    add = ["staff", "add", "town.kacho", "--name", "町 課長", "--role", "board",
+           "--password-stdin", "-c", cfg]
+    code, _, err = await run(*add, stdin=PASSWORD + "\n")
+    assert code == 2, err  # two boards: which one must be said
+    code, _, err = await run(*add, "--board", "tsho", stdin=PASSWORD + "\n")
+    assert code == 2 and "教育委員会ではありません" in err, err
+    code, _, err = await run(*add, "--board", "town", stdin=PASSWORD + "\n")
+    assert code == 0, err
+    org = await t.w.api.staff.pool.fetchval(
+        "SELECT organisation_id FROM staff WHERE login = 'town.kacho'")
+    assert org == t.town.board
