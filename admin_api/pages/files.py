@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse
 
 from admin_api.pages.common import client_ip, message_page
+from admin_api.pages.page_guard import verified
 from admin_api.site import Site, site_of
 from admin_api.templating import templates
 from engine.message.links import PAGE, InvalidLink
@@ -57,10 +58,12 @@ def content_disposition(name: str) -> str:
 async def files_page(
     token: str, request: Request, site: Annotated[Site, Depends(site_of)]
 ) -> HTMLResponse:
+    delivery_id = await verified(request, site, PAGE, token, "f", _refusal)
+    if isinstance(delivery_id, HTMLResponse):
+        return delivery_id
     try:
-        delivery_id = site.links.verify(PAGE, token, site.people.clock.now())
         files = await attachments.page_files(site.people, site.queue, delivery_id)
-    except (InvalidLink, attachments.FileGone, NotFoundError) as exc:
+    except (attachments.FileGone, NotFoundError) as exc:
         return _refusal(request, exc)
     return templates.TemplateResponse(
         request, "files.html", {"title": TITLE, "files": files, "files_url": f"/m/{token}/files"}
@@ -71,14 +74,16 @@ async def files_page(
 async def download(
     token: str, n: str, request: Request, site: Annotated[Site, Depends(site_of)]
 ) -> Response:
+    delivery_id = await verified(request, site, PAGE, token, "f", _refusal)
+    if isinstance(delivery_id, HTMLResponse):
+        return delivery_id
     try:
-        delivery_id = site.links.verify(PAGE, token, site.people.clock.now())
         if not n.isascii() or not n.isdigit() or not 1 <= int(n) <= _MAX_POSITION:
             raise NotFoundError(attachments.NO_FILE)
         f = await attachments.download(
             site.people, site.queue, delivery_id, int(n), client_ip(request)
         )
-    except (InvalidLink, attachments.FileGone, NotFoundError) as exc:
+    except (attachments.FileGone, NotFoundError) as exc:
         return _refusal(request, exc)
     return Response(
         f.data, media_type=f.media_type,

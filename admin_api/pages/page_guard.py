@@ -8,6 +8,8 @@ Japanese page with 429 and ``Retry-After``; a forged or expired link changes not
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
@@ -24,13 +26,15 @@ def busy(request: Request, exc: PageBusy) -> HTMLResponse:
 
 
 async def verified(
-    request: Request, site: Site, purpose: str, token: str, key_prefix: str
+    request: Request, site: Site, purpose: str, token: str, key_prefix: str,
+    refuse: Callable[[Request, InvalidLink], HTMLResponse] = link_error,
 ) -> int | HTMLResponse:
     """The id the link names, counted; or the page that says why not.
 
     The signature is checked first: a genuine link is served (within its own per-link limit)
     whatever forged links came from the same network. Only a forged or malformed one is
-    counted against its sender and the link id it claims (engine/twoway/page_limits.py)."""
+    counted against its sender and the link id it claims (engine/twoway/page_limits.py); its
+    page is ``refuse``'s (by default the pages' own "link not valid" page)."""
     pool, now = site.people.pool, site.people.clock.now()
     try:
         subject = site.links.verify(purpose, token, now)
@@ -40,7 +44,7 @@ async def verified(
                 await refuse_forged(pool, client_ip(request), purpose, token, now)
             except PageBusy as busy_exc:
                 return busy(request, busy_exc)
-        return link_error(request, exc)
+        return refuse(request, exc)
     try:
         await count_request(pool, f"{key_prefix}:{subject}", now)
     except PageBusy as exc:

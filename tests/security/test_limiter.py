@@ -100,3 +100,14 @@ async def test_an_expired_genuine_link_is_never_counted(pages: Pages) -> None:
         codes = [(await phone.get(expired)).status_code for _ in range(LOCK_FAILURES + 2)]
     assert codes == [410] * (LOCK_FAILURES + 2)
     assert await pages.people.pool.fetchval("SELECT count(*) FROM registration_attempts") == 0
+
+
+async def test_forged_file_links_are_counted_like_page_links(pages: Pages) -> None:
+    _, genuine = await pages.two_way_to_guardian()
+    async with pages.client("198.51.100.8") as phone:
+        answers = [(await phone.get(forged(2000 + i) + "/files/1")).status_code
+                   for i in range(LOCK_FAILURES + 2)]
+        assert answers[0] == 404 and answers[-1] == 429
+        # The source is held back on the pages too; the genuine link's file page is served.
+        assert (await phone.get(forged(3000))).status_code == 429
+        assert (await phone.get(genuine + "/files")).status_code == 200
