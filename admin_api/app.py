@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from admin_api import health
 from admin_api.pages import files, leave, personal, registration, reports
 from admin_api.pages.common import message_page
 from admin_api.proxies import trusted_networks
@@ -75,6 +76,7 @@ def create_app(site: Site, extra: Sequence[APIRouter] = ()) -> FastAPI:
     app.include_router(personal.router)
     app.include_router(reports.router)
     app.include_router(files.router)
+    app.include_router(health.router)
     for router in extra:
         app.include_router(router)
 

@@ -21,12 +21,13 @@ PUBLISH_SQL = """
 INSERT INTO shaping_state AS s (
     runner, source, site, profile, rate, ceiling, connections_in_use, connections_allowed,
     suspended_until, suspensions, cuts, sent, delivered, deferred, throttled, refused, failed,
-    blocks, blocked_until, block_reason, trouble_rate, updated_at
+    blocks, blocked_until, block_reason, trouble_rate, blocked_since, updated_at
 )
 SELECT $1, u.* , $17 FROM unnest(
     $2::text[], $3::text[], $4::text[], $5::float8[], $6::float8[], $7::int[], $8::int[],
     $9::timestamptz[], $10::int[], $11::int[], $12::int[], $13::int[], $14::int[], $15::int[],
-    $16::int[], $18::int[], $19::int[], $20::timestamptz[], $21::text[], $22::float8[]
+    $16::int[], $18::int[], $19::int[], $20::timestamptz[], $21::text[], $22::float8[],
+    $23::timestamptz[]
 ) AS u
 ON CONFLICT (runner, source, site) DO UPDATE SET
     profile = EXCLUDED.profile, rate = EXCLUDED.rate, ceiling = EXCLUDED.ceiling,
@@ -37,7 +38,8 @@ ON CONFLICT (runner, source, site) DO UPDATE SET
     deferred = EXCLUDED.deferred, throttled = EXCLUDED.throttled, refused = EXCLUDED.refused,
     failed = EXCLUDED.failed, blocks = EXCLUDED.blocks,
     blocked_until = EXCLUDED.blocked_until, block_reason = EXCLUDED.block_reason,
-    trouble_rate = EXCLUDED.trouble_rate, updated_at = EXCLUDED.updated_at
+    trouble_rate = EXCLUDED.trouble_rate, blocked_since = EXCLUDED.blocked_since,
+    updated_at = EXCLUDED.updated_at
 """
 
 SAVE_LEARNED_SQL = """
@@ -69,7 +71,9 @@ async def publish(
     cols: list[list[Any]] = [[getattr(s, c) for s in states] for c in _COLUMNS]
     extra: list[list[Any]] = [
         [getattr(s, c) for s in states]
-        for c in ("failed", "blocks", "blocked_until", "block_reason", "trouble_rate")
+        for c in (
+            "failed", "blocks", "blocked_until", "block_reason", "trouble_rate", "blocked_since"
+        )
     ]
     await pool.execute(PUBLISH_SQL, runner, *cols, now, *extra)
 

@@ -232,6 +232,8 @@ class AttachmentSettings:
 class MetricsSettings:
     # host:port for the Prometheus endpoint; empty disables it.
     listen: str = "127.0.0.1:9464"
+    # /readyz turns "not ready" once an (egress address, site) has been blocked this long.
+    block_alarm: Duration = Duration(1800.0)
 
 
 @dataclass(frozen=True)

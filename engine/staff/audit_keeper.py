@@ -5,8 +5,9 @@ Once when serve starts and then once every ``interval`` (a day):
 
 1. prune entries older than ``[staff] audit_keep`` (``mamoru audit prune`` by hand);
 2. verify the chain and the checkpoints (``mamoru audit verify``): the gauge
-   ``mamoru_audit_chain_intact`` is 1 while they hold and 0 once they do not, and a broken
-   chain is logged as an ERROR naming the first bad entry, every day until someone looks;
+   ``mamoru_audit_chain_intact`` is 1 while they hold and 0 once they do not, the result is
+   kept in ``service_status`` for ``/readyz``, and a broken chain is logged as an ERROR naming
+   the first bad entry, every day until someone looks;
 3. append the chain's newest entry to ``[staff] audit_checkpoints`` (``mamoru audit
    checkpoint``), so that removing the newest entries later shows.
 
@@ -26,12 +27,15 @@ import asyncpg
 from engine.platform.clock import Clock
 from engine.platform.metrics import AUDIT_CHAIN_INTACT
 from engine.platform.outage import DATABASE_ERRORS
+from engine.platform.service_status import record_status
 from engine.staff import audit
 from engine.staff.audit_checkpoints import verify_all, write_checkpoint
 
 log = logging.getLogger(__name__)
 
 DAY = 86400.0
+# The row of service_status (engine/platform/service_status.py) /readyz reads.
+AUDIT_STATUS = "audit"
 
 
 class AuditKeeper:
@@ -87,6 +91,11 @@ class AuditKeeper:
                         "retrying at the next turn: %s", exc)
             return None
         AUDIT_CHAIN_INTACT.set(1 if found.ok else 0)
+        try:
+            await record_status(self.pool, AUDIT_STATUS, found.ok, self.clock.now(),
+                                "" if found.ok else found.summary_ja())
+        except DATABASE_ERRORS as exc:
+            log.warning("監査ログの検証結果を記録できません / audit status not recorded: %s", exc)
         if not found.ok:
             log.error("監査ログが壊れています / audit log broken: %s", found.summary_ja())
         self.last = found

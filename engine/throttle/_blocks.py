@@ -38,6 +38,7 @@ class BlockState:
         self.step = 0  # blocks in a row: index into the back-off
         self.total = 0  # blocks since start, for operators and metrics
         self.reason = ""  # the reply that showed the latest block (no address in it)
+        self.since = 0.0  # when this run of blocks began (failed probes keep it)
         self._last_block = float("-inf")
 
     def block(self, now: float, reason: str) -> bool:
@@ -51,6 +52,8 @@ class BlockState:
         self.probe_at = now + backoff[min(self.step, len(backoff) - 1)]
         self.step += 1
         self.total += 1
+        if not self.blocked:
+            self.since = now
         self.blocked = True
         self.probing = False
         self.reason = reason
@@ -71,6 +74,10 @@ class BlockState:
         """The probe went through: the block is over (its step is kept for the next one)."""
         self.blocked = False
         self.probing = False
+
+    def seconds_blocked(self, now: float) -> float:
+        """How long this run of blocks has lasted (0 when not blocked)."""
+        return now - self.since if self.blocked else 0.0
 
     def seconds_to_probe(self, now: float) -> float:
         return max(0.0, self.probe_at - now)

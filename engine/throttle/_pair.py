@@ -48,6 +48,7 @@ class SiteState:
     warmup_sent_today: int
     warmup_limit_today: int | None
     blocked_until: datetime | None = None  # while blocked: when the next probe may go
+    blocked_since: datetime | None = None  # while blocked: when this run of blocks began
     blocks: int = 0
     block_reason: str = ""
     trouble_rate: float | None = None

@@ -462,6 +462,11 @@ class Shaper:
                         if pair.block.blocked
                         else None
                     ),
+                    blocked_since=(
+                        now_wall - timedelta(seconds=pair.block.seconds_blocked(now_mono))
+                        if pair.block.blocked
+                        else None
+                    ),
                     blocks=pair.block.total,
                     block_reason=pair.block.reason,
                     trouble_rate=ctl.trouble_rate,

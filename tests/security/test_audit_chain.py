@@ -200,3 +200,5 @@ async def test_the_keeper_raises_the_gauge_and_logs_a_broken_chain(
     assert found is not None and not found.ok and found.first_bad == 2
     assert AUDIT_CHAIN_INTACT._value.get() == 0
     assert "audit log broken" in caplog.text
+    # /readyz reads the result from any process.
+    assert await engine.pool.fetchval("SELECT ok FROM service_status WHERE name = 'audit'") is False
