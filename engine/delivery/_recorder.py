@@ -113,6 +113,8 @@ class Recorder:
                 )
             )
         metrics.DELIVERIES.labels(result.outcome.value).inc()
+        if result.outcome is Outcome.FAILED:
+            metrics.FAILED_BY_CATEGORY.labels(result.category or "other").inc()
         self._results.append(result)
         if len(self._results) >= self._q.flush_batch:
             self._ready.set()

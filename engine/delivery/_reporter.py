@@ -128,5 +128,6 @@ class Reporter:
             if self.settings.metrics.listen:
                 for state, n in (await self.queue.state_counts()).items():
                     metrics.QUEUE_DEPTH.labels(state.value).set(n)
+                metrics.QUEUE_OLDEST_DUE.set(await self.queue.oldest_due(self.clock.now()))
         except DATABASE_ERRORS as exc:
             log.debug("publishing the runner's state failed: %s", exc)

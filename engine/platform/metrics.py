@@ -25,6 +25,15 @@ AUDIT_CHAIN_INTACT = Gauge(
     "mamoru_audit_chain_intact",
     "1 while the audit log's chain and checkpoints verify, 0 once they do not (alert on 0).",
 )
+FAILED_BY_CATEGORY = Counter(
+    "mamoru_failed_deliveries_total",
+    "Deliveries that failed for good, by error category (bounce/classify/categories.py).",
+    ["category"],
+)
+QUEUE_OLDEST_DUE = Gauge(
+    "mamoru_queue_oldest_due_seconds",
+    "How long the longest-waiting due delivery has been due (0: nothing waits); alert on it.",
+)
 CLAIMED = Counter("mamoru_claimed_total", "Deliveries claimed from the queue.")
 SHAPING_RATE = Gauge(
     "mamoru_shaping_rate", "Messages per second the shaper allows now.", ["source", "site"]

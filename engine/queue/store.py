@@ -481,6 +481,18 @@ class Queue:
             )
         )
 
+    async def oldest_due(self, now: datetime) -> float:
+        """Seconds the longest-waiting due delivery (queued or deferred) has been due; 0 when
+        none is. One index probe per priority (the partial index ``deliveries_due``)."""
+        oldest: datetime | None = await self.pool.fetchval(
+            "SELECT min(t.at) FROM unnest($2::smallint[]) AS p(priority) CROSS JOIN LATERAL ("
+            "  SELECT next_attempt_at AS at FROM deliveries"
+            "  WHERE state IN ('queued', 'deferred') AND priority = p.priority"
+            "    AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT 1) AS t",
+            now, [int(p) for p in Priority],
+        )
+        return max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
+
     async def state_counts(self) -> dict[State, int]:
         rows = await self.pool.fetch("SELECT state, count(*) AS n FROM deliveries GROUP BY state")
         counts = {s: 0 for s in State}
