@@ -25,6 +25,14 @@ AUDIT_CHAIN_INTACT = Gauge(
     "mamoru_audit_chain_intact",
     "1 while the audit log's chain and checkpoints verify, 0 once they do not (alert on 0).",
 )
+BACKUP_LAST_SUCCESS = Gauge(
+    "mamoru_backup_last_success_timestamp",
+    "Unix time of the newest backup archive serve knows of (alert when older than a day).",
+)
+BACKUP_FAILED = Gauge(
+    "mamoru_backup_failed",
+    "1 after serve's daily backup failed, 0 after it succeeded (alert on 1).",
+)
 CLAIMED = Counter("mamoru_claimed_total", "Deliveries claimed from the queue.")
 SHAPING_RATE = Gauge(
     "mamoru_shaping_rate", "Messages per second the shaper allows now.", ["source", "site"]
