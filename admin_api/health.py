@@ -25,6 +25,7 @@ async def readyz(site: Annotated[Site, Depends(site_of)]) -> JSONResponse:
     found = await readiness(
         site.people.pool, site.people.clock.now(),
         block_alarm=site.settings.metrics.block_alarm,
+        backup_expected=bool(site.settings.backup.daily_at),
     )
     body = {
         "ready": found.ok,

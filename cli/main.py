@@ -34,6 +34,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+from cli import backup_cmd  # noqa: E402
 from cli.attachments_cmd import app as attachments_app  # noqa: E402
 from cli.audit_cmd import app as audit_app  # noqa: E402
 from cli.broadcasts_cmd import app as broadcasts_app  # noqa: E402 - mounted right after app
@@ -54,6 +55,8 @@ mount_people(app)
 app.add_typer(staff_app, name="staff")
 app.add_typer(audit_app, name="audit")
 app.add_typer(attachments_app, name="attachments")
+app.command(name="backup")(backup_cmd.backup)
+app.command(name="restore")(backup_cmd.restore_cmd)
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)

@@ -1,7 +1,7 @@
 """What ``mamoru serve`` runs beside its first runner: the inbound SMTP server (bounces,
 registration by empty mail, service addresses), the HTTP pages with the staff API, the minute
 task that sends read reminders and tells class teachers of new reports, the SMTP submission
-server for applications and the daily prune of the audit log.
+server for applications, the daily prune of the audit log and the daily backup.
 
 Started here, in ``cli/``, and handed to the engine's workers as a function, so that the
 engine never imports ``inbound/`` or ``admin_api/`` (DESIGN.md's import direction).
@@ -36,6 +36,8 @@ async def front_services(engine: Engine) -> list[Service]:
         if engine.settings.submission.listen:
             started.append(await start_submission(engine))
         started.append(await start_audit_keeper(engine))
+        if engine.settings.backup.daily_at:
+            started.append(await start_backup_keeper(engine))
     except BaseException:
         for service in reversed(started):
             await service.stop()
@@ -150,5 +152,14 @@ async def start_audit_keeper(engine: Engine) -> Service:
         engine.pool, engine.clock, await load_audit_key(engine.pool, staff), staff.audit_keep,
         Path(staff.audit_checkpoints) if staff.audit_checkpoints else None,
     )
+    keeper.start()
+    return keeper
+
+
+async def start_backup_keeper(engine: Engine) -> Service:
+    """The daily backup at ``[backup] daily_at`` (one worker only: services run in the first)."""
+    from engine.staff.backup_keeper import BackupKeeper
+
+    keeper = BackupKeeper(engine.pool, engine.settings, engine.clock)
     keeper.start()
     return keeper

@@ -229,6 +229,27 @@ class AttachmentSettings:
 
 
 @dataclass(frozen=True)
+class BackupSettings:
+    """`mamoru backup` / `mamoru restore` and serve's daily backup (engine/staff/backup.py)."""
+
+    # Where archives are written and their generations kept (`mamoru backup --to DIR`
+    # overrides it); best another disk or a mounted backup store, not the database's disk.
+    dir: str = "var/backups"
+    # The key that encrypts the archives: 32 bytes as base64, made by `mamoru backup
+    # --new-key`. Its copy is kept off this host (docs/operation.md): without it no archive
+    # can be opened, and it is never the people key. Empty: no backups.
+    key_file: str = ""
+    # Archives of this many days (the newest of each day) are kept; older ones are removed
+    # after a new backup succeeded. Between 7 and 31.
+    keep_daily: int = 14
+    # serve takes a backup every day at this time, Japan time ("02:30"); empty: never.
+    daily_at: str = ""
+    # Folder of pg_dump and pg_restore; empty: the embedded server's (pgserver) or the ones on
+    # PATH, whichever is new enough for the server.
+    pg_bin_dir: str = ""
+
+
+@dataclass(frozen=True)
 class MetricsSettings:
     # host:port for the Prometheus endpoint; empty disables it.
     listen: str = "127.0.0.1:9464"
@@ -269,6 +290,7 @@ class Settings:
     http: HttpSettings = field(default_factory=HttpSettings)
     staff: StaffSettings = field(default_factory=StaffSettings)
     attachments: AttachmentSettings = field(default_factory=AttachmentSettings)
+    backup: BackupSettings = field(default_factory=BackupSettings)
     # Owned and validated by other modules (throttle, dkim): kept as given.
     shaping: dict[str, Any] = field(default_factory=dict)
     egress: dict[str, Any] = field(default_factory=dict)
@@ -561,6 +583,33 @@ def _check(s: Settings) -> None:
     if s.staff.audit_keep < 90 * 86400:
         raise ConfigError("staff.audit_keep must be at least 90 days (\"90d\" or more)")
     _check_attachments(s.attachments)
+    _check_backup(s)
+
+
+def _check_backup(s: Settings) -> None:
+    b = s.backup
+    if not 7 <= b.keep_daily <= 31:
+        raise ConfigError(f"backup.keep_daily must be between 7 and 31, not {b.keep_daily}")
+    if b.daily_at and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", b.daily_at.strip()):
+        raise ConfigError(
+            f"backup.daily_at {b.daily_at!r} must be a time like \"02:30\" (Japan time), or "
+            "empty for no daily backup"
+        )
+    if b.daily_at and not b.key_file:
+        raise ConfigError("backup.daily_at needs backup.key_file (the key of the archives)")
+    if b.key_file:
+        mine = Path(b.key_file).resolve()
+        others = {
+            "people.key_file": s.people.key_file,
+            "people.link_key_file": s.people.link_key_file,
+            "staff.audit_key_file": s.staff.audit_key_file,
+        }
+        for key, other in others.items():
+            if other and Path(other).resolve() == mine:
+                raise ConfigError(
+                    f"backup.key_file must not be {key}: the backup key is kept apart from "
+                    "the keys it protects"
+                )
 
 
 # The kinds of file [attachments] types may name (engine/staff/attachments.py sniffs them).

@@ -88,6 +88,17 @@ async def link_secret(pool: asyncpg.Pool, settings: Settings) -> bytes:
     return secret
 
 
+def read_link_key(path: Path) -> bytes | None:
+    """The key in the link key file ``path``, None when there is none (backup, restore)."""
+    return _read(path)
+
+
+def write_link_key(path: Path, secret: bytes) -> bytes:
+    """Create the link key file ``path`` (0600) with ``secret``; returns the key the file
+    holds (another's when it appeared meanwhile). Used by ``mamoru restore``."""
+    return _create(path, secret)
+
+
 def _new_key() -> bytes:
     # The same form as the keys generated into the database before: 64 hex digits.
     return secrets.token_hex(32).encode("ascii")

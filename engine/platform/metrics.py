@@ -34,6 +34,14 @@ QUEUE_OLDEST_DUE = Gauge(
     "mamoru_queue_oldest_due_seconds",
     "How long the longest-waiting due delivery has been due (0: nothing waits); alert on it.",
 )
+BACKUP_LAST_SUCCESS = Gauge(
+    "mamoru_backup_last_success_timestamp",
+    "Unix time of the newest backup archive serve knows of (alert when older than a day).",
+)
+BACKUP_FAILED = Gauge(
+    "mamoru_backup_failed",
+    "1 after serve's daily backup failed, 0 after it succeeded (alert on 1).",
+)
 CLAIMED = Counter("mamoru_claimed_total", "Deliveries claimed from the queue.")
 SHAPING_RATE = Gauge(
     "mamoru_shaping_rate", "Messages per second the shaper allows now.", ["source", "site"]
