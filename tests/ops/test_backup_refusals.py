@@ -149,6 +149,9 @@ async def test_daily_backup_sets_gauges_audits_and_logs_failures(
         assert gauge("mamoru_backup_failed") == 0
         assert gauge("mamoru_backup_last_success_timestamp") == made.at.timestamp()
         assert len(archives(folder)) == 7
+        # /readyz reads the outcome from any process.
+        assert (await engine.pool.fetchval(
+            "SELECT ok FROM service_status WHERE name = 'backup'")) is True
         rows = await engine.pool.fetch(
             "SELECT action, result, actor_name FROM audit_log ORDER BY seq"
         )
@@ -166,6 +169,8 @@ async def test_daily_backup_sets_gauges_audits_and_logs_failures(
             "SELECT action, result FROM audit_log ORDER BY seq DESC LIMIT 1"
         )
         assert tuple(last) == ("backup.create", "failed")
+        assert (await engine.pool.fetchval(
+            "SELECT ok FROM service_status WHERE name = 'backup'")) is False
         assert len(archives(folder)) == 7
     finally:
         await engine.close()
