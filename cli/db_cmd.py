@@ -86,11 +86,12 @@ def _size(n: int) -> str:
 def stop(config: ConfigOption = None) -> None:
     """Stop the embedded database (fast shutdown). Stop `serve` first: it restarts it."""
     from engine.platform import embedded
+    from engine.platform.db import redact
 
     settings = _settings(config)
     if settings.database.url:
-        fail("外部の PostgreSQL は mamoru では停止しません (an external database is not "
-             "stopped by mamoru; use its own tools)", 2)
+        fail(f"外部の PostgreSQL ({redact(settings.database.url)}) は mamoru では停止しません "
+             f"(an external database is not stopped by mamoru; use its own tools)", 2)
     try:
         stopped = embedded.stop(settings.database.data_dir)
     except MamoruError as exc:
