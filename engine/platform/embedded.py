@@ -69,11 +69,7 @@ def embedded_dsn(data_dir: str | Path, create: bool = False, source: str = "") -
     path = data_path(data_dir)
     if not create and not exists(path):
         raise NoDatabase(missing_message(path, source))
-    found = _postmaster(path) if exists(path) else None
-    if found is not None and not _answers(found[1], found[2]):
-        # A postmaster that was killed leaves its pid file behind (and, as a zombie, can still
-        # look alive to pgserver): start it again on its former socket first.
-        restart(path)
+    _recover(path)
     pgserver = _pgserver()
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -86,6 +82,23 @@ def embedded_dsn(data_dir: str | Path, create: bool = False, source: str = "") -
             f"[database] url"
         ) from exc
     return str(server.get_uri())
+
+
+def _recover(path: Path, wait: float = 60.0) -> None:
+    """Before pgserver joins a server: start one that was killed (its pid file stays behind
+    and, as a zombie, its process can still look alive to pgserver) on its former socket,
+    and wait for one that is still recovering to take connections."""
+    import time
+
+    deadline = time.monotonic() + wait
+    while exists(path) and (found := _postmaster(path)) is not None:
+        _pid, port, socket_dir, state = found
+        if not _answers(port, socket_dir):
+            restart(path)
+            return
+        if state == "ready" or time.monotonic() > deadline:
+            return
+        time.sleep(0.2)
 
 
 @dataclass(frozen=True)
@@ -101,8 +114,10 @@ class Status:
     size_bytes: int = 0
 
 
-def _postmaster(path: Path) -> tuple[int, int | None, str] | None:
-    """(pid, port, socket directory) from ``postmaster.pid``, None when there is none."""
+def _postmaster(path: Path) -> tuple[int, int | None, str, str] | None:
+    """(pid, port, socket directory, state) from ``postmaster.pid``, None when there is none.
+    The state (the eighth line) is "ready" once connections are taken; "starting" while the
+    server recovers after a crash, when it already answers on its socket (with an error)."""
     try:
         lines = (path / "postmaster.pid").read_text("utf-8").splitlines()
     except (FileNotFoundError, NotADirectoryError):
@@ -112,7 +127,8 @@ def _postmaster(path: Path) -> tuple[int, int | None, str] | None:
     if len(lines) < 5 or not lines[0].strip().isdigit():
         return None
     port = int(lines[3]) if lines[3].strip().isdigit() else None
-    return int(lines[0]), port, lines[4].strip()
+    state = lines[7].strip() if len(lines) > 7 else "starting"
+    return int(lines[0]), port, lines[4].strip(), state
 
 
 def _answers(port: int | None, socket_dir: str) -> bool:
@@ -147,8 +163,8 @@ def status(data_dir: str | Path) -> Status:
     size = _size(path)
     if found is None:
         return Status(path, exists=True, running=False, size_bytes=size)
-    pid, port, socket_dir = found
-    running = _answers(port, socket_dir)
+    pid, port, socket_dir, state = found
+    running = state == "ready" and _answers(port, socket_dir)
     return Status(
         path, exists=True, running=running, pid=pid if running else None, port=port,
         socket_dir=socket_dir, size_bytes=size,
@@ -194,11 +210,14 @@ def restart(data_dir: str | Path) -> None:
         with pgserver.PostgresServer._lock:
             server.ensure_postgres_running()
         return
-    _pid, _port, socket_dir = found
+    socket_dir = found[2]
     args = ["-w", "-o", '-h ""', "-o", f"-k {socket_dir}", "-l", str(path / "log"), "start"]
     try:
         _pgserver().pg_ctl(args, pgdata=path, user=_system_user(), timeout=60)
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        now = _postmaster(path)
+        if now is not None and _answers(now[1], now[2]):
+            return  # another process (serve's watchdog, a command) started it meanwhile
         raise DatabaseError(f"cannot restart the embedded PostgreSQL in {path}: {exc}") from None
 
 
