@@ -40,8 +40,10 @@ lint: $(VENV)/.installed-test
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-logo
 
-# Build products only: never the database or the keys in var/.
+# Build products only (the embedded server, which runs from .venv, is stopped first): never
+# the database or the keys in var/.
 clean:
+	@if [ -x $(VENV)/bin/mamoru ] && [ -d var/pgdata ]; then $(VENV)/bin/mamoru db stop --config $(CONFIG) || true; fi
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
 
 # The database and everything else in var/ except var/keys (the keys are never deleted by make:

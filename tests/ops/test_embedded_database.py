@@ -175,6 +175,15 @@ def test_a_missing_key_is_refused_not_made_again(site: Path) -> None:
     assert not audit_key.exists()
 
 
+def start_serve(site: Path) -> subprocess.Popen[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MAMORU_")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "cli", "serve", "--workers", "1"], cwd=site,
+        env={**clean, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
+    )
+
+
 async def test_serve_restarts_a_killed_postmaster(site: Path) -> None:
     data = _data_dir(site)
     with Sink() as sink:
@@ -182,12 +191,7 @@ async def test_serve_restarts_a_killed_postmaster(site: Path) -> None:
             fh.write(f'[routing.transport]\n"*" = "{sink.address}"\n')
         assert mamoru(site, "init").returncode == 0
         first = int((data / "postmaster.pid").read_text().split()[0])
-        clean = {k: v for k, v in os.environ.items() if not k.startswith("MAMORU_")}
-        serve = subprocess.Popen(
-            [sys.executable, "-m", "cli", "serve", "--workers", "1"], cwd=site,
-            env={**clean, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True,
-        )
+        serve = start_serve(site)
         lines: list[str] = []
         reader = threading.Thread(target=lambda: lines.extend(serve.stdout or ()), daemon=True)
         reader.start()
