@@ -8,6 +8,7 @@ from typing import Annotated, cast
 import typer
 from rich.console import Console
 
+from cli.options import ConfigOption, config_path, fail
 from engine.message.dkim import (
     ALGORITHMS,
     Algorithm,
@@ -15,7 +16,8 @@ from engine.message.dkim import (
     generate_key,
     txt_record_strings,
 )
-from engine.platform.errors import DkimError
+from engine.platform.config import load_settings
+from engine.platform.errors import DkimError, MamoruError
 
 app = typer.Typer(
     help="DKIM signing keys: create them and show the DNS TXT record to publish.",
@@ -40,9 +42,16 @@ def keygen(
         str, typer.Option(help=f"Signing algorithm: {' or '.join(ALGORITHMS)}.")
     ] = "rsa-sha256",
     bits: Annotated[int, typer.Option(help="RSA key size in bits.")] = 2048,
+    config: ConfigOption = None,
 ) -> None:
     """Write a new private key and print the DNS TXT record to publish for it."""
     out, err = Console(), Console(stderr=True)
+    try:
+        # The configuration the key goes into, named in the last line; a broken one is said
+        # before any key is written.
+        source = load_settings(config_path(config)).source
+    except MamoruError as exc:
+        fail(str(exc), 1)
     try:
         # generate_key checks the algorithm name and reports a bad one as a DkimError.
         path, record = generate_key(
@@ -60,7 +69,8 @@ def keygen(
     )
     out.print(f"TXT record value: {quoted}", markup=False, highlight=False, soft_wrap=True)
     out.print(
-        "上記の TXT レコードを DNS に公開し、反映を確認してから [[dkim.keys]] に設定してください。",
+        f"上記の TXT レコードを DNS に公開し、反映を確認してから設定 {source} の [[dkim.keys]] に"
+        "設定してください。",
         markup=False,
         soft_wrap=True,
     )

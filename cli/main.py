@@ -38,6 +38,8 @@ from cli import backup_cmd  # noqa: E402
 from cli.attachments_cmd import app as attachments_app  # noqa: E402
 from cli.audit_cmd import app as audit_app  # noqa: E402
 from cli.broadcasts_cmd import app as broadcasts_app  # noqa: E402 - mounted right after app
+from cli.db_cmd import app as db_app  # noqa: E402
+from cli.db_cmd import init  # noqa: E402
 from cli.dkim_cmd import app as dkim_app  # noqa: E402 - mounted right after app is made
 from cli.follow_cmd import status as _follow  # noqa: E402, F401 - adds broadcasts status/recipients
 from cli.people_mount import mount_people  # noqa: E402
@@ -57,6 +59,8 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(attachments_app, name="attachments")
 app.command(name="backup")(backup_cmd.backup)
 app.command(name="restore")(backup_cmd.restore_cmd)
+app.add_typer(db_app, name="db")
+app.command("init")(init)
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
@@ -120,9 +124,12 @@ def serve(
         worker_count,
     )
     from engine.platform.db import redact
+    from engine.platform.embedded import Watchdog
+    from engine.platform.embedded import data_path as embedded_data_path
 
     catch_early_stop()
     settings = load_settings(config)
+    embedded_dir = "" if settings.database.url else settings.database.data_dir
     count = worker_count(settings, workers or default_worker_count())
     try:
         # One line for a missing key or a port in use, before any worker starts.
@@ -135,6 +142,9 @@ def serve(
         err.print(f"mamoru: 警告 / warning: {unsigned}", markup=False, soft_wrap=True)
     out.print(f"mamoru serve: configuration {settings.source}")
     out.print(f"  database     {redact(settings.database.url)}")
+    if embedded_dir:
+        out.print(f"  embedded     {embedded_data_path(embedded_dir)} (restarted by serve if it "
+                  f"stops; keeps running after serve: `mamoru db stop`)")
     if settings.metrics.listen and not exit_when_idle:
         host, port = parse_host_port("metrics.listen", settings.metrics.listen, 9464)
         more = f" (worker 1; worker N on port {port} + N - 1)" if count > 1 else ""
@@ -163,6 +173,7 @@ def serve(
     def ready() -> None:
         out.print("配信を開始します。停止するには Ctrl+C (SIGTERM でも安全に停止します)。")
 
+    watchdog = Watchdog(embedded_dir).start() if embedded_dir else None
     try:
         if count == 1:
             all_stats = [run(lambda: run_one(
@@ -174,6 +185,9 @@ def serve(
             )
     except MamoruError as exc:
         fail(str(exc), 1)
+    finally:
+        if watchdog is not None:
+            watchdog.close()
     out.print(
         f"停止しました: 配信済み {sum(s.delivered for s in all_stats)}, "
         f"再送待ち {sum(s.deferred for s in all_stats)}, "

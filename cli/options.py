@@ -65,9 +65,20 @@ def settings(config: Path | None) -> Settings:
     try:
         loaded = load_settings(config_path(config))
         check_settings(loaded)
+        require_database(loaded)
         return loaded
     except MamoruError as exc:
         fail(str(exc), 1)
+
+
+def require_database(loaded: Settings) -> None:
+    """Refuse, naming the directory and the configuration, when the embedded database of
+    ``loaded`` does not exist: only ``mamoru init`` creates one (engine/platform/embedded.py)."""
+    from engine.platform.embedded import NoDatabase, exists, missing_message
+
+    db = loaded.database
+    if not db.url and not exists(db.data_dir):
+        raise NoDatabase(missing_message(db.data_dir, loaded.source))
 
 
 def run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:

@@ -7,23 +7,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import typer
 import uvloop
 from rich.console import Console
 
 from cli.audit_trail import Trail, audited
+from cli.options import ConfigOption as ConfigOption
+from cli.options import config_path, require_database
 from engine.people import People
 from engine.platform.config import Settings, load_settings
 from engine.platform.errors import InputError, MamoruError
 
 T = TypeVar("T")
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="TOML configuration file (default: $MAMORU_CONFIG)."),
-]
 
 
 def out() -> Console:
@@ -43,8 +41,12 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 
 def settings_of(config: Path | None) -> Settings:
+    """The settings of the file named before or after the subcommand (``cli.options``), or
+    exit with the configuration error on one line."""
     try:
-        return load_settings(config)
+        loaded = load_settings(config_path(config))
+        require_database(loaded)
+        return loaded
     except MamoruError as exc:
         fail(str(exc), 1)
 

@@ -12,7 +12,7 @@ import uvloop
 from rich.console import Console
 from rich.table import Table
 
-from cli.options import ConfigOption, config_path, exit_code
+from cli.options import ConfigOption, config_path, exit_code, require_database
 from cli.options import fail as _fail
 from engine.platform.clock import jst, jst_text
 from engine.platform.config import Settings, load_settings
@@ -88,6 +88,7 @@ def errors(
         _fail("choose one of --csv and --json")
     try:
         settings = load_settings(config_path(config))
+        require_database(settings)
         when = _since(since)
     except MamoruError as exc:
         _fail(str(exc), exit_code(exc))

@@ -11,13 +11,12 @@ from engine.delivery._runner import Runner
 from engine.delivery._smtp import SmtpTransport
 from engine.delivery._transport import Transport
 from engine.message.dkim import DkimSigner, dkim_settings
-from engine.people.store import check_key
+from engine.people.store import check_key, open_sealer
 from engine.platform.at_rest import seal_plaintext_rows
 from engine.platform.clock import Clock, SystemClock
 from engine.platform.config import Settings
 from engine.platform.db import create_pool, dsn_for
 from engine.platform.link_key import link_secret
-from engine.platform.sealing import Sealer
 from engine.queue import Queue
 from engine.throttle import Shaper
 from engine.throttle.build import build_shaper
@@ -41,7 +40,7 @@ class Engine:
         build_shaper(settings, clock or SystemClock())
         dsn = dsn_for(settings.database)
         pool = await create_pool(settings.database, dsn)
-        sealer = Sealer.from_key(settings.people.key, settings.people.key_file)
+        sealer = await open_sealer(pool, settings.people)
         # One key for the people tables and the queue: a different one is refused at start.
         await check_key(pool, sealer)
         await seal_plaintext_rows(pool, sealer)

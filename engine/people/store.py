@@ -7,6 +7,7 @@ at once with a clear message instead of storing rows that nobody can read togeth
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import asyncpg
@@ -33,9 +34,37 @@ class People:
     async def open(
         cls, pool: asyncpg.Pool, settings: PeopleSettings, clock: Clock | None = None
     ) -> People:
-        sealer = Sealer(load_key(settings.key, settings.key_file))
+        sealer = await open_sealer(pool, settings)
         await check_key(pool, sealer)
         return cls(pool, sealer, clock or SystemClock())
+
+
+async def open_sealer(pool: asyncpg.Pool, settings: PeopleSettings) -> Sealer:
+    """The sealer of ``[people] key`` / ``key_file``. A missing key file is made only for a
+    database that has never had a people key (a new one, or one from before keys were
+    recorded): when the database remembers a key, a missing file is refused and none is made,
+    so a command started with the wrong configuration or from the wrong directory cannot leave
+    a stray new key behind (docs/operation.md, 「鍵ファイル」)."""
+    if settings.key or _key_file_exists(settings):
+        return Sealer(load_key(settings.key, settings.key_file, create=False))
+    known = await pool.fetchval("SELECT 1 FROM mamoru_secrets WHERE name = 'people_key'")
+    return _new_sealer(settings, known=bool(known))
+
+
+def _key_file_exists(settings: PeopleSettings) -> bool:
+    return os.path.exists(settings.key_file)
+
+
+def _new_sealer(settings: PeopleSettings, known: bool) -> Sealer:
+    if known:
+        path = os.path.abspath(settings.key_file)
+        raise ConfigError(
+            f"個人情報の暗号鍵のファイル {path} がありません。このデータベースは既に鍵を使って"
+            f"います: 鍵ファイルをバックアップから戻すか、正しい設定 (--config) を指定して"
+            f"ください (people.key_file {path} does not exist, but this database was set up "
+            f"with a people key; no new key is made)"
+        )
+    return Sealer(load_key(settings.key, settings.key_file, create=True))
 
 
 async def check_key(pool: asyncpg.Pool, sealer: Sealer) -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.platform.config_search import find_config
 from engine.platform.errors import ConfigError
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -305,14 +306,15 @@ def load_settings(
     path: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
-    """Read the TOML file (or ``MAMORU_CONFIG``), apply environment overrides, validate."""
+    """Read the TOML file (``path``, else ``MAMORU_CONFIG``, ``./mamoru.toml``,
+    ``/etc/mamoru/mamoru.toml``: engine/platform/config_search.py), apply environment overrides,
+    validate."""
     env = os.environ if environ is None else environ
-    if path is None:
-        path = env.get("MAMORU_CONFIG") or None
+    found, how = find_config(path, env)
     raw: dict[str, Any] = {}
-    source = "(defaults)"
-    if path is not None:
-        p = Path(path)
+    source = how
+    if found is not None:
+        p = found
         try:
             with p.open("rb") as fh:
                 raw = tomllib.load(fh)
@@ -322,7 +324,7 @@ def load_settings(
             raise ConfigError(f"configuration file {p} is not valid TOML: {exc}") from None
         except OSError as exc:
             raise ConfigError(f"configuration file {p} cannot be read: {exc.strerror}") from None
-        source = str(p)
+        source = f"{p} ({how})"
     _apply_environment(raw, env)
     return _build_settings(raw, source)
 

@@ -13,12 +13,12 @@ import logging
 import re
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg
 
 from engine.platform.config import DatabaseSettings
+from engine.platform.embedded import embedded_dsn as embedded_dsn
 from engine.platform.errors import DatabaseError
 from engine.platform.outage import quiet_pool_reconnects
 
@@ -36,28 +36,6 @@ class Migration:
     version: int
     name: str
     sql: str
-
-
-def embedded_dsn(data_dir: str | Path) -> str:
-    """Start (or join) the embedded PostgreSQL in ``data_dir`` and return its DSN."""
-    import warnings
-
-    # pgserver's platformdirs warns about XDG_RUNTIME_DIR on servers; it is harmless here.
-    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-    import pgserver  # imported here: starting it is slow and only needed without a DSN
-
-    path = Path(data_dir).resolve()
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        # cleanup_mode=None: the server outlives this process, so that `mamoru status` run
-        # beside `mamoru serve` does not stop the serve's database when it exits.
-        server = pgserver.get_server(path, cleanup_mode=None)  # type: ignore[attr-defined]
-    except Exception as exc:  # pgserver raises plain subprocess and OS errors
-        raise DatabaseError(
-            f"cannot start the embedded PostgreSQL in {path}: {exc}; "
-            f"check the directory is writable, or set [database] url"
-        ) from exc
-    return str(server.get_uri())
 
 
 def redact(dsn: str) -> str:

@@ -10,7 +10,8 @@ The lookup hash is deterministic (same text, same hash) so that a column of hash
 UNIQUE index and answer "is this address known?" without decrypting anything.
 
 The key comes from ``[people] key`` (base64, e.g. from ``MAMORU_PEOPLE_KEY``) or from the file
-``[people] key_file``, created with mode 0600 on first use. Losing the key loses the data:
+``[people] key_file``, created with mode 0600 on first use of a database that has no key yet
+(``engine.people.store.open_sealer``). Losing the key loses the data:
 operators must back it up apart from the database.
 """
 
@@ -105,8 +106,9 @@ class Sealer:
 
     @classmethod
     def from_key(cls, key: str, key_file: str) -> Sealer:
-        """The sealer of ``[people] key`` / ``key_file`` (the file made on first use)."""
-        return cls(load_key(key, key_file))
+        """The sealer of ``[people] key`` / ``key_file``, which must exist (it is made, when
+        allowed, by ``engine.people.store.open_sealer`` as the engine opens)."""
+        return cls(load_key(key, key_file, create=False))
 
     def fingerprint(self) -> str:
         """A value that identifies the key without revealing it (kept to detect a wrong key)."""

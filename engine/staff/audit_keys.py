@@ -2,7 +2,8 @@
 
 Before issue 21 the key was generated once and kept in the database (``mamoru_secrets``),
 so whoever could write the database could also rewrite the whole chain and have it verify.
-Now it lives in ``[staff] audit_key_file`` (0600, made on first use, like the people key).
+Now it lives in ``[staff] audit_key_file`` (0600, made on first use, like the people key; a
+database whose chain already has entries gets no new key: a missing file is refused).
 A database that still holds the old key hands it over once: the file is written with the
 same bytes, so the chain written so far keeps verifying, and the row is deleted.
 """
@@ -35,7 +36,8 @@ async def load_audit_key(pool: asyncpg.Pool, settings: StaffSettings) -> bytes:
         old: str | None = await conn.fetchval(
             "SELECT value FROM mamoru_secrets WHERE name = 'audit' FOR UPDATE"
         )
-        key = _from_file(path, old)
+        written = bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM audit_log)"))
+        key = _from_file(path, old, written)
         if old is not None:
             if old.encode("ascii") != key:
                 raise ConfigError(
@@ -47,9 +49,17 @@ async def load_audit_key(pool: asyncpg.Pool, settings: StaffSettings) -> bytes:
     return key
 
 
-def _from_file(path: Path, old: str | None) -> bytes:
-    """The key file's key; a missing file is made with the database's old key or a new one."""
+def _from_file(path: Path, old: str | None, written: bool) -> bytes:
+    """The key file's key; a missing file is made with the database's old key or a new one,
+    but never a new one for a chain already written (``written``)."""
     if path.exists():
         return read_key_file(path, LABEL, _MIN_BYTES, _MAX_BYTES)
+    if old is None and written:
+        raise ConfigError(
+            f"{LABEL} {path.resolve()} がありません。このデータベースの監査ログはその鍵で書かれて"
+            f"います: 鍵ファイルをバックアップから戻すか、正しい設定 (--config) を指定してください "
+            f"(the audit key file does not exist, but this database's audit chain was written "
+            f"with one; no new key is made)"
+        )
     fresh = old.encode("ascii") if old is not None else secrets.token_bytes(_MIN_BYTES)
     return create_key_file(path, fresh, LABEL, _MAX_BYTES)

@@ -41,6 +41,7 @@ from engine.platform.backup_archive import (
 from engine.platform.backup_files import archive_name, new_archive, prune
 from engine.platform.clock import jst_text
 from engine.platform.config import Settings
+from engine.platform.db import redact
 from engine.platform.errors import ConfigError
 from engine.platform.key_files import create_key_file, read_key_file
 from engine.platform.link_key import link_key_path, link_secret, read_link_key, write_link_key
@@ -250,7 +251,13 @@ def _plan_keys(settings: Settings, keys: dict[str, bytes], done: Restored) -> li
 
 async def _refuse_non_empty(dsn: str) -> int:
     """The server's major version; refuses a database that holds any table."""
-    conn = await asyncpg.connect(dsn)
+    try:
+        conn = await asyncpg.connect(dsn)
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise BackupError(
+            f"復元先のデータベース {redact(dsn)} に接続できません。何も変更していません "
+            f"(cannot reach the target database: {exc})"
+        ) from None
     try:
         relations = await conn.fetchval(
             """
