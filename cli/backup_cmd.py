@@ -113,10 +113,15 @@ def restore_cmd(
 
 
 async def _restore(settings: Settings, archive: Path, key: bytes) -> tuple[Restored, str]:
-    from engine.platform.db import create_pool, dsn_for
+    from engine.platform.db import create_pool
+    from engine.platform.embedded import embedded_dsn
 
     clock = SystemClock()
-    dsn = dsn_for(settings.database)
+    # Restoring onto a new host is, like `mamoru init`, what may create the embedded database
+    # (empty: `init` would fill it with the schema and new keys, which restore refuses).
+    dsn = settings.database.url or embedded_dsn(
+        settings.database.data_dir, create=True, source=settings.source
+    )
     done = await restore(settings, dsn, archive, key)
     # Only now: opening the pool migrates, which would make the target non-empty.
     pool = await create_pool(settings.database, dsn)
