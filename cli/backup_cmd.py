@@ -93,7 +93,7 @@ def restore_cmd(
     config: ConfigOption = None,
 ) -> None:
     """Restore an archive into an empty database, with its keys (空のデータベースへ復元する)."""
-    settings = load_settings(config)
+    settings = load_settings(config, creates_database=True)
     try:
         key = load_backup_key(key_file if key_file is not None else backup_key_path(settings))
     except MamoruError as exc:

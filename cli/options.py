@@ -60,12 +60,15 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
-def settings(config: Path | None) -> Settings:
-    """The settings, or exit with the configuration error on one line (exit code 1)."""
+def settings(config: Path | None, creates_database: bool = False) -> Settings:
+    """The settings, or exit with the configuration error on one line (exit code 1). Only
+    commands that make the embedded database (``init``, ``restore`` onto a new host) pass
+    ``creates_database``; every other one refuses a data directory without a database."""
     try:
         loaded = load_settings(config_path(config))
         check_settings(loaded)
-        require_database(loaded)
+        if not creates_database:
+            require_database(loaded)
         return loaded
     except MamoruError as exc:
         fail(str(exc), 1)

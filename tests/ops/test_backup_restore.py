@@ -57,14 +57,16 @@ def host1_config(tmp_path: Path, db_url: str, target: str) -> Path:
 
 
 def new_host_config(folder: Path, db_url: str, target: str, backup_key: Path) -> Path:
-    """A host that never ran mamoru: key files (none there yet) instead of keys in the file."""
+    """A host that never ran mamoru: key files (none there yet) instead of keys in the file;
+    an empty ``db_url``: the embedded database in ``folder``/pgdata, not made yet."""
     folder.mkdir(parents=True, exist_ok=True)
     keys = folder / "keys"
     cfg = folder / "mamoru.toml"
+    where = f'url = "{db_url}"' if db_url else f'data_dir = "{folder / "pgdata"}"'
     cfg.write_text(
         f"""
 [database]
-url = "{db_url}"
+{where}
 pool_min = 1
 pool_max = 4
 [queue]
@@ -255,3 +257,14 @@ async def test_backup_mid_broadcast_restores_everything_on_a_new_host(
     received = {r.rcpt for r in sink.handler.received}
     assert {f"b{n}@example.jp" for n in range(1, 7)} <= received
     assert done > 0
+
+    # A new host on the embedded database: restore makes it (no `mamoru init` first).
+    cfg3 = new_host_config(tmp_path / "host3", "", sink.address, backup_key)
+    try:
+        code, out, err = await run_mamoru("restore", archive, "--config", cfg3)
+        assert code == 0, err
+        assert "改ざんされていません" in out
+        code, out, err = await run_mamoru("db", "status", "--config", cfg3)
+        assert code == 0 and str(tmp_path / "host3" / "pgdata") in out, (out, err)
+    finally:
+        await run_mamoru("db", "stop", "--config", cfg3)
