@@ -22,7 +22,6 @@ from admin_api.screens.web import (
     clear_session_cookie,
     client_address,
     field,
-    first_line,
     login_csrf,
     render,
     see_other,
@@ -91,7 +90,7 @@ async def login(request: Request) -> Response:
         await api.staff.log(who, "login", sessions.normal_login(login_id),
                             audit.Result.DENIED, detail[:300])
         need_code = str(exc).startswith(_CODE_MISSING) or "TOTP" in str(exc)
-        return _login_page(request, 401, first_line(exc), login_id, need_code)
+        return _login_page(request, 401, str(exc), login_id, need_code)
     await api.staff.log(done.session.principal, "login", done.session.member.login)
     response = see_other(HOME)
     set_cookie(request, api, response, SESSION_COOKIE, done.token)
@@ -134,7 +133,7 @@ async def change_password(request: Request) -> Response:
         )
     except InputError as exc:
         return v.page("password.html", 422, title="パスワードの変更", done=False,
-                      error=first_line(exc))
+                      error=str(exc))
     return v.page("password.html", title="パスワードの変更", error="", done=True)
 
 
@@ -161,7 +160,7 @@ async def totp_begin(request: Request) -> Response:
             ),
         )
     except InputError as exc:
-        return v.page("totp.html", 422, title=title, error=first_line(exc), qr="", secret="")
+        return v.page("totp.html", 422, title=title, error=str(exc), qr="", secret="")
     qr = segno.make(uri, error="m").svg_inline(scale=4, title="確認コード設定用の QR コード")
     spaced = " ".join(secret[i:i + 4] for i in range(0, len(secret), 4))
     return v.page("totp.html", title=title, error="", qr=qr, secret=spaced)
@@ -178,7 +177,7 @@ async def totp_confirm(request: Request) -> Response:
         )
     except InputError as exc:
         return v.page("totp.html", 422, title="確認コード (2 段階認証) の設定",
-                      error=first_line(exc) + " 設定を最初からやり直してください。",
+                      error=str(exc) + " 設定を最初からやり直してください。",
                       qr="", secret="")
     return see_other(HOME)
 

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 from starlette.datastructures import FormData
 
-from admin_api.screens.web import ScreenRoute, Visit, field, first_line, see_other, visit
+from admin_api.screens.web import ScreenRoute, Visit, field, see_other, visit
 from engine.people import Audience, Category
 from engine.platform.errors import InputError
 from engine.queue import Priority
@@ -127,7 +127,7 @@ async def confirm(request: Request) -> Response:
             api.staff.now(),
         )
     except InputError as exc:
-        return await _form_page(v, draft, first_line(exc), 422)
+        return await _form_page(v, draft, str(exc), 422)
     return v.page(
         "confirm.html", title="送信内容の確認", draft=draft, count=counted, sender=sender,
         category=req.category.label_ja, priority=PRIORITIES[draft.priority],
@@ -155,5 +155,5 @@ async def send(request: Request) -> Response:
             detail=f"audience={','.join(draft.targets)} (screens)"[:300],
         )
     except InputError as exc:
-        return await _form_page(v, draft, first_line(exc), 422)
+        return await _form_page(v, draft, str(exc), 422)
     return see_other(f"/staff/broadcasts/{made.broadcast_id}")

@@ -173,7 +173,10 @@ async def visit(request: Request, limited_ok: bool = False) -> Visit:
             raise Redirect("/staff/password")
         if s.limited:
             raise Redirect("/staff/totp")
-    return Visit(request, api, s, token)
+    v = Visit(request, api, s, token)
+    # For the error pages of ``ScreenRoute``: they show the menu to whoever is signed in.
+    request.state.screens_visit = v
+    return v
 
 
 def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -186,18 +189,14 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
 
 
 def message(request: Request, title: str, text: str, status: int) -> HTMLResponse:
+    v = getattr(request.state, "screens_visit", None)
+    if isinstance(v, Visit):
+        return v.page("message.html", status, title=title, text=text)
     return render(request, "message.html", status, title=title, text=text)
 
 
 def see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
-
-
-def first_line(exc: Exception) -> str:
-    """The Japanese part of an error (``「日本語 (english)」``), for the screens."""
-    text = str(exc)
-    cut = text.find(" (")
-    return text[:cut] if cut > 0 else text
 
 
 class ScreenRoute(APIRoute):
@@ -225,10 +224,10 @@ class ScreenRoute(APIRoute):
                 return message(request, "入力を確認できません",
                                "送信された内容を読み取れませんでした。", 400)
             except NotFoundError as exc:
-                return message(request, "見つかりません", first_line(exc), 404)
+                return message(request, "見つかりません", str(exc), 404)
             except RightsError as exc:
-                return message(request, "権限がありません", first_line(exc), 403)
+                return message(request, "権限がありません", str(exc), 403)
             except InputError as exc:
-                return message(request, "入力を確認してください", first_line(exc), 422)
+                return message(request, "入力を確認してください", str(exc), 422)
 
         return route

@@ -111,6 +111,20 @@ async def test_teacher_signs_in_sends_to_their_class_and_follows_it(
     await page.wait_for_url("**/staff/password")
     await check_screen(page, "07-password", artifacts)
 
+    # Another class's broadcast (the school's administrator sent it) is not there by URL.
+    async with sw.w.client(await sw.w.login("admin1")) as api:
+        made = await api.post("/api/staff/broadcasts", json={
+            "sender": "sho1@example.jp", "subject": "3年2組の連絡", "body": "本文",
+            "audience": {"classes": [sw.w.classes["sho1-3-2"]]},
+        })
+    assert made.status_code == 201, made.text
+    other = made.json()["broadcast_id"]
+    answer = await page.goto(f"{sw.url}/staff/broadcasts/{other}")
+    assert answer is not None and answer.status == 404
+    text = await page.inner_text("main")
+    assert "見つかりません" in text and "3年2組の連絡" not in text
+    await check_screen(page, "08-not-found", artifacts)
+
     # Sign out: back at the sign-in screen, and the dashboard needs a new sign-in.
     await page.get_by_role("button", name="ログアウト").click()
     await page.wait_for_url("**/staff/login?out=1")
