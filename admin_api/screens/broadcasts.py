@@ -56,9 +56,10 @@ def _row(b: follow.BroadcastRow) -> dict[str, Any]:
 
 
 @router.get("/home", response_class=HTMLResponse)
-async def dashboard(request: Request) -> Response:
-    """Today's broadcasts and those still scheduled or sending, then the recent others."""
-    v = await visit(request)
+async def dashboard(request: Request, auto: bool = False) -> Response:
+    """Today's broadcasts and those still scheduled or sending, then the recent others.
+    ``auto``: the page's own refresh without JavaScript, which is not activity."""
+    v = await visit(request, touch=not auto)
     now = v.api.staff.now()
     _, rows = await follow.list_broadcasts(
         v.api.staff.pool, v.actor, follow.BroadcastFilter(), now, 100
@@ -80,9 +81,9 @@ async def dashboard(request: Request) -> Response:
 @router.get("/broadcasts/{broadcast_id}", response_class=HTMLResponse)
 async def broadcast_page(
     request: Request, broadcast_id: BroadcastId, failed: bool = False,
-    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1, auto: bool = False,
 ) -> Response:
-    v = await visit(request)
+    v = await visit(request, touch=not auto)
     api, actor = v.api, v.actor
     st = await follow.status(api.staff.pool, actor, broadcast_id, api.staff.now())
     which = follow.RecipientFilter(failed_only=failed)
@@ -113,8 +114,9 @@ async def broadcast_page(
 
 @router.get("/broadcasts/{broadcast_id}/progress.json")
 async def progress_json(request: Request, broadcast_id: BroadcastId) -> Response:
-    """The counts the pages' script polls (no personal data)."""
-    v = await visit(request)
+    """The counts the pages' script polls (no personal data); polling does not keep the
+    session alive."""
+    v = await visit(request, touch=False)
     b = await follow.visible_broadcast(v.api.staff.pool, v.actor, broadcast_id,
                                        v.api.staff.now())
     return JSONResponse(progress(b), headers={"Cache-Control": "no-store"})

@@ -156,16 +156,17 @@ class Visit:
         return render(self.request, template, status, me=self.session, csrf=self.csrf, **context)
 
 
-async def visit(request: Request, limited_ok: bool = False) -> Visit:
+async def visit(request: Request, limited_ok: bool = False, touch: bool = True) -> Visit:
     """The signed-in staff member's request, or ``SignInFirst``. Unless ``limited_ok`` (the
     screens that fix it), a session that must change its password or set TOTP up is sent
-    there first."""
+    there first. ``touch=False`` (the progress script's polling) leaves the idle time running:
+    a screen left open ends like any other."""
     api = staff_api(request)
     token = request.cookies.get(SESSION_COOKIE, "")
     if not token:
         raise SignInFirst("")
     try:
-        s = await sessions.session(api.staff, token, client_address(request))
+        s = await sessions.session(api.staff, token, client_address(request), touch)
     except AuthError as exc:
         raise SignInFirst(str(exc)) from None
     if not limited_ok:

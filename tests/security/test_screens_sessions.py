@@ -293,3 +293,33 @@ async def test_screens_answer_with_their_own_strict_policy(sw: World) -> None:
         assert (await c.get("/staff/static/../app.py")).status_code == 404
 
 
+
+
+async def test_the_progress_polling_does_not_keep_a_screen_signed_in(sw: World) -> None:
+    async with sw.client(await sw.login("teacher31")) as api:
+        r = await api.post("/api/staff/broadcasts", json={
+            "sender": "sho1@example.jp", "subject": "件名", "body": "本文",
+            "audience": {"classes": [sw.classes["sho1-3-1"]]},
+        })
+        broadcast = r.json()["broadcast_id"]
+    async with browser(sw) as c:
+        await signed_in(c, "teacher31")
+        # A dashboard left open polls on and on; the polls themselves are not activity.
+        for _ in range(2):
+            sw.clock.advance(IDLE * 0.4)
+            p = await c.get(f"/staff/broadcasts/{broadcast}/progress.json")
+            assert p.status_code == 200 and p.json()["total"] == 2
+        sw.clock.advance(IDLE * 0.4)
+        p = await c.get(f"/staff/broadcasts/{broadcast}/progress.json")
+        assert p.status_code == 303 and p.headers["location"] == "/staff/login?ended=1"
+        assert (await c.get("/staff/home")).headers["location"].startswith("/staff/login")
+    # Without JavaScript the pages reload themselves (?auto=1): not activity either.
+    async with browser(sw) as c:
+        await signed_in(c, "teacher31")
+        home = await c.get("/staff/home")
+        assert 'http-equiv="refresh" content="15; url=/staff/home?auto=1"' in home.text
+        for path in ("/staff/home?auto=1", f"/staff/broadcasts/{broadcast}?auto=1"):
+            sw.clock.advance(IDLE * 0.4)
+            assert (await c.get(path)).status_code == 200
+        sw.clock.advance(IDLE * 0.4)
+        assert (await c.get("/staff/home?auto=1")).headers["location"] == "/staff/login?ended=1"
