@@ -4,7 +4,7 @@
     app = create_app(site, extra=[staff_router]) # later issues add their routers
 
 Routers live in their own modules (``admin_api.pages.registration``, ``.leave``,
-``.personal``, ``.reports``); the app only
+``.personal``, ``.reports``; the staff screens in ``admin_api.screens``); the app only
 composes them and holds the ``Site`` in ``app.state.site`` for ``site_of``.
 """
 
@@ -26,6 +26,7 @@ from admin_api import health
 from admin_api.pages import files, leave, personal, registration, reports
 from admin_api.pages.common import message_page
 from admin_api.proxies import trusted_networks
+from admin_api.screens import screen_routers
 from admin_api.site import Site
 
 # Personal links carry their token in the path: no page may leak it to another site, be
@@ -77,6 +78,10 @@ def create_app(site: Site, extra: Sequence[APIRouter] = ()) -> FastAPI:
     app.include_router(reports.router)
     app.include_router(files.router)
     app.include_router(health.router)
+    # The staff screens (/staff/...): they use the staff API's parts, ``app.state.staff_api``
+    # (admin_api.staff.mount_staff), and answer with their own headers (admin_api.screens.web).
+    for router in screen_routers():
+        app.include_router(router)
     for router in extra:
         app.include_router(router)
 

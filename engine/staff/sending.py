@@ -89,7 +89,9 @@ class IdempotencyConflict(InputError):
     """The idempotency key was used before for a different request; HTTP 409."""
 
 
-def _check_content(req: BroadcastRequest) -> None:
+def check_content(req: BroadcastRequest) -> None:
+    """InputError for an empty or too long subject or body, or no audience (before the
+    audience and the sender are checked)."""
     if not req.subject.strip() or len(req.subject) > 200:
         raise InputError("件名を 1〜200 文字で入れてください (a subject of 1-200 characters)")
     if any(ch in req.subject for ch in "\r\n"):
@@ -124,7 +126,7 @@ async def create(
         earlier = await _earlier(staff.pool, actor, idempotency_key, req)
         if earlier is not None:
             return earlier
-    _check_content(req)
+    check_content(req)
     now = staff.now()
     if req.send_at is not None:
         refuse_past_send_at(req.send_at, now)

@@ -191,8 +191,9 @@ WHERE x.token_hash = $1 AND x.revoked_at IS NULL AND s.disabled_at IS NULL
 """
 
 
-async def session(staff: Staff, token: str, address: str = "") -> Session:
-    """The live session of ``token`` (its idle time starts again), or AuthError."""
+async def session(staff: Staff, token: str, address: str = "", touch: bool = True) -> Session:
+    """The live session of ``token`` (its idle time starts again unless not ``touch``: a
+    screen's automatic refresh is not the user doing something), or AuthError."""
     if not token.startswith(SESSION_PREFIX):
         raise AuthError("ログインしてください (not signed in)")
     now = staff.now()
@@ -216,10 +217,12 @@ async def session(staff: Staff, token: str, address: str = "") -> Session:
             "操作のない時間が続いたため、ログインが切れました。もう一度ログインしてください "
             "(the session ended after a time without requests)"
         )
-    await staff.pool.execute(
-        "UPDATE staff_sessions SET last_seen_at = $2 WHERE token_hash = $1 AND last_seen_at < $2",
-        digest, now,
-    )
+    if touch:
+        await staff.pool.execute(
+            "UPDATE staff_sessions SET last_seen_at = $2 WHERE token_hash = $1 "
+            "AND last_seen_at < $2",
+            digest, now,
+        )
     m = member(row)
     who = await principal_of(staff, m, address)
     return Session(

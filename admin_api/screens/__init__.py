@@ -1,0 +1,43 @@
+"""The staff screens: server-rendered Japanese pages under ``/staff`` over the staff API's
+engine calls, sessions and rights (no second rights model, no SQL here).
+
+    web         cookie session, CSRF, rendering, errors as Japanese pages (``ScreenRoute``)
+    account     /staff, /staff/login, logout, password, totp
+    broadcasts  /staff/home (dashboard), /staff/broadcasts/{id} (+ progress.json,
+                recipients.csv, cancel)
+    compose     /staff/compose, compose/confirm, compose/send
+    static      /staff/static/screens.css, progress.js (our only CSS and script)
+
+Every page works without JavaScript; ``progress.js`` only refreshes the counts in place
+(without it, a meta refresh reloads pages whose broadcasts are still moving).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Response
+
+from admin_api.screens import account, broadcasts, compose
+
+_STATIC = Path(__file__).with_name("static")
+_TYPES = {"screens.css": "text/css; charset=utf-8",
+          "progress.js": "text/javascript; charset=utf-8"}
+_FILES = {name: (_STATIC / name).read_bytes() for name in _TYPES}
+
+static_router = APIRouter(prefix="/staff/static", include_in_schema=False)
+
+
+@static_router.get("/{name}")
+async def static_file(name: str) -> Response:
+    if name not in _FILES:
+        return Response("見つかりません", status_code=404, media_type="text/plain; charset=utf-8")
+    return Response(_FILES[name], media_type=_TYPES[name],
+                    headers={"Cache-Control": "no-cache"})
+
+
+def screen_routers() -> list[APIRouter]:
+    return [static_router, account.router, broadcasts.router, compose.router]
+
+
+__all__ = ["screen_routers"]
