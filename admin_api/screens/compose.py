@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 from fastapi import APIRouter, Request, Response
@@ -129,7 +130,9 @@ async def confirm(request: Request) -> Response:
     except InputError as exc:
         return await _form_page(v, draft, str(exc), 422)
     return v.page(
+        # ``once``: the send's idempotency key, so a second click finds the first broadcast.
         "confirm.html", title="送信内容の確認", draft=draft, count=counted, sender=sender,
+        once=secrets.token_urlsafe(18),
         category=req.category.label_ja, priority=PRIORITIES[draft.priority],
         targets=_target_labels(await audiences.choices(api.staff.pool, actor, api.staff.now()),
                                draft.targets),
@@ -144,13 +147,16 @@ def _target_labels(choices: audiences.Choices, targets: tuple[str, ...]) -> list
 @router.post("/compose/send", response_class=HTMLResponse)
 async def send(request: Request) -> Response:
     v = await visit(request)
-    draft = Draft.of(await v.form())
+    form = await v.form()
+    draft = Draft.of(form)
     api, actor = v.api, v.actor
     try:
         req = draft.request(actor.board_id)
+        once = field(form, "once", 64)
         made = await api.staff.audited(
             actor, "broadcast.create", "",
-            sending.create(api.staff, api.people, api.queue, actor, req, api.max_age),
+            sending.create(api.staff, api.people, api.queue, actor, req, api.max_age,
+                           idempotency_key=once or None),
             object_of=lambda c: f"broadcast {c.broadcast_id}",
             detail=f"audience={','.join(draft.targets)} (screens)"[:300],
         )

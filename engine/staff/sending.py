@@ -5,7 +5,9 @@ its deliveries (``send_broadcast(within=...)``), so a broadcast never exists wit
 organisation that decides who may see it. An application's idempotency key is unique per API
 key: a retried request finds the broadcast of the first and gets it back instead of sending
 again; two requests racing with the same key meet at the unique index, and the second one
-rolls back and gets the first one's broadcast.
+rolls back and gets the first one's broadcast. A staff member's key (the screens'
+confirmation form carries one) works the same way per staff account, so a second click on
+「送信する」 never sends twice.
 """
 
 from __future__ import annotations
@@ -117,9 +119,10 @@ async def create(
     ``draft_id`` that draft (the actor's own) is removed in the same transaction; ``also``
     (e.g. storing its attachments) runs in that transaction too."""
     if idempotency_key is not None:
-        if actor.kind is not ActorKind.API_KEY:
+        if actor.kind not in (ActorKind.API_KEY, ActorKind.STAFF):
             raise InputError(
-                "冪等キーは API キーでの送信に使います (idempotency keys are for API keys)"
+                "冪等キーは API キーと職員の送信に使います (idempotency keys are for API keys "
+                "and staff)"
             )
         if not 1 <= len(idempotency_key) <= 200 or not idempotency_key.isprintable():
             raise InputError("冪等キーは 1〜200 文字です (an idempotency key of 1-200 characters)")
@@ -252,10 +255,11 @@ async def resend(
 async def _earlier(
     pool: asyncpg.Pool, actor: Principal, key: str, req: BroadcastRequest
 ) -> Created | None:
+    owner = "api_key_id" if actor.kind is ActorKind.API_KEY else "staff_id"
     row = await pool.fetchrow(
         "SELECT o.broadcast_id, o.request_hash, b.recipient_count FROM broadcast_owners o "
-        "JOIN broadcasts b ON b.id = o.broadcast_id "
-        "WHERE o.api_key_id = $1 AND o.idempotency_key = $2",
+        f"JOIN broadcasts b ON b.id = o.broadcast_id WHERE o.{owner} = $1 "
+        "AND o.idempotency_key = $2",
         actor.id, key,
     )
     if row is None:

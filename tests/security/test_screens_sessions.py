@@ -6,6 +6,7 @@ tests/screens."""
 from __future__ import annotations
 
 import asyncio
+import html
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -323,3 +324,29 @@ async def test_the_progress_polling_does_not_keep_a_screen_signed_in(sw: World) 
             assert (await c.get(path)).status_code == 200
         sw.clock.advance(IDLE * 0.4)
         assert (await c.get("/staff/home?auto=1")).headers["location"] == "/staff/login?ended=1"
+
+
+async def test_a_second_click_on_send_does_not_send_twice(sw: World) -> None:
+    async with browser(sw) as c:
+        await signed_in(c, "teacher31")
+        confirm = await c.post("/staff/compose/confirm", data={
+            "csrf": csrf_of((await c.get("/staff/compose")).text),
+            "to": f"class:{sw.classes['sho1-3-1']}", "subject": "不審者情報",
+            "body": "下校時に不審者が目撃されました。", "category": "notice",
+            "priority": "emergency", "sender": "",
+        })
+        assert confirm.status_code == 200, confirm.text
+        form = re.search(r'<form method="post" action="/staff/compose/send">(.*?)</form>',
+                         confirm.text, re.S)
+        assert form is not None
+        fields = [(html.unescape(n), html.unescape(v)) for n, v in re.findall(
+            r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form.group(1))]
+        assert any(n == "once" and v for n, v in fields)
+        data: dict[str, list[str]] = {}
+        for name, value in fields:
+            data.setdefault(name, []).append(value)
+        first = await c.post("/staff/compose/send", data=data)
+        again = await c.post("/staff/compose/send", data=data)
+        assert first.status_code == again.status_code == 303
+        assert first.headers["location"] == again.headers["location"]
+    assert await sw.count("SELECT count(*) FROM broadcasts") == 1
