@@ -13,7 +13,6 @@ file without reading code.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import os
 import re
 import tomllib
@@ -21,15 +20,18 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from engine.platform.config_checks import ATTACHMENT_TYPES as ATTACHMENT_TYPES
+from engine.platform.config_checks import check_attachments, check_backup
 from engine.platform.config_search import find_config
+from engine.platform.config_values import IPNetwork as IPNetwork
+from engine.platform.config_values import is_loopback
+from engine.platform.config_values import parse_duration as parse_duration
+from engine.platform.config_values import parse_host_port as parse_host_port
+from engine.platform.config_values import parse_networks as parse_networks
 from engine.platform.errors import ConfigError
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 # Environment variables with this prefix that are not settings.
 _RESERVED_ENV = ("MAMORU_CONFIG", "MAMORU_TEST_")
 
@@ -405,7 +407,7 @@ def _build_section(name: str, cls: type[Any], raw: dict[str, Any]) -> Any:
 def _convert(key: str, tp: Any, value: Any) -> Any:
     from_env = isinstance(value, _EnvValue)
     if tp is Duration:
-        return Duration(_parse_duration(key, value))
+        return Duration(parse_duration(key, value))
     if tp is bool:
         if from_env:
             low = value.strip().lower()
@@ -454,42 +456,6 @@ def _convert(key: str, tp: Any, value: Any) -> Any:
     raise ConfigError(f"{key}: unsupported type {tp!r}")  # pragma: no cover
 
 
-def _parse_duration(key: str, value: Any) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION.match(value)):
-        seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
-    else:
-        raise ConfigError(
-            f"{key} must be a duration in seconds or like \"90s\", \"15m\", \"24h\", not {value!r}"
-        )
-    if seconds < 0:
-        raise ConfigError(f"{key} must not be negative")
-    return seconds
-
-
-def parse_duration(key: str, value: Any) -> float:
-    """A duration of a section other modules own (seconds, or "90s", "7d"); errors name key."""
-    return _parse_duration(key, value)
-
-
-def parse_host_port(key: str, value: str, default_port: int) -> tuple[str, int]:
-    """Split "host:port" (or "[v6]:port", or a bare host) and check the port."""
-    text = value.strip()
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port_text = rest[1:] if rest.startswith(":") else ""
-    elif text.count(":") == 1:
-        host, port_text = text.split(":")
-    else:
-        host, port_text = text, ""
-    if not host:
-        raise ConfigError(f"{key}: {value!r} has no host; write it as \"host:port\"")
-    if not port_text:
-        return host, default_port
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ConfigError(f"{key}: {value!r} has an invalid port; write it as \"host:port\"")
-    return host, int(port_text)
 
 
 def _check(s: Settings) -> None:
@@ -584,59 +550,13 @@ def _check(s: Settings) -> None:
         raise ConfigError("staff.password_max_age must be 0 (never) or at least 1 day (\"1d\")")
     if s.staff.audit_keep < 90 * 86400:
         raise ConfigError("staff.audit_keep must be at least 90 days (\"90d\" or more)")
-    _check_attachments(s.attachments)
-    _check_backup(s)
-
-
-def _check_backup(s: Settings) -> None:
-    b = s.backup
-    if not 7 <= b.keep_daily <= 31:
-        raise ConfigError(f"backup.keep_daily must be between 7 and 31, not {b.keep_daily}")
-    if b.daily_at and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", b.daily_at.strip()):
-        raise ConfigError(
-            f"backup.daily_at {b.daily_at!r} must be a time like \"02:30\" (Japan time), or "
-            "empty for no daily backup"
-        )
-    if b.daily_at and not b.key_file:
-        raise ConfigError("backup.daily_at needs backup.key_file (the key of the archives)")
-    if b.key_file:
-        mine = Path(b.key_file).resolve()
-        others = {
-            "people.key_file": s.people.key_file,
-            "people.link_key_file": s.people.link_key_file,
-            "staff.audit_key_file": s.staff.audit_key_file,
-        }
-        for key, other in others.items():
-            if other and Path(other).resolve() == mine:
-                raise ConfigError(
-                    f"backup.key_file must not be {key}: the backup key is kept apart from "
-                    "the keys it protects"
-                )
-
-
-# The kinds of file [attachments] types may name (engine/staff/attachments.py sniffs them).
-ATTACHMENT_TYPES = ("pdf", "jpeg", "png", "text", "docx", "xlsx")
-
-
-def _check_attachments(a: AttachmentSettings) -> None:
-    for key, v in (("max_size", a.max_size), ("max_total", a.max_total),
-                   ("max_files", a.max_files), ("link_days", a.link_days)):
-        if v < 1:
-            raise ConfigError(f"attachments.{key} must be at least 1, not {v}")
-    if a.max_total < a.max_size:
-        raise ConfigError("attachments.max_total must not be smaller than attachments.max_size")
-    if a.max_total > 100 * 1024 * 1024:
-        raise ConfigError("attachments.max_total must be at most 100 MB (104857600)")
-    unknown = [t for t in a.types if t not in ATTACHMENT_TYPES]
-    if unknown:
-        raise ConfigError(
-            f"attachments.types: unknown kind {unknown[0]!r} (known: {', '.join(ATTACHMENT_TYPES)})"
-        )
-    if a.keep_days < a.link_days:
-        raise ConfigError(
-            "attachments.keep_days must not be shorter than attachments.link_days "
-            "(a link would outlive its file)"
-        )
+    a = s.attachments
+    check_attachments(a.max_size, a.max_total, a.max_files, a.link_days, a.keep_days, a.types)
+    check_backup(s.backup.keep_daily, s.backup.daily_at, s.backup.key_file, {
+        "people.key_file": s.people.key_file,
+        "people.link_key_file": s.people.link_key_file,
+        "staff.audit_key_file": s.staff.audit_key_file,
+    })
 
 
 def _check_submission(sub: SubmissionSettings) -> None:
@@ -654,7 +574,7 @@ def _check_submission(sub: SubmissionSettings) -> None:
         raise ConfigError(
             "submission.tls_cert/tls_key are needed: API keys are only taken over STARTTLS"
         )
-    if sub.allow_plain_auth and not _is_loopback(host):
+    if sub.allow_plain_auth and not is_loopback(host):
         raise ConfigError(
             "submission.allow_plain_auth is for development on a loopback address only "
             f"(not {host!r})"
@@ -663,26 +583,3 @@ def _check_submission(sub: SubmissionSettings) -> None:
         raise ConfigError("submission.max_message_size must be at least 1024 bytes")
     if sub.rate_per_minute < 1:
         raise ConfigError("submission.rate_per_minute must be at least 1")
-
-
-def parse_networks(key: str, values: list[str]) -> tuple[IPNetwork, ...]:
-    """Addresses or networks ("192.0.2.1", "10.0.0.0/8", "::1") as networks; errors name key."""
-    out: list[IPNetwork] = []
-    for value in values:
-        try:
-            out.append(ipaddress.ip_network(value.strip(), strict=False))
-        except ValueError:
-            raise ConfigError(
-                f"{key}: {value!r} is not an IP address or network (write \"10.0.0.5\" or "
-                "\"10.0.0.0/8\")"
-            ) from None
-    return tuple(out)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
