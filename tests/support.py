@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import shutil
 import tempfile
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+import uvicorn
 
 from engine.platform.config import Settings, load_settings
 from engine.platform.sealing import new_key_text
@@ -102,3 +106,21 @@ async def opened_row(db: Any, sealer: Any, sql: str, *args: Any) -> dict[str, An
     """The first row of ``opened_rows``, or None."""
     rows = await opened_rows(db, sealer, sql, *args)
     return rows[0] if rows else None
+
+
+@contextlib.asynccontextmanager
+async def served(app: Any) -> AsyncIterator[str]:
+    """``app`` served by a real uvicorn on 127.0.0.1 (a free port) while inside; its base URL."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        await wait_until(lambda: server.started or task.done(), timeout=5)
+        if task.done():
+            task.result()
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 5)

@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from sinks import Sink
-from staff.conftest import World, _add_staff, _populate
-from support import make_settings, wait_until
+from staff.conftest import World, new_world
+from support import make_settings, served
 
 from admin_api.app import create_app
 from admin_api.site import open_site
@@ -76,22 +75,11 @@ async def sw(db_url: str) -> AsyncIterator[ScreensWorld]:
         site = await open_site(settings, api.people, SECRET)
         app = create_app(site)
         mount_staff(app, api)
-        server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-        )
-        task = asyncio.create_task(server.serve())
         try:
-            await wait_until(lambda: server.started or task.done(), timeout=5)
-            if task.done():
-                task.result()
-            port = server.servers[0].sockets[0].getsockname()[1]
-            w = World(settings, clock, api, f"http://127.0.0.1:{port}")
-            await _populate(api.people, w)
-            await _add_staff(w)
-            yield ScreensWorld(w, engine, sink)
+            async with served(app) as base_url:
+                w = await new_world(settings, clock, api, base_url)
+                yield ScreensWorld(w, engine, sink)
         finally:
-            server.should_exit = True
-            await asyncio.wait_for(task, 5)
             await engine.close()
 
 

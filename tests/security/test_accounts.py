@@ -7,7 +7,6 @@ idle_timeout 30 min by default). A second source is a client bound to 127.0.0.2 
 
 from __future__ import annotations
 
-import asyncio
 import statistics
 import time
 from collections.abc import AsyncIterator
@@ -18,11 +17,10 @@ from typing import Any
 import httpx
 import pyotp
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from staff.conftest import PASSWORD, World
 from staff.conftest import world as world  # noqa: F401 - the fixture, reused
-from support import wait_until
+from support import served
 
 from admin_api.staff import StaffApi, mount_staff
 from engine.platform.config import load_settings
@@ -363,17 +361,8 @@ async def aged(world: World) -> AsyncIterator[World]:
     api = await StaffApi.open(world.api.staff.pool, settings, world.clock)
     app = FastAPI()
     mount_staff(app, api)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        await wait_until(lambda: server.started or task.done(), timeout=5)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield replace(world, settings=settings, api=api, base_url=f"http://127.0.0.1:{port}")
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 5)
+    async with served(app) as base_url:
+        yield replace(world, settings=settings, api=api, base_url=base_url)
 
 
 async def test_an_old_password_signs_in_but_may_only_be_changed(aged: World) -> None:

@@ -5,7 +5,6 @@ tests/screens."""
 
 from __future__ import annotations
 
-import asyncio
 import html
 import re
 from collections.abc import AsyncIterator
@@ -14,9 +13,8 @@ from datetime import UTC, datetime
 import httpx
 import pyotp
 import pytest
-import uvicorn
-from staff.conftest import PASSWORD, World, _add_staff, _populate
-from support import make_settings, wait_until
+from staff.conftest import PASSWORD, World, new_world
+from support import make_settings, served
 
 from admin_api.app import create_app
 from admin_api.site import open_site
@@ -40,22 +38,11 @@ async def _serve(db_url: str, public_url: str) -> AsyncIterator[World]:
     api = await StaffApi.open(engine.pool, settings, clock)
     app = create_app(await open_site(settings, api.people, b"screens-security-secret-0123456"))
     mount_staff(app, api)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
     try:
-        await wait_until(lambda: server.started or task.done(), timeout=5)
-        if task.done():
-            task.result()
-        port = server.servers[0].sockets[0].getsockname()[1]
-        w = World(settings, clock, api, f"http://127.0.0.1:{port}")
-        await _populate(api.people, w)
-        await _add_staff(w)
-        yield w
+        async with served(app) as base_url:
+            w = await new_world(settings, clock, api, base_url)
+            yield w
     finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 5)
         await engine.close()
 
 

@@ -3,7 +3,6 @@ role, and the staff routers in a FastAPI app served by a real uvicorn on 127.0.0
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -11,9 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
-from support import make_settings, wait_until
+from support import make_settings, served
 
 from admin_api.staff import StaffApi, mount_staff
 from engine.delivery.context import Engine
@@ -117,6 +115,14 @@ async def _populate(people: People, w: World) -> None:
         w.grades[f"{school}-{grade}"] = await find_grade(people.pool, org, grade, year)
 
 
+async def new_world(settings: Settings, clock: FakeClock, api: StaffApi, base_url: str) -> World:
+    """The board, its two schools, their people and staff of each role, served at ``base_url``."""
+    w = World(settings, clock, api, base_url)
+    await _populate(api.people, w)
+    await _add_staff(w)
+    return w
+
+
 async def _add_staff(w: World) -> None:
     st = w.api.staff
     for login, role, org, classes, groups in (
@@ -143,20 +149,9 @@ async def world(db_url: str) -> AsyncIterator[World]:
     api = await StaffApi.open(engine.pool, settings, clock)
     app = FastAPI(title="mamoru staff API (test)")
     mount_staff(app, api)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
     try:
-        await wait_until(lambda: server.started or task.done(), timeout=5)
-        if task.done():
-            task.result()
-        port = server.servers[0].sockets[0].getsockname()[1]
-        w = World(settings, clock, api, f"http://127.0.0.1:{port}")
-        await _populate(api.people, w)
-        await _add_staff(w)
-        yield w
+        async with served(app) as base_url:
+            w = await new_world(settings, clock, api, base_url)
+            yield w
     finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 5)
         await engine.close()
