@@ -61,6 +61,10 @@ class Month:
     broadcasts: dict[str, int]
 
 
+def _set(clock: FakeClock, at: datetime) -> None:
+    clock.advance((at - clock.now()).total_seconds())
+
+
 def _site(site: str, blocks: int, suspensions: int, reason: str = "") -> SiteState:
     return SiteState(
         source="192.0.2.10", site=site, profile=site, rate=5.0, floor=1.0, ceiling=50.0,
@@ -73,7 +77,7 @@ def _site(site: str, blocks: int, suspensions: int, reason: str = "") -> SiteSta
 
 async def _broadcast(m: Month, name: str, at: datetime, recipients: list[str], category: str,
                      owner: str | None) -> int:
-    m.clock._wall = at  # the send time is "now" when it is stored
+    _set(m.clock, at)  # the send time is "now" when it is stored
     bid = await m.engine.queue.enqueue(
         NewBroadcast("school@example.jp", f"{name} のお知らせ", "本文\n", recipients), at, 86400
     )
@@ -107,7 +111,7 @@ async def _finish(m: Month, bid: int, seconds: list[float], failed: dict[str, st
 
 async def build_month(m: Month) -> None:
     people, pool = m.people, m.engine.pool
-    m.clock._wall = IMPORTED
+    _set(m.clock, IMPORTED)
     for kind, code, name, board in (
         (OrgKind.BOARD, "city", "みどり市教育委員会", None),
         (OrgKind.ELEMENTARY, "sho1", "第一小学校", "city"),
@@ -175,7 +179,7 @@ async def build_month(m: Month) -> None:
                        BACKUP_ACTION, "", audit.Result.FAILED, "pg_dump failed")
     await audit.record(pool, m.key, datetime(2026, 10, 31, 2, 30, tzinfo=JST), CLI_PRINCIPAL,
                        BACKUP_ACTION, "mamoru-20261031-023000.backup", audit.Result.OK, "")
-    m.clock._wall = AFTER
+    _set(m.clock, AFTER)
 
 
 @pytest.fixture
