@@ -1,10 +1,13 @@
-"""`mamoru report`: reports for operators; `errors` says why mails failed, by category."""
+"""`mamoru report`: reports for operators; `errors` says why mails failed, by category;
+`monthly` is the monthly operation report (engine/staff/monthly_report.py), on screen, as PDF
+and as CSV."""
 
 from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -20,7 +23,7 @@ from engine.platform.csv_io import csv_cell, csv_text
 from engine.platform.errors import InputError, MamoruError
 
 app = typer.Typer(
-    help="レポート (reports): errors by category.",
+    help="レポート (reports): errors by category, the monthly operation report.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -32,7 +35,7 @@ CSV_COLUMNS = ("category", "label", "hard", "count", "suppressed", "address", "r
 
 @app.callback()
 def report() -> None:
-    """レポート (reports): errors by category."""
+    """レポート (reports): errors by category, the monthly operation report."""
 
 
 def _since(text: str | None) -> datetime | None:
@@ -144,3 +147,67 @@ def errors(
                 b["block_reason"],
             )
         out.print(blocked)
+
+
+async def _monthly(settings: Settings, month: str, board: str | None) -> Any:
+    from engine.delivery.context import Engine
+    from engine.staff.audit_keys import load_audit_key
+    from engine.staff.monthly_report import monthly_report
+
+    engine = await Engine.open(settings)
+    try:
+        key = await load_audit_key(engine.pool, settings.staff)
+        return await monthly_report(engine.pool, key, month, engine.clock.now(), board)
+    finally:
+        await engine.close()
+
+
+@app.command()
+def monthly(
+    month: Annotated[str, typer.Option("--month", help="The month, e.g. 2026-11 (Japan time).")],
+    board: Annotated[
+        str | None, typer.Option("--board", help="Only this board's schools (code or name).")
+    ] = None,
+    pdf: Annotated[Path | None, typer.Option("--pdf", help="Write the report as PDF.")] = None,
+    csv_file: Annotated[
+        Path | None, typer.Option("--csv", help="Write the report as CSV (Excel).")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """The monthly operation report (月次運用レポート): broadcasts, delivery times, failures,
+    registrations, blocks, availability, audit log and backups."""
+    from cli.options import run
+    from engine.platform.private_files import write_private
+    from engine.staff import monthly_output as output
+
+    try:
+        settings = load_settings(config_path(config))
+        require_database(settings)
+    except MamoruError as exc:
+        _fail(str(exc), exit_code(exc))
+    report = run(lambda: _monthly(settings, month, board))
+    out = Console(highlight=False)
+    out.print(f"{output.TITLE} {report.month} ({report.scope_ja})", markup=False)
+    for title, (header, lines) in output.sections(report).items():
+        if title.startswith("配信ごと") and len(lines) > 20:
+            lines = lines[-20:]
+            title += f" — 最後の 20 件 (全 {len(report.broadcasts)} 件は --pdf/--csv に)"
+        table = Table(title=title)
+        for column in header:
+            table.add_column(column, overflow="fold")
+        for line in lines:
+            table.add_row(*(output.duration_ja(c) if isinstance(c, timedelta) else str(c)
+                            for c in line))
+        out.print(table)
+    out.print(output.availability_text(report), markup=False)
+    out.print(output.audit_text(report), markup=False)
+    try:
+        # Per school registrations and broadcast subjects: owner-only files, like exports.
+        if pdf is not None:
+            write_private(pdf, output.monthly_pdf(report))
+            out.print(f"PDF を書きました: {pdf}", markup=False)
+        if csv_file is not None:
+            write_private(csv_file, output.monthly_csv(report))
+            out.print(f"CSV を書きました: {csv_file}", markup=False)
+    except OSError as exc:
+        _fail(f"ファイルを書けません / cannot write: {exc}", 1)

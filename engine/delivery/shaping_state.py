@@ -17,18 +17,40 @@ import asyncpg
 
 from engine.throttle import Learned, SiteState
 
+# The snapshot is written, and every (source, site) whose block or suspension counter grew
+# since this runner's previous snapshot is added to the history (shaping_events) for the
+# monthly report: both in one statement, the history reading the rows as they were before.
+# A runner's counters start at zero under its own name (host:pid), so growth is never lost
+# to a restart.
 PUBLISH_SQL = """
+WITH u AS (
+    SELECT * FROM unnest(
+        $2::text[], $3::text[], $4::text[], $5::float8[], $6::float8[], $7::int[], $8::int[],
+        $9::timestamptz[], $10::int[], $11::int[], $12::int[], $13::int[], $14::int[],
+        $15::int[], $16::int[], $18::int[], $19::int[], $20::timestamptz[], $21::text[],
+        $22::float8[], $23::timestamptz[]
+    ) AS u (source, site, profile, rate, ceiling, connections_in_use, connections_allowed,
+            suspended_until, suspensions, cuts, sent, delivered, deferred, throttled, refused,
+            failed, blocks, blocked_until, block_reason, trouble_rate, blocked_since)
+), history AS (
+    INSERT INTO shaping_events (at, runner, source, site, blocks, suspensions, reason)
+    SELECT $17, $1, u.source, u.site,
+           greatest(u.blocks - coalesce(o.blocks, 0), 0),
+           greatest(u.suspensions - coalesce(o.suspensions, 0), 0), u.block_reason
+    FROM u LEFT JOIN shaping_state o
+        ON o.runner = $1 AND o.source = u.source AND o.site = u.site
+    WHERE u.blocks > coalesce(o.blocks, 0) OR u.suspensions > coalesce(o.suspensions, 0)
+)
 INSERT INTO shaping_state AS s (
     runner, source, site, profile, rate, ceiling, connections_in_use, connections_allowed,
     suspended_until, suspensions, cuts, sent, delivered, deferred, throttled, refused, failed,
     blocks, blocked_until, block_reason, trouble_rate, blocked_since, updated_at
 )
-SELECT $1, u.* , $17 FROM unnest(
-    $2::text[], $3::text[], $4::text[], $5::float8[], $6::float8[], $7::int[], $8::int[],
-    $9::timestamptz[], $10::int[], $11::int[], $12::int[], $13::int[], $14::int[], $15::int[],
-    $16::int[], $18::int[], $19::int[], $20::timestamptz[], $21::text[], $22::float8[],
-    $23::timestamptz[]
-) AS u
+SELECT $1, u.source, u.site, u.profile, u.rate, u.ceiling, u.connections_in_use,
+       u.connections_allowed, u.suspended_until, u.suspensions, u.cuts, u.sent, u.delivered,
+       u.deferred, u.throttled, u.refused, u.failed, u.blocks, u.blocked_until, u.block_reason,
+       u.trouble_rate, u.blocked_since, $17
+FROM u
 ON CONFLICT (runner, source, site) DO UPDATE SET
     profile = EXCLUDED.profile, rate = EXCLUDED.rate, ceiling = EXCLUDED.ceiling,
     connections_in_use = EXCLUDED.connections_in_use,

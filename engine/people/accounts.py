@@ -290,6 +290,13 @@ class PurgeResult:
     suppressions: int = 0
 
 
+# What a purge deletes from, vacuumed after it.
+PURGED_TABLES = (
+    "accounts, contacts, contact_accounts, contact_groups, account_groups, "
+    "registration_requests, deliveries, bounces, suppressions, inbound_messages, soft_failures"
+)
+
+
 async def purge(people: People, school: Organisation | None) -> PurgeResult:
     """Delete a school's (or, with None, everyone's) accounts and the contacts only they had.
 
@@ -298,63 +305,68 @@ async def purge(people: People, school: Organisation | None) -> PurgeResult:
     queue (engine.queue.bounced.forget_recipients) and the suppression list. The freed rows are
     vacuumed afterwards.
     """
-    now = people.clock.now()
     async with people.pool.acquire() as conn:
         async with conn.transaction():
-            if school is None:
-                memberships = _count(await conn.execute("DELETE FROM contact_groups"))
-                accounts = _count(await conn.execute("DELETE FROM accounts"))
-                gone = await conn.fetch(
-                    "DELETE FROM contacts RETURNING address_sealed, address_hash"
-                )
-                contacts = len(gone)
-                # Pending registrations hold sealed addresses too (migration 010).
-                await conn.execute("DELETE FROM registration_requests")
-            else:
-                candidates = [
-                    r["contact_id"] for r in await conn.fetch(
-                        "SELECT ca.contact_id FROM contact_accounts ca JOIN accounts a "
-                        "ON a.id = ca.account_id WHERE a.school_id = $1 UNION "
-                        "SELECT cg.contact_id FROM contact_groups cg JOIN groups g "
-                        "ON g.id = cg.group_id WHERE g.owner_id = $1",
-                        school.id,
-                    )
-                ]
-                memberships = _count(await conn.execute(
-                    "DELETE FROM contact_groups cg USING groups g "
-                    "WHERE g.id = cg.group_id AND g.owner_id = $1",
-                    school.id,
-                ))
-                accounts = _count(
-                    await conn.execute("DELETE FROM accounts WHERE school_id = $1", school.id)
-                )
-                await conn.execute(
-                    "DELETE FROM registration_requests WHERE school_id = $1", school.id
-                )
-                gone = await conn.fetch(
-                    "DELETE FROM contacts c WHERE c.id = ANY($1::bigint[]) "
-                    "AND NOT EXISTS (SELECT 1 FROM contact_accounts ca WHERE ca.contact_id = c.id) "
-                    "AND NOT EXISTS (SELECT 1 FROM contact_groups cg WHERE cg.contact_id = c.id) "
-                    "RETURNING address_sealed, address_hash",
-                    candidates,
-                )
-                contacts = len(gone)
-            addresses = [people.sealer.open(r["address_sealed"], ADDRESS) for r in gone]
-            if school is None:
-                # Everyone's: addresses given by hand and kept mails go too.
-                deliveries = await forget_everyone(conn, people.sealer, now)
-                suppressions = _count(await conn.execute("DELETE FROM suppressions"))
-            else:
-                deliveries = await forget_recipients(
-                    conn, people.sealer, [bytes(r["address_hash"]) for r in gone], now
-                )
-                suppressions = await Suppressions(conn, people.sealer).forget(addresses)
+            result = await purge_rows(conn, people, school, people.clock.now())
         # Dead rows stay in the table files until vacuumed; they are sealed, but go anyway.
-        await conn.execute(
-            "VACUUM accounts, contacts, contact_accounts, contact_groups, account_groups, "
-            "registration_requests, deliveries, bounces, suppressions, inbound_messages, "
-            "soft_failures"
+        await conn.execute(f"VACUUM {PURGED_TABLES}")
+    return result
+
+
+async def purge_rows(
+    conn: asyncpg.Connection, people: People, school: Organisation | None, now: datetime
+) -> PurgeResult:
+    """``purge``'s deletions on ``conn``, inside the caller's transaction (the disposal at
+    contract end deletes staff and files in the same one, engine/staff/disposal.py); the
+    caller vacuums ``PURGED_TABLES`` after the commit."""
+    if school is None:
+        memberships = _count(await conn.execute("DELETE FROM contact_groups"))
+        accounts = _count(await conn.execute("DELETE FROM accounts"))
+        gone = await conn.fetch(
+            "DELETE FROM contacts RETURNING address_sealed, address_hash"
         )
+        contacts = len(gone)
+        # Pending registrations hold sealed addresses too (migration 010).
+        await conn.execute("DELETE FROM registration_requests")
+    else:
+        candidates = [
+            r["contact_id"] for r in await conn.fetch(
+                "SELECT ca.contact_id FROM contact_accounts ca JOIN accounts a "
+                "ON a.id = ca.account_id WHERE a.school_id = $1 UNION "
+                "SELECT cg.contact_id FROM contact_groups cg JOIN groups g "
+                "ON g.id = cg.group_id WHERE g.owner_id = $1",
+                school.id,
+            )
+        ]
+        memberships = _count(await conn.execute(
+            "DELETE FROM contact_groups cg USING groups g "
+            "WHERE g.id = cg.group_id AND g.owner_id = $1",
+            school.id,
+        ))
+        accounts = _count(
+            await conn.execute("DELETE FROM accounts WHERE school_id = $1", school.id)
+        )
+        await conn.execute(
+            "DELETE FROM registration_requests WHERE school_id = $1", school.id
+        )
+        gone = await conn.fetch(
+            "DELETE FROM contacts c WHERE c.id = ANY($1::bigint[]) "
+            "AND NOT EXISTS (SELECT 1 FROM contact_accounts ca WHERE ca.contact_id = c.id) "
+            "AND NOT EXISTS (SELECT 1 FROM contact_groups cg WHERE cg.contact_id = c.id) "
+            "RETURNING address_sealed, address_hash",
+            candidates,
+        )
+        contacts = len(gone)
+    addresses = [people.sealer.open(r["address_sealed"], ADDRESS) for r in gone]
+    if school is None:
+        # Everyone's: addresses given by hand and kept mails go too.
+        deliveries = await forget_everyone(conn, people.sealer, now)
+        suppressions = _count(await conn.execute("DELETE FROM suppressions"))
+    else:
+        deliveries = await forget_recipients(
+            conn, people.sealer, [bytes(r["address_hash"]) for r in gone], now
+        )
+        suppressions = await Suppressions(conn, people.sealer).forget(addresses)
     return PurgeResult(accounts, contacts, memberships, deliveries, suppressions)
 
 

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
+from engine.queue import uptime
 from engine.queue.store import NOTIFY_CHANNEL
 
 # Leases of runners that have not announced themselves for ``stale`` seconds, or that have no
@@ -47,6 +48,8 @@ async def heartbeat(pool: asyncpg.Pool, name: str, now: datetime) -> None:
         "ON CONFLICT (name) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at",
         name, now,
     )
+    # The history the monthly report counts availability from (engine/queue/uptime.py).
+    await uptime.extend(pool, name, now)
 
 
 async def sign_off(pool: asyncpg.Pool, name: str) -> None:

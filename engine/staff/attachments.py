@@ -324,6 +324,16 @@ async def _delete(pool: asyncpg.Pool, where: str, *args: object) -> int:
     return int(status.split()[-1])
 
 
+# Vacuumed after the files' rows are deleted (the disposal does it after its transaction).
+ATTACHMENT_TABLES = "attachments, attachment_downloads"
+
+
+async def delete_all_in(conn: asyncpg.Connection) -> int:
+    """Every file and its download log, inside the caller's transaction; not vacuumed."""
+    status: str = await conn.execute("DELETE FROM attachments")
+    return int(status.split()[-1])
+
+
 async def prune(pool: asyncpg.Pool, now: datetime) -> int:
     """Delete every file whose broadcast's ``keep_days`` are over; the number deleted."""
     return await _delete(pool, "a.delete_after <= $1", now)

@@ -118,23 +118,38 @@ async def record(
 ) -> int:
     """Append one entry to the chain; returns its number."""
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK)
-        last = await conn.fetchrow("SELECT seq, mac FROM audit_log ORDER BY seq DESC LIMIT 1")
-        if last is None:
-            last = await conn.fetchrow("SELECT seq, mac FROM audit_anchor")
-        seq, prev = (last["seq"] + 1, bytes(last["mac"])) if last else (1, GENESIS)
-        # PostgreSQL keeps microseconds: the mac must be computed over what is stored.
-        entry = AuditEntry(
-            seq, at.astimezone(UTC), actor.kind.value, actor.id, actor.name,
-            actor.organisation_id, action, object, actor.address, result, detail,
-        )
-        await conn.execute(
-            f"INSERT INTO audit_log ({_COLUMNS}) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-            entry.seq, entry.at, entry.actor_kind, entry.actor_id, entry.actor_name,
-            entry.organisation_id, entry.action, entry.object, entry.address, entry.result,
-            entry.detail, prev, _mac(key, prev, entry),
-        )
+        return await record_in(conn, key, at, actor, action, object, result, detail)
+
+
+async def record_in(
+    conn: asyncpg.Connection,
+    key: bytes,
+    at: datetime,
+    actor: Principal,
+    action: str,
+    object: str = "",
+    result: str = Result.OK,
+    detail: str = "",
+) -> int:
+    """``record`` inside the caller's transaction: the entry commits with the caller's work or
+    not at all (the chain's lock is held until then)."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK)
+    last = await conn.fetchrow("SELECT seq, mac FROM audit_log ORDER BY seq DESC LIMIT 1")
+    if last is None:
+        last = await conn.fetchrow("SELECT seq, mac FROM audit_anchor")
+    seq, prev = (last["seq"] + 1, bytes(last["mac"])) if last else (1, GENESIS)
+    # PostgreSQL keeps microseconds: the mac must be computed over what is stored.
+    entry = AuditEntry(
+        seq, at.astimezone(UTC), actor.kind.value, actor.id, actor.name,
+        actor.organisation_id, action, object, actor.address, result, detail,
+    )
+    await conn.execute(
+        f"INSERT INTO audit_log ({_COLUMNS}) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        entry.seq, entry.at, entry.actor_kind, entry.actor_id, entry.actor_name,
+        entry.organisation_id, entry.action, entry.object, entry.address, entry.result,
+        entry.detail, prev, _mac(key, prev, entry),
+    )
     return seq
 
 

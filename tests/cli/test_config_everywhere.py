@@ -57,6 +57,7 @@ ARGS: dict[str, list[str]] = {
     "suppression import": ["{tmp}/suppression.csv"],
     "suppression export": [],
     "report errors": [],
+    "report monthly": ["--month", "2026-11"],
     "broadcasts list": [],
     "broadcasts cancel": ["1"],
     "broadcasts status": ["1"],
