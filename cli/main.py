@@ -126,9 +126,11 @@ def serve(
     from engine.platform.db import redact
     from engine.platform.embedded import Watchdog
     from engine.platform.embedded import data_path as embedded_data_path
+    from engine.platform.logs import configure as configure_logs
 
     catch_early_stop()
     settings = load_settings(config)
+    configure_logs(settings.log, settings.host.name)
     embedded_dir = "" if settings.database.url else settings.database.data_dir
     count = worker_count(settings, workers or default_worker_count())
     try:

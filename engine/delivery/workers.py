@@ -23,7 +23,7 @@ import uvloop
 
 from engine.delivery._runner import RunStats
 from engine.delivery.context import Engine
-from engine.platform import metrics
+from engine.platform import logs, metrics
 from engine.platform.config import Settings, parse_host_port
 from engine.platform.db import create_pool, dsn_for
 from engine.platform.errors import MamoruError
@@ -147,6 +147,7 @@ def _worker_main(
     services: ServiceStarter | None,
 ) -> None:
     catch_early_stop()
+    logs.configure(settings.log, settings.host.name)
     stats = uvloop.run(
         run_one(
             settings, exit_when_idle, parent_pid=parent_pid,
