@@ -149,7 +149,7 @@ def serve(
                   f"stops; keeps running after serve: `mamoru db stop`)")
     if settings.metrics.listen and not exit_when_idle:
         host, port = parse_host_port("metrics.listen", settings.metrics.listen, 9464)
-        more = f" (worker 1; worker N on port {port} + N - 1)" if count > 1 else ""
+        more = f" (all {count} workers)" if count > 1 else ""
         out.print(f"  metrics      http://{host}:{port}/metrics{more}")
     if settings.inbound.listen and not exit_when_idle:
         out.print(f"  inbound SMTP {settings.inbound.listen} (bounces to VERP addresses)")
