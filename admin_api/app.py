@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from admin_api import health
+from admin_api.access_log import AccessLog
 from admin_api.pages import files, leave, personal, registration, reports
 from admin_api.pages.common import message_page
 from admin_api.proxies import trusted_networks
@@ -86,6 +87,9 @@ def create_app(site: Site, extra: Sequence[APIRouter] = ()) -> FastAPI:
         app.include_router(router)
 
     app.add_middleware(SafetyHeaders)
+    if site.settings.log.requests:
+        # Outermost: it times and logs every answer, errors and safety headers included.
+        app.add_middleware(AccessLog)
 
     @app.exception_handler(StarletteHTTPException)
     async def plain_errors(request: Request, exc: StarletteHTTPException) -> Response:

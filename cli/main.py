@@ -126,9 +126,11 @@ def serve(
     from engine.platform.db import redact
     from engine.platform.embedded import Watchdog
     from engine.platform.embedded import data_path as embedded_data_path
+    from engine.platform.logs import configure as configure_logs
 
     catch_early_stop()
     settings = load_settings(config)
+    configure_logs(settings.log, settings.host.name)
     embedded_dir = "" if settings.database.url else settings.database.data_dir
     count = worker_count(settings, workers or default_worker_count())
     try:
@@ -147,7 +149,7 @@ def serve(
                   f"stops; keeps running after serve: `mamoru db stop`)")
     if settings.metrics.listen and not exit_when_idle:
         host, port = parse_host_port("metrics.listen", settings.metrics.listen, 9464)
-        more = f" (worker 1; worker N on port {port} + N - 1)" if count > 1 else ""
+        more = f" (all {count} workers)" if count > 1 else ""
         out.print(f"  metrics      http://{host}:{port}/metrics{more}")
     if settings.inbound.listen and not exit_when_idle:
         out.print(f"  inbound SMTP {settings.inbound.listen} (bounces to VERP addresses)")

@@ -1,6 +1,7 @@
 """What ``mamoru serve`` runs beside its first runner: the inbound SMTP server (bounces,
 registration by empty mail, service addresses), the HTTP pages with the staff API, the minute
-task that sends read reminders and tells class teachers of new reports, the SMTP submission
+task that sends read reminders and tells class teachers of new reports, the log lines of
+broadcasts started and finished, the SMTP submission
 server for applications, the daily prune of the audit log and the daily backup.
 
 Started here, in ``cli/``, and handed to the engine's workers as a function, so that the
@@ -33,6 +34,7 @@ async def front_services(engine: Engine) -> list[Service]:
         if engine.settings.http.listen:
             started.append(await start_http(engine))
         started.append(await start_reminders(engine))
+        started.append(await start_broadcast_log(engine))
         if engine.settings.submission.listen:
             started.append(await start_submission(engine))
         started.append(await start_audit_keeper(engine))
@@ -129,6 +131,41 @@ async def start_reminders(engine: Engine) -> Service:
     reminders = Reminders(engine)
     await reminders.start()
     return reminders
+
+
+class BroadcastLog:
+    """One log line per broadcast started and finished (engine/queue/announce.py), looked for
+    every ``interval`` seconds; of several hosts the database lets one write each line."""
+
+    def __init__(self, engine: Engine, interval: float = 2.0) -> None:
+        self.engine = engine
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop())
+
+    async def _loop(self) -> None:
+        from engine.queue.announce import log_broadcast_events
+
+        while True:
+            try:
+                await log_broadcast_events(self.engine.pool, self.engine.clock.now())
+            except Exception as exc:  # a database hiccup must not end the serve
+                log.debug("broadcast log skipped: %s", exc)
+            await asyncio.sleep(self.interval)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+async def start_broadcast_log(engine: Engine) -> Service:
+    service = BroadcastLog(engine)
+    service.start()
+    return service
 
 
 async def start_submission(engine: Engine) -> Service:

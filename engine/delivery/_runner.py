@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import socket
 import time
 
@@ -62,8 +63,10 @@ _RETRY_MAX = 5.0
 __all__ = ["RunStats", "Runner", "runner_name"]
 
 
-def runner_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+def runner_name(host: str = "") -> str:
+    """``host:pid:random``: unique even when a restarted process gets the pid (and container
+    host name) of one that died, whose leases must still be taken back as a gone runner's."""
+    return f"{host or socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 class Runner:
@@ -84,7 +87,7 @@ class Runner:
         self.queue = queue
         self.router = router
         self.clock = clock or SystemClock()
-        self.name = name or runner_name()
+        self.name = name or runner_name(settings.host.name)
         self.stats = RunStats()
         self._dsn = dsn
         self._stopping = asyncio.Event()

@@ -8,7 +8,7 @@ or ``DkimError``) and nothing has started. What is checked:
   runs when it reads the configuration): the sites ``delivery.tls_required`` names are
   carrier profiles, built in or under ``[shaping.profiles]``;
 - every ``[[dkim.keys]]`` private key file loads (the same signer the runners build);
-- the metrics ports (``metrics.listen``, worker *i* on port + *i*), the inbound SMTP address
+- the metrics port (``metrics.listen``, one for all workers), the inbound SMTP address
   (``inbound.listen``), the submission address (``submission.listen``) and the pages' HTTP
   address (``http.listen``) can be bound now, and the inbound and submission TLS certificates
   load.
@@ -48,8 +48,8 @@ def preflight(settings: Settings, workers: int = 1, listening: bool = True) -> N
         return
     if settings.metrics.listen:
         host, port = parse_host_port("metrics.listen", settings.metrics.listen, 9464)
-        for index in range(workers):
-            _check_free("metrics.listen", settings.metrics.listen, host, port + index, index)
+        # One port whatever the number of workers (engine/platform/metrics.AllWorkers).
+        _check_free("metrics.listen", settings.metrics.listen, host, port, None)
     if settings.inbound.listen:
         host, port = parse_host_port("inbound.listen", settings.inbound.listen, 25)
         _check_free("inbound.listen", settings.inbound.listen, host, port, None)

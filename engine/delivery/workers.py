@@ -23,8 +23,8 @@ import uvloop
 
 from engine.delivery._runner import RunStats
 from engine.delivery.context import Engine
-from engine.platform import metrics
-from engine.platform.config import Settings, parse_host_port
+from engine.platform import logs, metrics
+from engine.platform.config import Settings
 from engine.platform.db import create_pool, dsn_for
 from engine.platform.errors import MamoruError
 
@@ -77,16 +77,13 @@ def _sources_by_pool(settings: Settings) -> dict[str, list[Any]]:
 
 
 def worker_settings(settings: Settings, index: int, count: int) -> Settings:
-    """Worker ``index``'s settings: its share of each pool's egress sources, its own metrics
-    port (base port + index)."""
+    """Worker ``index``'s settings: its share of each pool's egress sources. (The metrics of
+    all workers are served by the serve process: ``metrics.AllWorkers``.)"""
     pools = _sources_by_pool(settings)
     if pools and count > 1:
         mine = [s for members in pools.values() for s in members[index::count]]
         settings = replace(settings, egress={**settings.egress, "sources": mine})
-    if not settings.metrics.listen or index == 0:
-        return settings
-    host, port = parse_host_port("metrics.listen", settings.metrics.listen, 9464)
-    return replace(settings, metrics=replace(settings.metrics, listen=f"{host}:{port + index}"))
+    return settings
 
 
 class Service(Protocol):
@@ -120,7 +117,7 @@ async def run_one(
         if _early_stop:
             runner.stop()
         started: Sequence[Service] = ()
-        if not exit_when_idle:
+        if not exit_when_idle and not metrics.in_worker_of_many():
             metrics.serve_metrics(settings.metrics.listen)
             if services is not None:
                 started = await services(engine)
@@ -147,6 +144,7 @@ def _worker_main(
     services: ServiceStarter | None,
 ) -> None:
     catch_early_stop()
+    logs.configure(settings.log, settings.host.name)
     stats = uvloop.run(
         run_one(
             settings, exit_when_idle, parent_pid=parent_pid,
@@ -197,9 +195,16 @@ def run_workers(
                 os.kill(p.pid, signum)
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    # One metrics endpoint for the host: the workers write their values to files, this process
+    # serves them all (before the workers start: they inherit the directory's name).
+    all_workers = metrics.AllWorkers() if settings.metrics.listen and not exit_when_idle else None
     try:
+        if all_workers is not None:
+            all_workers.start()
         for p in procs:
             p.start()
+        if all_workers is not None:
+            all_workers.serve(settings.metrics.listen)
         stats: list[RunStats] = []
         ready = 0
         while len(stats) < count:
@@ -217,9 +222,13 @@ def run_workers(
                 stats.append(RunStats(**value))
         for p in procs:
             p.join()
+            if all_workers is not None and p.pid is not None:
+                all_workers.worker_gone(p.pid)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if all_workers is not None:
+            all_workers.close()
     failed = [p.name for p in procs if p.exitcode not in (0, None)]
     if failed:
         raise MamoruError(f"worker process(es) {', '.join(failed)} exited with an error")

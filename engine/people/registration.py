@@ -17,6 +17,7 @@ The path (inbound/ and admin_api/ call these; neither writes SQL):
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,6 +37,9 @@ from engine.people.contacts import UPSERT_SQL, link_contact
 from engine.people.store import ADDRESS, CODE, People
 from engine.platform.address import normalise_address
 from engine.platform.errors import InputError
+from engine.platform.logs import fields
+
+log = logging.getLogger(__name__)
 
 #: The suppression reason of a one-click unsubscribe by an address that is no contact.
 UNSUBSCRIBED = "unsubscribed"
@@ -275,4 +279,9 @@ async def _complete(
         if entry is not None and entry.reason == UNSUBSCRIBED:
             await suppressions.remove(address)
         await link_contact(conn, contact_id, accounts, groups, now)
+    # Ids and counts only: the address stays sealed.
+    log.info("登録完了 / registration %d completed: contact %d, %d account(s), %d group(s)",
+             request_id, contact_id, len(accounts), len(groups),
+             extra=fields(event="registration.completed", request_id=request_id,
+                          contact_id=contact_id, accounts=len(accounts), groups=len(groups)))
     return contact_id

@@ -24,6 +24,7 @@ from typing import Any
 
 from engine.platform.config_checks import ATTACHMENT_TYPES as ATTACHMENT_TYPES
 from engine.platform.config_checks import check_attachments, check_backup
+from engine.platform.config_ops import HostSettings, LogSettings, check_host_and_log
 from engine.platform.config_search import find_config
 from engine.platform.config_values import IPNetwork as IPNetwork
 from engine.platform.config_values import is_loopback
@@ -294,6 +295,8 @@ class Settings:
     staff: StaffSettings = field(default_factory=StaffSettings)
     attachments: AttachmentSettings = field(default_factory=AttachmentSettings)
     backup: BackupSettings = field(default_factory=BackupSettings)
+    host: HostSettings = field(default_factory=HostSettings)
+    log: LogSettings = field(default_factory=LogSettings)
     # Owned and validated by other modules (throttle, dkim): kept as given.
     shaping: dict[str, Any] = field(default_factory=dict)
     egress: dict[str, Any] = field(default_factory=dict)
@@ -456,8 +459,6 @@ def _convert(key: str, tp: Any, value: Any) -> Any:
     raise ConfigError(f"{key}: unsupported type {tp!r}")  # pragma: no cover
 
 
-
-
 def _check(s: Settings) -> None:
     positive = {
         "database.pool_min": s.database.pool_min,
@@ -552,6 +553,7 @@ def _check(s: Settings) -> None:
         raise ConfigError("staff.audit_keep must be at least 90 days (\"90d\" or more)")
     a = s.attachments
     check_attachments(a.max_size, a.max_total, a.max_files, a.link_days, a.keep_days, a.types)
+    check_host_and_log(s.host, s.log)
     check_backup(s.backup.keep_daily, s.backup.daily_at, s.backup.key_file, {
         "people.key_file": s.people.key_file,
         "people.link_key_file": s.people.link_key_file,

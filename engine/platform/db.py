@@ -128,15 +128,19 @@ async def migrate(pool: asyncpg.Pool) -> list[int]:
     """Apply the migrations not yet recorded; return the versions applied now."""
     applied_now: list[int] = []
     async with pool.acquire() as conn:
-        await conn.execute(
-            """
-            CREATE TABLE IF NOT EXISTS mamoru_migrations (
-                version    integer PRIMARY KEY,
-                name       text NOT NULL,
-                applied_at timestamptz NOT NULL DEFAULT now()
+        # Under the lock too: two hosts starting together on a new database would otherwise
+        # race in CREATE TABLE IF NOT EXISTS (a unique violation in pg_type for the loser).
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+            await conn.execute(
+                """
+                CREATE TABLE IF NOT EXISTS mamoru_migrations (
+                    version    integer PRIMARY KEY,
+                    name       text NOT NULL,
+                    applied_at timestamptz NOT NULL DEFAULT now()
+                )
+                """
             )
-            """
-        )
         for mig in load_migrations():
             async with conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
