@@ -7,6 +7,7 @@ engine calls, sessions and rights (no second rights model, no SQL here).
                 recipients.csv, cancel)
     compose     /staff/compose, compose/confirm, compose/send
     static      /staff/static/screens.css, progress.js (our only CSS and script)
+    apidocs     /docs: the API's reference from its OpenAPI document (no CDN)
 
 Every page works without JavaScript; ``progress.js`` only refreshes the counts in place
 (without it, a meta refresh reloads pages whose broadcasts are still moving).
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, Response
 
-from admin_api.screens import account, broadcasts, compose
+from admin_api.screens import account, apidocs, broadcasts, compose
 
 _STATIC = Path(__file__).with_name("static")
 _TYPES = {"screens.css": "text/css; charset=utf-8",
@@ -37,7 +38,7 @@ async def static_file(name: str) -> Response:
 
 
 def screen_routers() -> list[APIRouter]:
-    return [static_router, account.router, broadcasts.router, compose.router]
+    return [static_router, account.router, broadcasts.router, compose.router, apidocs.router]
 
 
 __all__ = ["screen_routers"]
