@@ -6,6 +6,7 @@ engine calls, sessions and rights (no second rights model, no SQL here).
     broadcasts  /staff/home (dashboard), /staff/broadcasts/{id} (+ progress.json,
                 recipients.csv, cancel)
     compose     /staff/compose, compose/confirm, compose/send
+    reports     /staff/reports (+ reports.csv, reports/seen): absence and health reports
     static      /staff/static/screens.css, progress.js (our only CSS and script)
     apidocs     /docs: the API's reference from its OpenAPI document (no CDN)
 
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, Response
 
-from admin_api.screens import account, apidocs, broadcasts, compose
+from admin_api.screens import account, apidocs, broadcasts, compose, reports
 
 _STATIC = Path(__file__).with_name("static")
 _TYPES = {"screens.css": "text/css; charset=utf-8",
@@ -38,7 +39,8 @@ async def static_file(name: str) -> Response:
 
 
 def screen_routers() -> list[APIRouter]:
-    return [static_router, account.router, broadcasts.router, compose.router, apidocs.router]
+    return [static_router, account.router, broadcasts.router, compose.router, reports.router,
+            apidocs.router]
 
 
 __all__ = ["screen_routers"]

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from admin_api.screens.reports import new_reports
 from admin_api.screens.web import ScreenRoute, see_other, visit
 from admin_api.staff.broadcast_routes import csv_response, recipients_csv_bytes
 from engine.people import Category
@@ -74,7 +75,7 @@ async def dashboard(request: Request, auto: bool = False) -> Response:
             recent.append(_row(b))
     return v.page(
         "dashboard.html", title="ダッシュボード", current=current, recent=recent,
-        live=any(r["p"]["live"] for r in current),
+        live=any(r["p"]["live"] for r in current), new_reports=await new_reports(v),
     )
 
 
