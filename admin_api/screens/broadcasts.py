@@ -22,6 +22,7 @@ from engine.queue import BroadcastState, Cancellation, State
 from engine.queue.broadcasts import BROADCAST_STATE_LABELS_JA
 from engine.queue.models import STATE_LABELS_JA
 from engine.staff import follow
+from engine.twoway import survey_of
 
 router = APIRouter(prefix="/staff", route_class=ScreenRoute, include_in_schema=False)
 
@@ -110,6 +111,7 @@ async def broadcast_page(
         row=_row(st.broadcast), body=st.body, errors=errors, skipped=st.skipped,
         recipients=recipients, total=total, failed=failed, page=page, pages=pages,
         cancellable=st.broadcast.state in LIVE, cancelled=None,
+        has_survey=await survey_of(api.people, broadcast_id) is not None,
     )
 
 
