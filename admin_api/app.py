@@ -28,6 +28,7 @@ from admin_api.pages import files, leave, personal, registration, reports
 from admin_api.pages.common import message_page
 from admin_api.proxies import trusted_networks
 from admin_api.screens import screen_routers
+from admin_api.screens.web import message as screen_message
 from admin_api.site import Site
 
 # Personal links carry their token in the path: no page may leak it to another site, be
@@ -70,6 +71,8 @@ class SafetyHeaders:
 
 
 def create_app(site: Site, extra: Sequence[APIRouter] = ()) -> FastAPI:
+    # FastAPI's /docs and /redoc load their scripts from a CDN: ours (admin_api.screens.apidocs)
+    # is rendered on the server and needs no other site.
     app = FastAPI(title="mamoru", docs_url=None, redoc_url=None)
     app.state.site = site
     app.state.trusted_proxies = trusted_networks(site.settings)
@@ -97,6 +100,15 @@ def create_app(site: Site, extra: Sequence[APIRouter] = ()) -> FastAPI:
         # staff API (under /api) keeps FastAPI's JSON errors.
         if request.url.path.startswith("/api/"):
             return await http_exception_handler(request, exc)
+        if request.url.path == "/staff" or request.url.path.startswith("/staff/"):
+            # Staff, not guardians: the screens' own page and wording.
+            return screen_message(
+                request, "ページが見つかりません" if exc.status_code == 404
+                else "この操作は受け付けられません",
+                "このページはありません。メニューから開き直してください。"
+                if exc.status_code == 404 else "この画面はその操作を受け付けません。",
+                exc.status_code,
+            )
         text = (
             "このページはありません。メールのリンクをもう一度お確かめください。"
             if exc.status_code == 404 else "このページはその操作を受け付けません。"

@@ -6,7 +6,10 @@ engine calls, sessions and rights (no second rights model, no SQL here).
     broadcasts  /staff/home (dashboard), /staff/broadcasts/{id} (+ progress.json,
                 recipients.csv, cancel)
     compose     /staff/compose, compose/confirm, compose/send
+    surveys     /staff/broadcasts/{id}/survey (+ answers.csv, remind)
+    reports     /staff/reports (+ reports.csv, reports/seen): absence and health reports
     static      /staff/static/screens.css, progress.js (our only CSS and script)
+    apidocs     /docs: the API's reference from its OpenAPI document (no CDN)
 
 Every page works without JavaScript; ``progress.js`` only refreshes the counts in place
 (without it, a meta refresh reloads pages whose broadcasts are still moving).
@@ -18,7 +21,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, Response
 
-from admin_api.screens import account, broadcasts, compose
+from admin_api.screens import account, apidocs, broadcasts, compose, reports, surveys
 
 _STATIC = Path(__file__).with_name("static")
 _TYPES = {"screens.css": "text/css; charset=utf-8",
@@ -37,7 +40,8 @@ async def static_file(name: str) -> Response:
 
 
 def screen_routers() -> list[APIRouter]:
-    return [static_router, account.router, broadcasts.router, compose.router]
+    return [static_router, account.router, broadcasts.router, compose.router, reports.router,
+            surveys.router, apidocs.router]
 
 
 __all__ = ["screen_routers"]

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from admin_api.screens.reports import new_reports
 from admin_api.screens.web import ScreenRoute, see_other, visit
 from admin_api.staff.broadcast_routes import csv_response, recipients_csv_bytes
 from engine.people import Category
@@ -21,6 +22,7 @@ from engine.queue import BroadcastState, Cancellation, State
 from engine.queue.broadcasts import BROADCAST_STATE_LABELS_JA
 from engine.queue.models import STATE_LABELS_JA
 from engine.staff import follow
+from engine.twoway import survey_of
 
 router = APIRouter(prefix="/staff", route_class=ScreenRoute, include_in_schema=False)
 
@@ -74,7 +76,7 @@ async def dashboard(request: Request, auto: bool = False) -> Response:
             recent.append(_row(b))
     return v.page(
         "dashboard.html", title="ダッシュボード", current=current, recent=recent,
-        live=any(r["p"]["live"] for r in current),
+        live=any(r["p"]["live"] for r in current), new_reports=await new_reports(v),
     )
 
 
@@ -109,6 +111,7 @@ async def broadcast_page(
         row=_row(st.broadcast), body=st.body, errors=errors, skipped=st.skipped,
         recipients=recipients, total=total, failed=failed, page=page, pages=pages,
         cancellable=st.broadcast.state in LIVE, cancelled=None,
+        has_survey=await survey_of(api.people, broadcast_id) is not None,
     )
 
 

@@ -16,7 +16,7 @@ routers turn errors into ``{"error", "message"}`` bodies themselves (``errors.St
 no exception handlers are needed on the app.
 
     auth_routes       /api/staff/login, logout, session, totp
-    admin_routes      /api/staff/accounts, policy, api-keys
+    admin_routes      /api/staff/accounts, policy, api-keys, senders, organisation
     audit_routes      /api/staff/audit, audit.csv, audit/verify
     broadcast_routes  /api/staff/broadcasts ... recipients, recipients.csv, cancel
     attachment_routes /api/staff/broadcasts/with-files, {id}/files, {id}/files/{n};

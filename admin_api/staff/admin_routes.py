@@ -1,5 +1,6 @@
 """Managing staff: accounts (board; a school's administrator for their own school), the TOTP
-policy and API keys (board), each within the caller's own board (engine/staff/managing.py)."""
+policy and API keys (board), each within the caller's own board (engine/staff/managing.py);
+the sender addresses and the organisation (ids) a caller may use in a broadcast."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from admin_api.staff.schemas import (
     NewApiKeyIn,
     NewApiKeyOut,
     NewStaffIn,
+    OrganisationOut,
     PasswordResetIn,
     PolicyIn,
     PolicyOut,
@@ -21,6 +23,7 @@ from admin_api.staff.schemas import (
     StaffOut,
 )
 from engine.staff import accounts, apikeys, managing
+from engine.staff.organisation import organisation
 from engine.staff.senders import list_senders
 
 router = APIRouter(
@@ -93,6 +96,16 @@ async def senders(who: Actor, api: Api) -> list[SenderOut]:
     org = who.organisation_id
     found = await list_senders(api.staff.pool, org) if org is not None else []
     return [SenderOut(address=x.address, display_name=x.display_name) for x in found]
+
+
+@router.get("/organisation", response_model=OrganisationOut,
+            summary="組織 (学校・学年・組・グループ) の一覧 / what you may send to, with ids")
+async def organisation_list(who: Actor, api: Api) -> OrganisationOut:
+    """The schools, grades, classes (of the current school year) and groups the caller may
+    name in a broadcast's ``audience``, with their ids: the board's staff and keys the whole
+    board, a school's its own school, a teacher their own classes and groups."""
+    o = await organisation(api.staff.pool, who, api.staff.now())
+    return OrganisationOut.model_validate(o, from_attributes=True)
 
 
 @router.get("/policy", response_model=PolicyOut, summary="ログインの方針 / sign-in policy")

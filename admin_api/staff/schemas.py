@@ -209,6 +209,48 @@ class AudienceIn(StrictIn):
     accounts: list[Id] = Field(default_factory=list, max_length=10000)
 
 
+class OrgUnitOut(BaseModel):
+    id: int
+    code: str
+    name: str
+    kind: str = Field(description="board, elementary, junior_high, ...")
+
+
+class OrgGradeOut(BaseModel):
+    id: int
+    school_id: int
+    grade: int
+    year: int
+
+
+class OrgClassOut(BaseModel):
+    id: int
+    school_id: int
+    grade_id: int
+    grade: int
+    name: str
+
+
+class OrgGroupOut(BaseModel):
+    id: int
+    owner_id: int = Field(description="the board or school that owns the group")
+    name: str
+    kind: str
+
+
+class OrganisationOut(BaseModel):
+    """What the caller may name in ``AudienceIn``, with the ids to use there: the board's
+    staff and keys get the board, its schools, their grades and classes of ``year`` and every
+    group; a school's its own; a teacher their classes (with grade and school) and groups."""
+
+    year: int = Field(description="the current school year (April to March)")
+    board: OrgUnitOut | None = Field(description="set for the board's staff and keys only")
+    schools: list[OrgUnitOut]
+    grades: list[OrgGradeOut]
+    classes: list[OrgClassOut]
+    groups: list[OrgGroupOut]
+
+
 class ReadConfirmationIn(StrictIn):
     """Ask for 「確認しました」 and remind those who have not pressed it."""
 

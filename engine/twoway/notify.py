@@ -106,20 +106,25 @@ async def due_notices(
     return list(notices.values())
 
 
-def notice_text(notice: Notice) -> tuple[str, str]:
-    """(subject, body) of a notice: counts per class, no child named. No link: the staff
-    screens are not built yet, and a mail must not lead a teacher to a page that does not
-    exist (the reports are in the API's list and CSV)."""
+def notice_text(notice: Notice, public_url: str = "") -> tuple[str, str]:
+    """(subject, body) of a notice: counts per class, no child named, and the link to the
+    staff screens' report list (``[http] public_url`` + ``/staff/reports``; no link when it is
+    not set, the text then says where to look)."""
     lines = "".join(
         f"・{'' if g is None else f'{g}年'}{'' if c is None else f'{c}組'}: {n} 件\n"
         for (g, c), n in sorted(notice.counts.items(), key=lambda kv: (kv[0][0] or 0,
                                                                         kv[0][1] or ""))
     )
+    where = (
+        f"内容は、学校の管理画面にログインして、連絡の一覧でご確認ください。\n"
+        f"{public_url.rstrip('/')}/staff/reports\n\n" if public_url else
+        "内容は、学校の管理画面にログインして、連絡の一覧でご確認ください。\n\n"
+    )
     body = (
         "受け持ちの組に、欠席・遅刻・早退の連絡または健康連絡が届きました"
         "（訂正・取り消しを含みます）。\n\n"
         f"{lines}\n"
-        "内容は、学校の管理画面にログインして、連絡の一覧でご確認ください。\n\n"
+        f"{where}"
         "このメールには児童生徒の氏名や理由は書いていません。\n"
     )
     return f"【連絡】欠席・遅刻などの連絡が {notice.total} 件あります", body
@@ -142,7 +147,7 @@ async def send_report_notices(
         for s in schools:
             for notice in await due_notices(conn, people, s["school_id"], s["notified_until"],
                                             now):
-                subject, body = notice_text(notice)
+                subject, body = notice_text(notice, settings.http.public_url)
                 await queue.enqueue(
                     NewBroadcast(sender=sender, subject=subject, body=body,
                                  recipients=[notice.address], priority=Priority.NORMAL),

@@ -119,3 +119,17 @@ async def unseen_report_count(
         school_id, since, None if class_ids is None else sorted(class_ids),
     )
     return n
+
+
+async def unseen_reports_by_school(
+    pool: asyncpg.Pool, school_ids: Collection[int], since: datetime | None
+) -> dict[int, int]:
+    """``unseen_report_count`` of many schools at once (a board's badge): school -> count,
+    only schools with any."""
+    rows = await pool.fetch(
+        "SELECT school_id, count(*) AS n FROM attendance_reports "
+        "WHERE school_id = ANY($1::bigint[]) AND ($2::timestamptz IS NULL OR updated_at > $2) "
+        "GROUP BY school_id",
+        sorted(school_ids), since,
+    )
+    return {r["school_id"]: r["n"] for r in rows}

@@ -187,6 +187,7 @@ COVERED: dict[tuple[str, str], str] = {
     ("PUT", "/api/staff/policy"): "test_the_totp_policy_is_per_board",
     ("GET", "/api/staff/api-keys"): "test_lists_show_only_ones_own_board",
     ("GET", "/api/staff/senders"): "test_lists_show_only_ones_own_board",
+    ("GET", "/api/staff/organisation"): "test_lists_show_only_ones_own_board",
     ("GET", "/api/staff/templates"): "test_lists_show_only_ones_own_board",
     ("GET", "/api/staff/drafts"): "test_lists_show_only_ones_own_board",
     ("GET", "/api/staff/audit/verify"): "test_the_audit_log_is_each_boards_own",
@@ -318,6 +319,14 @@ async def test_lists_show_only_ones_own_board(tenants: Tenants) -> None:
                 if listed_senders.status_code == 200:
                     senders = {x["address"] for x in listed_senders.json()}
                     assert senders and not senders & own_senders[theirs.board], actor
+                org = await c.get("/api/staff/organisation")
+                assert org.status_code == 200, (actor, org.text)
+                o = org.json()
+                units = {x["id"] for x in o["schools"]} | ({o["board"]["id"]} if o["board"]
+                                                           else set())
+                assert units and units <= mine.orgs, actor
+                assert not {x["id"] for x in o["classes"]} & {theirs.klass}, actor
+                assert not {x["id"] for x in o["groups"]} & {theirs.group, theirs.board_group}
         board = mine.actors["board"]
         async with t.w.client(board) as c:
             # The board's lists are whole for its own board (positive control).

@@ -124,12 +124,22 @@ async def test_class_teachers_are_mailed_counts_of_new_reports_without_names(
     assert "2 件" in mail["subject"] and "3年1組: 2 件" in mail["body"]
     for secret in ("山田", "太郎", "発熱", "38度"):
         assert secret not in mail["body"] and secret not in mail["subject"]
-    # No link to a staff screen that does not exist yet.
+    # Without [http] public_url, no link, only where to look.
     assert "http" not in mail["body"] and "管理画面" in mail["body"]
     assert list(await deliveries(world, mail["id"])) == ["sensei31@example.jp"]
     # Nothing new: no second mail.
     world.clock.advance(60)
     assert await send_report_notices(api.people, api.queue, settings, world.clock.now()) == 0
+    # With it, the mail links to the screens' report list.
+    world.clock.advance(1)
+    await report(world, "taro@docomo.ne.jp", note="訂正")
+    world.clock.advance(1)
+    linked = replace(settings, http=replace(settings.http,
+                                            public_url="https://mail.city.example.jp"))
+    assert await send_report_notices(api.people, api.queue, linked, world.clock.now()) == 1
+    body = await api.staff.pool.fetchval(
+        "SELECT body FROM broadcasts WHERE subject LIKE '【連絡】%' ORDER BY id DESC LIMIT 1")
+    assert "https://mail.city.example.jp/staff/reports\n" in body
 
 
 async def _one_report_for_a_teacher_with_an_address(world: World) -> None:
