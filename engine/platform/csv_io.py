@@ -70,6 +70,8 @@ def decode_lines(data: bytes, encoding: str = "auto") -> tuple[str, list[tuple[i
     """The encoding used and every line as (number, text), text None when it cannot be read."""
     if encoding not in ENCODINGS:
         raise InputError(f"--encoding は {', '.join(ENCODINGS)} のどれかです (unknown encoding)")
+    if data.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):  # UTF-32
+        raise InputError(UNKNOWN_ENCODING)
     if data.startswith(_UTF16_BOMS) or encoding == "utf-16":
         return "utf-16", _utf16_lines(data)
     if b"\x00" in data:
@@ -99,6 +101,8 @@ def _utf16_lines(data: bytes) -> list[tuple[int, str | None]]:
         text = data.decode("utf-16")
     except UnicodeDecodeError:
         raise InputError(UNKNOWN_ENCODING) from None
+    if "\x00" in text:
+        raise InputError(UNKNOWN_ENCODING)
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
