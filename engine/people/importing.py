@@ -127,6 +127,7 @@ class ImportReport:
     contacts_removed: int = 0
     withdrawn: int = 0
     changes: list[Change] = field(default_factory=list)
+    added_ids: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,8 @@ class ImportOptions:
     # Import nothing when a row is bad (``close_missing`` implies it: a bad row's account
     # would otherwise be closed as missing).
     strict: bool = False
+    # Every row must be a new account (a transfer in): a row naming one is an error.
+    add_only: bool = False
 
 
 class _RolledBack(Exception):
@@ -154,6 +157,9 @@ async def import_accounts(
         async with people.pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", IMPORT_LOCK)
             plan = await _plan(conn, people, parsed)
+            if options.add_only:
+                plan.errors += [(p.row.line, "既に登録されています (already registered)")
+                                for p in plan.rows if p.existing is not None]
             report = ImportReport(plan.encoding, plan.errors)
             if plan.errors and (options.strict or options.close_missing):
                 raise _RolledBack(report)
@@ -487,7 +493,7 @@ async def _write(
             "追加", r.line, None, p.school.code, r.grade, r.class_name, r.number, r.name,
             after="、".join(r.contacts),
         ))
-    report.added = len(new_rows)
+    report.added, report.added_ids = len(new_rows), account_ids
     await conn.copy_records_to_table(
         "accounts",
         columns=["id", "kind", "school_id", "grade_id", "class_id", "number", "name_sealed",
