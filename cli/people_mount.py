@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import typer
 
+import cli.roster_cmd  # noqa: F401  (adds the single changes to the apps below)
 from cli.accounts_cmd import app as accounts_app
 from cli.contacts_cmd import app as contacts_app
 from cli.groups_cmd import app as groups_app

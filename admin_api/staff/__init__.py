@@ -23,6 +23,7 @@ no exception handlers are needed on the app.
                       /api/apps/broadcasts/with-files
     saved_routes      /api/staff/templates, drafts, drafts/{id}/send
     app_routes        /api/apps/broadcasts (API key + Idempotency-Key)
+    roster_routes     /api/staff/registration-rate (登録率)
     twoway_routes     /api/staff/broadcasts/{id}/reads, survey, remind, replies;
                       /api/staff/reports, reports.csv, reports/new, seen, settings
 """
@@ -38,6 +39,7 @@ from admin_api.staff import (
     audit_routes,
     auth_routes,
     broadcast_routes,
+    roster_routes,
     saved_routes,
     twoway_routes,
 )
@@ -56,6 +58,7 @@ def staff_routers() -> list[APIRouter]:
         saved_routes.router,
         app_routes.router,
         twoway_routes.router,
+        roster_routes.router,
     ]
 
 

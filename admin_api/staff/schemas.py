@@ -470,3 +470,25 @@ class FileOut(BaseModel):
 
 class BroadcastWithFilesOut(BroadcastCreatedOut):
     files: list[FileOut]
+
+
+class RegistrationRateOut(BaseModel):
+    """One school (grade and class_name null: the school's total), grade (class_name null:
+    the grade's total) or class. Children's active accounts only."""
+
+    school: str
+    school_name: str
+    grade: int | None
+    class_name: str | None
+    accounts: int
+    registered_accounts: int = Field(
+        description="Accounts with at least one confirmed contact (登録済み)"
+    )
+    contacts: int
+    confirmed_contacts: int
+    account_rate: float = Field(description="registered_accounts / accounts")
+    contact_rate: float = Field(description="confirmed_contacts / accounts")
+
+
+class RegistrationRatePage(BaseModel):
+    items: list[RegistrationRateOut]

@@ -13,7 +13,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from engine.people.directory import parse_class, parse_grade
-from engine.platform.csv_io import decode_lines
+from engine.platform.csv_io import decode_lines, delimiter_of
 from engine.platform.errors import InputError
 
 HEADERS: dict[str, tuple[str, ...]] = {
@@ -57,7 +57,8 @@ def parse_class_moves(data: bytes, encoding: str = "auto") -> list[ClassMove]:
         unicodedata.normalize("NFKC", a).lower(): name
         for name, names in HEADERS.items() for a in names
     }
-    header = next(csv.reader([content[0][1]]))
+    delimiter = delimiter_of(content[0][1])
+    header = next(csv.reader([content[0][1]], delimiter=delimiter))
     columns: dict[str, int] = {}
     for i, cell in enumerate(header):
         name = aliases.get(unicodedata.normalize("NFKC", cell).strip().lower())
@@ -77,7 +78,7 @@ def parse_class_moves(data: bytes, encoding: str = "auto") -> list[ClassMove]:
         try:
             if text is None:
                 raise InputError(f"文字コードが {used} として読めません")
-            cells = next(csv.reader([text], strict=True))
+            cells = next(csv.reader([text], strict=True, delimiter=delimiter))
             cells += [""] * (len(header) - len(cells))
             get = {name: cells[i].strip() for name, i in columns.items()}
             moves.append(ClassMove(

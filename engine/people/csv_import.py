@@ -1,14 +1,16 @@
 """Reading an accounts CSV: encoding, headers and every row checked, with line numbers.
 
-The file comes from an existing system or from Excel: UTF-8 with or without a BOM, or
-Shift_JIS/CP932. ``engine.platform.csv_io.decode_lines`` picks the encoding (or takes the one given)
-and decodes line by line, so one mis-encoded line is reported as that line instead of
-spoiling the file. A
+The file comes from an existing system or from Excel: UTF-8 with or without a BOM,
+Shift_JIS/CP932 or UTF-16 with a BOM (tab-separated, as Excel's 「Unicode テキスト」).
+``engine.platform.csv_io.decode_lines`` picks the encoding (or takes the one given) and decodes
+line by line, so one mis-encoded line is reported as that line instead of spoiling the file. A
 field may not span lines (the files this reads never need it; a stray quote is reported).
 
 Headers may be Japanese or English (``HEADERS``); contacts are ``連絡先1``, ``連絡先2``, ...
 (``contact1`` ...), as many as the file has. ``parse_rows`` checks what needs no database;
-``engine.people.accounts.plan_import`` checks the rest (schools, groups, duplicates).
+``engine.people.importing`` checks the rest (schools, groups, duplicates) and matches rows to
+the accounts they update. ``ParsedFile.columns`` says which fields the file has: a field it
+lacks is left as it is on an account it updates.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from engine.people.codes import normalise_code
 from engine.people.directory import parse_class, parse_grade
 from engine.people.models import AccountKind
 from engine.platform.address import normalise_address
-from engine.platform.csv_io import decode_lines, plain_cell
+from engine.platform.csv_io import decode_lines, delimiter_of, plain_cell
 from engine.platform.errors import InputError
 
 HEADERS: dict[str, tuple[str, ...]] = {
@@ -35,8 +37,10 @@ HEADERS: dict[str, tuple[str, ...]] = {
     "code": ("登録コード", "code"),
     "groups": ("グループ", "groups"),
     # Written by export so that operators can name one account (`send --account ID`); an
-    # import gives every row a new account, so it is read and ignored.
-    "id": ("ID", "id"),
+    # import updates the account a row's ID names.
+    "id": ("ID", "id", "アカウントID"),
+    # Written by export (登録済み/未確認); read and ignored.
+    "status": ("登録状況", "status"),
 }
 _CONTACT_HEADER = re.compile(r"^(?:連絡先|contact)\s*(\d{1,2})$")
 _GROUP_SEPARATORS = re.compile(r"[;；、,，|]")
@@ -62,12 +66,16 @@ class Row:
     code: str | None
     contacts: tuple[str, ...]
     groups: tuple[str, ...]
+    # The account this row updates, when the file has an ID column and the cell is filled.
+    account_id: int | None = None
 
 
 @dataclass
 class ParsedFile:
     encoding: str
     rows: list[Row] = field(default_factory=list)
+    # The fields the file has a column for ("school", "grade", ..., "contacts", "groups").
+    columns: frozenset[str] = frozenset()
     # (line, why) for every bad line, in line order once sorted.
     errors: list[tuple[int, str]] = field(default_factory=list)
 
@@ -89,7 +97,11 @@ def parse_rows(data: bytes, encoding: str = "auto") -> ParsedFile:
             f"{header_line} 行目 (見出し) の文字コードが {used} として読めません "
             f"(the header line is not {used}; try --encoding)"
         )
-    columns = _columns(next(csv.reader([header_text])))
+    delimiter = delimiter_of(header_text)
+    columns = _columns(next(csv.reader([header_text], delimiter=delimiter)))
+    parsed.columns = frozenset(
+        "contacts" if name.startswith("contact") else name for name in columns
+    )
     for number, text in lines[header_at + 1 :]:
         if text is None:
             parsed.errors.append(
@@ -99,7 +111,7 @@ def parse_rows(data: bytes, encoding: str = "auto") -> ParsedFile:
         if not text.strip(" ,\t\u3000"):
             continue
         try:
-            parsed.rows.append(_row(number, text, columns))
+            parsed.rows.append(_row(number, text, columns, delimiter))
         except InputError as exc:
             parsed.errors.append((number, str(exc)))
     return parsed
@@ -132,9 +144,9 @@ def _columns(header: list[str]) -> dict[str, int]:
     return columns
 
 
-def _row(number: int, text: str, columns: dict[str, int]) -> Row:
+def _row(number: int, text: str, columns: dict[str, int], delimiter: str = ",") -> Row:
     try:
-        cells = next(csv.reader([text], strict=True))
+        cells = next(csv.reader([text], strict=True, delimiter=delimiter))
     except csv.Error as exc:
         raise InputError(f"CSV として読めません ({exc}); 引用符 (\") を確認してください") from None
     width = max(columns.values()) + 1
@@ -185,4 +197,13 @@ def _row(number: int, text: str, columns: dict[str, int]) -> Row:
     groups = tuple(dict.fromkeys(
         g.strip() for g in _GROUP_SEPARATORS.split(get("groups")) if g.strip()
     ))
-    return Row(number, school, kind, grade, class_name, num, name, code, tuple(contacts), groups)
+    account_id = None
+    if get("id"):
+        plain = unicodedata.normalize("NFKC", get("id"))
+        if not plain.isdigit() or not 0 < int(plain) < 2**63:
+            raise InputError(f"ID「{get('id')}」は数字です (invalid account id)")
+        account_id = int(plain)
+    return Row(
+        number, school, kind, grade, class_name, num, name, code, tuple(contacts), groups,
+        account_id,
+    )

@@ -8,6 +8,10 @@ go to the class it names instead; every row of it must name an active, non-gradu
 nothing changes. Staff accounts, contacts and groups are not touched; a graduate's
 contacts stay (they may have other children or groups) but no longer receive for that child.
 Given a ``Farewell`` message, the graduates' contacts are told in the same transaction.
+
+A dry run is the real run rolled back: the same statements and checks (a new number that
+collides in its new class is refused by both), then the transaction is undone, so what the
+dry run approves the real run does.
 """
 
 from __future__ import annotations
@@ -135,7 +139,29 @@ async def rollover(
     moves: Sequence[ClassMove] = (),
     farewell: Farewell | None = None,
 ) -> RolloverResult:
-    """Move to ``to_year``; with ``farewell``, tell the graduates' contacts in the same commit."""
+    """Move to ``to_year``; with ``farewell``, tell the graduates' contacts in the same commit.
+    With ``dry_run`` everything is done and then rolled back."""
+    try:
+        return await _rollover(people, to_year, dry_run, moves, farewell)
+    except _RolledBack as done:
+        return done.result
+
+
+class _RolledBack(Exception):
+    """Raised at the end of a dry run so that its transaction is undone."""
+
+    def __init__(self, result: RolloverResult) -> None:
+        super().__init__("dry run")
+        self.result = result
+
+
+async def _rollover(
+    people: People,
+    to_year: int,
+    dry_run: bool,
+    moves: Sequence[ClassMove],
+    farewell: Farewell | None,
+) -> RolloverResult:
     now = people.clock.now()
     async with people.pool.acquire() as conn, conn.transaction():
         # One rollover at a time: a second one waits and then finds the year already moved.
@@ -153,8 +179,6 @@ async def rollover(
         found = await _find_moves(conn, moves, year)
         graduates = [r["id"] for r in await conn.fetch(GRADUATES_SQL, year)]
         told = await conn.fetch(GRADUATE_CONTACTS_SQL, graduates) if farewell else []
-        if dry_run:
-            return RolloverResult(year, to_year, schools, False, len(found), len(told))
         await conn.execute(
             "INSERT INTO school_years (year, is_current, created_at) VALUES ($1, false, $2) "
             "ON CONFLICT DO NOTHING",
@@ -170,7 +194,7 @@ async def rollover(
         )
         await _apply_moves(conn, to_year, found)
         farewell_id = None
-        if farewell and told:
+        if farewell and told and not dry_run:
             addresses = [people.sealer.open(r["address_sealed"], ADDRESS) for r in told]
             farewell_id = await farewell.queue.enqueue(
                 replace(farewell.message, recipients=addresses), now, farewell.max_age,
@@ -182,6 +206,8 @@ async def rollover(
             )
         await conn.execute("UPDATE school_years SET is_current = false WHERE is_current")
         await conn.execute("UPDATE school_years SET is_current = true WHERE year = $1", to_year)
+        if dry_run:
+            raise _RolledBack(RolloverResult(year, to_year, schools, False, len(found), len(told)))
     return RolloverResult(
         year, to_year, schools, True, len(found), len(told), farewell_id
     )

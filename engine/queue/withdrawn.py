@@ -27,13 +27,17 @@ LEFT_TEXT = "配信停止の申し出により送信しませんでした (the r
 
 
 async def withdraw_unsent(
-    conn: asyncpg.Connection | asyncpg.Pool, hashes: Sequence[bytes], now: datetime
+    conn: asyncpg.Connection | asyncpg.Pool,
+    hashes: Sequence[bytes],
+    now: datetime,
+    text: str = LEFT_TEXT,
 ) -> int:
     """Fail the not yet sent deliveries to these address hashes; returns how many. A delivery
-    a runner holds right now (state sending) is on the wire and completes."""
+    a runner holds right now (state sending) is on the wire and completes. ``text`` says why
+    (the recipient unsubscribed, or the school removed the address from its roster)."""
     if not hashes:
         return 0
-    result: str = await conn.execute(WITHDRAW_SQL, list(hashes), now, LEFT_TEXT)
+    result: str = await conn.execute(WITHDRAW_SQL, list(hashes), now, text)
     return int(result.split()[-1])
 
 

@@ -72,7 +72,7 @@ async def test_import_then_send_to_one_grade_reaches_exactly_its_guardians(
 
         code, out, err = await run("accounts", "import", data, "--confirmed", "-c", cfg)
         assert code == 3, err
-        assert "cp932" in out and "アカウント 4 件" in out and "6 行目" in err
+        assert "cp932" in out and "追加 4 件" in out and "6 行目" in err
         assert await count(db_url, "accounts") == 4
 
         body = tmp_path / "body.txt"

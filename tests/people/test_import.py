@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from engine.people import People
-from engine.people.accounts import export_csv, plan_import, write_import
+from engine.people.accounts import export_csv, plan_import
 from engine.people.codes import ALPHABET, new_code, normalise_code
 from engine.people.csv_import import parse_rows
 from engine.people.directory import add_group
+from engine.people.importing import import_accounts
 from engine.platform.errors import InputError
 
 from .conftest import HEADER, import_csv
@@ -89,7 +90,7 @@ async def test_rows_naming_unknown_schools_groups_or_taken_numbers_are_refused(
     await add_group(schools, "見守り隊")
     text = HEADER + (
         "nosuch,3,1,1,A,a@example.jp,,\n"
-        "sho1,3,1,1,B,b@example.jp,,\n"          # taken in the database
+        "sho1,3,1,1,B,b@example.jp,,\n"          # the account in the database: updated
         "sho1,7,1,1,C,c@example.jp,,\n"          # an elementary school has 6 grades
         "sho1,3,1,2,D,d@example.jp,,見守り隊、囲碁部\n"
         "sho1,3,1,3,E,e@example.jp,,見守り隊\n"
@@ -97,11 +98,12 @@ async def test_rows_naming_unknown_schools_groups_or_taken_numbers_are_refused(
     )
     plan = await plan_import(schools, parse_rows(text.encode()))
     errors = dict(plan.errors)
-    assert sorted(errors) == [2, 3, 4, 5, 7]
-    assert "nosuch" in errors[2] and "既に登録" in errors[3] and "1〜6" in errors[4]
-    assert "囲碁部" in errors[5] and "既に登録" in errors[7]
-    assert [p.row.line for p in plan.rows] == [6]
-    assert len(plan.rows[0].group_ids) == 1
+    assert sorted(errors) == [2, 4, 5, 7]
+    assert "nosuch" in errors[2] and "1〜6" in errors[4]
+    assert "囲碁部" in errors[5] and "6 行目と重なります" in errors[7]
+    assert [p.row.line for p in plan.rows] == [3, 6]
+    assert plan.rows[0].existing is not None and plan.rows[1].existing is None
+    assert len(plan.rows[1].group_ids) == 1
 
 
 async def test_siblings_share_one_contact_and_confirmation_never_goes_back(
@@ -131,7 +133,7 @@ async def test_export_is_bom_csv_that_import_reads_back(schools: People) -> None
     )
     text = await export_csv(schools)
     assert text.startswith(
-        "\ufeffID,学校,学年,組,番号,氏名,種別,登録コード,連絡先1,連絡先2,グループ\r\n"
+        "\ufeffID,学校,学年,組,番号,氏名,種別,登録コード,連絡先1,連絡先2,グループ,登録状況\r\n"
     )
     parsed = parse_rows(text.encode("utf-8"))
     assert parsed.errors == []
@@ -140,10 +142,12 @@ async def test_export_is_bom_csv_that_import_reads_back(schools: People) -> None
         "山田太郎", ("taro@docomo.ne.jp", "haha@ezweb.ne.jp"), ("見守り隊",)
     )
     assert hanako.contacts == ("q..q@docomo.ne.jp",) and hanako.code is not None
-    # Read back into the same database, the codes and numbers are taken: nothing is doubled.
-    plan = await plan_import(schools, parsed)
-    assert len(plan.errors) == 2 and plan.rows == []
-    assert (await write_import(schools, plan, True)).accounts == 0
+    assert text.count("登録済み") == 2
+    # Read back into the same database, every row names its account: nothing changes.
+    report = await import_accounts(schools, parsed)
+    assert (report.errors, report.added, report.updated, report.unchanged) == ([], 0, 0, 2)
+    assert report.changes == [] and report.applied
+    assert await export_csv(schools) == text
 
 
 def test_registration_codes_are_unambiguous_and_forgiving() -> None:
