@@ -12,7 +12,10 @@ its registration state (登録状況, read and ignored by the import).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+
+import asyncpg
 
 from engine.bounce.suppression import Suppressions
 from engine.people.importing import ImportPlan as ImportPlan
