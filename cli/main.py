@@ -21,11 +21,12 @@ from engine.message.checks import check_body, check_sender_name, check_subject
 from engine.platform.address import normalise_address
 from engine.platform.clock import JST
 from engine.platform.config import Settings, parse_host_port
-from engine.platform.csv_io import csv_cell, csv_text, decode_text
+from engine.platform.csv_io import decode_text
 from engine.platform.errors import InputError, MamoruError
 from engine.queue import NewBroadcast, Priority, State
 from engine.queue.broadcasts import refuse_past_send_at, unique_recipients
 from engine.queue.models import STATE_LABELS_JA
+from engine.staff.follow import Recipient, category_label, recipients_csv
 
 app = typer.Typer(
     name="mamoru",
@@ -527,12 +528,6 @@ async def _status(settings: Settings, latest: int) -> dict[str, Any]:
     }
 
 
-_DELIVERY_COLUMNS = (
-    "recipient", "state", "attempts", "last_code", "last_status", "last_text", "reason",
-    "category", "tls", "created_at", "updated_at", "finished_at",
-)
-
-
 @app.command()
 def deliveries(
     broadcast_id: Annotated[int, typer.Argument(help="The broadcast's id (from `mamoru send`).")],
@@ -543,11 +538,9 @@ def deliveries(
     settings = load_settings(config)
     rows = run(lambda: _deliveries(settings, broadcast_id))
     if as_csv:
-        # UTF-8 with BOM for Excel, times in Japan time like every table.
-        sys.stdout.write(csv_text(
-            _DELIVERY_COLUMNS,
-            ([csv_cell(cell(r[c])) for c in _DELIVERY_COLUMNS] for r in rows),
-        ))
+        # The staff API's recipients CSV: UTF-8 with BOM for Excel, Japanese headers and
+        # states, Japan time.
+        sys.stdout.write(recipients_csv([_recipient(r) for r in rows]))
         return
     table = Table(title=f"配信 {broadcast_id} の宛先別結果")
     for c in ("宛先", "状態", "試行", "応答", "拡張", "応答文", "分類", "更新 (日本時間)"):
@@ -574,6 +567,15 @@ async def _deliveries(settings: Settings, broadcast_id: int) -> list[dict[str, A
         return await engine.queue.deliveries_of(broadcast_id)
     finally:
         await engine.close()
+
+
+def _recipient(r: dict[str, Any]) -> Recipient:
+    return Recipient(
+        r["id"], r["recipient"], State(r["state"]), r["attempts"], r["last_code"],
+        r["last_status"], r["last_text"], r["reason"], r["category"],
+        category_label(r["category"], r["reason"]), r["updated_at"], r["finished_at"],
+        bool(r["may_have_arrived"]), r["tls"],
+    )
 
 
 def _category_label(category: str | None, reason: str | None) -> str:

@@ -561,7 +561,8 @@ class Queue:
         rows = await self.pool.fetch(
             f"""
             SELECT id, recipient_sealed, state, attempts, last_code, last_status, last_text,
-                   reason, category, created_at, updated_at, finished_at, {LAST_TLS} AS tls
+                   reason, category, created_at, updated_at, finished_at, {LAST_TLS} AS tls,
+                   state = 'failed' AND interrupted AS may_have_arrived
             FROM deliveries WHERE broadcast_id = $1 ORDER BY id
             """,
             broadcast_id,

@@ -74,14 +74,14 @@ async def test_send_serve_status_and_deliveries(tmp_path: Path, db_url: str, bod
     listed = await asyncio.to_thread(mamoru, "deliveries", str(bid), "-c", cfg, "--csv")
     assert listed.returncode == 0, listed.stderr
     lines = listed.stdout.strip().splitlines()
-    # UTF-8 with BOM for Excel, times in Japan time.
-    assert lines[0].startswith("\ufeffrecipient,state,attempts,last_code")
+    # UTF-8 with BOM for Excel, Japanese headers and states, Japan time: the API's CSV.
+    assert lines[0].startswith("\ufeff宛先,アカウント,状態,試行回数,応答コード")
     rejected = next(line for line in lines if line.startswith("reject@ezweb.ne.jp"))
-    assert ",failed,1,550,5.1.1," in rejected
+    assert ",配信失敗,1,550,5.1.1," in rejected
     row = next(csv.DictReader(io.StringIO(listed.stdout.lstrip("\ufeff"))))
-    assert row["tls"] == "false"  # the test server offers no STARTTLS
-    created = datetime.strptime(row["created_at"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=JST)
-    assert abs(created - datetime.now(UTC)) < timedelta(minutes=10)  # Japan time, not UTC
+    assert row["暗号化 (TLS)"] == "なし"  # the test server offers no STARTTLS
+    updated = datetime.strptime(row["更新日時"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=JST)
+    assert abs(updated - datetime.now(UTC)) < timedelta(minutes=10)  # Japan time, not UTC
 
     table = await asyncio.to_thread(mamoru, "status", "-c", cfg)
     assert "配信済み" in table.stdout
