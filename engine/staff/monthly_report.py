@@ -6,9 +6,10 @@ Every figure is one SQL aggregate over the month (Japan time: the 1st 00:00 to t
   and last delivery and the 50/95/100 percentiles of the time from its send time to each
   delivery (delivered ones only; a scheduled broadcast counts from its send time);
 - the failures of those broadcasts' deliveries, by operator category;
-- per school: contacts confirmed in the month (registrations), accounts closed in the month
-  (leavers) and the registration rate at the month's end (accounts open then with at least one
-  confirmed contact that has not left, over accounts open then);
+- per school: contacts confirmed in the month (registrations), children's accounts closed in the
+  month (leavers) and the registration rate at the month's end (children's accounts open then
+  with at least one confirmed contact that has not left, over those open then: the
+  ``account_rate`` of engine/people/rate.py, as of the month's end);
 - blocks and suspensions by receiving site (carrier), from ``shaping_events`` (migration 033);
 - availability: the share of the month in which at least one runner was heartbeating
   (``runner_uptime``, engine/queue/uptime.py), counted from the first heartbeat on record when
@@ -84,6 +85,7 @@ GROUP BY 1
 """
 
 # Per school of the board (or every school): registrations, leavers, the rate at month end.
+# Children's accounts only, like the registration rate of engine/people/rate.py (account_rate).
 PEOPLE_SQL = """
 SELECT o.code, o.name,
     (SELECT count(DISTINCT c.id) FROM contacts c
@@ -91,12 +93,13 @@ SELECT o.code, o.name,
        JOIN accounts a ON a.id = ca.account_id
      WHERE a.school_id = o.id AND c.confirmed_at >= $1 AND c.confirmed_at < $2) AS registered,
     (SELECT count(*) FROM accounts a
-     WHERE a.school_id = o.id AND a.closed_at >= $1 AND a.closed_at < $2) AS leavers,
+     WHERE a.school_id = o.id AND a.kind = 'child'
+       AND a.closed_at >= $1 AND a.closed_at < $2) AS leavers,
     (SELECT count(*) FROM accounts a
-     WHERE a.school_id = o.id AND a.created_at < $2
+     WHERE a.school_id = o.id AND a.kind = 'child' AND a.created_at < $2
        AND (a.closed_at IS NULL OR a.closed_at >= $2)) AS accounts,
     (SELECT count(*) FROM accounts a
-     WHERE a.school_id = o.id AND a.created_at < $2
+     WHERE a.school_id = o.id AND a.kind = 'child' AND a.created_at < $2
        AND (a.closed_at IS NULL OR a.closed_at >= $2)
        AND EXISTS (SELECT 1 FROM contact_accounts ca JOIN contacts c ON c.id = ca.contact_id
                    WHERE ca.account_id = a.id AND c.state = 'active'

@@ -51,7 +51,8 @@ async def rate_for(db: Db, actor: Principal, school: str | None = None) -> list[
     if school is not None:
         org = await find_organisation(db, school, board)
         if actor.role is not Role.BOARD and actor.organisation_id != org.id:
-            raise unknown("学校", org.id)
+            # Worded like a name nobody registered: no hint that the school exists.
+            raise InputError(f"学校「{school}」は登録されていません (unknown school).")
         schools: list[int] | None = [org.id]
     elif actor.role is Role.BOARD:
         schools = None if board is None else [
