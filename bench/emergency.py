@@ -76,7 +76,10 @@ async def scenario(args: argparse.Namespace, db_url: str, cfg: Path) -> dict[str
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )
     try:
+        started = time.monotonic()
         while True:  # let the bulk broadcast get going
+            if serve.returncode is not None or time.monotonic() - started > 300:
+                raise RuntimeError(f"mamoru serve did not deliver (exit {serve.returncode})")
             done = await pool.fetchval(
                 "SELECT count(*) FROM deliveries WHERE broadcast_id = $1 AND state = 'delivered'",
                 bulk_id,

@@ -84,6 +84,12 @@ CASES: dict[str, Case] = {
     "peer_postfix_dkim.py --skip-postfix": Case(
         ("--messages", "20", "--workers", "1", "--skip-postfix"),
         lambda f: f["messages"] == 20 and f["mamoru_seconds"] > 0),
+    "scale.py": Case(
+        ("--small", "20", "--large", "40", "--history", "200", "--bulk", "60",
+         "--emergency", "5", "--workers", "1", "--pages", "3"),
+        lambda f: f["small"]["messages"] == 20 and f["history"]["seeded"] == 200
+        and f["history"]["pruned_deliveries"] == 220
+        and f["emergency"]["last_seconds"] is not None, database=True),
 }
 # Tested below on their own: a server that runs until stopped, and two readers of files.
 SPECIAL = {"carriersim.py", "sink.py", "bounce_accuracy.py", "profile_breakdown.py"}
