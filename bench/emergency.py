@@ -1,6 +1,6 @@
 """Emergency overtakes bulk: how soon an emergency broadcast goes out behind a bulk backlog.
 
-    python bench/emergency.py [--bulk 30000] [--emergency 300] [--ips 4]
+    python bench/emergency.py [--bulk 30000] [--emergency 300] [--ips 4] [--database-url URL]
 
 Starts the carrier simulator and ``mamoru serve`` (shaping on, K egress addresses), enqueues a
 bulk broadcast of ``--bulk`` mails with the benchmark's recipient mix, waits until it is well
@@ -20,7 +20,6 @@ import signal
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -29,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import shaping  # noqa: E402
 import throughput  # noqa: E402
 from carriersim import DEFAULT_LIMITS  # noqa: E402
+from people_import import database_url  # noqa: E402
 
 from engine.platform.clock import SystemClock  # noqa: E402
 from engine.platform.config import DatabaseSettings  # noqa: E402
@@ -76,7 +76,10 @@ async def scenario(args: argparse.Namespace, db_url: str, cfg: Path) -> dict[str
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )
     try:
+        started = time.monotonic()
         while True:  # let the bulk broadcast get going
+            if serve.returncode is not None or time.monotonic() - started > 300:
+                raise RuntimeError(f"mamoru serve did not deliver (exit {serve.returncode})")
             done = await pool.fetchval(
                 "SELECT count(*) FROM deliveries WHERE broadcast_id = $1 AND state = 'delivered'",
                 bulk_id,
@@ -123,13 +126,11 @@ def main() -> None:
     parser.add_argument("--bulk", type=int, default=30_000)
     parser.add_argument("--emergency", type=int, default=300)
     parser.add_argument("--ips", type=int, default=4)
+    parser.add_argument("--database-url", default="", help="an empty database (default: own)")
     args = parser.parse_args()
-    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-    import pgserver
-
     tmp = Path(tempfile.mkdtemp(prefix="mamoru-emergency-", dir="/tmp"))
-    db_url = pgserver.get_server(tmp / "pg", cleanup_mode="delete").get_uri()
-    sim, ports = shaping.start_sim(None)
+    db_url = database_url(args.database_url)
+    sim, ports = shaping.start_sim(DEFAULT_LIMITS, tmp)
     try:
         cfg = tmp / "mamoru.toml"
         cfg.write_text(config_text(db_url, ports, args.ips), encoding="utf-8")

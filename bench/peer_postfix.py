@@ -190,6 +190,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=30_000)
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--sign-per-recipient", action="store_true")
+    parser.add_argument("--database-url", default="", help="an empty database (default: own)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("peer_postfix.py needs root: Postfix's master process runs as root")
@@ -201,7 +202,7 @@ def main() -> None:
         print(f"postfix: {args.messages} mails drained in {postfix_seconds:.2f} s "
               f"({args.messages / postfix_seconds:.0f}/s, unsigned)", flush=True)
         result = throughput.run(SimpleNamespace(
-            messages=args.messages, sink="", workers=args.workers, database_url="",
+            messages=args.messages, sink="", workers=args.workers, database_url=args.database_url,
             no_dkim=False, sign_per_recipient=args.sign_per_recipient, aiosmtpd_sink=False,
         ))
     finally:

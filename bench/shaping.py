@@ -29,7 +29,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -182,6 +181,7 @@ def main() -> None:
     parser.add_argument("--sim-config", default=None)
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--seed", type=int, default=None, help="seed of randomised limits")
+    parser.add_argument("--database-url", default="", help="an empty database (default: own)")
     args = parser.parse_args()
 
     from engine.delivery.workers import default_worker_count, run_workers, worker_count
@@ -198,11 +198,10 @@ def main() -> None:
             print(f"  {name:10} rate {lim.rate:6.2f}/s  connections {lim.max_connections:2}  "
                   f"per connection {lim.max_messages_per_connection:3}  "
                   f"block after {lim.block_after} in {lim.block_window:.0f} s")
-    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-    import pgserver
+    from people_import import database_url
 
     tmp = Path(tempfile.mkdtemp(prefix="mamoru-shaping-", dir="/tmp"))
-    db_url = pgserver.get_server(tmp / "pg", cleanup_mode="delete").get_uri()
+    db_url = database_url(args.database_url)
     rcpts, per_domain = recipients(args.messages)
     per_carrier: Counter[str] = Counter()
     for domain, n in per_domain.items():

@@ -41,7 +41,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -324,12 +323,11 @@ def run(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _run(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
+    from people_import import database_url
+
     from engine.delivery.workers import default_worker_count
 
-    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-    import pgserver
-
-    db_url = pgserver.get_server(tmp / "pg", cleanup_mode="delete").get_uri()
+    db_url = database_url(args.database_url)
     sink_port = free_port()
     sink_proc = start_sink("127.0.0.1", sink_port)
     out: dict[str, object] = {}
@@ -430,6 +428,7 @@ if __name__ == "__main__":
     parser.add_argument("--pool", type=int, default=8, help="database connections per process")
     parser.add_argument("--time-limit", type=float, default=120.0)
     parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--database-url", default="", help="an empty database (default: own)")
     parser.add_argument("--path", default="/m/{token}")
     parser.add_argument("--read-first", action="store_true",
                         help="send the broadcast with read confirmation first")

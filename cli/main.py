@@ -44,6 +44,7 @@ from cli.db_cmd import init  # noqa: E402
 from cli.dkim_cmd import app as dkim_app  # noqa: E402 - mounted right after app is made
 from cli.follow_cmd import status as _follow  # noqa: E402, F401 - adds broadcasts status/recipients
 from cli.people_mount import mount_people  # noqa: E402
+from cli.queue_cmd import app as queue_app  # noqa: E402
 from cli.report_cmd import app as report_app  # noqa: E402
 from cli.shaping_cmd import app as shaping_app  # noqa: E402
 from cli.staff_cmd import app as staff_app  # noqa: E402
@@ -58,6 +59,7 @@ mount_people(app)
 app.add_typer(staff_app, name="staff")
 app.add_typer(audit_app, name="audit")
 app.add_typer(attachments_app, name="attachments")
+app.add_typer(queue_app, name="queue")
 app.command(name="backup")(backup_cmd.backup)
 app.command(name="restore")(backup_cmd.restore_cmd)
 app.add_typer(db_app, name="db")

@@ -1,8 +1,8 @@
 """What ``mamoru serve`` runs beside its first runner: the inbound SMTP server (bounces,
 registration by empty mail, service addresses), the HTTP pages with the staff API, the minute
 task that sends read reminders and tells class teachers of new reports, the log lines of
-broadcasts started and finished, the SMTP submission
-server for applications, the daily prune of the audit log and the daily backup.
+broadcasts started and finished, the SMTP submission server for applications, the daily
+prune of the audit log and of finished broadcasts past [queue] keep, and the daily backup.
 
 Started here, in ``cli/``, and handed to the engine's workers as a function, so that the
 engine never imports ``inbound/`` or ``admin_api/`` (DESIGN.md's import direction).
@@ -38,6 +38,7 @@ async def front_services(engine: Engine) -> list[Service]:
         if engine.settings.submission.listen:
             started.append(await start_submission(engine))
         started.append(await start_audit_keeper(engine))
+        started.append(start_retention_keeper(engine))
         if engine.settings.backup.daily_at:
             started.append(await start_backup_keeper(engine))
     except BaseException:
@@ -189,6 +190,15 @@ async def start_audit_keeper(engine: Engine) -> Service:
         engine.pool, engine.clock, await load_audit_key(engine.pool, staff), staff.audit_keep,
         Path(staff.audit_checkpoints) if staff.audit_checkpoints else None,
     )
+    keeper.start()
+    return keeper
+
+
+def start_retention_keeper(engine: Engine) -> Service:
+    """Removes finished broadcasts past ``[queue] keep`` now and once a day (one worker)."""
+    from engine.queue.retention import RetentionKeeper
+
+    keeper = RetentionKeeper(engine.pool, engine.clock, engine.settings.queue.keep)
     keeper.start()
     return keeper
 

@@ -64,6 +64,8 @@ class QueueSettings:
     # Outcomes are written in batches of at most this many, at least every flush_interval.
     flush_batch: int = 500
     flush_interval: Duration = Duration(0.1)
+    # Finished broadcasts (and all their rows) older than this leave (engine/queue/retention.py).
+    keep: Duration = Duration(396 * 86400.0)  # 13 months
 
 
 @dataclass(frozen=True)
@@ -549,6 +551,8 @@ def _check(s: Settings) -> None:
         raise ConfigError("staff.lockout_time must be at least 30 seconds (the first wait)")
     if 0 < s.staff.password_max_age < 86400:
         raise ConfigError("staff.password_max_age must be 0 (never) or at least 1 day (\"1d\")")
+    if s.queue.keep < 31 * 86400:
+        raise ConfigError("queue.keep must be at least 31 days (\"31d\" or more)")
     if s.staff.audit_keep < 90 * 86400:
         raise ConfigError("staff.audit_keep must be at least 90 days (\"90d\" or more)")
     a = s.attachments

@@ -91,6 +91,7 @@ ARGS: dict[str, list[str]] = {
     "audit export": [],
     "audit prune": [],
     "attachments prune": [],
+    "queue prune": [],
     "db status": [],
     "db stop": [],
     "backup": ["--to", "{tmp}/backups"],
