@@ -84,6 +84,10 @@ CASES: dict[str, Case] = {
     "peer_postfix_dkim.py --skip-postfix": Case(
         ("--messages", "20", "--workers", "1", "--skip-postfix"),
         lambda f: f["messages"] == 20 and f["mamoru_seconds"] > 0),
+    "two_hosts.py": Case(("--messages", "200", "--workers", "1"),
+                         lambda f: f["kill"]["lost"] == 0
+                         and f["kill"]["duplicates_not_held_by_killed_host"] == 0,
+                         database=True),
     "scale.py": Case(
         ("--small", "20", "--large", "40", "--history", "200", "--bulk", "60",
          "--emergency", "5", "--workers", "1", "--pages", "3"),

@@ -188,6 +188,7 @@ COVERED: dict[tuple[str, str], str] = {
     ("GET", "/api/staff/api-keys"): "test_lists_show_only_ones_own_board",
     ("GET", "/api/staff/senders"): "test_lists_show_only_ones_own_board",
     ("GET", "/api/staff/organisation"): "test_lists_show_only_ones_own_board",
+    ("GET", "/api/staff/registration-rate"): "test_lists_show_only_ones_own_board",
     ("GET", "/api/staff/templates"): "test_lists_show_only_ones_own_board",
     ("GET", "/api/staff/drafts"): "test_lists_show_only_ones_own_board",
     ("GET", "/api/staff/audit/verify"): "test_the_audit_log_is_each_boards_own",
@@ -327,6 +328,13 @@ async def test_lists_show_only_ones_own_board(tenants: Tenants) -> None:
                 assert units and units <= mine.orgs, actor
                 assert not {x["id"] for x in o["classes"]} & {theirs.klass}, actor
                 assert not {x["id"] for x in o["groups"]} & {theirs.group, theirs.board_group}
+                codes = {code for code, id_ in t.w.orgs.items() if id_ in mine.orgs}
+                rate = await c.get("/api/staff/registration-rate")
+                if rate.status_code == 200:
+                    assert {x["school"] for x in rate.json()["items"]} <= codes, actor
+                their_code = next(k for k, v in t.w.orgs.items() if v == theirs.school)
+                other = await c.get("/api/staff/registration-rate", params={"school": their_code})
+                assert other.status_code in (403, 404, 422), (actor, other.text)
         board = mine.actors["board"]
         async with t.w.client(board) as c:
             # The board's lists are whole for its own board (positive control).

@@ -23,7 +23,8 @@ async def test_front_services_start_the_submission_server(db_url: str) -> None:
     try:
         services = await front_services(engine)
         try:
-            assert len(services) == 3  # read reminders, submission, audit prune
+            # read reminders, broadcast log lines, submission, audit prune, queue retention
+            assert len(services) == 5
             c = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=5, start_tls=False)
             await c.connect()
             await c.ehlo()
