@@ -278,6 +278,7 @@ def send(
 
     from cli.audience_cmd import AudienceOptions, enqueue_for_people, read_asks
     from cli.follow_cmd import send_as
+    from engine.twoway.asks import check_way_back
 
     people = AudienceOptions(
         board, tuple(school or ()), tuple(grade or ()), tuple(class_ or ()),
@@ -286,6 +287,7 @@ def send(
     try:
         settings = load_settings(config)
         people = replace(people, asks=read_asks(read_confirmation, remind_after, reminders))
+        check_way_back(people.asks, settings.http.public_url)
         broadcast = _with_names(_read_broadcast(
             sender, subject, body_file, to or [], to_file, priority, send_at,
             people.names_people(),

@@ -31,7 +31,7 @@ from engine.staff.rights import check_audience
 from engine.staff.senders import sender_for
 from engine.staff.store import Staff
 from engine.twoway import send_broadcast
-from engine.twoway.asks import Asks, ReadPolicy
+from engine.twoway.asks import Asks, ReadPolicy, check_way_back
 from engine.twoway.questions import Question
 
 
@@ -130,6 +130,7 @@ async def create(
         if earlier is not None:
             return earlier
     check_content(req)
+    check_way_back(req.asks(), staff.public_url)
     now = staff.now()
     if req.send_at is not None:
         refuse_past_send_at(req.send_at, now)
