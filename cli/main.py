@@ -412,11 +412,17 @@ def _read_text(option: str, path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise InputError(f"{option} {path} does not exist") from None
+        raise InputError(f"{option} {path} がありません ({path} does not exist)") from None
     except UnicodeDecodeError:
-        raise InputError(f"{option} {path} is not UTF-8 text") from None
+        raise InputError(
+            f"{option} {path} は UTF-8 のテキストではありません（Shift_JIS などで保存されて"
+            "います）。メモ帳などで「UTF-8」を選んで保存し直してください"
+            f" ({path} is not UTF-8 text)"
+        ) from None
     except OSError as exc:
-        raise InputError(f"{option} {path} cannot be read: {exc.strerror}") from None
+        raise InputError(
+            f"{option} {path} を読めません ({path} cannot be read: {exc.strerror})"
+        ) from None
 
 
 def _read_recipient_file(path: Path) -> list[str]:
