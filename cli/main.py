@@ -283,6 +283,7 @@ def send(
 
     from cli.audience_cmd import AudienceOptions, enqueue_for_people, read_asks
     from cli.follow_cmd import send_as
+    from engine.twoway.asks import check_way_back
 
     people = AudienceOptions(
         board, tuple(school or ()), tuple(grade or ()), tuple(class_ or ()),
@@ -291,6 +292,7 @@ def send(
     try:
         settings = load_settings(config)
         people = replace(people, asks=read_asks(read_confirmation, remind_after, reminders))
+        check_way_back(people.asks, settings.http.public_url)
         broadcast = _with_names(_read_broadcast(
             sender, subject, body_file, to or [], to_file, priority, send_at,
             people.names_people(),
@@ -415,11 +417,17 @@ def _read_text(option: str, path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise InputError(f"{option} {path} does not exist") from None
+        raise InputError(f"{option} {path} がありません ({path} does not exist)") from None
     except UnicodeDecodeError:
-        raise InputError(f"{option} {path} is not UTF-8 text") from None
+        raise InputError(
+            f"{option} {path} は UTF-8 のテキストではありません（Shift_JIS などで保存されて"
+            "います）。メモ帳などで「UTF-8」を選んで保存し直してください"
+            f" ({path} is not UTF-8 text)"
+        ) from None
     except OSError as exc:
-        raise InputError(f"{option} {path} cannot be read: {exc.strerror}") from None
+        raise InputError(
+            f"{option} {path} を読めません ({path} cannot be read: {exc.strerror})"
+        ) from None
 
 
 def _read_recipient_file(path: Path) -> list[str]:

@@ -7,6 +7,7 @@ import typer
 
 import cli.roster_cmd  # noqa: F401  (adds the single changes to the apps below)
 from cli.accounts_cmd import app as accounts_app
+from cli.closed_cmd import app as closed_app
 from cli.contacts_cmd import app as contacts_app
 from cli.groups_cmd import app as groups_app
 from cli.notices_cmd import notices
@@ -16,6 +17,8 @@ from cli.senders_cmd import app as senders_app
 
 
 def mount_people(app: typer.Typer) -> None:
+    # `mamoru schools closed add|remove|list` (the school calendar, cli/closed_cmd.py).
+    schools_app.add_typer(closed_app, name="closed")
     app.add_typer(schools_app, name="schools")
     app.add_typer(senders_app, name="senders")
     app.add_typer(groups_app, name="groups")

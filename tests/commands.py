@@ -21,6 +21,7 @@ def config_file(
     delivery: str = "",
     inbound: str = "",
     people_key: str = TEST_PEOPLE_KEY,
+    http: str = "",
 ) -> Path:
     """A configuration file for the test database, routing everything to ``target``."""
     p = tmp_path / "mamoru.toml"
@@ -51,6 +52,7 @@ listen = ""
 
 [http]
 listen = ""
+{http}
 
 [shaping]
 enabled = false

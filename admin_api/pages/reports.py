@@ -11,7 +11,7 @@ the page says when reports are accepted, with 403, and nothing changes.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, time, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -42,6 +42,7 @@ from engine.twoway.family import (
     open_reports,
     send_confirmation,
 )
+from engine.twoway.reports import TIME_NEEDED
 
 router = APIRouter(include_in_schema=False)
 TITLE = "欠席・遅刻・早退・健康の連絡"
@@ -100,6 +101,18 @@ def _day(text: object, what: str) -> date:
         raise InputError(f"{what}を選んでください (choose a day)") from None
 
 
+def _time(text: object) -> time | None:
+    """「HH:MM」 from the form's time field (what every phone's picker sends); None if empty."""
+    if not text:
+        return None
+    if not isinstance(text, str) or len(text) > 8:
+        raise InputError("時刻は 8:30 のように入れてください (a time such as 08:30)")
+    try:
+        return time.fromisoformat(text.strip().zfill(5))
+    except ValueError:
+        raise InputError("時刻は 8:30 のように入れてください (a time such as 08:30)") from None
+
+
 def _id(text: object) -> int:
     if not isinstance(text, str) or not text.isascii() or not text.isdigit() or len(text) > 18:
         raise InputError("お子さまを選び直してください (not a child of this link)")
@@ -136,6 +149,7 @@ async def make_report(
         last = _day(last_text, "終わりの日") if last_text else None
         reason = form.get("_reason")
         note = form.get("_note", "")
+        at_time = _time(form.get("_time")) if kind in TIME_NEEDED else None
         report = NewReport(
             account_id, kind, first, last,
             reason=reason if isinstance(reason, str) and reason else None,
@@ -144,6 +158,7 @@ async def make_report(
                 k: [v for v in form.getlist(k) if isinstance(v, str)]
                 for k in form.keys() if not k.startswith("_")
             } if kind is ReportKind.HEALTH else {},
+            at_time=at_time,
         )
         correcting = form.get("_report")
         if correcting:

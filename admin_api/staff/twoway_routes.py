@@ -272,8 +272,8 @@ def _report_out(r: Report, questions: Sequence[Question]) -> ReportOut:
     return ReportOut(
         id=r.id, account_id=r.account_id, grade=r.grade, class_name=r.class_name,
         number=r.number, name=r.name, kind=r.kind.value, kind_label_ja=r.kind.label_ja,
-        first_day=r.first_day, last_day=r.last_day, reason=r.reason, note=r.note,
-        answers={q.key: answer_text(q, r.answers[q.key]) for q in questions
+        first_day=r.first_day, last_day=r.last_day, at_time=r.at_time, reason=r.reason,
+        note=r.note, answers={q.key: answer_text(q, r.answers[q.key]) for q in questions
                  if q.key in r.answers},
         state=r.state,  # type: ignore[arg-type]
         created_at=r.created_at, updated_at=r.updated_at,

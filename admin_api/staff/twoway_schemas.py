@@ -162,6 +162,9 @@ class ReportOut(BaseModel):
     kind_label_ja: str
     first_day: date
     last_day: date
+    at_time: time | None = Field(
+        None, description="lateness: expected arrival; early leave: leaving time (Japan time)"
+    )
     reason: str | None
     note: str
     answers: dict[str, str]

@@ -17,7 +17,9 @@ from collections.abc import Iterable, Mapping
 from engine.platform.errors import InputError
 from engine.throttle.profiles import Profile
 
-__all__ = ["check_body", "check_sender_name", "check_size", "check_subject", "size_cap"]
+__all__ = [
+    "MAX_SUBJECT", "check_body", "check_sender_name", "check_size", "check_subject", "size_cap",
+]
 
 # Unicode categories refused in a subject: controls (Cc, which includes \t \v \f \x1c-\x1e
 # \x85), line and paragraph separators, and surrogates (undecodable bytes from the command
@@ -26,11 +28,20 @@ _REFUSED_IN_SUBJECT = frozenset({"Cc", "Zl", "Zp", "Cs"})
 _MB = 1_000_000
 # A display name is a school's or a board's name; longer is a mistake (a pasted text).
 MAX_SENDER_NAME = 200
+# The one limit of a subject, for the staff API, the screens and `mamoru send` alike: phones
+# show about 20-40 characters of it; longer is a pasted text.
+MAX_SUBJECT = 200
 
 
 def check_subject(subject: str, option: str = "--subject") -> None:
-    """InputError if the subject is empty or not one line of printable text."""
+    """InputError if the subject is empty, longer than ``MAX_SUBJECT`` characters, or not one
+    line of printable text."""
     _check_line(subject, option, "件名", "subject")
+    if len(subject.strip()) > MAX_SUBJECT:
+        raise InputError(
+            f"{option}: 件名は {MAX_SUBJECT} 文字までです（{len(subject.strip())} 文字） / "
+            f"the subject has {len(subject.strip())} characters, at most {MAX_SUBJECT}"
+        )
 
 
 def check_sender_name(name: str, option: str = "--sender-name") -> None:

@@ -5,7 +5,10 @@ accounts (``Audience``). It resolves to contacts, each address once (contacts ar
 address), then:
 
 - a contact that left (``state = 'left'``) or is not confirmed yet is skipped, counted by
-  reason (``SkipReason``) and recorded on the broadcast (``broadcasts.skipped``);
+  reason (``SkipReason``) and recorded on the broadcast (``broadcasts.skipped``), and so is a
+  contact that asked for emergencies only when the mail is not one (category or priority);
+- a group the contact unchecked on its settings page (``contact_group_optouts``) does not
+  reach it, whether it is in the group through its child or itself;
 - a contact reached **only through groups** follows those groups' delivery conditions: it is
   skipped (reason ``category``) when none of them receives the broadcast's category, and, for
   non-emergency mail, waits out a night window when every group that receives the category
@@ -64,11 +67,18 @@ t AS (
     WHERE ag.group_id = ANY($6::bigint[])
     UNION ALL
     SELECT cg.contact_id, cg.group_id FROM contact_groups cg WHERE cg.group_id = ANY($6::bigint[])
+),
+-- A group unchecked on the settings page no longer reaches that contact (migration 032).
+kept AS (
+    SELECT t.* FROM t WHERE t.group_id IS NULL OR NOT EXISTS (
+        SELECT 1 FROM contact_group_optouts o
+        WHERE o.group_id = t.group_id AND o.contact_id = t.contact_id)
 )
 SELECT c.id, c.address_sealed, c.state, c.confirmed_at IS NOT NULL AS confirmed,
+       c.emergency_only,
        bool_or(t.group_id IS NULL) AS direct,
        array_agg(DISTINCT t.group_id) FILTER (WHERE t.group_id IS NOT NULL) AS via
-FROM t JOIN contacts c ON c.id = t.contact_id
+FROM kept t JOIN contacts c ON c.id = t.contact_id
 GROUP BY c.id
 """
 
@@ -123,6 +133,9 @@ async def resolve(
             continue
         if not r["confirmed"]:
             out.skip(SkipReason.UNCONFIRMED)
+            continue
+        if r["emergency_only"] and not urgent:
+            out.skip(SkipReason.EMERGENCY_ONLY)
             continue
         wait: datetime | None = None
         if not r["direct"]:

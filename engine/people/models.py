@@ -107,12 +107,14 @@ class SkipReason(enum.StrEnum):
     UNCONFIRMED = "unconfirmed"
     LEFT = "left"
     CATEGORY = "category"
+    EMERGENCY_ONLY = "emergency_only"
 
 
 SKIP_LABELS_JA: dict[SkipReason, str] = {
     SkipReason.UNCONFIRMED: "未確認の連絡先",
     SkipReason.LEFT: "配信停止を希望した連絡先",
     SkipReason.CATEGORY: "この区分を受け取らないグループのみ",
+    SkipReason.EMERGENCY_ONLY: "緊急連絡だけを希望した連絡先",
 }
 
 

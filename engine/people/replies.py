@@ -1,4 +1,5 @@
-"""The mails registration sends: the reply with the personal link, and the completion notice.
+"""The mails registration sends: the reply with the personal link, the completion notice, and
+the notice that a guardian's settings changed (every change on the settings page ends with one).
 
 Both go through the normal queue as one-recipient broadcasts of normal priority: they then
 have the queue's retries when a carrier answers "try later" (docomo and au often do), DKIM,
@@ -61,3 +62,17 @@ class ReplySender:
             "いつでもできます。\n"
         )
         return await self.send(address, "【登録完了】メール配信の登録が完了しました", body, now)
+
+    async def send_settings_changed(
+        self, address: str, changes: tuple[str, ...], now: datetime
+    ) -> int:
+        """「設定変更が完了しました」 to the address whose settings changed, saying what changed
+        (so a change made by someone else with a forwarded mail is noticed)."""
+        lines = "".join(f"・{c}\n" for c in changes)
+        body = (
+            "このアドレスへのメール配信の設定を変更しました。\n\n"
+            f"{lines}\n"
+            "お心当たりのないときや、元に戻すときは、お知らせのメールの末尾にあるリンクから"
+            "設定のページを開いてください。\n"
+        )
+        return await self.send(address, "【設定変更完了】メール配信の設定を変更しました", body, now)

@@ -41,6 +41,32 @@ async def withdraw_unsent(
     return int(result.split()[-1])
 
 
+# Unsent deliveries to a recipient who now takes emergencies only: all but the urgent ones.
+WITHDRAW_ROUTINE_SQL = """
+UPDATE deliveries d
+SET state = 'failed', reason = 'suppressed', category = 'other', last_code = NULL,
+    last_status = NULL, last_text = $3, finished_at = $2, updated_at = $2
+FROM broadcasts b
+WHERE b.id = d.broadcast_id AND d.recipient_hash = ANY($1::bytea[])
+  AND d.state IN ('queued', 'deferred') AND d.priority <> 0 AND b.category <> 'emergency'
+"""
+
+ROUTINE_TEXT = (
+    "緊急連絡だけを希望されたため送信しませんでした"
+    " (the recipient takes emergencies only)"
+)
+
+
+async def withdraw_routine(
+    conn: asyncpg.Connection | asyncpg.Pool, hashes: Sequence[bytes], now: datetime
+) -> int:
+    """Like ``withdraw_unsent``, but emergencies (by priority or category) stay queued."""
+    if not hashes:
+        return 0
+    result: str = await conn.execute(WITHDRAW_ROUTINE_SQL, list(hashes), now, ROUTINE_TEXT)
+    return int(result.split()[-1])
+
+
 # The queue's copies of purged contacts' addresses (engine.people.accounts.purge): unsent
 # deliveries fail, every delivery's address is replaced by a sealed placeholder and its hash
 # dropped, and the bounces kept for them (whole mails) are deleted.

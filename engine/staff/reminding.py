@@ -23,7 +23,7 @@ from engine.staff.models import Principal
 from engine.staff.sending import Created, owner_row
 from engine.staff.store import Staff
 from engine.twoway import send_broadcast
-from engine.twoway.asks import Asks, ReminderOf
+from engine.twoway.asks import Asks, ReminderOf, check_way_back
 from engine.twoway.reads import DueReminder, unread_deliveries
 from engine.twoway.reminders import INTRO, SUBJECT_MARK, reminder_subject
 from engine.twoway.surveys import survey_of, unanswered_deliveries
@@ -93,6 +93,7 @@ async def remind(
     # The owner row is written exactly as a resend writes it.
     owner = owner_row(actor, now, resend_of=broadcast_id, organisation_id=first.organisation_id)
     asks = Asks(reminder=ReminderOf(broadcast_id, tuple(t.delivery_id for t in targets), purpose))
+    check_way_back(asks, staff.public_url)
     fan = await send_broadcast(
         people, queue, broadcast, Audience(), Category(first.category), max_age, within=owner,
         asks=asks,

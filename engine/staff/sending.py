@@ -20,6 +20,7 @@ from datetime import datetime
 
 import asyncpg
 
+from engine.message.checks import MAX_SUBJECT
 from engine.people import Audience, Category, People
 from engine.people.contacts import left_among
 from engine.platform.errors import InputError
@@ -31,7 +32,7 @@ from engine.staff.rights import check_audience
 from engine.staff.senders import sender_for
 from engine.staff.store import Staff
 from engine.twoway import send_broadcast
-from engine.twoway.asks import Asks, ReadPolicy
+from engine.twoway.asks import Asks, ReadPolicy, check_way_back
 from engine.twoway.questions import Question
 
 
@@ -94,8 +95,11 @@ class IdempotencyConflict(InputError):
 def check_content(req: BroadcastRequest) -> None:
     """InputError for an empty or too long subject or body, or no audience (before the
     audience and the sender are checked)."""
-    if not req.subject.strip() or len(req.subject) > 200:
-        raise InputError("件名を 1〜200 文字で入れてください (a subject of 1-200 characters)")
+    if not req.subject.strip() or len(req.subject) > MAX_SUBJECT:
+        raise InputError(
+            f"件名を 1〜{MAX_SUBJECT} 文字で入れてください"
+            f" (a subject of 1-{MAX_SUBJECT} characters)"
+        )
     if any(ch in req.subject for ch in "\r\n"):
         raise InputError("件名に改行は使えません (no line breaks in the subject)")
     if not req.body.strip() or len(req.body) > 100_000:
@@ -130,6 +134,7 @@ async def create(
         if earlier is not None:
             return earlier
     check_content(req)
+    check_way_back(req.asks(), staff.public_url)
     now = staff.now()
     if req.send_at is not None:
         refuse_past_send_at(req.send_at, now)

@@ -32,6 +32,8 @@ class Staff:
     audit_key: bytes
     # The [dkim] keys: a broadcast's From must be signable (engine/staff/senders.py).
     dkim: DkimSettings = field(default_factory=DkimSettings)
+    # [http] public_url: broadcasts that ask something need it (engine.twoway.check_way_back).
+    public_url: str = ""
 
     @classmethod
     async def open(
@@ -39,7 +41,8 @@ class Staff:
     ) -> Staff:
         key = await load_audit_key(pool, settings.staff)
         return cls(
-            pool, sealer, clock or SystemClock(), settings.staff, key, dkim_settings(settings.dkim)
+            pool, sealer, clock or SystemClock(), settings.staff, key,
+            dkim_settings(settings.dkim), settings.http.public_url,
         )
 
     @property

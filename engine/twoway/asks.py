@@ -7,6 +7,7 @@ link to the personal page (``broadcasts.personal_page``, set by the fan-out from
 
     asks = Asks(read=ReadPolicy(timedelta(hours=2), 2), questions=(q1, q2), deadline=t)
     asks.check(now)                               # InputError, nothing stored
+    check_way_back(asks, settings.http.public_url)  # no link to answer through: refused
     await asks.apply(conn, people, broadcast_id)  # inside the fan-out's transaction
 """
 
@@ -88,6 +89,26 @@ class Asks:
             await create_survey(people, broadcast_id, self.questions, self.deadline, conn=conn)
         if self.reminder is not None:
             await _link_reminder(conn, people, broadcast_id, self.reminder)
+
+
+class NoWayBack(InputError):
+    """The broadcast asks something but its mails could carry no link to answer through."""
+
+
+NO_WAY_BACK = (
+    "既読確認・アンケートのある配信には、回答用のリンクを載せるための [http] public_url "
+    "（このサーバーを外から開くアドレス）の設定が必要です。設定するまで、このような配信は"
+    "受け付けません。 (read confirmation or questions need [http] public_url: without it the "
+    "mails would carry no link to answer through)"
+)
+
+
+def check_way_back(asks: Asks | None, public_url: str) -> None:
+    """``NoWayBack`` when ``asks`` needs the personal page and there is no ``public_url``:
+    such a broadcast is never stored, so it is never sent without its link. The one check
+    the staff API, the screens and ``mamoru send`` share."""
+    if asks is not None and asks.personal_page and not public_url.strip():
+        raise NoWayBack(NO_WAY_BACK)
 
 
 async def _link_reminder(

@@ -13,7 +13,7 @@ broadcast (retries on the carriers' 4xx, DKIM, a delivery row). The report desk'
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time
 
 from engine.people.store import ACCOUNT_NAME, People
 from engine.platform.clock import jst
@@ -44,6 +44,7 @@ class OpenReport:
     last_day: date
     reason: str | None
     note: str
+    at_time: time | None = None
 
 
 async def children_of(people: People, contact_id: int) -> list[Child]:
@@ -92,7 +93,7 @@ async def open_reports(people: People, account_ids: list[int]) -> list[OpenRepor
     """Active reports of these children whose first day has not passed, by day."""
     today = jst(people.clock.now()).date()
     rows = await people.pool.fetch(
-        "SELECT id, account_id, kind, first_day, last_day, reason_sealed, note_sealed "
+        "SELECT id, account_id, kind, first_day, last_day, reason_sealed, note_sealed, at_time "
         "FROM attendance_reports WHERE account_id = ANY($1::bigint[]) AND state = 'active' "
         "AND first_day >= $2 ORDER BY first_day, id",
         account_ids, today,
@@ -102,7 +103,7 @@ async def open_reports(people: People, account_ids: list[int]) -> list[OpenRepor
         OpenReport(
             r["id"], r["account_id"], ReportKind(r["kind"]), r["first_day"], r["last_day"],
             open_(r["reason_sealed"], REASON) if r["reason_sealed"] else None,
-            open_(r["note_sealed"], NOTE) if r["note_sealed"] else "",
+            open_(r["note_sealed"], NOTE) if r["note_sealed"] else "", r["at_time"],
         )
         for r in rows
     ]

@@ -1,12 +1,16 @@
 """Absence, lateness and early-leave reports (欠席・遅刻・早退) and health notes (健康連絡).
 
-Each school sets, with ``set_report_settings``, the hours (Japan time; the window may wrap past
-midnight, e.g. 18:00-08:30) reports are accepted, its list of reasons, and the questions of its
-health note (temperature, symptoms: ``engine.twoway.questions``). A guardian's page calls
-``submit_report``, ``correct_report`` or ``withdraw_report`` with the contact it was reached
-through (from the signed link); outside the hours ``ReportClosed`` is raised, and any refusal
-changes nothing. Each returns the addresses to send the confirmation to: **every** active,
-confirmed contact of the child, so that a report made by someone else is noticed.
+Absence, lateness and early leave are refused for the school's days off (weekends, Japanese
+public holidays, its closures: engine.twoway.school_calendar); lateness carries the expected
+arrival time and early leave the leaving time (``NewReport.at_time``, stored, listed, in the
+CSV). Each school sets, with ``set_report_settings``, the hours (Japan time; the window may
+wrap past midnight, e.g. 18:00-08:30) reports are accepted, its list of reasons, and the
+questions of its health note (temperature, symptoms: ``engine.twoway.questions``). A
+guardian's page calls ``submit_report``, ``correct_report`` or ``withdraw_report`` with the
+contact it was reached through (from the signed link); outside the hours ``ReportClosed`` is
+raised, and any refusal changes nothing. Each returns the addresses to send the confirmation
+to: **every** active, confirmed contact of the child, so that a report made by someone else is
+noticed.
 
 Staff screens call ``list_reports`` (filtered by days, grade, class and kind, paged),
 ``reports_csv`` and ``new_report_count`` (the notification badge). Every staff call takes the
@@ -40,6 +44,7 @@ from engine.twoway.questions import (
     questions_json,
     split_answers,
 )
+from engine.twoway.school_calendar import check_school_days
 
 REASON = "report.reason"
 NOTE = "report.note"
@@ -103,6 +108,9 @@ class NewReport:
     note: str = ""
     # Health notes: the form's answers to the school's questions.
     answers: Mapping[str, str | Sequence[str]] = field(default_factory=dict)
+    # Lateness: the expected arrival; early leave: the leaving time (Japan time). Required
+    # for those two kinds, ignored for the others.
+    at_time: time | None = None
 
 
 @dataclass(frozen=True)
@@ -140,6 +148,8 @@ class Report:
     state: str
     created_at: datetime
     updated_at: datetime
+    # 到着予定 (late) or 早退 time (early leave).
+    at_time: time | None = None
 
 
 @dataclass(frozen=True)
@@ -211,6 +221,36 @@ async def _school_open(
     return settings
 
 
+TIME_NEEDED = {
+    ReportKind.LATE: "到着予定の時刻を入れてください (lateness needs the expected arrival time)",
+    ReportKind.EARLY_LEAVE: "早退の時刻を入れてください (early leave needs the leaving time)",
+}
+
+
+def _at_time(report: NewReport) -> time | None:
+    """The stored time of a report: required for lateness and early leave, else none."""
+    if report.kind not in TIME_NEEDED:
+        return None
+    if report.at_time is None:
+        raise InputError(TIME_NEEDED[report.kind])
+    if report.last_day not in (None, report.first_day):
+        raise InputError(
+            "遅刻・早退は 1 日ずつ連絡してください (lateness and early leave are for one day)"
+        )
+    return report.at_time.replace(second=0, microsecond=0, tzinfo=None)
+
+
+async def _check_days(
+    conn: asyncpg.Connection, settings: ReportSettings, report: NewReport
+) -> None:
+    """Absence, lateness and early leave only for the school's days (not weekends, public
+    holidays or its closures); health notes any day."""
+    if report.kind is not ReportKind.HEALTH:
+        await check_school_days(
+            conn, settings.school_id, report.first_day, report.last_day or report.first_day
+        )
+
+
 def _sealed_fields(
     people: People, settings: ReportSettings, report: NewReport
 ) -> tuple[date, bytes | None, bytes | None, bytes | None]:
@@ -261,12 +301,15 @@ async def submit_report(people: People, contact_id: int, report: NewReport) -> S
     async with people.pool.acquire() as conn, conn.transaction():
         settings = await _school_open(conn, people, contact_id, report.account_id)
         last, reason, note, answers = _sealed_fields(people, settings, report)
+        at_time = _at_time(report)
+        await _check_days(conn, settings, report)
         report_id: int = await conn.fetchval(
             "INSERT INTO attendance_reports (school_id, account_id, contact_id, kind, "
             "first_day, last_day, reason_sealed, note_sealed, answers_sealed, created_at, "
-            "updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING id",
+            "updated_at, at_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)"
+            " RETURNING id",
             settings.school_id, report.account_id, contact_id, report.kind.value,
-            report.first_day, last, reason, note, answers, now,
+            report.first_day, last, reason, note, answers, now, at_time,
         )
         to = await confirmation_recipients(conn, people, report.account_id)
     return Submitted(report_id, to)
@@ -295,12 +338,14 @@ async def correct_report(
         if row["first_day"] < jst(now).date():
             raise InputError("過ぎた日の連絡は直せません (a past day cannot be changed)")
         last, reason, note, answers = _sealed_fields(people, settings, report)
+        at_time = _at_time(report)
+        await _check_days(conn, settings, report)
         await conn.execute(
             "UPDATE attendance_reports SET contact_id = $2, kind = $3, first_day = $4, "
             "last_day = $5, reason_sealed = $6, note_sealed = $7, answers_sealed = $8, "
-            "updated_at = $9 WHERE id = $1",
+            "updated_at = $9, at_time = $10 WHERE id = $1",
             report_id, contact_id, report.kind.value, report.first_day, last, reason, note,
-            answers, now,
+            answers, now, at_time,
         )
         to = await confirmation_recipients(conn, people, report.account_id)
     return Submitted(report_id, to)
@@ -371,7 +416,7 @@ def _report(people: People, r: asyncpg.Record, questions: Sequence[Question]) ->
         open_(r["name_sealed"], ACCOUNT_NAME), ReportKind(r["kind"]), r["first_day"],
         r["last_day"], open_(r["reason_sealed"], REASON) if r["reason_sealed"] else None,
         open_(r["note_sealed"], NOTE) if r["note_sealed"] else "", answers, r["state"],
-        r["created_at"], r["updated_at"],
+        r["created_at"], r["updated_at"], r["at_time"],
     )
 
 
@@ -380,7 +425,7 @@ async def reports_csv(people: People, school_id: int, filter: ReportFilter) -> b
     settings = await report_settings(people.pool, school_id)
     questions = settings.health_questions if settings else ()
     header = [
-        "種別", "開始日", "終了日", "学年", "組", "番号", "氏名", "理由", "連絡事項",
+        "種別", "開始日", "終了日", "時刻", "学年", "組", "番号", "氏名", "理由", "連絡事項",
         *(q.label for q in questions), "状態", "受付日時",
     ]
     rows: list[list[object]] = []
@@ -389,6 +434,7 @@ async def reports_csv(people: People, school_id: int, filter: ReportFilter) -> b
         rows.extend(
             [
                 r.kind.label_ja, r.first_day.isoformat(), r.last_day.isoformat(),
+                f"{r.at_time:%H:%M}" if r.at_time else "",
                 "" if r.grade is None else r.grade, r.class_name or "",
                 "" if r.number is None else r.number, csv_cell(r.name),
                 csv_cell(r.reason or ""), csv_cell(r.note),

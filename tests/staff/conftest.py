@@ -4,7 +4,7 @@ role, and the staff routers in a FastAPI app served by a real uvicorn on 127.0.0
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -147,6 +147,9 @@ async def world(db_url: str) -> AsyncIterator[World]:
     clock = FakeClock(datetime.now(UTC))
     engine = await Engine.open(settings, clock)
     api = await StaffApi.open(engine.pool, settings, clock)
+    # Broadcasts asking for reads or answers need a public URL for their links
+    # (engine.twoway.check_way_back); the API's own URLs stay paths (api.public_url unset).
+    api = replace(api, staff=replace(api.staff, public_url="https://mail.city.example.jp"))
     app = FastAPI(title="mamoru staff API (test)")
     mount_staff(app, api)
     try:

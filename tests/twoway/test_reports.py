@@ -30,7 +30,9 @@ from engine.twoway import (
 
 from .conftest import World
 
-TODAY = date(2026, 11, 24)  # MORNING is 07:30 JST on this day
+TODAY = date(2026, 11, 24)  # MORNING is 07:30 JST on this day (a Tuesday)
+# Lateness and early leave carry a time (expected arrival, leaving).
+AT = time(10, 0)
 REASONS = ["発熱", "通院", "家庭の事情"]
 HEALTH = [
     Question("temperature", "体温", QuestionKind.NUMBER, True, minimum=Decimal(34),
@@ -58,7 +60,7 @@ async def test_a_contact_that_left_gets_no_confirmation(world: World) -> None:
     ichiro = await world.account(("sho1", 3, "2", 1))
     await leave(world.people, "ichiro-2@i.softbank.jp")
     done = await submit_report(world.people, await world.contact("ichiro@softbank.ne.jp"),
-                               NewReport(ichiro, ReportKind.LATE, TODAY, reason="通院"))
+                               NewReport(ichiro, ReportKind.LATE, TODAY, reason="通院", at_time=AT))
     assert done.confirm_to == ["ichiro@softbank.ne.jp"]
 
 
@@ -85,10 +87,11 @@ async def test_a_window_across_midnight_accepts_the_evening_and_the_early_mornin
     world.clock.advance(3600)  # 08:30
     with pytest.raises(ReportClosed):
         await submit_report(world.people, contact,
-                            NewReport(taro, ReportKind.LATE, TODAY, reason="通院"))
+                            NewReport(taro, ReportKind.LATE, TODAY, reason="通院", at_time=AT))
     world.clock.advance(10 * 3600)  # 18:30
     await submit_report(world.people, contact,
-                        NewReport(taro, ReportKind.LATE, TODAY + timedelta(1), reason="通院"))
+                        NewReport(taro, ReportKind.LATE, TODAY + timedelta(1), reason="通院",
+                                  at_time=AT))
 
 
 async def test_bad_reports_are_refused_and_change_nothing(world: World) -> None:
@@ -125,7 +128,7 @@ async def test_a_report_is_corrected_or_withdrawn_within_the_hours_only(world: W
                                NewReport(taro, ReportKind.ABSENCE, TODAY, reason="発熱"))
     fixed = await correct_report(world.people, other, done.report_id,
                                  NewReport(taro, ReportKind.LATE, TODAY, reason="通院",
-                                           note="10時に登校します"))
+                                           note="10時に登校します", at_time=AT))
     assert fixed.confirm_to == ["kyoudai@ezweb.ne.jp", "taro.papa@docomo.ne.jp"]
     page = await list_reports(world.people, school, ReportFilter())
     assert [(r.kind, r.reason, r.note) for r in page.reports] == [
@@ -178,7 +181,7 @@ async def filled(world: World) -> dict[str, int]:
     ]:
         kind, first, last = report
         done = await submit_report(world.people, await c(contact), NewReport(
-            await world.account(child), kind, first, last, reason="発熱"))
+            await world.account(child), kind, first, last, reason="発熱", at_time=AT))
         ids[name] = done.report_id
     return ids
 
@@ -219,9 +222,11 @@ async def test_listing_pages_and_csv_hold_every_report(world: World) -> None:
     data = await reports_csv(world.people, school, ReportFilter())
     assert data.startswith(b"\xef\xbb\xbf")
     rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
-    assert rows[0][:9] == ["種別", "開始日", "終了日", "学年", "組", "番号", "氏名", "理由",
-                           "連絡事項"]
-    assert [r[6] for r in rows[1:]] == ["山田太郎", "佐藤花子", "鈴木一郎", "山田次郎"]
+    assert rows[0][:10] == ["種別", "開始日", "終了日", "時刻", "学年", "組", "番号", "氏名",
+                            "理由", "連絡事項"]
+    assert [r[7] for r in rows[1:]] == ["山田太郎", "佐藤花子", "鈴木一郎", "山田次郎"]
+    # Lateness and early leave carry their time; an absence none.
+    assert [r[3] for r in rows[1:]] == ["", "10:00", "10:00", ""]
     assert rows[1][:3] == ["欠席", "2026-11-24", "2026-11-26"]
 
 
@@ -239,7 +244,8 @@ async def test_the_new_report_count_counts_only_after_the_time_and_own_school(
     assert await new_report_count(world.people, school, later) == 0
     taro = await world.account(("sho1", 3, "1", 1))
     await submit_report(world.people, await world.contact("taro.papa@docomo.ne.jp"),
-                        NewReport(taro, ReportKind.LATE, TODAY + timedelta(5), reason="通院"))
+                        NewReport(taro, ReportKind.LATE, TODAY + timedelta(6), reason="通院",
+                                  at_time=AT))
     assert await new_report_count(world.people, school, later - timedelta(seconds=1)) == 1
 
 
@@ -257,7 +263,7 @@ async def test_a_health_note_takes_the_school_questions(world: World) -> None:
     assert page.reports[0].answers == {"temperature": Decimal("37.5"), "symptoms": (0, 2)}
     rows = list(csv.reader(io.StringIO((await reports_csv(
         world.people, school, ReportFilter(kind=ReportKind.HEALTH))).decode("utf-8-sig"))))
-    assert rows[0][9:11] == ["体温", "症状"] and rows[1][9:11] == ["37.5", "せき、頭痛"]
+    assert rows[0][10:12] == ["体温", "症状"] and rows[1][10:12] == ["37.5", "せき、頭痛"]
 
 
 async def test_reasons_notes_and_health_answers_are_not_stored_in_clear(world: World) -> None:

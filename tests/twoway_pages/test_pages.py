@@ -116,9 +116,17 @@ async def test_wrong_two_way_requests_store_nothing(
 
 
 async def test_send_read_confirmation_from_the_command_line(tmp_path: Path, db_url: str) -> None:
-    cfg = config_file(tmp_path, db_url, "127.0.0.1:25")
     body = tmp_path / "body.txt"
     body.write_text("本文\n", encoding="utf-8")
+    # Without [http] public_url the mails could carry no link: refused, nothing stored.
+    bare = config_file(tmp_path, db_url, "127.0.0.1:25")
+    refused = mamoru("send", "-c", bare, "--sender", "s@example.jp", "--subject", "件名",
+                     "--body-file", body, "--to", "a@example.jp", "--read-confirmation")
+    assert refused.returncode == 2, refused.stderr
+    assert "public_url" in refused.stderr and "既読確認" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    cfg = config_file(tmp_path, db_url, "127.0.0.1:25",
+                      http='public_url = "https://mail.city.example.jp"')
     base = ["send", "-c", cfg, "--sender", "s@example.jp", "--subject", "件名",
             "--body-file", body, "--to", "a@example.jp"]
     done = mamoru(*base, "--read-confirmation", "--remind-after", "90m", "--reminders", "3")

@@ -102,7 +102,8 @@ async def test_absence_report_confirmed_to_every_contact(serve: Serve) -> None:
     assert report_id is not None
     fixed = await serve.http.post(link, data={
         "_child": str(taro), "_report": report_id.group(1), "_kind": "late",
-        "_first": today, "_last": today, "_reason": "通院", "_note": ""})
+        "_first": today, "_last": today, "_reason": "通院", "_note": "",
+        "_time": "10:30"})
     assert fixed.status_code == 200 and "遅刻連絡を訂正しました" in fixed.text
     await wait_until(lambda: all(serve.mails(g, "【遅刻連絡】") for g in both), timeout=15)
 

@@ -3,7 +3,7 @@ act as the guardians' side would (deliver, read, answer, report) through the eng
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, time, timedelta
 from typing import Any
 
 from staff.conftest import World, world  # noqa: F401  (the fixture, reused)
@@ -11,6 +11,7 @@ from staff.conftest import World, world  # noqa: F401  (the fixture, reused)
 from engine.platform.clock import jst
 from engine.queue import AttemptResult, Outcome
 from engine.twoway import NewReport, ReportKind, record_read, submit_answers, submit_report
+from engine.twoway.school_calendar import default_day_off
 
 SENDER = "sho1@example.jp"
 QUESTIONS = [
@@ -87,12 +88,27 @@ def open_hours(w: World) -> dict[str, str]:
             "closes": (now + timedelta(hours=1)).strftime("%H:%M")}
 
 
+def report_day(w: World, days: int = 0) -> date:
+    """The ``days``-th school day from the first school day on or after today: this world
+    runs on the real date, and reports are refused on weekends and public holidays
+    (engine/twoway/school_calendar.py)."""
+    day = jst(w.clock.now()).date()
+    while default_day_off(day):
+        day += timedelta(days=1)
+    for _ in range(days):
+        day += timedelta(days=1)
+        while default_day_off(day):
+            day += timedelta(days=1)
+    return day
+
+
 async def report(
     w: World, address: str, kind: ReportKind = ReportKind.ABSENCE, days: int = 0,
     reason: str = "発熱", note: str = "",
 ) -> int:
-    day = jst(w.clock.now()).date() + timedelta(days=days)
+    """A report for the ``days``-th school day (lateness and early leave at 10:00)."""
     done = await submit_report(w.api.people, await contact(w, address), NewReport(
-        await account_of(w, address), kind, day, reason=reason, note=note,
+        await account_of(w, address), kind, report_day(w, days), reason=reason, note=note,
+        at_time=time(10, 0),
     ))
     return done.report_id

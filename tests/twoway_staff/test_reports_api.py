@@ -7,7 +7,6 @@ import asyncio
 import csv
 import io
 from dataclasses import replace
-from datetime import timedelta
 from typing import Any
 
 from support import wait_until
@@ -15,7 +14,7 @@ from support import wait_until
 from engine.twoway import ReportKind
 from engine.twoway.notify import send_report_notices
 
-from .conftest import World, deliveries, open_hours, report
+from .conftest import World, deliveries, open_hours, report, report_day
 
 
 def settings_body(world: World, **extra: Any) -> dict[str, Any]:
@@ -62,7 +61,7 @@ async def test_staff_list_reports_by_day_class_and_kind_and_download_csv(world: 
         late = (await c.get("/api/staff/reports", params={"kind": "late"})).json()
         paged = (await c.get("/api/staff/reports", params={"limit": 1, "offset": 1})).json()
         later = (await c.get("/api/staff/reports", params={
-            "first_day": (world.clock.now() + timedelta(days=2)).date().isoformat()})).json()
+            "first_day": report_day(world, 2).isoformat()})).json()
         got = await c.get("/api/staff/reports.csv")
     assert every["total"] == 3
     assert sorted(r["name"] for r in class31["items"]) == ["山田太郎", "山田花子"]
