@@ -180,6 +180,9 @@ class Recorder:
                 log.warning("outcomes are written again (%d waiting) / 配信結果の記録を再開",
                             len(self._results))
                 self.writable.set()
+                # The runner waits for this to claim again: tell it now, not at its next poll
+                # (up to 5 s after a failover or a database restart).
+                self._on_settled()
             delay = _BACKOFF_FIRST
             del self._results[: len(batch)]
             await self._tell_suppressions()

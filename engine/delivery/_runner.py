@@ -45,6 +45,7 @@ from engine.message.dkim import DkimSigner
 from engine.platform import metrics
 from engine.platform.clock import Clock, SystemClock
 from engine.platform.config import Settings
+from engine.platform.db import connect
 from engine.platform.errors import DkimError, NoSuchDomainError, PermanentRoutingError, RoutingError
 from engine.platform.outage import DATABASE_ERRORS, OutageLog, recover
 from engine.queue import CANCEL_CHANNEL, NOTIFY_CHANNEL, ClaimedDelivery, Queue, liveness
@@ -297,7 +298,7 @@ class Runner:
         if self._dsn is None:
             return
         try:
-            conn: asyncpg.Connection = await asyncpg.connect(self._dsn, timeout=10)
+            conn: asyncpg.Connection = await connect(self._dsn, timeout=10)
             await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
             await conn.add_listener(CANCEL_CHANNEL, self._on_cancel)
         except (*DATABASE_ERRORS,) as exc:

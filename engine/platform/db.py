@@ -13,6 +13,7 @@ import logging
 import re
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -20,7 +21,7 @@ import asyncpg
 from engine.platform.config import DatabaseSettings
 from engine.platform.embedded import embedded_dsn as embedded_dsn
 from engine.platform.errors import DatabaseError
-from engine.platform.outage import quiet_pool_reconnects
+from engine.platform.outage import UNREACHABLE_ERRORS, quiet_pool_reconnects
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,42 @@ def dsn_for(settings: DatabaseSettings) -> str:
     return settings.url or embedded_dsn(settings.data_dir)
 
 
+def host_dsns(dsn: str) -> list[str]:
+    """A URL naming several hosts (``postgresql://u@db1:5432,db2:5432/mamoru?...``) as one
+    single-host URL per host, in order, each keeping the rest (user, database, query with
+    ``target_session_attrs``); any other DSN as it is."""
+    parts = urlsplit(dsn)
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    if "," not in hosts:
+        return [dsn]
+    return [parts._replace(netloc=f"{userinfo}{at}{host}").geturl()
+            for host in hosts.split(",") if host]
+
+
+# The pool calls it as it calls asyncpg.connect: with asyncpg's timeout argument.
+async def connect(
+    dsn: str, *, timeout: float = 60, **kwargs: Any  # noqa: ASYNC109
+) -> asyncpg.Connection:
+    """``asyncpg.connect`` that gives each host of a several-host URL its own ``timeout``, as
+    libpq's ``connect_timeout`` does. asyncpg's timeout covers all the hosts together, so a
+    first host that does not answer at all (a machine powered off, a network cut: no refusal,
+    only silence) used it up and the second host was never tried: after a failover to the
+    replica, nothing ever connected again. A host that is unreachable, still starting, or not
+    what ``target_session_attrs`` asks for (a standby, for ``read-write``) is passed over for
+    the next; the last host's error is raised when none will do."""
+    dsns = host_dsns(dsn)
+    if len(dsns) == 1:
+        return await asyncpg.connect(dsn, timeout=timeout, **kwargs)
+    last: BaseException | None = None
+    for one in dsns:
+        try:
+            return await asyncpg.connect(one, timeout=timeout, **kwargs)
+        except UNREACHABLE_ERRORS as exc:
+            last = exc
+    assert last is not None
+    raise last
+
+
 async def create_pool(settings: DatabaseSettings, dsn: str | None = None) -> asyncpg.Pool:
     """Open the pool and bring the schema up to date."""
     quiet_pool_reconnects()
@@ -59,13 +96,14 @@ async def create_pool(settings: DatabaseSettings, dsn: str | None = None) -> asy
         pool = await asyncio.wait_for(
             asyncpg.create_pool(
                 dsn,
+                connect=connect,
                 min_size=settings.pool_min,
                 max_size=settings.pool_max,
                 timeout=settings.connect_timeout,
                 command_timeout=120,
                 reset=_keep_session,
             ),
-            timeout=settings.connect_timeout + 5,
+            timeout=settings.connect_timeout * len(host_dsns(dsn)) + 5,
         )
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
         detail = str(exc) or type(exc).__name__
