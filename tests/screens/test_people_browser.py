@@ -5,6 +5,7 @@ photographed at 1366x768 and 390x844 (tests/artifacts/screens/) and checked with
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,7 @@ async def test_school_admin_imports_a_cp932_roster_sees_the_rate_and_prints_noti
     async with page.expect_download() as got:
         await page.get_by_role("button", name="PDF をダウンロード").click()
     download = await got.value
-    pdf = Path(await download.path()).read_bytes()
+    pdf = await asyncio.to_thread(Path(await download.path()).read_bytes)
     assert pdf.startswith(b"%PDF")
     assert download.suggested_filename.endswith(".pdf")
 
