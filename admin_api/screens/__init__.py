@@ -8,6 +8,9 @@ engine calls, sessions and rights (no second rights model, no SQL here).
     compose     /staff/compose, compose/confirm, compose/send
     surveys     /staff/broadcasts/{id}/survey (+ answers.csv, remind)
     reports     /staff/reports (+ reports.csv, reports/seen): absence and health reports
+    people      /staff/roster (名簿), roster/rate, roster/accounts (+ one account's changes)
+    roster_import  /staff/roster/import (+ confirm): CSV with a dry-run preview
+    schools     /staff/roster/schools (board), roster/notices(.pdf), roster/invitations
     static      /staff/static/screens.css, progress.js (our only CSS and script)
     apidocs     /docs: the API's reference from its OpenAPI document (no CDN)
 
@@ -21,7 +24,17 @@ from pathlib import Path
 
 from fastapi import APIRouter, Response
 
-from admin_api.screens import account, apidocs, broadcasts, compose, reports, surveys
+from admin_api.screens import (
+    account,
+    apidocs,
+    broadcasts,
+    compose,
+    people,
+    reports,
+    roster_import,
+    schools,
+    surveys,
+)
 
 _STATIC = Path(__file__).with_name("static")
 _TYPES = {"screens.css": "text/css; charset=utf-8",
@@ -41,7 +54,7 @@ async def static_file(name: str) -> Response:
 
 def screen_routers() -> list[APIRouter]:
     return [static_router, account.router, broadcasts.router, compose.router, reports.router,
-            surveys.router, apidocs.router]
+            surveys.router, people.router, roster_import.router, schools.router, apidocs.router]
 
 
 __all__ = ["screen_routers"]

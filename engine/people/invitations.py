@@ -61,6 +61,15 @@ def invitation_sender(settings: Settings) -> str:
     return sender
 
 
+async def invitation_count(
+    people: People, school: Organisation | None = None, again: bool = False
+) -> int:
+    """How many contacts ``invite`` would mail now (for a confirmation step)."""
+    return int(await people.pool.fetchval(
+        f"SELECT count(*) FROM ({_CANDIDATES_SQL}) x", school.id if school else None, again
+    ))
+
+
 async def invite(
     people: People,
     queue: Queue,

@@ -26,6 +26,9 @@ FROM accounts a
 LEFT JOIN grades g ON g.id = a.grade_id LEFT JOIN classes c ON c.id = a.class_id
 WHERE a.school_id = $1 AND a.state = 'active' AND a.kind = 'child'
   AND ($2::bigint IS NULL OR a.grade_id = $2) AND ($3::bigint IS NULL OR a.class_id = $3)
+  AND (NOT $4::boolean OR NOT EXISTS (
+      SELECT 1 FROM contact_accounts ca JOIN contacts k ON k.id = ca.contact_id
+      WHERE ca.account_id = a.id AND k.state = 'active' AND k.confirmed_at IS NOT NULL))
 ORDER BY g.grade, c.name, a.number NULLS LAST, a.id
 """
 
@@ -46,8 +49,10 @@ async def notices_for(
     school: Organisation,
     grade: int | None = None,
     class_name: str | None = None,
+    unregistered: bool = False,
 ) -> list[Notice]:
-    """The children of a school (or of one grade or class), in class order, names opened."""
+    """The children of a school (or of one grade or class), in class order, names opened;
+    ``unregistered``: only those no confirmed contact receives for yet."""
     if class_name is not None and grade is None:
         raise InputError("--class には --grade が必要です (a class needs its grade)")
     year = await current_year(db, people.clock.now(), create=False)
@@ -56,7 +61,7 @@ async def notices_for(
         await find_class(db, school, grade, class_name, year)
         if grade is not None and class_name is not None else None
     )
-    rows = await db.fetch(NOTICES_SQL, school.id, grade_id, class_id)
+    rows = await db.fetch(NOTICES_SQL, school.id, grade_id, class_id, unregistered)
     opened = people.sealer.open
     return [
         Notice(

@@ -9,16 +9,19 @@ or school is answered as an unknown one. The callers audit the change (``Staff.a
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TypeAlias
 
 import asyncpg
 
 from engine.people.directory import find_organisation
-from engine.people.models import Organisation
+from engine.people.models import Organisation, OrgKind
 from engine.people.rate import RateRow, registration_rate
 from engine.platform.errors import InputError
 from engine.staff.models import Principal, Role
-from engine.staff.rights import require_admin_of, tenant, unknown
+from engine.staff.rights import require_admin_of, require_board, tenant, unknown
 
 Db: TypeAlias = "asyncpg.Pool | asyncpg.Connection"
 
@@ -66,3 +69,54 @@ async def rate_for(db: Db, actor: Principal, school: str | None = None) -> list[
         raise InputError("学校が分かりません (no school)")
     classes = sorted(actor.class_ids) if actor.role is Role.TEACHER else None
     return await registration_rate(db, schools, classes)
+
+
+async def may_import(db: Db, actor: Principal, school_keys: Iterable[str]) -> None:
+    """Every school an accounts CSV names must be one ``actor`` administers: another board's
+    or an unknown school refuses the whole file (the import itself would look at every
+    board's schools), as does another school for a school's administrator."""
+    board = tenant(actor)
+    for key in sorted(set(school_keys)):
+        try:
+            org = await find_organisation(db, key, board)
+        except InputError:
+            raise InputError(
+                f"学校「{key[:40]}」は登録されていないか、管理できる学校ではありません "
+                f"(unknown school or not yours): ファイルは取り込んでいません"
+            ) from None
+        await require_admin_of(db, actor, org.id)
+
+
+@dataclass(frozen=True)
+class SchoolLine:
+    id: int
+    code: str
+    name: str
+    kind: OrgKind
+    final_grade: int
+    closed_at: datetime | None
+    accounts: int
+
+
+async def schools_of(db: Db, actor: Principal) -> list[SchoolLine]:
+    """The board's schools (closed ones too) with their active accounts: the board only."""
+    require_board(actor)
+    rows = await db.fetch(
+        "SELECT o.id, o.code, o.name, o.kind, o.final_grade, o.closed_at, "
+        "(SELECT count(*) FROM accounts a WHERE a.school_id = o.id AND a.state = 'active') "
+        "AS accounts FROM organisations o WHERE o.kind <> 'board' "
+        "AND ($1::bigint IS NULL OR o.parent_id = $1) ORDER BY o.closed_at IS NOT NULL, o.code",
+        tenant(actor),
+    )
+    return [SchoolLine(r["id"], r["code"], r["name"], OrgKind(r["kind"]), r["final_grade"],
+                       r["closed_at"], r["accounts"]) for r in rows]
+
+
+async def board_code(db: Db, actor: Principal) -> str | None:
+    """The code of the actor's board (for adding a school to it); the board only."""
+    require_board(actor)
+    board = tenant(actor)
+    if board is None:
+        return None
+    code: str | None = await db.fetchval("SELECT code FROM organisations WHERE id = $1", board)
+    return code
