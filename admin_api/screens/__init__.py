@@ -9,6 +9,10 @@ engine calls, sessions and rights (no second rights model, no SQL here).
     surveys     /staff/broadcasts/{id}/survey (+ answers.csv, remind)
     reports     /staff/reports (+ reports.csv, reports/seen): absence and health reports
     static      /staff/static/screens.css, progress.js (our only CSS and script)
+    audit       /staff/audit (+ audit.csv, audit/verify): the audit log (administrators)
+    suppressions /staff/suppressions (+ remove): the suppression list (administrators)
+    staffing    /staff/accounts (+ add, role, password, disable), /staff/keys (+ create,
+                disable): staff accounts and API keys (administrators; keys: the board)
     apidocs     /docs: the API's reference from its OpenAPI document (no CDN)
 
 Every page works without JavaScript; ``progress.js`` only refreshes the counts in place
@@ -21,7 +25,17 @@ from pathlib import Path
 
 from fastapi import APIRouter, Response
 
-from admin_api.screens import account, apidocs, broadcasts, compose, reports, surveys
+from admin_api.screens import (
+    account,
+    apidocs,
+    audit,
+    broadcasts,
+    compose,
+    reports,
+    staffing,
+    suppressions,
+    surveys,
+)
 
 _STATIC = Path(__file__).with_name("static")
 _TYPES = {"screens.css": "text/css; charset=utf-8",
@@ -41,7 +55,7 @@ async def static_file(name: str) -> Response:
 
 def screen_routers() -> list[APIRouter]:
     return [static_router, account.router, broadcasts.router, compose.router, reports.router,
-            surveys.router, apidocs.router]
+            surveys.router, audit.router, suppressions.router, staffing.router, apidocs.router]
 
 
 __all__ = ["screen_routers"]
