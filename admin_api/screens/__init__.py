@@ -12,6 +12,10 @@ engine calls, sessions and rights (no second rights model, no SQL here).
     roster_import  /staff/roster/import (+ confirm): CSV with a dry-run preview
     schools     /staff/roster/schools (board), roster/notices(.pdf), roster/invitations
     static      /staff/static/screens.css, progress.js (our only CSS and script)
+    audit       /staff/audit (+ audit.csv, audit/verify): the audit log (administrators)
+    suppressions /staff/suppressions (+ remove): the suppression list (administrators)
+    staffing    /staff/accounts (+ add, role, password, disable), /staff/keys (+ create,
+                disable): staff accounts and API keys (administrators; keys: the board)
     apidocs     /docs: the API's reference from its OpenAPI document (no CDN)
 
 Every page works without JavaScript; ``progress.js`` only refreshes the counts in place
@@ -27,12 +31,15 @@ from fastapi import APIRouter, Response
 from admin_api.screens import (
     account,
     apidocs,
+    audit,
     broadcasts,
     compose,
     people,
     reports,
     roster_import,
     schools,
+    staffing,
+    suppressions,
     surveys,
 )
 
@@ -54,7 +61,8 @@ async def static_file(name: str) -> Response:
 
 def screen_routers() -> list[APIRouter]:
     return [static_router, account.router, broadcasts.router, compose.router, reports.router,
-            surveys.router, people.router, roster_import.router, schools.router, apidocs.router]
+            surveys.router, people.router, roster_import.router, schools.router,
+            audit.router, suppressions.router, staffing.router, apidocs.router]
 
 
 __all__ = ["screen_routers"]

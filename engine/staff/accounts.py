@@ -1,5 +1,5 @@
-"""Staff accounts: add, list, disable (never delete), reset another's password; each board's
-TOTP policy.
+"""Staff accounts: add, list, change a school member's role, disable (never delete), reset
+another's password; each board's TOTP policy.
 
 A login ID is one person's: it is stored in lower case, unique, and never freed, because a
 disabled account stays so the audit log keeps its name. A board account belongs to the board,
@@ -219,6 +219,35 @@ async def reset_password(
         )
     return await get(staff, staff_id)
 
+
+
+async def set_role(staff: Staff, staff_id: int, role: Role) -> StaffMember:
+    """A school's staff member becomes a school administrator or a teacher (a board account
+    stays the board's: it belongs to the board, not to a school). An administrator gives up
+    the classes and groups they taught; the account's sessions end, so the new rights apply
+    from the next sign-in."""
+    target = await get(staff, staff_id)
+    if role is Role.BOARD or target.role is Role.BOARD:
+        raise InputError(
+            "教育委員会の職員の役割は変えられません。学校の職員を学校管理者または教員にします "
+            "(board accounts keep their role; school staff become administrator or teacher)"
+        )
+    if target.role is role:
+        raise InputError(f"すでに{role.label_ja}です (already {role.value})")
+    now = staff.now()
+    async with staff.pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "UPDATE staff SET role = $2, updated_at = $3 WHERE id = $1", staff_id, role.value, now
+        )
+        if role is not Role.TEACHER:
+            await conn.execute("DELETE FROM staff_classes WHERE staff_id = $1", staff_id)
+            await conn.execute("DELETE FROM staff_groups WHERE staff_id = $1", staff_id)
+        await conn.execute(
+            "UPDATE staff_sessions SET revoked_at = $2 "
+            "WHERE staff_id = $1 AND revoked_at IS NULL",
+            staff_id, now,
+        )
+    return await get(staff, staff_id)
 
 # The policy row of a board (migration 021), else the default row (no board).
 _POLICY = (

@@ -73,6 +73,16 @@ async def disable_account(staff: Staff, actor: Principal, staff_id: int) -> Staf
     return await accounts.disable(staff, staff_id)
 
 
+
+async def change_role(staff: Staff, actor: Principal, staff_id: int, role: Role) -> StaffMember:
+    """The board makes one of its schools' staff a school administrator or a teacher; a
+    school's administrator may not (they add teachers only), nor may anyone change their own."""
+    require_board(actor)
+    if actor.kind is ActorKind.STAFF and actor.id == staff_id:
+        raise RightsError("自分の役割は変えられません (you cannot change your own role)")
+    await managed(staff, actor, staff_id)
+    return await accounts.set_role(staff, staff_id, role)
+
 async def reset_password(
     staff: Staff, actor: Principal, staff_id: int, password: str, clear_totp: bool = False
 ) -> StaffMember:

@@ -1,0 +1,147 @@
+"""Staff screens benchmark: the server time of each screen with a board of 40,000 accounts and
+a 30,000-recipient broadcast.
+
+    python bench/screens.py [--accounts 40000] [--recipients 30000] [--audit 5000]
+                            [--suppressions 2000] [--rounds 5] [--database-url URL]
+
+Seeds the board with bench/people_import.py's CSV (two confirmed contacts per account), sends
+one broadcast asking a question to the first recipients/2 accounts, records 90 % of it
+delivered and 10 % failed through the queue as the runners do, adds audit entries and
+suppression entries, then signs a board administrator in through the sign-in form and times
+each screen in process (httpx's ASGI transport: the server's own time, no network), ``rounds``
+times after one warm-up. Prints one line per screen and, last, one JSON line of the median
+milliseconds (goal: under 200 each). Without --database-url it starts an embedded PostgreSQL in
+a temporary directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from people_import import database_url, import_board  # noqa: E402
+
+from admin_api.app import create_app  # noqa: E402
+from admin_api.site import open_site  # noqa: E402
+from admin_api.staff import StaffApi, mount_staff  # noqa: E402
+from engine.bounce.suppression import Suppressions  # noqa: E402
+from engine.people import Audience, Category  # noqa: E402
+from engine.platform.config import load_settings  # noqa: E402
+from engine.platform.db import create_pool  # noqa: E402
+from engine.platform.sealing import new_key_text  # noqa: E402
+from engine.queue import AttemptResult, NewBroadcast, Outcome  # noqa: E402
+from engine.staff import accounts, audit  # noqa: E402
+from engine.staff.models import CLI_PRINCIPAL, Role  # noqa: E402
+from engine.twoway import Question, QuestionKind, send_broadcast  # noqa: E402
+from engine.twoway.asks import Asks, ReadPolicy  # noqa: E402
+
+PASSWORD = "bench screens passphrase"
+
+
+async def seed(api: StaffApi, args: argparse.Namespace) -> int:
+    """The board, its people, one broadcast (half delivered... see the docstring); its id."""
+    people, queue = api.people, api.queue
+    t0 = time.perf_counter()
+    board = await import_board(people, args.accounts, args.schools)
+    ids = [r["id"] for r in await people.pool.fetch(
+        "SELECT id FROM accounts ORDER BY id LIMIT $1", args.recipients // 2)]
+    print(f"seeded {args.accounts} accounts in {time.perf_counter() - t0:.1f} s")
+    t0 = time.perf_counter()
+    fan = await send_broadcast(
+        people, queue, NewBroadcast("kyouiku@bench.example.jp", "台風による臨時休校", "本文\n", []),
+        Audience(accounts=tuple(ids)), Category.EMERGENCY, 86400,
+        asks=Asks(read=ReadPolicy(), questions=(
+            Question("q", "出欠", QuestionKind.SINGLE, options=("出", "欠")),),
+            deadline=api.staff.now() + timedelta(days=2)),
+    )
+    now = api.staff.now()
+    while claimed := await queue.claim("bench", 2000, now, 600):
+        await queue.record("bench", [
+            AttemptResult(c.id, Outcome.FAILED if c.id % 10 == 0 else Outcome.DELIVERED, now,
+                          550 if c.id % 10 == 0 else 250, reason="userunknown"
+                          if c.id % 10 == 0 else None)
+            for c in claimed])
+    print(f"broadcast {fan.broadcast_id} to {fan.recipients} addresses sent and recorded in "
+          f"{time.perf_counter() - t0:.1f} s")
+    await accounts.add(api.staff, accounts.NewStaff(
+        "bench-board", "ベンチ 管理者", Role.BOARD, board.id, PASSWORD))
+    st = api.staff
+    for i in range(args.audit):
+        await audit.record(st.pool, st.audit_key, now - timedelta(minutes=30 * (args.audit - i)),
+                           CLI_PRINCIPAL, "bench.action", f"item {i}")
+    lines = "\n".join(f"hogosha{i}a@docomo.ne.jp,userunknown" for i in range(args.suppressions))
+    await Suppressions(st.pool, people.sealer).import_csv("address,reason\n" + lines)
+    return fan.broadcast_id
+
+
+async def main(args: argparse.Namespace) -> dict[str, float]:
+    url = database_url(args.database_url)
+    keys = tempfile.mkdtemp(prefix="mamoru-bench-keys-", dir="/tmp")
+    base = load_settings(None, environ={})
+    settings = replace(
+        base, database=replace(base.database, url=url, pool_min=1, pool_max=4),
+        people=replace(base.people, key=new_key_text(), link_key_file=f"{keys}/link.key"),
+        staff=replace(base.staff, audit_key=new_key_text(), audit_checkpoints=""),
+    )
+    pool = await create_pool(settings.database, url)
+    api = await StaffApi.open(pool, settings)
+    broadcast = await seed(api, args)
+    app = create_app(await open_site(settings, api.people, b"bench-screens-secret-0123456789"))
+    mount_staff(app, api)
+    screens = {
+        "dashboard": "/staff/home",
+        "broadcast": f"/staff/broadcasts/{broadcast}",
+        "broadcast_failed": f"/staff/broadcasts/{broadcast}?failed=true",
+        "reports": "/staff/reports",
+        "survey": f"/staff/broadcasts/{broadcast}/survey",
+        "audit": "/staff/audit",
+        "suppressions": "/staff/suppressions",
+        "staff": "/staff/accounts",
+    }
+    result: dict[str, float] = {}
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as c:
+        form = await c.get("/staff/login")
+        token = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert token
+        signed = await c.post("/staff/login", data={
+            "csrf": token.group(1), "login": "bench-board", "password": PASSWORD})
+        assert signed.status_code == 303, signed.text[:300]
+        for name, path in screens.items():
+            times = []
+            for n in range(args.rounds + 1):
+                t0 = time.perf_counter()
+                got = await c.get(path)
+                elapsed = (time.perf_counter() - t0) * 1000
+                assert got.status_code == 200, (path, got.status_code, got.text[:300])
+                if n:
+                    times.append(elapsed)
+            result[name] = round(statistics.median(times), 1)
+            print(f"{name:18s} {result[name]:8.1f} ms (median of {args.rounds})")
+    await pool.close()
+    return result
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, default=40_000)
+    parser.add_argument("--schools", type=int, default=20)
+    parser.add_argument("--recipients", type=int, default=30_000)
+    parser.add_argument("--audit", type=int, default=5_000)
+    parser.add_argument("--suppressions", type=int, default=2_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--database-url", default="")
+    print(json.dumps(asyncio.run(main(parser.parse_args()))))
