@@ -30,6 +30,7 @@ from engine.people import Audience
 from engine.people.recipients import addresses_in
 from engine.platform.errors import InputError
 from engine.staff import follow, reminding, sending
+from engine.staff.models import NotFoundError
 from engine.staff.rights import check_audience
 
 router = APIRouter(prefix="/staff", route_class=ScreenRoute, include_in_schema=False)
@@ -135,6 +136,8 @@ async def resend(request: Request, broadcast_id: BroadcastId, f: FiltersQuery) -
             object_of=lambda c: f"broadcast {c.broadcast_id} (resend of {broadcast_id})",
             detail="(screens)",
         )
+    except NotFoundError:
+        raise  # outside the rights: "not found", as everywhere
     except InputError as exc:
         return v.page("message.html", 422, title="再送できません", text=str(exc))
     return see_other(f"/staff/broadcasts/{made.broadcast_id}")
@@ -174,6 +177,8 @@ async def remind(
                                 f"{broadcast_id})",
             detail="(screens)",
         )
+    except NotFoundError:
+        raise
     except InputError as exc:
         return v.page("message.html", 422, title="再通知できません", text=str(exc))
     return see_other(f"/staff/broadcasts/{made.created.broadcast_id}")
