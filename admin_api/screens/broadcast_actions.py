@@ -91,9 +91,11 @@ class Filters:
 def filters(
     failed: bool = False, unread: bool = False, unanswered: bool = False,
     category: Annotated[str, Query(max_length=40)] = "",
-    class_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    class_id: Annotated[str, Query(max_length=19)] = "",
 ) -> Filters:
-    return Filters(failed, unread, unanswered, category, class_id)
+    """The filters of a query string; the page's form sends empty values for "all"."""
+    ident = int(class_id) if class_id.isascii() and class_id.isdigit() else None
+    return Filters(failed, unread, unanswered, category, ident or None)
 
 
 FiltersQuery = Annotated[Filters, Depends(filters)]

@@ -228,6 +228,9 @@ async def test_resend_to_failed_and_remind_unread_with_a_confirmation_naming_the
                            f"&class_id={cw.classes['sho1-3-1']}")
         assert "hanako@ezweb.ne.jp" in page.text and "taro@docomo.ne.jp" not in page.text
         assert "未確認の人に再通知する" in page.text
+        # The page's own filter form sends empty values for "all".
+        form_sent = await c.get(f"/staff/broadcasts/{bid}?failed=true&category=&class_id=")
+        assert form_sent.status_code == 200 and "hanako@ezweb.ne.jp" in form_sent.text
         unread = await c.get(f"/staff/broadcasts/{bid}?unread=true")
         assert "taro@docomo.ne.jp" in unread.text and "hanako@ezweb.ne.jp" not in unread.text
 
