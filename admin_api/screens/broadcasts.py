@@ -1,4 +1,5 @@
-"""The dashboard and the broadcast page: progress, recipients, CSV, cancel.
+"""The dashboard and the broadcast page: progress, recipients (filtered: broadcast_actions.py),
+CSV, cancel.
 
 Reads go through ``engine.staff.follow`` with the signed-in actor, as the staff API's
 ``broadcast_routes`` do (a broadcast outside the rights is "not found"), with the same audit
@@ -12,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from admin_api.screens.broadcast_actions import FiltersQuery
 from admin_api.screens.reports import new_reports
 from admin_api.screens.web import ScreenRoute, see_other, visit
 from admin_api.staff.broadcast_routes import csv_response, recipients_csv_bytes
@@ -21,8 +23,9 @@ from engine.platform.clock import JST
 from engine.queue import BroadcastState, Cancellation, State
 from engine.queue.broadcasts import BROADCAST_STATE_LABELS_JA
 from engine.queue.models import STATE_LABELS_JA
-from engine.staff import follow
+from engine.staff import audiences, follow
 from engine.twoway import survey_of
+from engine.twoway.reads import asks_read
 
 router = APIRouter(prefix="/staff", route_class=ScreenRoute, include_in_schema=False)
 
@@ -82,13 +85,13 @@ async def dashboard(request: Request, auto: bool = False) -> Response:
 
 @router.get("/broadcasts/{broadcast_id}", response_class=HTMLResponse)
 async def broadcast_page(
-    request: Request, broadcast_id: BroadcastId, failed: bool = False,
+    request: Request, broadcast_id: BroadcastId, f: FiltersQuery,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1, auto: bool = False,
 ) -> Response:
     v = await visit(request, touch=not auto)
     api, actor = v.api, v.actor
     st = await follow.status(api.staff.pool, actor, broadcast_id, api.staff.now())
-    which = follow.RecipientFilter(failed_only=failed)
+    which = await f.recipient_filter(v)
     total, rows = await api.staff.audited(
         actor, "broadcast.recipients", f"broadcast {broadcast_id}",
         follow.recipients(
@@ -103,15 +106,22 @@ async def broadcast_page(
         for r in rows
     ]
     errors: dict[str, int] = {}
+    categories: dict[str, str] = {}
     for c in st.by_category:
         errors[c.label_ja or c.category] = errors.get(c.label_ja or c.category, 0) + c.count
+        categories[c.category] = c.label_ja or c.category
+    classes = {c.id: c.label for c in
+               (await audiences.choices(api.staff.pool, actor, api.staff.now())).classes}
     pages = max(1, -(-total // PAGE_SIZE))
     return v.page(
         "broadcast.html", title=f"配信 {broadcast_id}: {st.broadcast.subject}",
         row=_row(st.broadcast), body=st.body, errors=errors, skipped=st.skipped,
-        recipients=recipients, total=total, failed=failed, page=page, pages=pages,
+        recipients=recipients, total=total, f=f, page=page, pages=pages,
         cancellable=st.broadcast.state in LIVE, cancelled=None,
         has_survey=await survey_of(api.people, broadcast_id) is not None,
+        asks_read=await asks_read(api.people, broadcast_id),
+        categories=categories, classes=classes,
+        filtered=f.labels(classes, categories),
     )
 
 
@@ -127,11 +137,11 @@ async def progress_json(request: Request, broadcast_id: BroadcastId) -> Response
 
 @router.get("/broadcasts/{broadcast_id}/recipients.csv")
 async def recipients_csv(request: Request, broadcast_id: BroadcastId,
-                         failed: bool = False) -> Response:
+                         f: FiltersQuery) -> Response:
     v = await visit(request)
 
     async def which() -> follow.RecipientFilter:
-        return follow.RecipientFilter(failed_only=failed)
+        return await f.recipient_filter(v)
 
     data = await recipients_csv_bytes(v.api, v.actor, broadcast_id, which())
     return csv_response(data, broadcast_id)

@@ -382,6 +382,17 @@ def _link_layout(
     ), ((PAGE, "m"), ("unsubscribe", "u"))
 
 
+def preview_text(body: str, personal_page: bool, base_url: str) -> str:
+    """The text a recipient reads, with stand-ins for their personal links (the staff
+    screens' phone preview): the same layout ``_link_layout`` gives the real mails."""
+    base = base_url.rstrip("/") or "https://(公開URL)"
+    pieces, paths = _link_layout(_text(body), personal_page)
+    out = [pieces[0].decode("utf-8")]
+    for (_, path), piece in zip(paths, pieces[1:], strict=True):
+        out += [f"{base}/{path}/(一人ずつのリンク)", piece.decode("utf-8")]
+    return "".join(out).replace("\r\n", "\n")
+
+
 def _text(body: str) -> str:
     """The body text in MIME canonical form: CRLF line ends, ending with one."""
     text = body.replace("\r\n", "\n").replace("\r", "\n")

@@ -87,6 +87,14 @@ async def request_read(
         raise InputError(f"配信 {broadcast_id} がありません (no such broadcast)") from None
 
 
+async def asks_read(people: People, broadcast_id: int) -> bool:
+    """Whether the broadcast asked for read confirmation (the staff screens offer "remind the
+    unread" only then)."""
+    return await people.pool.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM read_requests WHERE broadcast_id = $1)", broadcast_id
+    ) is True
+
+
 async def record_read(people: People, delivery_id: int) -> datetime:
     """Record the delivery's read (first click wins); return the recorded read time.
 
