@@ -40,6 +40,7 @@ from engine.staff import attachments, audiences, audit, saved, sending
 from engine.staff.models import ActorKind
 from engine.staff.saved import Kind
 from engine.staff.senders import list_senders, sender_for
+from engine.twoway.asks import check_way_back
 
 router = APIRouter(prefix="/staff", route_class=ScreenRoute, include_in_schema=False)
 
@@ -137,6 +138,7 @@ async def confirm_page(v: Visit, draft: Draft, error: str = "", status: int = 20
         asks = req.asks()
         if asks is not None:
             asks.check(api.staff.now())
+        check_way_back(asks, api.public_url)
         if req.send_at is not None:
             refuse_past_send_at(req.send_at, api.staff.now())
         sender = await sender_for(api.staff.pool, actor, req.sender, api.staff.dkim)

@@ -261,3 +261,20 @@ async def test_resend_to_failed_and_remind_unread_with_a_confirmation_naming_the
                               data={"csrf": "x"})
         assert forged.status_code == 403
         assert await cw.count("SELECT count(*) FROM broadcasts") == n
+
+
+async def test_without_public_url_read_confirmation_is_refused_at_the_confirmation(
+    db_url: str,
+) -> None:
+    """The confirmation step already says why (the engine's words), before anything is sent."""
+    async for w in _serve(db_url, ""):
+        async with client(w) as c:
+            csrf = await signed_in(c, "teacher31")
+            page = await c.post("/staff/compose/confirm", data=form(w, csrf, read="1"))
+            assert page.status_code == 422
+            assert "[http] public_url" in page.text and "受け付けません" in page.text
+            assert 'value="遠足の持ち物"' in page.text  # the form comes back as typed
+            # Without questions or read confirmation the same form goes on to the confirmation.
+            plain = await c.post("/staff/compose/confirm", data=form(w, csrf))
+            assert plain.status_code == 200, plain.text
+        assert await w.count("SELECT count(*) FROM broadcasts") == 0
