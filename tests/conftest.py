@@ -109,3 +109,13 @@ def sink() -> Iterator[Any]:
 
     with Sink() as s:
         yield s
+
+
+@pytest.fixture(autouse=True)
+def _no_remembered_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The --config given before a subcommand is a module global of cli.options, set by the
+    main app's callback: a test that invokes a sub-app directly must not inherit the one an
+    earlier in-process invocation of the main app left behind (the value comes back after)."""
+    from cli import options
+
+    monkeypatch.setattr(options, "_before_subcommand", None)
