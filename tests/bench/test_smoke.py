@@ -84,6 +84,9 @@ CASES: dict[str, Case] = {
     "peer_postfix_dkim.py --skip-postfix": Case(
         ("--messages", "20", "--workers", "1", "--skip-postfix"),
         lambda f: f["messages"] == 20 and f["mamoru_seconds"] > 0),
+    "screens.py": Case(("--accounts", "40", "--schools", "2", "--recipients", "30",
+                        "--audit", "5", "--suppressions", "5", "--rounds", "1"),
+                       lambda f: f["dashboard"] > 0 and f["audit"] > 0, database=True),
     "two_hosts.py": Case(("--messages", "200", "--workers", "1"),
                          lambda f: f["kill"]["lost"] == 0
                          and f["kill"]["duplicates_not_held_by_killed_host"] == 0,

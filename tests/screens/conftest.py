@@ -64,7 +64,8 @@ async def sw(db_url: str) -> AsyncIterator[ScreensWorld]:
             db_url, people={"key": new_key_text()},
             staff={"max_failures": 3, "session_ttl": 3600.0, "lockout_time": 900.0,
                    "idle_timeout": 600.0},
-            http={"public_url": "", "listen": ""},
+            # Surveys and read confirmation need a public URL for their links.
+            http={"public_url": "http://mail.city.example.jp", "listen": ""},
             routing={"transport": {"*": sink.address}},
         )
         # The engine runs on the real clock (the browser waits on real time); the world's

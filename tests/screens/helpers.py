@@ -9,7 +9,7 @@ from datetime import time, timedelta
 
 import httpx
 from staff.conftest import PASSWORD, World
-from twoway_staff.conftest import account_of, contact
+from twoway_staff.conftest import account_of, contact, report_day
 
 from engine.platform.clock import jst
 from engine.twoway import NewReport, ReportKind, set_report_settings, submit_report
@@ -49,8 +49,10 @@ async def always_open(w: World, school: str) -> None:
 async def report(w: World, address: str, kind: ReportKind = ReportKind.ABSENCE,
                  note: str = "") -> int:
     people = w.api.people
-    day = jst(people.clock.now()).date()
+    # Reports are refused on days off: the first school day on or after today.
+    at = time(9, 30) if kind in (ReportKind.LATE, ReportKind.EARLY_LEAVE) else None
     done = await submit_report(people, await contact(w, address), NewReport(
-        await account_of(w, address), kind, day, reason="発熱", note=note,
+        await account_of(w, address), kind, report_day(w), reason="発熱", note=note,
+        at_time=at,
     ))
     return done.report_id

@@ -17,7 +17,7 @@ from .test_screens_sessions import _serve
 
 @pytest.fixture
 async def two_boards(db_url: str) -> AsyncIterator[World]:
-    async for w in _serve(db_url, ""):
+    async for w in _serve(db_url, "http://mail.city.example.jp"):
         await _town(w)
         yield w
 

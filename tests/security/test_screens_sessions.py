@@ -323,7 +323,7 @@ async def test_a_second_click_on_send_does_not_send_twice(sw: World) -> None:
             "priority": "emergency", "sender": "",
         })
         assert confirm.status_code == 200, confirm.text
-        form = re.search(r'<form method="post" action="/staff/compose/send">(.*?)</form>',
+        form = re.search(r'<form method="post" action="/staff/compose/send"[^>]*>(.*?)</form>',
                          confirm.text, re.S)
         assert form is not None
         fields = [(html.unescape(n), html.unescape(v)) for n, v in re.findall(
