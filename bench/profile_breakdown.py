@@ -20,7 +20,8 @@ from pathlib import Path
 # takes the sample.
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("start-up (imports, connecting)", ("_find_and_load", "Engine.open", "run_one (engine")),
-    ("RSA private-key step", ("sign_rsa (engine/message/dkim.py", "sign_digest")),
+    ("RSA private-key step", ("sign_rsa (engine/message/", "sign_ed25519 (engine/message/",
+                              "sign_digest")),
     ("DKIM: header hash, canonicalisation, tags", ("DkimSigner.sign_parts",)),
     ("DKIM: body hash", ("DkimSigner.prepare_body",)),
     ("render: header lines, links, body encoding", ("MessageTemplate.render", "return_path")),
