@@ -43,9 +43,13 @@ METHOD_JA = (
     "トランザクションで行い、途中で失敗した場合は何も削除されません。"
 )
 KEPT_JA = (
-    "残したもの: 教育委員会・学校の名称、配信の件名・本文・件数 (宛先は「(削除済み)」に"
-    "置き換え済み)、監査ログ (改ざん検知の鎖を保つため。職員のログイン名を含みます)。"
+    "残したもの: 教育委員会・学校の名称、監査ログ (改ざん検知の鎖を保つため。職員の"
+    "ログイン名を含みます)。配信は件名・本文・宛先ごとの記録・返信・アンケートの回答まで"
+    "すべて削除しました (月次運用レポートは廃棄の前に作成してください)。"
 )
+# Every broadcast and what hangs off it (deliveries, attempts, reads, answers, replies, owner
+# rows: ON DELETE CASCADE, migrations 013-036): subjects and bodies can name children.
+_BROADCAST_TABLES = "broadcasts, delivery_attempts, inbound_replies, survey_responses"
 _STAFF_TABLES = (
     "staff, staff_sessions, staff_classes, staff_groups, api_keys, staff_login_failures, "
     "saved_messages, report_views, broadcast_owners"
@@ -66,6 +70,7 @@ class Disposal:
     actor: str
     people: PurgeResult
     files: int
+    broadcasts: int
     staff: StaffRemoved
     audit_seq: int
     verification: audit.Verification
@@ -79,6 +84,7 @@ class Disposal:
             ("アカウント (児童・職員の名簿)", p.accounts), ("連絡先 (メールアドレス)", p.contacts),
             ("グループ登録", p.group_memberships), ("配信記録の宛先", p.deliveries),
             ("配信停止リスト", p.suppressions), ("添付資料", self.files),
+            ("配信 (件名・本文・返信・回答)", self.broadcasts),
             ("職員アカウント", s.staff), ("職員のログインセッション", s.sessions),
             ("API キー", s.api_keys), ("職員の下書き", s.drafts),
         ]
@@ -119,11 +125,21 @@ async def _remove_staff(conn: asyncpg.Connection) -> StaffRemoved:
     return StaffRemoved(staff, sessions, keys, drafts)
 
 
-def _detail(people: PurgeResult, files: int, staff: StaffRemoved, backups: int) -> str:
+async def _remove_broadcasts(conn: asyncpg.Connection) -> int:
+    """Every broadcast with its deliveries and attempts (the rest by cascade); templates too."""
+    await conn.execute("DELETE FROM delivery_attempts")
+    await conn.execute("DELETE FROM deliveries")
+    await conn.execute("DELETE FROM saved_messages")
+    return int((await conn.execute("DELETE FROM broadcasts")).split()[-1])
+
+
+def _detail(people: PurgeResult, files: int, broadcasts: int, staff: StaffRemoved,
+            backups: int) -> str:
     return (
         "物理削除 (DELETE と VACUUM、論理削除ではない); "
         f"accounts={people.accounts} contacts={people.contacts} "
         f"memberships={people.group_memberships} deliveries={people.deliveries} "
+        f"broadcasts={broadcasts} "
         f"suppressions={people.suppressions} files={files} staff={staff.staff} "
         f"sessions={staff.sessions} api_keys={staff.api_keys} drafts={staff.drafts}; "
         f"backups_left={backups} (保存期間の経過で削除、または手作業で削除し鍵を破棄)"
@@ -154,13 +170,16 @@ async def dispose_all(people: People, settings: Settings, actor: Principal) -> D
             removed = await purge_rows(conn, people, None, now)
             files = await delete_all_in(conn)
             staff = await _remove_staff(conn)
+            broadcasts = await _remove_broadcasts(conn)
             seq = await audit.record_in(
                 conn, key, now, actor, ACTION, "all", audit.Result.OK,
-                _detail(removed, files, staff, len(left)),
+                _detail(removed, files, broadcasts, staff, len(left)),
             )
-        await conn.execute(f"VACUUM {PURGED_TABLES}, {ATTACHMENT_TABLES}, {_STAFF_TABLES}")
+        await conn.execute(
+            f"VACUUM {PURGED_TABLES}, {ATTACHMENT_TABLES}, {_STAFF_TABLES}, {_BROADCAST_TABLES}"
+        )
     verification = await audit.verify(pool, key)
-    return Disposal(now, actor.name, removed, files, staff, seq, verification,
+    return Disposal(now, actor.name, removed, files, broadcasts, staff, seq, verification,
                     settings.backup.dir, left, _keys(settings))
 
 

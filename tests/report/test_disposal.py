@@ -46,6 +46,7 @@ async def test_purge_all_disposes_of_everything_with_a_record(
     assert before["staff"] == 7 and before["api_keys"] == 4 and before["staff_sessions"] >= 6
     drafts = await pool.fetchval("SELECT count(*) FROM saved_messages WHERE kind = 'draft'")
     owned = await pool.fetchval("SELECT count(*) FROM broadcast_owners")
+    before_broadcasts = await pool.fetchval("SELECT count(*) FROM broadcasts")
     record = tmp_path / "haiki.pdf"
     code, out, err = await run_mamoru(
         "contacts", "purge", "--all", "--record", record, "-c", _config(tmp_path, tenants),
@@ -59,15 +60,19 @@ async def test_purge_all_disposes_of_everything_with_a_record(
 
     assert set((await _counts(pool)).values()) == {0}
     assert await pool.fetchval("SELECT count(*) FROM saved_messages WHERE kind = 'draft'") == 0
-    # Broadcasts stay, with their organisation, their makers gone.
-    assert await pool.fetchval(
-        "SELECT count(*) FROM broadcast_owners WHERE staff_id IS NULL AND api_key_id IS NULL"
-    ) == owned
+    # Broadcasts go too, with everything hanging off them: subjects and bodies can name
+    # children.
+    broadcasts = before_broadcasts
+    assert broadcasts > 0 and owned > 0
+    for table in ("broadcasts", "broadcast_owners", "deliveries", "delivery_attempts",
+                  "saved_messages"):
+        assert await pool.fetchval(f"SELECT count(*) FROM {table}") == 0, table
     entry = await pool.fetchrow(
         "SELECT seq, detail, result FROM audit_log WHERE action = $1", ACTION)
     assert entry["result"] == "ok"
     for part in ("物理削除", "論理削除ではない", f"staff={before['staff']}",
-                 f"accounts={before['accounts']}", f"drafts={drafts}", "backups_left=1"):
+                 f"accounts={before['accounts']}", f"drafts={drafts}", "backups_left=1",
+                 f"broadcasts={broadcasts}"):
         assert part in entry["detail"], part
     found = await audit.verify(pool, tenants.w.settings.staff.audit_key.encode())
     assert found.ok, found.summary_ja()
