@@ -32,6 +32,7 @@ from admin_api.staff.deps import staff_api
 from engine.platform.errors import InputError
 from engine.staff import audit, credentials, sessions
 from engine.staff.models import ActorKind, AuthError, LoginRefused, Principal, Role
+from engine.staff.password_list import MIN_LENGTH
 
 router = APIRouter(prefix="/staff", route_class=ScreenRoute, include_in_schema=False)
 
@@ -112,7 +113,8 @@ async def logout(request: Request) -> Response:
 @router.get("/password", response_class=HTMLResponse)
 async def password_form(request: Request) -> Response:
     v = await visit(request, limited_ok=True)
-    return v.page("password.html", title="パスワードの変更", error="", done=False)
+    return v.page("password.html", title="パスワードの変更", error="", done=False,
+                  min_length=MIN_LENGTH)
 
 
 @router.post("/password", response_class=HTMLResponse)
@@ -122,6 +124,7 @@ async def change_password(request: Request) -> Response:
     new = field(form, "new_password")
     if new != field(form, "new_password_again"):
         return v.page("password.html", 422, title="パスワードの変更", done=False,
+                      min_length=MIN_LENGTH,
                       error="新しいパスワードが 2 回とも同じではありません。")
     try:
         await v.api.staff.audited(
@@ -133,8 +136,9 @@ async def change_password(request: Request) -> Response:
         )
     except InputError as exc:
         return v.page("password.html", 422, title="パスワードの変更", done=False,
-                      error=str(exc))
-    return v.page("password.html", title="パスワードの変更", error="", done=True)
+                      min_length=MIN_LENGTH, error=str(exc))
+    return v.page("password.html", title="パスワードの変更", error="", done=True,
+                  min_length=MIN_LENGTH)
 
 
 @router.get("/totp", response_class=HTMLResponse)

@@ -218,6 +218,9 @@ async def test_compulsory_totp_sends_the_session_to_the_set_up(sw: World) -> Non
 async def test_password_change_needs_the_current_password(sw: World) -> None:
     async with browser(sw) as c:
         token = await signed_in(c, "teacher31")
+        # The form states the engine's own rule (12 characters), not a looser one.
+        form = await c.get("/staff/password")
+        assert "12 文字以上" in form.text and 'minlength="12"' in form.text
         new = "a much longer passphrase 42"
         wrong = await c.post("/staff/password", data={
             "csrf": token, "current_password": "wrong", "new_password": new,
