@@ -500,6 +500,18 @@ class Queue:
             counts[State(r["state"])] = r["n"]
         return counts
 
+    async def live_state_counts(self) -> dict[State, int]:
+        """Queued, deferred and sending only: counted on the live rows' partial index
+        (``deliveries_due``), so a table of millions of finished rows costs nothing here."""
+        rows = await self.pool.fetch(
+            "SELECT state, count(*) AS n FROM deliveries "
+            "WHERE state IN ('queued', 'deferred', 'sending') GROUP BY state"
+        )
+        counts = {s: 0 for s in (State.QUEUED, State.DEFERRED, State.SENDING)}
+        for r in rows:
+            counts[State(r["state"])] = r["n"]
+        return counts
+
     async def broadcast_counts(
         self, ids: Sequence[int] | None = None, latest: int = 20
     ) -> list[BroadcastCounts]:
