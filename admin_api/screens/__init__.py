@@ -17,6 +17,8 @@ engine calls, sessions and rights (no second rights model, no SQL here).
     schools     /staff/roster/schools (board), roster/notices(.pdf), roster/invitations
     static      /staff/static/screens.css, progress.js, compose.js (our only CSS and scripts)
     audit       /staff/audit (+ audit.csv, audit/verify): the audit log (administrators)
+    settings    /staff/settings (+ hours, senders/add, senders/remove): report hours, templates
+                (settings_templates: templates/new, templates/{id} (+ delete)), allowed senders
     suppressions /staff/suppressions (+ remove): the suppression list (administrators)
     staffing    /staff/accounts (+ add, role, password, disable), /staff/keys (+ create,
                 disable): staff accounts and API keys (administrators; keys: the board)
@@ -45,6 +47,8 @@ from admin_api.screens import (
     reports,
     roster_import,
     schools,
+    settings,
+    settings_templates,
     staffing,
     suppressions,
     surveys,
@@ -71,7 +75,8 @@ def screen_routers() -> list[APIRouter]:
     return [static_router, account.router, broadcasts.router, broadcast_actions.router,
             compose.router, compose_saved.router, reports.router, surveys.router,
             people.router, roster_import.router, schools.router,
-            audit.router, suppressions.router, staffing.router, apidocs.router]
+            audit.router, suppressions.router, staffing.router, settings.router,
+            settings_templates.router, apidocs.router]
 
 
 __all__ = ["screen_routers"]

@@ -3,6 +3,12 @@
 The same engine calls and audit entries as the staff API's ``auth_routes``: a refused sign-in
 is logged as denied under the login it named; a password change and a TOTP set-up need the
 current password (and code, when the account has TOTP).
+
+An account with TOTP signs in in two steps: the right password gives a pending sign-in
+(engine/staff/pending_login.py) kept in an HttpOnly cookie for 5 minutes and bound to the
+sign-in form's cookie, and ``/staff/login/code`` then asks for the 6-digit code alone (a wrong
+code counts as a failure, as a wrong password does). A form that posts the code with the
+password (a password manager) signs in in one step.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from admin_api.screens.web import (
     HOME,
     LOGIN,
     LOGIN_CSRF_COOKIE,
+    PENDING_COOKIE,
     SESSION_COOKIE,
     ScreenRoute,
     SignInFirst,
@@ -30,15 +37,11 @@ from admin_api.screens.web import (
 )
 from admin_api.staff.deps import staff_api
 from engine.platform.errors import InputError
-from engine.staff import audit, credentials, sessions
+from engine.staff import audit, credentials, pending_login, sessions
 from engine.staff.models import ActorKind, AuthError, LoginRefused, Principal, Role
 from engine.staff.password_list import MIN_LENGTH
 
 router = APIRouter(prefix="/staff", route_class=ScreenRoute, include_in_schema=False)
-
-# The answer of sessions.login when the password was right and the code is missing.
-_CODE_MISSING = "確認コード (6 桁) を入れてください"
-
 
 @router.get("", response_class=HTMLResponse)
 async def root(request: Request) -> Response:
@@ -51,11 +54,11 @@ async def root(request: Request) -> Response:
 
 
 def _login_page(request: Request, status: int = 200, error: str = "", login: str = "",
-                need_code: bool = False, note: str = "") -> Response:
+                note: str = "") -> Response:
     token = login_csrf(request)
     response = render(
         request, "login.html", status, title="ログイン", csrf=token, error=error, login=login,
-        need_code=need_code, note=note,
+        note=note,
     )
     set_cookie(request, staff_api(request), response, LOGIN_CSRF_COOKIE, token, max_age=3600)
     return response
@@ -72,31 +75,87 @@ async def login_form(request: Request, ended: int = 0, out: int = 0) -> Response
     return _login_page(request, note=note)
 
 
-@router.post("/login", response_class=HTMLResponse)
-async def login(request: Request) -> Response:
+async def _refused(request: Request, login_id: str, exc: AuthError) -> None:
+    """The refused sign-in in the audit log, under the login it named."""
     api = staff_api(request)
-    form = await request.form()
-    check_token(request.cookies.get(LOGIN_CSRF_COOKIE, ""), form)
-    login_id = field(form, "login", 200)
-    address = client_address(request)
-    try:
-        done = await sessions.login(
-            api.staff, login_id, field(form, "password"), field(form, "code", 20) or None,
-            address,
-        )
-    except AuthError as exc:
-        who = Principal(ActorKind.ANONYMOUS, None, sessions.normal_login(login_id), Role.TEACHER,
-                        None, address=address)
-        detail = exc.reason if isinstance(exc, LoginRefused) else str(exc)
-        await api.staff.log(who, "login", sessions.normal_login(login_id),
-                            audit.Result.DENIED, detail[:300])
-        need_code = str(exc).startswith(_CODE_MISSING) or "TOTP" in str(exc)
-        return _login_page(request, 401, str(exc), login_id, need_code)
+    who = Principal(ActorKind.ANONYMOUS, None, sessions.normal_login(login_id), Role.TEACHER,
+                    None, address=client_address(request))
+    detail = exc.reason if isinstance(exc, LoginRefused) else str(exc)
+    await api.staff.log(who, "login", sessions.normal_login(login_id),
+                        audit.Result.DENIED, detail[:300])
+
+
+async def _signed_in(request: Request, done: sessions.Login) -> Response:
+    api = staff_api(request)
     await api.staff.log(done.session.principal, "login", done.session.member.login)
     response = see_other(HOME)
     set_cookie(request, api, response, SESSION_COOKIE, done.token)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/staff")
+    response.delete_cookie(PENDING_COOKIE, path="/staff")
     return response
+
+
+def _code_page(request: Request, status: int = 200, error: str = "") -> Response:
+    token = login_csrf(request)
+    return render(request, "login_code.html", status, title="確認コードの入力", csrf=token,
+                  error=error, minutes=pending_login.PENDING_SECONDS // 60)
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(request: Request) -> Response:
+    api = staff_api(request)
+    form = await request.form()
+    binding = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    check_token(binding, form)
+    login_id = field(form, "login", 200)
+    address = client_address(request)
+    code = field(form, "code", 20)
+    try:
+        if code:
+            done: sessions.Login | pending_login.Pending = await sessions.login(
+                api.staff, login_id, field(form, "password"), code, address)
+        else:
+            done = await pending_login.begin(
+                api.staff, login_id, field(form, "password"), binding, address)
+    except AuthError as exc:
+        await _refused(request, login_id, exc)
+        return _login_page(request, 401, str(exc), login_id)
+    if isinstance(done, pending_login.Pending):
+        response = _code_page(request)
+        set_cookie(request, api, response, PENDING_COOKIE, done.value,
+                   max_age=pending_login.PENDING_SECONDS)
+        return response
+    return await _signed_in(request, done)
+
+
+@router.get("/login/code", response_class=HTMLResponse)
+async def code_form(request: Request) -> Response:
+    if not request.cookies.get(PENDING_COOKIE):
+        return see_other(LOGIN)
+    return _code_page(request)
+
+
+@router.post("/login/code", response_class=HTMLResponse)
+async def login_code(request: Request) -> Response:
+    """The code of a pending sign-in: the session, or the code form again (the pending
+    sign-in over: back to the password)."""
+    api = staff_api(request)
+    form = await request.form()
+    binding = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    check_token(binding, form)
+    pending = request.cookies.get(PENDING_COOKIE, "")
+    try:
+        done = await pending_login.finish(
+            api.staff, pending, binding, field(form, "code", 20), client_address(request))
+    except pending_login.PendingExpired as exc:
+        await _refused(request, pending_login.login_of(api.staff, pending), exc)
+        response = _login_page(request, 401, str(exc))
+        response.delete_cookie(PENDING_COOKIE, path="/staff")
+        return response
+    except AuthError as exc:
+        await _refused(request, pending_login.login_of(api.staff, pending), exc)
+        return _code_page(request, 401, str(exc))
+    return await _signed_in(request, done)
 
 
 @router.post("/logout")

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from admin_api.screens.board_status import board_status
 from admin_api.screens.broadcast_actions import FiltersQuery
 from admin_api.screens.reports import new_reports
 from admin_api.screens.web import ScreenRoute, see_other, visit
@@ -80,6 +81,7 @@ async def dashboard(request: Request, auto: bool = False) -> Response:
     return v.page(
         "dashboard.html", title="ダッシュボード", current=current, recent=recent,
         live=any(r["p"]["live"] for r in current), new_reports=await new_reports(v),
+        **await board_status(v),
     )
 
 

@@ -43,6 +43,8 @@ from engine.staff.sessions import Session
 #: The session cookie (the token of engine/staff/sessions.py) and the sign-in form's CSRF cookie.
 SESSION_COOKIE = "mamoru_staff"
 LOGIN_CSRF_COOKIE = "mamoru_staff_login"
+# A sign-in waiting for its TOTP code (engine/staff/pending_login.py): 5 minutes at most.
+PENDING_COOKIE = "mamoru_staff_pending"
 CSRF_FIELD = "csrf"
 
 HOME = "/staff/home"

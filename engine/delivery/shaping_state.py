@@ -10,11 +10,13 @@ the snapshot and loaded when a runner starts, so a restart begins under those li
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 
+from engine.delivery._upkeep import STALE_SECONDS
 from engine.throttle import Learned, SiteState
 
 # The snapshot is written, and every (source, site) whose block or suspension counter grew
@@ -148,3 +150,42 @@ async def blocks(pool: asyncpg.Pool) -> list[dict[str, Any]]:
         "FROM shaping_state WHERE blocks > 0 ORDER BY updated_at DESC, site, source"
     )
     return [dict(r.items()) for r in rows]
+
+
+@dataclass(frozen=True)
+class CarrierState:
+    """One site now, over every live runner and egress source: blocked (a source is refused
+    until ``until``), suspended (no new connection until ``until``), or neither."""
+
+    site: str
+    profile: str
+    blocked: bool
+    suspended: bool
+    until: datetime | None
+    reason: str
+
+    @property
+    def label_ja(self) -> str:
+        return "ブロック中" if self.blocked else "一時停止中" if self.suspended else "問題なし"
+
+
+async def carriers_now(pool: asyncpg.Pool, now: datetime) -> list[CarrierState]:
+    """Each site of the live runners' snapshots (those refreshed lately, as /readyz counts
+    them), the blocked first, then the suspended, then by name."""
+    rows = await pool.fetch(
+        "SELECT site, min(profile) AS profile, "
+        "max(blocked_until) FILTER (WHERE blocked_until > $1) AS blocked_until, "
+        "max(suspended_until) FILTER (WHERE suspended_until > $1) AS suspended_until, "
+        "min(block_reason) FILTER (WHERE blocked_until > $1) AS reason "
+        "FROM shaping_state WHERE updated_at > $2 GROUP BY site",
+        now, now - timedelta(seconds=4 * STALE_SECONDS),
+    )
+    found = [
+        CarrierState(
+            r["site"], r["profile"], r["blocked_until"] is not None,
+            r["suspended_until"] is not None, r["blocked_until"] or r["suspended_until"],
+            r["reason"] or "",
+        )
+        for r in rows
+    ]
+    return sorted(found, key=lambda c: (not c.blocked, not c.suspended, c.site))

@@ -99,6 +99,12 @@ def _may_change(actor: Principal, s: Saved, board: int | None) -> bool:
     )
 
 
+def changeable(actor: Principal, s: Saved) -> bool:
+    """Whether ``actor`` may change ``s``, one of what ``list_saved`` gave it (so of its
+    board)."""
+    return _may_change(actor, s, actor.board_id)
+
+
 def _may_see(actor: Principal, s: Saved, board: int | None) -> bool:
     if s.kind is Kind.DRAFT:
         return _may_change(actor, s, board)

@@ -5,7 +5,10 @@ made by staff, an API key or SMTP submission comes from one of its owner's addre
 school's broadcast from the school's, a board's from the board's); an empty request takes the
 organisation's first address. The address's domain must have a DKIM key unless
 ``dkim.allow_unsigned``: refused at the request, never discovered when sending. The operator
-registers addresses with ``mamoru senders add`` (the board's command line).
+registers addresses with ``mamoru senders add`` (the board's command line), or the board's
+administrators on the settings screen (``senders_of``, ``add_for``, ``remove_for``: the rights
+of engine/staff/rights.py — an organisation's administrators read its list, only the board
+changes it).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from engine.message.dkim import DkimSettings
 from engine.platform.address import normalise_address
 from engine.platform.errors import InputError
 from engine.staff.models import Principal
+from engine.staff.rights import check_organisation, require_admin_of, require_board
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,35 @@ async def remove_sender(pool: asyncpg.Pool, organisation_id: int, address: str) 
         organisation_id, normalise_address(address),
     )
     return status.endswith(" 1")
+
+
+async def senders_of(
+    pool: asyncpg.Pool, actor: Principal, organisation_id: int
+) -> list[Sender]:
+    """The addresses of an organisation ``actor`` administers (the board: it and its schools)."""
+    await require_admin_of(pool, actor, organisation_id)
+    return await list_senders(pool, organisation_id)
+
+
+async def add_for(
+    pool: asyncpg.Pool, actor: Principal, organisation_id: int, address: str,
+    display_name: str, dkim: DkimSettings,
+) -> Sender:
+    """``add_sender`` by the board's staff, for the board or one of its schools."""
+    require_board(actor)
+    await check_organisation(pool, actor, organisation_id)
+    return await add_sender(pool, organisation_id, address, display_name, dkim)
+
+
+async def remove_for(
+    pool: asyncpg.Pool, actor: Principal, organisation_id: int, address: str
+) -> None:
+    """``remove_sender`` by the board's staff, for the board or one of its schools; an
+    address that is not registered is an InputError."""
+    require_board(actor)
+    await check_organisation(pool, actor, organisation_id)
+    if not await remove_sender(pool, organisation_id, address):
+        raise InputError(f"差出人に {address} はありません (not registered)")
 
 
 async def sender_for(

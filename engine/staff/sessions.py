@@ -26,6 +26,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import asyncpg
 import pyotp
 
 from engine.platform.errors import InputError
@@ -93,20 +94,23 @@ async def count_failure(staff: Staff, login: str, address: str, reason: str) -> 
     return LoginRefused(WRONG, reason)
 
 
-async def login(
-    staff: Staff, login_id: str, password: str, code: str | None, address: str = ""
-) -> Login:
-    """A new session, or AuthError (``LoginRefused`` with the one answer for every refusal;
-    the failure counted for this source)."""
+_ROW_SQL = (
+    "SELECT id, login, password_hash, password_changed_at, totp_sealed, totp_last_step, "
+    "disabled_at, last_login_at, last_login_address FROM staff WHERE "
+)
+
+
+async def check_password(
+    staff: Staff, login_id: str, password: str, address: str = ""
+) -> tuple[asyncpg.Record, bool]:
+    """The account's row and whether its password breaks the current rule, when ``password``
+    is right for an enabled ``login_id`` and the source need not wait; else ``LoginRefused``
+    (the one answer, the failure counted). The back-off is not cleared: the second factor
+    may still fail (``login``, engine/staff/pending_login.py)."""
     now = staff.now()
     name = normal_login(login_id)
-    source = backoff.source_of(address)
-    held = await backoff.held_until(staff.pool, name, source, now)
-    row = await staff.pool.fetchrow(
-        "SELECT id, password_hash, totp_sealed, totp_last_step, disabled_at, last_login_at, "
-        "last_login_address FROM staff WHERE login = $1",
-        name,
-    )
+    held = await backoff.held_until(staff.pool, name, backoff.source_of(address), now)
+    row = await staff.pool.fetchrow(_ROW_SQL + "login = $1", name)
     # Always the same argon2 work, also for an unknown login and a source that must wait.
     ok = await verify_password(row["password_hash"] if row else None, password)
     if held is not None:
@@ -117,31 +121,55 @@ async def login(
         raise await count_failure(staff, name, address, "disabled account")
     if not ok:
         raise await count_failure(staff, name, address, "wrong password")
-    step: int | None = None
-    if row["totp_sealed"] is not None:
-        if not code:
-            raise AuthError("確認コード (6 桁) を入れてください (the TOTP code is required)")
-        secret = staff.sealer.open(bytes(row["totp_sealed"]), TOTP)
-        step = accepted_step(secret, code, now, row["totp_last_step"])
-        if step is None:
-            await count_failure(staff, name, address, "wrong TOTP code")
-            raise AuthError("確認コードが違います (wrong or reused TOTP code)")
-    await backoff.clear(staff.pool, name, source)
+    if needs_rehash(row["password_hash"]):
+        await staff.pool.execute(
+            "UPDATE staff SET password_hash = $2 WHERE id = $1", row["id"], await rehash(password)
+        )
     try:
         check_strength(password, name)
         weak = False
     except InputError:  # set before the current rule
         weak = True
+    return row, weak
+
+
+async def login(
+    staff: Staff, login_id: str, password: str, code: str | None, address: str = ""
+) -> Login:
+    """A new session, or AuthError (``LoginRefused`` with the one answer for every refusal;
+    the failure counted for this source)."""
+    row, weak = await check_password(staff, login_id, password, address)
+    step: int | None = None
+    if row["totp_sealed"] is not None:
+        if not code:
+            raise AuthError("確認コード (6 桁) を入れてください (the TOTP code is required)")
+        step = await check_code(staff, row, code, address)
+    return await open_session(staff, row, step, weak, address)
+
+
+async def check_code(staff: Staff, row: asyncpg.Record, code: str, address: str) -> int:
+    """The time step of the account's right ``code``; a wrong or reused one is counted as a
+    failure of this source and refused."""
+    secret = staff.sealer.open(bytes(row["totp_sealed"]), TOTP)
+    step = accepted_step(secret, code, staff.now(), row["totp_last_step"])
+    if step is None:
+        await count_failure(staff, row["login"], address, "wrong TOTP code")
+        raise AuthError("確認コードが違います (wrong or reused TOTP code)")
+    return step
+
+
+async def open_session(
+    staff: Staff, row: asyncpg.Record, step: int | None, weak: bool, address: str
+) -> Login:
+    """The session of an account whose factors were all checked (``row``: ``_ROW_SQL``'s)."""
+    now = staff.now()
+    await backoff.clear(staff.pool, row["login"], backoff.source_of(address))
     await staff.pool.execute(
         "UPDATE staff SET totp_last_step = coalesce($2, totp_last_step), last_login_at = $3, "
         "last_login_address = $4, "
         "password_change_required = password_change_required OR $5 WHERE id = $1",
         row["id"], step, now, address, weak,
     )
-    if needs_rehash(row["password_hash"]):
-        await staff.pool.execute(
-            "UPDATE staff SET password_hash = $2 WHERE id = $1", row["id"], await rehash(password)
-        )
     token = SESSION_PREFIX + secrets.token_urlsafe(32)
     expires = now + timedelta(seconds=staff.settings.session_ttl)
     await staff.pool.execute(
@@ -162,6 +190,12 @@ async def login(
         token_hash=token_hash(token),
     )
     return Login(token, s)
+
+
+async def account_row(staff: Staff, staff_id: int) -> asyncpg.Record | None:
+    """``_ROW_SQL``'s row of one account (for the second step of a sign-in)."""
+    row: asyncpg.Record | None = await staff.pool.fetchrow(_ROW_SQL + "id = $1", staff_id)
+    return row
 
 
 def _must_change(staff: Staff, m: StaffMember, now: datetime) -> bool:
