@@ -12,7 +12,7 @@ with no change.
 Everything runs in one transaction under one lock: the rows are checked against the database
 (``_plan``), then written (``_write``). A dry run does exactly the same and rolls back, so its
 counts and changes are the real run's. Every change is listed (``Change``) for the operator's
-changes file.
+changes file. The values live in engine/people/import_models.py (re-exported here).
 """
 
 from __future__ import annotations
@@ -20,126 +20,33 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 
 from engine.people.codes import new_code
 from engine.people.csv_import import ParsedFile, Row
 from engine.people.directory import current_year, ensure_classes, list_groups, list_organisations
+from engine.people.import_models import (
+    IMPORT_LOCK,
+    KIND_LABELS,
+    REMOVED_TEXT,
+    Change,
+    Existing,
+    ImportOptions,
+    ImportPlan,
+    ImportReport,
+    ImportResult,
+    Place,
+    PlannedRow,
+    changes_csv,
+)
 from engine.people.models import AccountKind, Group, Organisation, OrgKind
 from engine.people.store import ACCOUNT_NAME, ADDRESS, CODE, People
-from engine.platform.csv_io import csv_text
 from engine.platform.db import BULK_ROWS, analyze
 from engine.platform.errors import InputError
 from engine.queue.withdrawn import withdraw_unsent
 
-# Imports of the same database do not interleave: each sees the other's contacts.
-IMPORT_LOCK = 0x6D616D10
-
-REMOVED_TEXT = (
-    "連絡先の変更・削除により送信しませんでした (the contact was removed from the roster)"
-)
-
-KIND_LABELS = {AccountKind.CHILD: "児童生徒", AccountKind.STAFF: "教職員"}
-
-_PLACE = tuple[int, int | None, str | None, int | None]  # school, grade, class, number
-
-
-@dataclass(frozen=True)
-class Existing:
-    """An active account as stored, opened for comparing."""
-
-    id: int
-    kind: AccountKind
-    school_id: int
-    grade: int | None
-    class_name: str | None
-    number: int | None
-    name: str
-    code_hash: bytes
-    contacts: dict[str, int]  # address -> contact id
-    groups: frozenset[int]
-
-
-@dataclass(frozen=True)
-class Change:
-    """One line of the changes file: what an import did (or a dry run would do)."""
-
-    action: str  # 追加, 変更, 終了
-    line: int | None
-    account_id: int | None
-    school: str
-    grade: int | None
-    class_name: str | None
-    number: int | None
-    name: str
-    item: str = ""
-    before: str = ""
-    after: str = ""
-
-
-@dataclass(frozen=True)
-class PlannedRow:
-    row: Row
-    school: Organisation
-    group_ids: tuple[int, ...]
-    # The account the row updates (None: a new account).
-    existing: Existing | None = None
-
-
-@dataclass
-class ImportPlan:
-    year: int
-    encoding: str
-    rows: list[PlannedRow] = field(default_factory=list)
-    errors: list[tuple[int, str]] = field(default_factory=list)
-    columns: frozenset[str] = frozenset()
-    # Active accounts of the file's schools that no row names.
-    missing: list[Existing] = field(default_factory=list)
-    schools: dict[int, Organisation] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ImportResult:
-    accounts: int
-    new_contacts: int
-    existing_contacts: int
-    confirmed: int
-
-
-@dataclass
-class ImportReport:
-    """What an import did, or (``applied`` False) what it would do."""
-
-    encoding: str
-    errors: list[tuple[int, str]]
-    applied: bool = False
-    added: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    closed: int = 0
-    links_added: int = 0
-    links_removed: int = 0
-    new_contacts: int = 0
-    existing_contacts: int = 0
-    confirmed: int = 0
-    contacts_removed: int = 0
-    withdrawn: int = 0
-    changes: list[Change] = field(default_factory=list)
-    added_ids: list[int] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class ImportOptions:
-    confirmed: bool = False
-    close_missing: bool = False
-    dry_run: bool = False
-    # Import nothing when a row is bad (``close_missing`` implies it: a bad row's account
-    # would otherwise be closed as missing).
-    strict: bool = False
-    # Every row must be a new account (a transfer in): a row naming one is an error.
-    add_only: bool = False
+DEFAULT_OPTIONS = ImportOptions()
 
 
 class _RolledBack(Exception):
@@ -149,7 +56,7 @@ class _RolledBack(Exception):
 
 
 async def import_accounts(
-    people: People, parsed: ParsedFile, options: ImportOptions = ImportOptions()
+    people: People, parsed: ParsedFile, options: ImportOptions = DEFAULT_OPTIONS
 ) -> ImportReport:
     """Check and write the file in one transaction; a dry run (or a strict refusal) rolls it
     back after the same work."""
@@ -236,7 +143,7 @@ async def _plan(conn: asyncpg.Connection, people: People, parsed: ParsedFile) ->
     existing = await _existing(
         conn, people, sorted(named), [r.account_id for r in parsed.rows if r.account_id]
     )
-    by_place: dict[_PLACE, Existing] = {
+    by_place: dict[Place, Existing] = {
         (e.school_id, e.grade, e.class_name, e.number): e for e in existing.values()
         if e.number is not None and e.class_name is not None
     }
@@ -279,7 +186,7 @@ async def _plan(conn: asyncpg.Connection, people: People, parsed: ParsedFile) ->
             matched[account.id] = row.line
         first.append(PlannedRow(row, school, group_ids, account))
     # Places: those of accounts no row names stay taken; each row claims its new one.
-    taken: dict[_PLACE, str] = {
+    taken: dict[Place, str] = {
         k: "" for k, e in by_place.items() if e.id not in matched
     }
     for p in first:
@@ -307,7 +214,7 @@ def _match(
     row: Row,
     school: Organisation,
     existing: dict[int, Existing],
-    by_place: dict[_PLACE, Existing],
+    by_place: dict[Place, Existing],
     by_code: dict[bytes, Existing],
     code_hash: dict[str, bytes],
 ) -> Existing | None:
@@ -333,7 +240,7 @@ def _match(
     return None
 
 
-def _place_of(p: PlannedRow, columns: frozenset[str]) -> _PLACE:
+def _place_of(p: PlannedRow, columns: frozenset[str]) -> Place:
     """Where the row puts its account: the file's grade, class and number where it has the
     column, the account's own where it has not."""
     e, r = p.existing, p.row
@@ -663,17 +570,7 @@ async def _new_ids(conn: asyncpg.Connection, table: str, n: int) -> list[int]:
     return [r["id"] for r in rows]
 
 
-CHANGES_HEADER = ["行", "操作", "ID", "学校", "学年", "組", "番号", "氏名", "項目", "変更前",
-                  "変更後"]
-
-
-def changes_csv(changes: Sequence[Change]) -> str:
-    """The changes as CSV for Excel (UTF-8 with BOM), one line per changed field."""
-
-    def cells(c: Change) -> list[Any]:
-        return [
-            c.line or "", c.action, c.account_id or "", c.school, c.grade or "",
-            c.class_name or "", c.number or "", c.name, c.item, c.before, c.after,
-        ]
-
-    return csv_text(CHANGES_HEADER, (cells(c) for c in changes))
+__all__ = [
+    "IMPORT_LOCK", "Change", "ImportOptions", "ImportPlan", "ImportReport", "ImportResult",
+    "PlannedRow", "changes_csv", "drop_orphans", "import_accounts", "plan_import", "write_import",
+]
