@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -11,8 +11,10 @@ from cli.audit_trail import Trail
 from cli.people_session import ConfigOption, fail, note, run_people, settings_of
 from engine.people import People
 from engine.people.directory import find_organisation, parse_class, parse_grade
-from engine.people.notices import NoticesPdf, notices_for, notices_pdf
 from engine.platform.private_files import write_private
+
+if TYPE_CHECKING:
+    from engine.people.notices import NoticesPdf
 
 
 def notices(
@@ -28,6 +30,9 @@ def notices(
     config: ConfigOption = None,
 ) -> None:
     """Registration notices with code, address and QR code (登録案内の印刷用 PDF)."""
+    # fpdf and the font are imported by the one command that prints, not by every command.
+    from engine.people.notices import notices_for, notices_pdf
+
     settings = settings_of(config)
 
     async def go(p: People) -> tuple[int, NoticesPdf]:

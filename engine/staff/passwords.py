@@ -11,6 +11,7 @@ one's own password and an administrator's reset, by the API and the command line
 from __future__ import annotations
 
 import asyncio
+import functools
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -22,7 +23,10 @@ MAX_LENGTH = 256
 _hasher = PasswordHasher()
 # Verified against when the login is unknown, so that an unknown login takes as long as a
 # wrong password and does not reveal which logins exist.
-_DUMMY = _hasher.hash("mamoru dummy password")
+# Made on first use, not at import: every command line would pay for one argon2 hash.
+@functools.cache
+def _dummy() -> str:
+    return _hasher.hash("mamoru dummy password")
 
 
 def check_strength(password: str, login: str = "") -> None:
@@ -70,7 +74,7 @@ def _verify(stored: str, password: str) -> bool:
 async def verify_password(stored: str | None, password: str) -> bool:
     """True when ``password`` matches; ``stored`` None (unknown login) is always False, after
     the same work as a real check."""
-    ok = await asyncio.to_thread(_verify, stored or _DUMMY, password)
+    ok = await asyncio.to_thread(_verify, stored or _dummy(), password)
     return ok and stored is not None
 
 

@@ -12,12 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import asyncpg
-import holidays
 
 from engine.people.store import People
 from engine.platform.errors import InputError
+
+if TYPE_CHECKING:
+    import holidays
 
 _WEEKDAYS_JA = "月火水木金土日"
 MAX_NOTE = 100
@@ -31,6 +34,10 @@ class Closure:
 
 @lru_cache(maxsize=32)
 def _japan(year: int) -> holidays.HolidayBase:
+    # Imported on first use: the package loads its calendars (~60 ms), which every command
+    # line and every runner would pay for otherwise.
+    import holidays
+
     return holidays.country_holidays("JP", years=year, language="ja")
 
 

@@ -8,6 +8,7 @@ meaning or a single wording can be switched off (see ``rules``).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -21,7 +22,9 @@ class PhraseGroup:
     reason: str
     rule_id: str
     pattern: re.Pattern[str]
-    phrases: tuple[tuple[str, re.Pattern[str]], ...]
+    #: Each wording's rule id and pattern text: compiled only when first traced (``_compiled``),
+    #: so importing the classifier compiles each table once, not twice.
+    phrases: tuple[tuple[str, str], ...]
     #: Broad wording ("rejected", "try again later", "timed out") that a precise RFC 3463
     #: status outranks; narrow wording outranks the status.
     weak: bool = False
@@ -35,7 +38,12 @@ class PhraseGroup:
         # Traced at two levels: the meaning (the group) and each wording of it.
         if not allowed(self.rule_id):
             return False
-        return any(p.search(text) and allowed(rule_id) for rule_id, p in self.phrases)
+        return any(_compiled(p).search(text) and allowed(rule_id) for rule_id, p in self.phrases)
+
+
+@functools.cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
 
 
 def rule(
@@ -47,6 +55,6 @@ def rule(
         reason,
         f"{kind}:{reason}:{meaning}",
         re.compile("|".join(f"(?:{p})" for p in patterns)),
-        tuple((f"wording:{kind}:{reason}:{p}", re.compile(p)) for p in patterns),
+        tuple((f"wording:{kind}:{reason}:{p}", p) for p in patterns),
         weak,
     )
