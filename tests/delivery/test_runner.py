@@ -153,7 +153,10 @@ async def test_delivery_that_keeps_failing_expires(db_url: str, sink: Sink) -> N
 
 
 async def test_closed_port_is_deferred_not_failed(db_url: str) -> None:
-    async with engine_for(db_url, f"127.0.0.1:{free_port()}") as eng:
+    # A retry a minute away: with the suite's 50 ms retries a loaded machine's runner tried
+    # the refused port twice before it saw no work left.
+    async with engine_for(db_url, f"127.0.0.1:{free_port()}",
+                          queue={"retry_base": 60.0, "retry_max": 60.0}) as eng:
         bid = await enqueue(eng, ["a@example.jp"])
         runner = await eng.runner()
         await asyncio.wait_for(runner.run(exit_when_idle=True), timeout=20)
