@@ -19,6 +19,7 @@ engine calls, sessions and rights (no second rights model, no SQL here).
     audit       /staff/audit (+ audit.csv, audit/verify): the audit log (administrators)
     settings    /staff/settings (+ hours, senders/add, senders/remove): report hours, templates
                 (settings_templates: templates/new, templates/{id} (+ delete)), allowed senders
+                (settings_health: health (+ question, move, off, on): the health questions)
     suppressions /staff/suppressions (+ remove): the suppression list (administrators)
     staffing    /staff/accounts (+ add, role, password, disable), /staff/keys (+ create,
                 disable): staff accounts and API keys (administrators; keys: the board)
@@ -48,6 +49,7 @@ from admin_api.screens import (
     roster_import,
     schools,
     settings,
+    settings_health,
     settings_templates,
     staffing,
     suppressions,
@@ -76,7 +78,7 @@ def screen_routers() -> list[APIRouter]:
             compose.router, compose_saved.router, reports.router, surveys.router,
             people.router, roster_import.router, schools.router,
             audit.router, suppressions.router, staffing.router, settings.router,
-            settings_templates.router, apidocs.router]
+            settings_templates.router, settings_health.router, apidocs.router]
 
 
 __all__ = ["screen_routers"]
