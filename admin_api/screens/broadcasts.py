@@ -27,6 +27,7 @@ from engine.queue.models import STATE_LABELS_JA
 from engine.staff import audiences, follow
 from engine.twoway import survey_of
 from engine.twoway.reads import asks_read
+from engine.twoway.staff_views import waiting
 
 router = APIRouter(prefix="/staff", route_class=ScreenRoute, include_in_schema=False)
 
@@ -58,7 +59,7 @@ def category_label(key: str) -> str:
 
 
 def _row(b: follow.BroadcastRow) -> dict[str, Any]:
-    return {"b": b, "p": progress(b), "category": category_label(b.category)}
+    return {"b": b, "p": progress(b), "category": category_label(b.category), "waiting": None}
 
 
 @router.get("/home", response_class=HTMLResponse)
@@ -78,6 +79,11 @@ async def dashboard(request: Request, auto: bool = False) -> Response:
             current.append(_row(b))
         elif len(recent) < 10:
             recent.append(_row(b))
+    # Unread / unanswered of those that ask, linking to the broadcast page's filters.
+    shown = current + recent
+    waits = await waiting(v.api.staff.pool, {r["b"].id: r["p"]["delivered"] for r in shown})
+    for r in shown:
+        r["waiting"] = waits.get(r["b"].id)
     return v.page(
         "dashboard.html", title="ダッシュボード", current=current, recent=recent,
         live=any(r["p"]["live"] for r in current), new_reports=await new_reports(v),
