@@ -2,7 +2,12 @@
 
     python bench/scale.py [--small 30000] [--large 100000] [--history 8000000]
                           [--bulk 100000] [--emergency 300] [--workers N] [--pages 5]
-                          [--database-url URL]
+                          [--rounds 1] [--profile] [--no-prune] [--database-url URL]
+
+``--large 0``, ``--history 0`` or ``--bulk 0`` leaves that scenario out. The history scenario
+seeds a database of its own on the same server and alternates ``--small`` mails on an empty
+queue and on the history (``--rounds`` pairs, best of each); ``--profile`` prints what the
+server did in the last pair side by side (``bench/pgprofile.py``).
 
 In one run, on one PostgreSQL (its own embedded one unless ``--database-url`` names an empty
 database):
