@@ -133,6 +133,7 @@ async def my_class(
     unit = next((c for c in mine if c.id == class_id), None) if class_id else (
         mine[0] if mine else None)
     if class_id is not None and unit is None:
+        await _class_school(v, class_id)  # another board's class: not found
         await cr.may_view_class(v.api.staff.pool, v.actor, class_id)  # refused: not theirs
         raise not_found(f"組 {class_id} ")
     found = contacts = None
