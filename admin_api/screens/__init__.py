@@ -13,6 +13,8 @@ engine calls, sessions and rights (no second rights model, no SQL here).
     surveys     /staff/broadcasts/{id}/survey (+ answers.csv, remind)
     reports     /staff/reports (+ reports.csv, reports/seen): absence and health reports
     people      /staff/roster (名簿), roster/rate, roster/accounts (+ one account's changes)
+    classes     /staff/roster/classes (+ add, rename, remove): grades and classes;
+                /staff/roster/class: a teacher's own classes' accounts (read-only)
     roster_import  /staff/roster/import (+ confirm): CSV with a dry-run preview
     schools     /staff/roster/schools (board), roster/notices(.pdf), roster/invitations
     static      /staff/static/screens.css, progress.js, compose.js (our only CSS and scripts)
@@ -42,6 +44,7 @@ from admin_api.screens import (
     audit,
     broadcast_actions,
     broadcasts,
+    classes,
     compose,
     compose_saved,
     people,
@@ -76,7 +79,7 @@ async def static_file(name: str) -> Response:
 def screen_routers() -> list[APIRouter]:
     return [static_router, account.router, broadcasts.router, broadcast_actions.router,
             compose.router, compose_saved.router, reports.router, surveys.router,
-            people.router, roster_import.router, schools.router,
+            people.router, roster_import.router, schools.router, classes.router,
             audit.router, suppressions.router, staffing.router, settings.router,
             settings_templates.router, settings_health.router, apidocs.router]
 
