@@ -96,9 +96,8 @@ async def broadcast_page(
     which = await f.recipient_filter(v)
     total, rows = await api.staff.audited(
         actor, "broadcast.recipients", f"broadcast {broadcast_id}",
-        follow.recipients(
-            api.staff.pool, api.people.sealer, actor, broadcast_id, which, api.staff.now(),
-            PAGE_SIZE, (page - 1) * PAGE_SIZE,
+        follow.recipients_of(
+            api.staff.pool, api.people.sealer, st, which, PAGE_SIZE, (page - 1) * PAGE_SIZE
         ),
     )
     accounts = await accounts_of(api.people, [r.address for r in rows])
