@@ -9,9 +9,12 @@ one broadcast asking a question to the first recipients/2 accounts, records 90 %
 delivered and 10 % failed through the queue as the runners do, adds audit entries and
 suppression entries, then signs a board administrator in through the sign-in form and times
 each screen in process (httpx's ASGI transport: the server's own time, no network), ``rounds``
-times after one warm-up. Prints one line per screen and, last, one JSON line of the median
-milliseconds (goal: under 200 each). Without --database-url it starts an embedded PostgreSQL in
-a temporary directory.
+times after one warm-up. The broadcast's recipients are timed unfiltered, failed, of one class
+and unanswered; the roster's account search (by name, one school of 2,000) and its
+registration rates beside them. Prints one line per screen with the database statements it
+issued and, last, one JSON line of every screen's median milliseconds (goal: under 200 each)
+with the load average (the machine may be shared: compare figures of one invocation). Without
+--database-url it starts an embedded PostgreSQL in a temporary directory.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import statistics
 import sys
@@ -70,9 +74,9 @@ async def seed(api: StaffApi, args: argparse.Namespace) -> int:
     now = api.staff.now()
     while claimed := await queue.claim("bench", 2000, now, 600):
         await queue.record("bench", [
-            AttemptResult(c.id, Outcome.FAILED if c.id % 10 == 0 else Outcome.DELIVERED, now,
-                          550 if c.id % 10 == 0 else 250, reason="userunknown"
-                          if c.id % 10 == 0 else None)
+            AttemptResult(c.id, Outcome.FAILED, now, 550, reason="userunknown",
+                          category="unknown_user")
+            if c.id % 10 == 0 else AttemptResult(c.id, Outcome.DELIVERED, now, 250)
             for c in claimed])
     print(f"broadcast {fan.broadcast_id} to {fan.recipients} addresses sent and recorded in "
           f"{time.perf_counter() - t0:.1f} s")
@@ -92,7 +96,7 @@ async def main(args: argparse.Namespace) -> dict[str, float]:
     keys = tempfile.mkdtemp(prefix="mamoru-bench-keys-", dir="/tmp")
     base = load_settings(None, environ={})
     settings = replace(
-        base, database=replace(base.database, url=url, pool_min=1, pool_max=4),
+        base, database=replace(base.database, url=url, pool_min=4, pool_max=4),
         people=replace(base.people, key=new_key_text(), link_key_file=f"{keys}/link.key"),
         staff=replace(base.staff, audit_key=new_key_text(), audit_checkpoints=""),
     )
@@ -101,10 +105,23 @@ async def main(args: argparse.Namespace) -> dict[str, float]:
     broadcast = await seed(api, args)
     app = create_app(await open_site(settings, api.people, b"bench-screens-secret-0123456789"))
     mount_staff(app, api)
+    one_class = await pool.fetchval("SELECT min(id) FROM classes")
+    school = await pool.fetchval("SELECT id FROM organisations WHERE code = 's00'")
+    statements: list[float] = []
+    # Every statement a screen issues, on each of the pool's connections (asyncpg has no
+    # pool-wide query logger; the pool keeps all four open: pool_min).
+    for holder in pool._holders:
+        if holder._con is None:
+            await holder.connect()
+        holder._con.add_query_logger(lambda q: statements.append(q.elapsed))
     screens = {
         "dashboard": "/staff/home",
         "broadcast": f"/staff/broadcasts/{broadcast}",
         "broadcast_failed": f"/staff/broadcasts/{broadcast}?failed=true",
+        "broadcast_class": f"/staff/broadcasts/{broadcast}?class_id={one_class}",
+        "broadcast_unanswered": f"/staff/broadcasts/{broadcast}?unanswered=true",
+        "accounts_search": f"/staff/roster/accounts?school_id={school}&name=%E5%A4%AA%E9%83%8E",
+        "registration_rate": "/staff/roster/rate",
         "reports": "/staff/reports",
         "survey": f"/staff/broadcasts/{broadcast}/survey",
         "audit": "/staff/audit",
@@ -123,6 +140,7 @@ async def main(args: argparse.Namespace) -> dict[str, float]:
         for name, path in screens.items():
             times = []
             for n in range(args.rounds + 1):
+                statements.clear()
                 t0 = time.perf_counter()
                 got = await c.get(path)
                 elapsed = (time.perf_counter() - t0) * 1000
@@ -130,7 +148,9 @@ async def main(args: argparse.Namespace) -> dict[str, float]:
                 if n:
                     times.append(elapsed)
             result[name] = round(statistics.median(times), 1)
-            print(f"{name:18s} {result[name]:8.1f} ms (median of {args.rounds})")
+            print(f"{name:22s} {result[name]:8.1f} ms (median of {args.rounds}), "
+                  f"{len(statements)} statements, {1000 * sum(statements):.1f} ms in them, "
+                  f"load {os.getloadavg()[0]:.2f}")
     await pool.close()
     return result
 
@@ -144,4 +164,5 @@ if __name__ == "__main__":
     parser.add_argument("--suppressions", type=int, default=2_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--database-url", default="")
-    print(json.dumps(asyncio.run(main(parser.parse_args()))))
+    medians = asyncio.run(main(parser.parse_args()))
+    print(json.dumps({**medians, "load_average": [round(x, 2) for x in os.getloadavg()]}))
