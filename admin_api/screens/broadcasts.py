@@ -20,7 +20,6 @@ from admin_api.screens.web import ScreenRoute, see_other, visit
 from admin_api.staff.broadcast_routes import csv_response, recipients_csv_bytes
 from engine.people import Category
 from engine.people.recipients import accounts_of
-from engine.platform.clock import JST
 from engine.queue import BroadcastState, Cancellation, State
 from engine.queue.broadcasts import BROADCAST_STATE_LABELS_JA
 from engine.queue.models import STATE_LABELS_JA
@@ -67,17 +66,9 @@ async def dashboard(request: Request, auto: bool = False) -> Response:
     ``auto``: the page's own refresh without JavaScript, which is not activity."""
     v = await visit(request, touch=not auto)
     now = v.api.staff.now()
-    _, rows = await follow.list_broadcasts(
-        v.api.staff.pool, v.actor, follow.BroadcastFilter(), now, 100
-    )
-    today = now.astimezone(JST).date()
-    current: list[dict[str, Any]] = []
-    recent: list[dict[str, Any]] = []
-    for b in rows:
-        if b.created_at.astimezone(JST).date() == today or b.state in LIVE:
-            current.append(_row(b))
-        elif len(recent) < 10:
-            recent.append(_row(b))
+    shown, others = await follow.dashboard_broadcasts(v.api.staff.pool, v.actor, now)
+    current = [_row(b) for b in shown]
+    recent = [_row(b) for b in others]
     return v.page(
         "dashboard.html", title="ダッシュボード", current=current, recent=recent,
         live=any(r["p"]["live"] for r in current), new_reports=await new_reports(v),

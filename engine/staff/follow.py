@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 
 from engine.bounce import CATEGORIES
-from engine.platform.clock import jst_text
+from engine.platform.clock import JST, jst_text
 from engine.platform.csv_io import csv_cell, csv_text
 from engine.platform.errors import InputError
 from engine.platform.sealing import RECIPIENT, Sealer
@@ -98,6 +98,39 @@ async def list_broadcasts(
         *args, limit, offset,
     )
     return total, await _with_counts(pool, rows, now)
+
+
+# Still live: not cancelled, with deliveries left to send (found through the live rows' index,
+# deliveries_live_by_broadcast, without counting anything).
+_LIVE_SQL = (
+    "b.cancelled_at IS NULL AND EXISTS (SELECT 1 FROM deliveries d WHERE d.broadcast_id = b.id "
+    "AND d.state IN ('queued', 'deferred', 'sending'))"
+)
+
+
+async def dashboard_broadcasts(
+    pool: asyncpg.Pool, actor: Principal, now: datetime, recent: int = 10, window: int = 100,
+) -> tuple[list[BroadcastRow], list[BroadcastRow]]:
+    """Of the ``window`` newest broadcasts the actor may see: those made today (Japan time) or
+    still scheduled or sending, and the ``recent`` newest others, each with its counts. Only
+    these are counted: the rest of the history is not read on every visit."""
+    args: list[Any] = [*visibility(actor), None, None, None, None, None]
+    rows = await pool.fetch(
+        f"SELECT {_BROADCAST_COLUMNS}, {_LIVE_SQL} AS live "
+        "FROM broadcasts b LEFT JOIN broadcast_owners o ON o.broadcast_id = b.id "
+        f"{_LIST_WHERE} ORDER BY b.id DESC LIMIT $10",
+        *args, window,
+    )
+    today = now.astimezone(JST).date()
+    current: list[Any] = []
+    others: list[Any] = []
+    for r in rows:
+        if r["live"] or r["created_at"].astimezone(JST).date() == today:
+            current.append(r)
+        elif len(others) < recent:
+            others.append(r)
+    counted = {b.id: b for b in await _with_counts(pool, current + others, now)}
+    return [counted[r["id"]] for r in current], [counted[r["id"]] for r in others]
 
 
 async def _with_counts(pool: asyncpg.Pool, rows: list[Any], now: datetime) -> list[BroadcastRow]:
@@ -353,15 +386,17 @@ async def _recipients(
         [sealer.address_hash(a) for a in f.addresses] if f.addresses is not None else None,
         f.unread, f.unanswered,
     ]
-    # Without a known total the page counts its matches in the same pass (one statement):
-    # over the matching ids only, the page's rows are read after the limit.
-    counted = "NULL::bigint" if total is not None else "count(*) OVER ()"
+    # The matching ids first, through the broadcast's index (never the whole table in id
+    # order, which the planner would pick for "ORDER BY id LIMIT" once there is history), then
+    # the page of them; without a known total the same statement counts them.
+    counted = "NULL::bigint" if total is not None else "(SELECT count(*) FROM m)"
     rows = await pool.fetch(
+        f"WITH m AS MATERIALIZED (SELECT id FROM deliveries {_RECIPIENT_WHERE}) "
         "SELECT id, recipient_sealed, state, attempts, last_code, last_status, last_text, reason, "
         "category, updated_at, finished_at, state = 'failed' AND interrupted AS may_have_arrived, "
-        f"{LAST_TLS} AS tls, p.total "
-        f"FROM (SELECT id, {counted} AS total FROM deliveries {_RECIPIENT_WHERE} "
-        "ORDER BY id LIMIT $9 OFFSET $10) p JOIN deliveries USING (id) ORDER BY id",
+        f"{LAST_TLS} AS tls, {counted} AS total "
+        "FROM (SELECT id FROM m ORDER BY id LIMIT $9 OFFSET $10) p JOIN deliveries USING (id) "
+        "ORDER BY id",
         *args, limit, offset,
     )
     if total is None:

@@ -74,3 +74,43 @@ async def test_totals_from_the_counts_equal_counting_the_filtered_deliveries(
     assert total == 1 and [r.address for r in rows] == ["taro@docomo.ne.jp"]
     # A page past the end still says how many there are.
     assert await follow.recipients_of(pool, sealer, st, by_address, 10, 5) == (1, [])
+
+
+async def test_the_dashboard_counts_only_what_it_shows_and_shows_what_the_full_list_did(
+    world: World,
+) -> None:
+    """``dashboard_broadcasts`` picks, among the newest, today's and the live ones and the ten
+    newest others, as filtering the whole counted list did, with the same counts."""
+    from datetime import timedelta
+
+    from engine.platform.clock import JST
+
+    token = await world.login("admin1")
+    async with world.client(token) as c:
+        ids = [(await c.post("/api/staff/broadcasts", json=body(
+            {"classes": [world.classes["sho1-3-1"]]}))).json()["broadcast_id"]
+            for _ in range(14)]
+    pool = world.api.staff.pool
+    # All but the last two finished days ago; ids[3] still has one delivery waiting (live),
+    # ids[-1] was made today and finished, ids[-2] today and still sending.
+    await pool.execute(
+        "UPDATE broadcasts SET created_at = $2 WHERE id = ANY($1::bigint[])",
+        ids[:-2], world.clock.now() - timedelta(days=3))
+    await pool.execute(
+        "UPDATE deliveries SET state = 'delivered' WHERE broadcast_id = ANY($1::bigint[])",
+        [i for i in ids if i not in (ids[-2],)])
+    await pool.execute(
+        "UPDATE deliveries SET state = 'deferred' WHERE id = "
+        "(SELECT min(id) FROM deliveries WHERE broadcast_id = $1)", ids[3])
+    now = world.clock.now()
+    await pool.execute("UPDATE broadcasts SET created_at = $2 WHERE id = ANY($1::bigint[])",
+                       ids[-2:], now)
+    current, recent = await follow.dashboard_broadcasts(pool, CLI_PRINCIPAL, now)
+    _, everything = await follow.list_broadcasts(
+        pool, CLI_PRINCIPAL, follow.BroadcastFilter(), now, 100)
+    today = [b for b in everything if b.created_at.astimezone(JST).date()
+             == now.astimezone(JST).date() or b.state.value in ("scheduled", "sending")]
+    others = [b for b in everything if b not in today][:10]
+    assert [b.id for b in current] == [ids[-1], ids[-2], ids[3]]
+    assert current == today and recent == others and len(recent) == 10
+    assert current[2].by_state[State.DEFERRED] == 1 and current[1].state.value == "sending"
