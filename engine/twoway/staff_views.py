@@ -16,7 +16,7 @@ import asyncpg
 from engine.people.store import ACCOUNT_NAME, People
 from engine.platform.errors import InputError
 from engine.twoway.reads import AccountRead
-from engine.twoway.surveys import Response, responses
+from engine.twoway.surveys import Response, response_count_and_page
 
 
 @dataclass(frozen=True)
@@ -78,14 +78,11 @@ async def read_page(
 async def response_page(
     people: People, broadcast_id: int, limit: int = 100, offset: int = 0
 ) -> tuple[int, list[Response]]:
-    """(total, one page of) the survey's responses in class order.
-
-    A survey has at most one response per account of its audience (tens of thousands at the
-    most), so the page is cut from the full ordered list rather than from a second query.
-    """
+    """(total, one page of) the survey's responses in class order: one statement, the names
+    of the page's children opened only (a survey has up to one response per account of its
+    audience, tens of thousands)."""
     _check_paging(limit, offset)
-    every = await responses(people, broadcast_id)
-    return len(every), every[offset:offset + limit]
+    return await response_count_and_page(people, broadcast_id, limit, offset)
 
 
 async def reports_seen_at(pool: asyncpg.Pool, staff_id: int) -> datetime | None:
