@@ -427,16 +427,11 @@ class Lanes:
             recipient=smtp_path(d.recipient),
             data=template.render(d.recipient, d.id),
         )
-        # The lease must outlive the attempt: bound the attempt well inside it.
-        budget = self.settings.queue.lease_seconds * 0.8
-        try:
-            async with asyncio.timeout(budget):
-                result = await session.send(envelope)
-        except TimeoutError:
-            result = SendResult(
-                Outcome.DEFERRED, None, None, f"attempt took longer than {budget:.0f} s",
-                "DATA", None,
-            )
+        # The lease must outlive the attempt: bound the attempt well inside it. The session
+        # keeps the deadline (a pipelined one with its connection's one timer, not a timer
+        # per mail) and answers a deferral that says it timed out.
+        deadline = asyncio.get_running_loop().time() + self.settings.queue.lease_seconds * 0.8
+        result = await session.send(envelope, deadline)
         metrics.SEND_SECONDS.observe(time.monotonic() - started)
         return result
 

@@ -83,7 +83,9 @@ class Session(Protocol):
     @property
     def usable(self) -> bool: ...
 
-    async def send(self, envelope: Envelope) -> SendResult: ...
+    async def send(self, envelope: Envelope, deadline: float | None = None) -> SendResult:
+        """One transaction; `deadline` (event-loop time, ``loop.time()``): the attempt ends
+        by then, a deferral saying it timed out."""
 
     async def close(self) -> None: ...
 
