@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import timedelta, timezone
 from email.utils import format_datetime, formataddr
 
-from engine.message.dkim import DkimSigner, PreparedBody, dkim_settings
+from engine.message.dkim import BodyHead, DkimSigner, PreparedBody, dkim_settings
 from engine.message.links import PAGE, LinkSigner
 from engine.message.verp import unsubscribe_address
 from engine.platform.address import domain_of, smtp_path
@@ -90,6 +90,8 @@ class _Links:
     # The domain of the mailto: unsubscribe address (engine.message.verp), keyed by `secret`.
     mailto_domain: str = ""
     secret: bytes = b""
+    # encoded_head's DKIM body-hash state, computed once (when the mails are signed).
+    hashed_head: BodyHead | None = None
 
     def url(self, purpose: str, path: str, delivery_id: int) -> str:
         return f"{self.base_url}/{path}/{self.signer.token(purpose, delivery_id, self.expires)}"
@@ -161,9 +163,10 @@ class MessageTemplate:
         body, prepared = self.body, self.prepared_body
         links = self.links
         if links is not None and url is not None:
-            body = links.encoded_head + _encode_body(links.text(delivery_id, url))
+            tail = _encode_body(links.text(delivery_id, url))
+            body = links.encoded_head + tail
             if self.signer is not None:
-                prepared = self.signer.prepare_body(body)
+                prepared = self.signer.prepare_body(tail, links.hashed_head)
         if self.signer is not None and prepared is not None:
             signature = self.signer.sign_parts(
                 own, self.common_headers, prepared, self.sender_domain
@@ -228,9 +231,10 @@ def build_template(
         expires = int((clock.now() + LINK_LIFETIME).timestamp())
         pieces, paths = _link_layout(text, content.personal_page)
         head = len(pieces[0]) // _LINE_BYTES * _LINE_BYTES
+        encoded_head = _encode_body(pieces[0][:head])
         links = _Links(
             public_url.rstrip("/"), LinkSigner(secret), expires, pieces, paths,
-            _encode_body(pieces[0][:head]), head, bounce_domain or sender_domain, secret,
+            encoded_head, head, bounce_domain or sender_domain, secret, BodyHead(encoded_head),
         )
     common = _common_headers(content, clock, sender_domain, from_name, reply_to)
     body = _encode_body(text.encode("utf-8")) if links is None else b""
