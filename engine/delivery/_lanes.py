@@ -422,10 +422,12 @@ class Lanes:
         d = claim.delivery
         started = time.monotonic()
         template = self.broadcasts.template(d.broadcast_id)
+        data, wire_ready = template.render_wire(d.recipient, d.id)
         envelope = Envelope(
             sender=return_path(self._verp_secret, d.id, self._bounce_domain(template)),
             recipient=smtp_path(d.recipient),
-            data=template.render(d.recipient, d.id),
+            data=data,
+            wire_ready=wire_ready,
         )
         # The lease must outlive the attempt: bound the attempt well inside it. The session
         # keeps the deadline (a pipelined one with its connection's one timer, not a timer

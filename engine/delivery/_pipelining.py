@@ -202,7 +202,8 @@ class PipelinedSession(SmtpSession):
                 await self._replies.next(timeout, deadline)
             command_name, (code, message) = refused
             return await self._refused(command_name, code, message)
-        self._write(_wire_form(envelope.data))
+        content = envelope.data
+        self._write(content + b".\r\n" if envelope.wire_ready else _wire_form(content))
         code, message = await self._replies.next(float(self._settings.data_timeout), deadline)
         status, text = split_enhanced(message)
         return SendResult(outcome_for_code(code), code, status, text, "DATA", self._host,

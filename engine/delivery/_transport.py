@@ -24,6 +24,9 @@ class Envelope:
     sender: str
     recipient: str
     data: bytes
+    # `data` is already as DATA sends it (CRLF line ends only, ending with CRLF, no line that
+    # starts with "."), as ``MessageTemplate.render_wire`` says of its mails: not scanned again.
+    wire_ready: bool = False
 
 
 @dataclass(frozen=True)
