@@ -219,8 +219,9 @@ class Lanes:
         ended_session = accepted > 0 and (
             result.code is None or result.code == 421
         ) and result.command in ("MAIL", "RCPT", "DATA")
-        says_so = result.code is not None and is_session_limit(result.text)
-        if ended_session and self.shaper.session_ended(grant, accepted, says_so=says_so):
+        if ended_session and self.shaper.session_ended(
+            grant, accepted, says_so=result.code is not None and is_session_limit(result.text)
+        ):
             # The site ends sessions after this many messages, whatever its words: a
             # per-connection limit, learned as such; the rate was fine, so no cut.
             verdict = Verdict.CONGESTION

@@ -4,6 +4,9 @@ body hash on from the shared head's state, and mails that the SMTP client sends 
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from datetime import UTC, datetime
 
 import dkim
@@ -12,8 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.delivery._pipelining import _wire_form
+from engine.message import verp
 from engine.message.compose import build_template
-from engine.message.dkim import BodyHead, DkimKey, DkimSigner, generate_key
+from engine.message.dkim import BodyHead, DkimKey, DkimSigner, _fold_unbroken, generate_key
 from engine.platform.clock import FakeClock
 from engine.queue.models import BroadcastContent, Priority
 
@@ -112,3 +116,18 @@ def test_a_mail_that_needs_its_line_ends_or_dots_fixed_is_not_said_ready() -> No
     assert good.render_wire("g@au.com", 1)[1]
     data, ready = good.render_wire("g\r\n.x@au.com", 1)
     assert not ready and _wire_form(data) != data + b".\r\n"
+
+
+@given(st.binary(max_size=700).map(base64.b64encode))
+def test_the_signatures_b_value_is_folded_as_dkimpy_folds_it(value: bytes) -> None:
+    assert _fold_unbroken(value) == dkim.fold(value, namelen=3)
+
+
+@given(st.binary(min_size=16, max_size=64), st.integers(0, 2**62),
+       st.sampled_from([b"", b"unsubscribe\0"]))
+def test_verp_macs_are_base32_of_the_hmacs_first_50_bits(
+    secret: bytes, delivery_id: int, purpose: bytes
+) -> None:
+    digest = hmac.new(secret, purpose + str(delivery_id).encode(), hashlib.sha256).digest()
+    expected = base64.b32encode(digest[:10]).decode().lower()[:10]
+    assert verp._mac(secret, delivery_id, purpose) == expected
