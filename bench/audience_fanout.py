@@ -9,7 +9,10 @@ then linking deliveries to contacts after the commit) and, within it, the moment
 wake-up (the queue's NOTIFY at commit) arrives on another connection,
 and, for comparison, `Queue.enqueue` of the same addresses given directly (bench/fanout.py);
 then what opening a sealed address costs on its own.
-Prints one line per round and, last, one JSON line.
+Prints one line per round, under it the fan-out's breakdown until the runners wake (each
+statement's wall time, with this process's CPU and, when the database runs on this machine, the
+server process's CPU during it, and the Python work between statements), and, last, one JSON
+line. CPU times say where the work is even when the machine is shared; wall times do not.
 """
 
 from __future__ import annotations
@@ -17,10 +20,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -34,6 +43,61 @@ from engine.platform.sealing import new_key_text  # noqa: E402
 from engine.queue import NewBroadcast, Priority, Queue  # noqa: E402
 from engine.queue.store import NOTIFY_CHANNEL  # noqa: E402
 from engine.twoway import send_broadcast  # noqa: E402
+
+
+def _server_cpu(pid: int) -> float:
+    """CPU seconds of a PostgreSQL server process on this machine (0 when it is elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def statements() -> Iterator[list[tuple[str, float, float, float, float]]]:
+    """Every statement run meanwhile: (what, start, end, our CPU, the server's CPU)."""
+    log: list[tuple[str, float, float, float, float]] = []
+    names = ("fetch", "fetchval", "fetchrow", "execute", "copy_records_to_table")
+    originals = {n: getattr(asyncpg.connection.Connection, n) for n in names}
+
+    def timed(name: str) -> Any:
+        original = originals[name]
+
+        async def run(self: asyncpg.Connection, *args: Any, **kwargs: Any) -> Any:
+            pid = self.get_server_pid()
+            t0, c0, s0 = time.perf_counter(), time.process_time(), _server_cpu(pid)
+            try:
+                return await original(self, *args, **kwargs)
+            finally:
+                what = "COPY deliveries" if name == "copy_records_to_table" else args[0]
+                log.append((" ".join(str(what).split())[:60], t0, time.perf_counter(),
+                            time.process_time() - c0, _server_cpu(pid) - s0))
+        return run
+
+    for n in names:
+        setattr(asyncpg.connection.Connection, n, timed(n))
+    try:
+        yield log
+    finally:
+        for n, original in originals.items():
+            setattr(asyncpg.connection.Connection, n, original)
+
+
+def breakdown(log: list[tuple[str, float, float, float, float]], t0: float, woken: float) -> str:
+    """The statements from t0 until the runners woke, and the Python work between them."""
+    lines, prev = [], t0
+    for what, start, end, ours, server in log:
+        if start < t0 or end > woken:
+            continue
+        if start - prev >= 0.005:
+            lines.append(f"    python between statements {start - prev:7.3f} s")
+        if end - start >= 0.005:
+            lines.append(f"    {what:60s} {end - start:7.3f} s (our CPU {ours:.3f} s, "
+                         f"server CPU {server:.3f} s)")
+        prev = end
+    lines.append(f"    commit until the NOTIFY is heard {woken - prev:7.3f} s")
+    return "\n".join(lines)
 
 
 async def main(args: argparse.Namespace) -> dict[str, float | int]:
@@ -64,7 +128,10 @@ async def main(args: argparse.Namespace) -> dict[str, float | int]:
             pool, people, audience, Category.EMERGENCY, Priority.EMERGENCY, people.clock.now()
         )
         t1 = time.perf_counter()
-        fan = await send_broadcast(people, queue, message, audience, Category.EMERGENCY, 86400)
+        with statements() as log:
+            fan = await send_broadcast(
+                people, queue, message, audience, Category.EMERGENCY, 86400
+            )
         t2 = time.perf_counter()
         await queue.enqueue(
             NewBroadcast(message.sender, message.subject, message.body,
@@ -80,8 +147,11 @@ async def main(args: argparse.Namespace) -> dict[str, float | int]:
         print(
             f"round {round_no + 1}: {fan.recipients} recipients: resolve {t1 - t0:.3f} s, "
             f"resolve + fan-out until the runners wake {wake_t[-1]:.3f} s, with linking after "
-            f"the commit {t2 - t1:.3f} s (addresses given directly: {t3 - t2:.3f} s)"
+            f"the commit {t2 - t1:.3f} s (addresses given directly: {t3 - t2:.3f} s); "
+            f"load {os.getloadavg()[0]:.2f}"
         )
+        if woken:
+            print(breakdown(log, t1, woken[0]))
     await listener.remove_listener(NOTIFY_CHANNEL, heard)
     await pool.release(listener)
     await pool.close()

@@ -2,7 +2,12 @@
 
     python bench/scale.py [--small 30000] [--large 100000] [--history 8000000]
                           [--bulk 100000] [--emergency 300] [--workers N] [--pages 5]
-                          [--database-url URL]
+                          [--rounds 1] [--profile] [--no-prune] [--database-url URL]
+
+``--large 0``, ``--history 0`` or ``--bulk 0`` leaves that scenario out. The history scenario
+seeds a database of its own on the same server and alternates ``--small`` mails on an empty
+queue and on the history (``--rounds`` pairs, best of each); ``--profile`` prints what the
+server did in the last pair side by side (``bench/pgprofile.py``).
 
 In one run, on one PostgreSQL (its own embedded one unless ``--database-url`` names an empty
 database):
@@ -33,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import sys
 import tempfile
@@ -261,12 +267,74 @@ def emergency_behind(url: str, bulk: int, urgent: int, tmp: Path) -> dict[str, A
         shaping.stop_sim(sim)
 
 
+def history_scenario(args: argparse.Namespace, settings: Settings, url: str, port: int,
+                     workers: int) -> dict[str, Any]:
+    """``--small`` mails on an empty queue and on ``--history`` finished rows (a database of
+    its own on the same server), alternated ``--rounds`` times; then the pages and retention.
+    With ``--profile`` the statements and counters of the last pair, side by side."""
+    import pgprofile
+
+    hist_url = asyncio.run(sibling_database(url, f"mamoru_scale_history_{port}"))
+    history = asyncio.run(seed_history(hist_url, args.history))
+    print(f"history: {args.history} finished deliveries seeded in "
+          f"{history['seed_seconds']} s", flush=True)
+    on_history = replace(settings, database=replace(settings.database, url=hist_url))
+    empty_s: list[float] = []
+    full_s: list[float] = []
+    profiles: dict[str, Any] = {}
+    for r in range(args.rounds):
+        for label, where, out in (("empty", settings, empty_s), ("history", on_history, full_s)):
+            asyncio.run(_sql(url, f"TRUNCATE {QUEUE_TABLES} CASCADE"))
+            prof = (asyncio.run(pgprofile.Profile.start(where.database.url))
+                    if args.profile and r == args.rounds - 1 else None)
+            out.append(send(where, args.small, workers)["seconds"])
+            if prof is not None:
+                profiles[label] = asyncio.run(prof.stop())
+            print(f"  round {r + 1}: {args.small} mails on {label}: {out[-1]} s "
+                  f"(load {load()})", flush=True)
+    asyncio.run(_sql(url, f"TRUNCATE {QUEUE_TABLES} CASCADE"))
+    if profiles:
+        print(pgprofile.top_statements(profiles), flush=True)
+        print(pgprofile.stats_side_by_side(profiles), flush=True)
+    history["empty_seconds"] = min(empty_s)
+    history["small_seconds"] = min(full_s)
+    history["vs_empty"] = round(min(full_s) / min(empty_s), 3)
+    history["vs_empty_each_round"] = [round(f / e, 3) for e, f in zip(empty_s, full_s, strict=True)]
+    history.update(asyncio.run(timings(hist_url, args.pages)))
+    print(f"  {args.small} mails on top: best {history['small_seconds']} s against "
+          f"{history['empty_seconds']} s empty ({history['vs_empty']}× the empty queue; each "
+          f"round {history['vs_empty_each_round']}); broadcast status "
+          f"{history['broadcast_status_ms']} ms, recipients "
+          f"{history['recipients_ms']} ms, whole-table status "
+          f"{history['overall_status_ms']} ms; claim {history['claim_with_index_ms']} ms "
+          f"({history['claim_without_index_ms']} ms without the live-only index)",
+          flush=True)
+    if args.prune:
+        history.update(asyncio.run(retention_vs_partitions(hist_url)))
+        print(f"  retention: {history['pruned_deliveries']} deliveries pruned in "
+              f"{history['prune_seconds']} s ({history['prune_rows_per_second']}/s); the same "
+              f"rows partitioned by month: loaded in {history['partition_copy_seconds']} s, "
+              f"dropped in {history['partition_drop_seconds']} s", flush=True)
+    asyncio.run(sibling_database(url, f"mamoru_scale_history_{port}", drop=True))
+    return history
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", type=int, default=30_000)
-    parser.add_argument("--large", type=int, default=100_000)
-    parser.add_argument("--history", type=int, default=8_000_000)
-    parser.add_argument("--bulk", type=int, default=100_000)
+    parser.add_argument("--large", type=int, default=100_000, help="0: no size scenario")
+    parser.add_argument("--history", type=int, default=8_000_000, help="0: no history scenario")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="empty / history pairs of the history scenario (best of each)")
+    parser.add_argument("--profile", action="store_true",
+                        help="the last pair's statements and counters (bench/pgprofile.py)")
+    parser.add_argument("--no-prune", dest="prune", action="store_false",
+                        help="skip the retention part of the history scenario")
+    parser.add_argument("--bulk", type=int, default=100_000, help="0: no emergency scenario")
     parser.add_argument("--emergency", type=int, default=300)
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--pages", type=int, default=5, help="runs of each page query")
@@ -279,60 +347,45 @@ def main() -> None:
     url = database_url(args.database_url)
     port = throughput.free_port()
     sink_proc = start_sink("127.0.0.1", port)
-    out: dict[str, Any] = {"workers": workers}
+    out: dict[str, Any] = {"workers": workers, "load_start": load()}
     try:
         settings = personal_settings(url, f"127.0.0.1:{port}", tmp)
-        small = send(settings, args.small, workers)
-        asyncio.run(_sql(url, f"TRUNCATE {QUEUE_TABLES} CASCADE"))
-        large = send(settings, args.large, workers)
-        out["small"], out["large"] = small, large
-        out["ratio"] = round(large["seconds"] / small["seconds"], 2)
-        out["peak_worker_mb"] = peak_child_mb()
-        print(f"personal signed mails: {args.small} in {small['seconds']} s, {args.large} in "
-              f"{large['seconds']} s (ratio {out['ratio']} for "
-              f"{args.large / args.small:.2f}× the work); peak worker RSS "
-              f"{out['peak_worker_mb']} MB", flush=True)
-        asyncio.run(_sql(url, f"TRUNCATE {QUEUE_TABLES} CASCADE"))
-        people_db = f"mamoru_scale_people_{port}"
-        fan = asyncio.run(audience_fanout.main(SimpleNamespace(
-            accounts=args.large // 2, schools=20, rounds=1,
-            database_url=asyncio.run(sibling_database(url, people_db)))))
-        asyncio.run(sibling_database(url, people_db, drop=True))
-        out["fanout"] = {"recipients": fan["recipients"],
-                         "until_runners_wake_seconds": fan["until_runners_wake_median_seconds"],
-                         "with_linking_seconds": fan["send_best_seconds"]}
-        asyncio.run(_sql(url, f"TRUNCATE {QUEUE_TABLES} CASCADE"))
-
-        history = asyncio.run(seed_history(url, args.history))
-        print(f"history: {args.history} finished deliveries seeded in "
-              f"{history['seed_seconds']} s", flush=True)
-        again = send(settings, args.small, workers)
-        history["small_seconds"] = again["seconds"]
-        history["vs_empty"] = round(again["seconds"] / small["seconds"], 3)
-        history.update(asyncio.run(timings(url, args.pages)))
-        print(f"  {args.small} mails on top: {again['seconds']} s ({history['vs_empty']}× the "
-              f"empty queue); broadcast status {history['broadcast_status_ms']} ms, recipients "
-              f"{history['recipients_ms']} ms, whole-table status "
-              f"{history['overall_status_ms']} ms; claim {history['claim_with_index_ms']} ms "
-              f"({history['claim_without_index_ms']} ms without the live-only index)",
-              flush=True)
-        history.update(asyncio.run(retention_vs_partitions(url)))
-        print(f"  retention: {history['pruned_deliveries']} deliveries pruned in "
-              f"{history['prune_seconds']} s ({history['prune_rows_per_second']}/s); the same "
-              f"rows partitioned by month: loaded in {history['partition_copy_seconds']} s, "
-              f"dropped in {history['partition_drop_seconds']} s", flush=True)
-        out["history"] = history
-        asyncio.run(_sql(url, f"TRUNCATE {QUEUE_TABLES} CASCADE"))
+        if args.large:
+            small = send(settings, args.small, workers)
+            asyncio.run(_sql(url, f"TRUNCATE {QUEUE_TABLES} CASCADE"))
+            large = send(settings, args.large, workers)
+            out["small"], out["large"] = small, large
+            out["ratio"] = round(large["seconds"] / small["seconds"], 2)
+            out["peak_worker_mb"] = peak_child_mb()
+            print(f"personal signed mails: {args.small} in {small['seconds']} s, {args.large} "
+                  f"in {large['seconds']} s (ratio {out['ratio']} for "
+                  f"{args.large / args.small:.2f}× the work); peak worker RSS "
+                  f"{out['peak_worker_mb']} MB (load {load()})", flush=True)
+            asyncio.run(_sql(url, f"TRUNCATE {QUEUE_TABLES} CASCADE"))
+            people_db = f"mamoru_scale_people_{port}"
+            fan = asyncio.run(audience_fanout.main(SimpleNamespace(
+                accounts=args.large // 2, schools=20, rounds=1,
+                database_url=asyncio.run(sibling_database(url, people_db)))))
+            asyncio.run(sibling_database(url, people_db, drop=True))
+            out["fanout"] = {"recipients": fan["recipients"],
+                             "until_runners_wake_seconds": fan["until_runners_wake_median_seconds"],
+                             "with_linking_seconds": fan["send_best_seconds"]}
+            asyncio.run(_sql(url, f"TRUNCATE {QUEUE_TABLES} CASCADE"))
+        if args.history:
+            out["history"] = history_scenario(args, settings, url, port, workers)
     finally:
         sink_proc.terminate()
         sink_proc.wait(10)
-    # A database of its own: serve there runs with the default link key file.
-    urgent_db = f"mamoru_scale_emergency_{port}"
-    out["emergency"] = emergency_behind(asyncio.run(sibling_database(url, urgent_db)),
-                                        args.bulk, args.emergency, tmp)
-    asyncio.run(sibling_database(url, urgent_db, drop=True))
-    print(f"emergency: {args.emergency} behind {args.bulk} bulk: first after "
-          f"{out['emergency']['first_seconds']} s, last after {out['emergency']['last_seconds']} s")
+    if args.bulk and args.emergency:
+        # A database of its own: serve there runs with the default link key file.
+        urgent_db = f"mamoru_scale_emergency_{port}"
+        out["emergency"] = emergency_behind(asyncio.run(sibling_database(url, urgent_db)),
+                                            args.bulk, args.emergency, tmp)
+        asyncio.run(sibling_database(url, urgent_db, drop=True))
+        print(f"emergency: {args.emergency} behind {args.bulk} bulk: first after "
+              f"{out['emergency']['first_seconds']} s, last after "
+              f"{out['emergency']['last_seconds']} s")
+    out["load_end"] = load()
     print(json.dumps(out))
 
 

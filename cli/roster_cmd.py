@@ -1,6 +1,7 @@
 """Single roster changes and the registration rate on the command line:
 `mamoru accounts add|edit|move|close|rate`, `mamoru contacts add|remove`,
-`mamoru schools rename|close` (engine/people/changes.py, engine/people/rate.py).
+`mamoru schools rename|close`, `mamoru schools classes list|add|rename|remove`
+(engine/people/changes.py, class_units.py, engine/people/rate.py).
 
 Each change is audited: as the command line (the OS user) by default, or with ``--as LOGIN``
 as that staff member, after the same rights check the staff API makes
@@ -24,7 +25,14 @@ from cli.schools_cmd import app as schools_app
 from cli.staff_session import AsOption, acting_principal, run_staff
 from engine.people import People
 from engine.people import changes as ch
-from engine.people.directory import parse_class, parse_grade
+from engine.people import class_units as cu
+from engine.people.directory import (
+    current_year,
+    find_class,
+    find_organisation,
+    parse_class,
+    parse_grade,
+)
 from engine.people.models import AccountKind
 from engine.people.rate import RateRow, registration_rate
 from engine.people.rollover import Farewell
@@ -327,3 +335,89 @@ def close_school(
     _say(f"{org.name}を閉じました: アカウント {closed} 件を終了")
 
 
+
+
+# `mamoru schools classes list|add|rename|remove` (mounted in cli/people_mount.py).
+classes_app = typer.Typer(help="A school's grades and classes of this school year (学年と組).",
+                          no_args_is_help=True)
+SchoolArg = Annotated[str, typer.Argument(help="School code or name.")]
+GradeArg = Annotated[str, typer.Argument(help="Grade: 3, ３, 3年.")]
+ClassArg = Annotated[str, typer.Argument(help="Class: 1, 1組, さくら.")]
+
+
+def _of_school(school: str) -> Callable[[Staff, Principal], Awaitable[object]]:
+    return lambda s, a: roster.may_change_school(s.pool, a, school)
+
+
+async def _class_id(p: People, school: str, grade: int, class_name: str) -> int:
+    org = await find_organisation(p.pool, school)
+    year = await current_year(p.pool, p.clock.now(), create=False)
+    return await find_class(p.pool, org, grade, class_name, year)
+
+
+@classes_app.command("list")
+def classes_list(school: SchoolArg, config: ConfigOption = None) -> None:
+    """Grades and classes with their active accounts and teachers."""
+    settings = settings_of(config)
+
+    async def work(p: People) -> list[cu.GradeLine]:
+        org = await find_organisation(p.pool, school)
+        year = await current_year(p.pool, p.clock.now(), create=False)
+        return await cu.school_classes(p.pool, org.id, year)
+
+    table = Table("学年", "組", "アカウント", "担任")
+    for g in run_people(settings, work):
+        for c in g.classes:
+            table.add_row(f"{g.grade}年", f"{c.name}組", str(c.accounts), str(c.teachers))
+        if g.without_class or not g.classes:
+            table.add_row(f"{g.grade}年", "(組なし)", str(g.without_class), "")
+    out().print(table)
+
+
+@classes_app.command("add")
+def classes_add(school: SchoolArg, grade: GradeArg, class_name: ClassArg,
+                as_login: AsOption = None, config: ConfigOption = None) -> None:
+    """Add a class (and its grade when the school has none yet)."""
+    settings = settings_of(config)
+    g, _ = _grade_class(grade, class_name)
+
+    async def work(p: People) -> cu.ClassPlace:
+        return await cu.add_class(p, (await find_organisation(p.pool, school)).id, g,
+                                  class_name)
+
+    place = _change(settings, as_login, "class.add", f"{school} {g}-{class_name}",
+                    _of_school(school), work, detail_of=lambda c: f"class {c.id}")
+    _say(f"組を追加しました: {place.school_name} {place.label}")
+
+
+@classes_app.command("rename")
+def classes_rename(school: SchoolArg, grade: GradeArg, class_name: ClassArg,
+                   new_name: Annotated[str, typer.Argument(help="The new name.")],
+                   as_login: AsOption = None, config: ConfigOption = None) -> None:
+    """Rename a class (its accounts and teachers stay with it)."""
+    settings = settings_of(config)
+    g, c = _grade_class(grade, class_name)
+
+    async def work(p: People) -> cu.ClassPlace:
+        return await cu.rename_class(p, await _class_id(p, school, g, c), new_name)
+
+    place = _change(settings, as_login, "class.rename", f"{school} {g}-{c}",
+                    _of_school(school), work, detail_of=lambda x: f"to {x.name}")
+    _say(f"組の名前を変更しました: {place.school_name} {place.label}")
+
+
+@classes_app.command("remove")
+def classes_remove(school: SchoolArg, grade: GradeArg, class_name: ClassArg,
+                   as_login: AsOption = None, config: ConfigOption = None) -> None:
+    """Remove a class no active account is in."""
+    settings = settings_of(config)
+    g, c = _grade_class(grade, class_name)
+
+    async def work(p: People) -> cu.RemovedClass:
+        return await cu.remove_class(p, await _class_id(p, school, g, c))
+
+    gone = _change(settings, as_login, "class.remove", f"{school} {g}-{c}",
+                   _of_school(school), work,
+                   detail_of=lambda x: f"teachers={x.teachers} closed={x.closed_accounts}")
+    _say(f"組を削除しました: {gone.place.school_name} {gone.place.label} "
+         f"(外れた担任の受け持ち {gone.teachers} 件)")

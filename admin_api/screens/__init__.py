@@ -13,12 +13,15 @@ engine calls, sessions and rights (no second rights model, no SQL here).
     surveys     /staff/broadcasts/{id}/survey (+ answers.csv, remind)
     reports     /staff/reports (+ reports.csv, reports/seen): absence and health reports
     people      /staff/roster (名簿), roster/rate, roster/accounts (+ one account's changes)
+    classes     /staff/roster/classes (+ add, rename, remove): grades and classes;
+                /staff/roster/class: a teacher's own classes' accounts (read-only)
     roster_import  /staff/roster/import (+ confirm): CSV with a dry-run preview
     schools     /staff/roster/schools (board), roster/notices(.pdf), roster/invitations
     static      /staff/static/screens.css, progress.js, compose.js (our only CSS and scripts)
     audit       /staff/audit (+ audit.csv, audit/verify): the audit log (administrators)
     settings    /staff/settings (+ hours, senders/add, senders/remove): report hours, templates
                 (settings_templates: templates/new, templates/{id} (+ delete)), allowed senders
+                (settings_health: health (+ question, move, off, on): the health questions)
     suppressions /staff/suppressions (+ remove): the suppression list (administrators)
     staffing    /staff/accounts (+ add, role, password, disable), /staff/keys (+ create,
                 disable): staff accounts and API keys (administrators; keys: the board)
@@ -41,6 +44,7 @@ from admin_api.screens import (
     audit,
     broadcast_actions,
     broadcasts,
+    classes,
     compose,
     compose_saved,
     people,
@@ -48,6 +52,7 @@ from admin_api.screens import (
     roster_import,
     schools,
     settings,
+    settings_health,
     settings_templates,
     staffing,
     suppressions,
@@ -74,9 +79,9 @@ async def static_file(name: str) -> Response:
 def screen_routers() -> list[APIRouter]:
     return [static_router, account.router, broadcasts.router, broadcast_actions.router,
             compose.router, compose_saved.router, reports.router, surveys.router,
-            people.router, roster_import.router, schools.router,
+            people.router, roster_import.router, schools.router, classes.router,
             audit.router, suppressions.router, staffing.router, settings.router,
-            settings_templates.router, apidocs.router]
+            settings_templates.router, settings_health.router, apidocs.router]
 
 
 __all__ = ["screen_routers"]

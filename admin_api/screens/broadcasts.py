@@ -20,13 +20,13 @@ from admin_api.screens.web import ScreenRoute, see_other, visit
 from admin_api.staff.broadcast_routes import csv_response, recipients_csv_bytes
 from engine.people import Category
 from engine.people.recipients import accounts_of
-from engine.platform.clock import JST
 from engine.queue import BroadcastState, Cancellation, State
 from engine.queue.broadcasts import BROADCAST_STATE_LABELS_JA
 from engine.queue.models import STATE_LABELS_JA
 from engine.staff import audiences, follow
 from engine.twoway import survey_of
 from engine.twoway.reads import asks_read
+from engine.twoway.staff_views import waiting
 
 router = APIRouter(prefix="/staff", route_class=ScreenRoute, include_in_schema=False)
 
@@ -58,7 +58,7 @@ def category_label(key: str) -> str:
 
 
 def _row(b: follow.BroadcastRow) -> dict[str, Any]:
-    return {"b": b, "p": progress(b), "category": category_label(b.category)}
+    return {"b": b, "p": progress(b), "category": category_label(b.category), "waiting": None}
 
 
 @router.get("/home", response_class=HTMLResponse)
@@ -67,17 +67,14 @@ async def dashboard(request: Request, auto: bool = False) -> Response:
     ``auto``: the page's own refresh without JavaScript, which is not activity."""
     v = await visit(request, touch=not auto)
     now = v.api.staff.now()
-    _, rows = await follow.list_broadcasts(
-        v.api.staff.pool, v.actor, follow.BroadcastFilter(), now, 100
-    )
-    today = now.astimezone(JST).date()
-    current: list[dict[str, Any]] = []
-    recent: list[dict[str, Any]] = []
-    for b in rows:
-        if b.created_at.astimezone(JST).date() == today or b.state in LIVE:
-            current.append(_row(b))
-        elif len(recent) < 10:
-            recent.append(_row(b))
+    shown, others = await follow.dashboard_broadcasts(v.api.staff.pool, v.actor, now)
+    current = [_row(b) for b in shown]
+    recent = [_row(b) for b in others]
+    # Unread / unanswered of those that ask, linking to the broadcast page's filters.
+    rows = current + recent
+    waits = await waiting(v.api.staff.pool, {r["b"].id: r["p"]["delivered"] for r in rows})
+    for r in rows:
+        r["waiting"] = waits.get(r["b"].id)
     return v.page(
         "dashboard.html", title="ダッシュボード", current=current, recent=recent,
         live=any(r["p"]["live"] for r in current), new_reports=await new_reports(v),
@@ -96,9 +93,8 @@ async def broadcast_page(
     which = await f.recipient_filter(v)
     total, rows = await api.staff.audited(
         actor, "broadcast.recipients", f"broadcast {broadcast_id}",
-        follow.recipients(
-            api.staff.pool, api.people.sealer, actor, broadcast_id, which, api.staff.now(),
-            PAGE_SIZE, (page - 1) * PAGE_SIZE,
+        follow.recipients_of(
+            api.staff.pool, api.people.sealer, st, which, PAGE_SIZE, (page - 1) * PAGE_SIZE
         ),
     )
     accounts = await accounts_of(api.people, [r.address for r in rows])

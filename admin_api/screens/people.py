@@ -25,7 +25,7 @@ from engine.people.listing import account_contacts, contact_address, list_accoun
 from engine.people.models import AccountKind
 from engine.platform.errors import InputError
 from engine.staff import roster
-from engine.staff.models import RightsError, Role
+from engine.staff.models import NotFoundError, RightsError, Role
 from engine.staff.organisation import ClassUnit, OrgUnit, organisation
 from engine.staff.rights import not_found
 
@@ -99,18 +99,19 @@ async def accounts(
     request: Request, school_id: Id = None, class_id: Id = None, name: str = "",
     number: Annotated[int | None, Query(ge=1, le=999)] = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    unregistered: Annotated[str, Query(max_length=1)] = "",
 ) -> Response:
     v = await visit(request)
     s = await admin_scope(v, school_id)
     if class_id is not None and class_id not in {c.id for c in s.classes}:
         raise RightsError("この組の名簿は見られません (not within your rights: class)")
-    name = name[:100]
+    name, only = name[:100], unregistered == "1"
     found = await list_accounts(v.api.people, s.school.id, class_id, name, number, PAGE_SIZE,
-                                (page - 1) * PAGE_SIZE)
+                                (page - 1) * PAGE_SIZE, unregistered=only)
     query = {"school_id": s.school.id, "class_id": class_id or "", "name": name,
-             "number": number or ""}
+             "number": number or "", "unregistered": "1" if only else ""}
     return v.page("accounts.html", title="アカウント", scope=s, found=found, class_id=class_id,
-                  name=name, number=number, page=page,
+                  name=name, number=number, page=page, only=only,
                   pages=max(1, -(-found.total // PAGE_SIZE)),
                   query="&".join(f"{k}={x}" for k, x in query.items() if x != ""))
 
@@ -129,67 +130,100 @@ async def _account(v: Visit, account_id: int) -> ch.AccountInfo:
 async def new_account(request: Request, school_id: Id = None) -> Response:
     v = await visit(request)
     s = await admin_scope(v, school_id)
-    return v.page("account_new.html", title="転入 (アカウントの追加)", scope=s)
+    return v.page("account_new.html", title="転入 (アカウントの追加)", scope=s, error="",
+                  values={})
 
 
-@router.post("/accounts/new")
+@router.post("/accounts/new", response_class=HTMLResponse)
 async def add_account(request: Request) -> Response:
     v = await visit(request)
     form = await v.form()
     s = await admin_scope(v, _int(field(form, "school_id", 20)))
-    staff_member = field(form, "kind", 10) == "staff"
-    grade_text, class_text = field(form, "grade", 10), field(form, "class_name", 20)
-    grade = parse_grade(grade_text) if grade_text else None
-    class_name = parse_class(class_text) if class_text else None
-    address = field(form, "address", 320).strip()
-    info = await v.api.staff.audited(
-        v.actor, "accounts.add", s.school.code,
-        ch.transfer_in(v.api.people, s.school.code, field(form, "name", 200), grade, class_name,
-                       _int(field(form, "number", 10)), (address,) if address else (),
-                       AccountKind.STAFF if staff_member else AccountKind.CHILD),
-        detail="(screens)",
-    )
+    values = {k: field(form, k, n) for k, n in (("kind", 10), ("name", 200), ("grade", 10),
+                                                 ("class_name", 20), ("number", 10),
+                                                 ("address", 320))}
+    address = values["address"].strip()
+    try:
+        grade = parse_grade(values["grade"]) if values["grade"] else None
+        class_name = parse_class(values["class_name"]) if values["class_name"] else None
+        info = await v.api.staff.audited(
+            v.actor, "accounts.add", s.school.code,
+            ch.transfer_in(v.api.people, s.school.code, values["name"], grade, class_name,
+                           _int(values["number"]), (address,) if address else (),
+                           AccountKind.STAFF if values["kind"] == "staff" else AccountKind.CHILD),
+            detail="(screens)",
+        )
+    except InputError as exc:
+        return v.page("account_new.html", 422, title="転入 (アカウントの追加)", scope=s,
+                      error=refused(exc), values=values)
     return see_other(f"/staff/roster/accounts/{info.id}?done=new")
+
+
+async def _account_page(v: Visit, account_id: int, status: int = 200, done: str = "",
+                        failed: str = "", error: str = "",
+                        values: dict[str, str] | None = None) -> Response:
+    """One account's page; after a refused form, that form with its values and the reason
+    next to it (``failed``: edit, move or address)."""
+    info = await _account(v, account_id)
+    contacts = await account_contacts(v.api.people, account_id)
+    return v.page("account.html", status, title=f"{info.name} さん", info=info,
+                  contacts=contacts, done=DONE.get(done, ""), failed=failed, error=error,
+                  values=values or {})
+
+
+def refused(exc: InputError) -> str:
+    """The reason to show next to a refused form; not found stays the 404 page."""
+    if isinstance(exc, NotFoundError):
+        raise exc
+    return str(exc)
 
 
 @router.get("/accounts/{account_id}", response_class=HTMLResponse)
 async def account(request: Request, account_id: int, done: str = "") -> Response:
     v = await visit(request)
-    info = await _account(v, account_id)
-    contacts = await account_contacts(v.api.people, account_id)
-    return v.page("account.html", title=f"{info.name} さん", info=info, contacts=contacts,
-                  done=DONE.get(done, ""))
+    return await _account_page(v, account_id, done=done)
 
 
-@router.post("/accounts/{account_id}/edit")
+@router.post("/accounts/{account_id}/edit", response_class=HTMLResponse)
 async def edit(request: Request, account_id: int) -> Response:
     v = await visit(request)
     form = await v.form()
     info = await _account(v, account_id)
     name, code = field(form, "name", 200).strip(), field(form, "code", 40).strip()
-    number = _int(field(form, "number", 10))
-    await v.api.staff.audited(
-        v.actor, "accounts.edit", str(account_id),
-        ch.edit_account(v.api.people, account_id, name if name and name != info.name else None,
-                        number if number != info.number else None, code or None),
-        detail="(screens)",
-    )
+    number_text = field(form, "number", 10)
+    try:
+        number = _int(number_text)
+        await v.api.staff.audited(
+            v.actor, "accounts.edit", str(account_id),
+            ch.edit_account(v.api.people, account_id,
+                            name if name and name != info.name else None,
+                            number if number != info.number else None, code or None),
+            detail="(screens)",
+        )
+    except InputError as exc:
+        return await _account_page(v, account_id, 422, failed="edit", error=refused(exc),
+                                   values={"name": name, "number": number_text, "code": code})
     return see_other(f"/staff/roster/accounts/{account_id}?done=edit")
 
 
-@router.post("/accounts/{account_id}/move")
+@router.post("/accounts/{account_id}/move", response_class=HTMLResponse)
 async def move(request: Request, account_id: int) -> Response:
     v = await visit(request)
     form = await v.form()
     await _account(v, account_id)
-    grade, class_name = parse_grade(field(form, "grade", 10)), parse_class(
-        field(form, "class_name", 20))
-    await v.api.staff.audited(
-        v.actor, "accounts.move", str(account_id),
-        ch.move_account(v.api.people, account_id, grade, class_name,
-                        _int(field(form, "number", 10))),
-        detail=f"to {grade}-{class_name} (screens)",
-    )
+    values = {"grade": field(form, "grade", 10), "class_name": field(form, "class_name", 20),
+              "number": field(form, "number", 10)}
+    try:
+        grade, class_name = parse_grade(values["grade"]), parse_class(values["class_name"])
+        await v.api.staff.audited(
+            v.actor, "accounts.move", str(account_id),
+            ch.move_account(v.api.people, account_id, grade, class_name,
+                            _int(values["number"])),
+            detail=f"to {grade}-{class_name} (screens)",
+        )
+    except InputError as exc:
+        return await _account_page(v, account_id, 422, failed="move", error=refused(exc),
+                                   values=values)
     return see_other(f"/staff/roster/accounts/{account_id}?done=move")
 
 
@@ -223,16 +257,20 @@ async def close(request: Request, account_id: int) -> Response:
                   back=f"/staff/roster/accounts?school_id={info.school_id}")
 
 
-@router.post("/accounts/{account_id}/contacts")
+@router.post("/accounts/{account_id}/contacts", response_class=HTMLResponse)
 async def add_address(request: Request, account_id: int) -> Response:
     v = await visit(request)
     form = await v.form()
     await _account(v, account_id)
-    await v.api.staff.audited(
-        v.actor, "contacts.add", str(account_id),
-        ch.add_address(v.api.people, account_id, field(form, "address", 320)),
-        detail="(screens)",
-    )
+    address = field(form, "address", 320)
+    try:
+        await v.api.staff.audited(
+            v.actor, "contacts.add", str(account_id),
+            ch.add_address(v.api.people, account_id, address), detail="(screens)",
+        )
+    except InputError as exc:
+        return await _account_page(v, account_id, 422, failed="address", error=refused(exc),
+                                   values={"address": address})
     return see_other(f"/staff/roster/accounts/{account_id}?done=added")
 
 

@@ -146,7 +146,7 @@ async def reports_page(
     )
     seen = await reports_seen_at(api.staff.pool, actor.id) if actor.id is not None else None
     settings = await report_settings(api.staff.pool, s.school)
-    questions = settings.health_questions if settings else ()
+    questions = settings.all_questions if settings else ()
     rows: list[dict[str, Any]] = [
         {"r": r, "new": seen is None or r.updated_at > seen, "extras": _extras(r),
          "answers": [f"{q.label}: {answer_text(q, r.answers[q.key])}"

@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
-from admin_api.screens.people import Id, admin_scope
+from admin_api.screens.people import Id, admin_scope, refused
 from admin_api.screens.web import ScreenRoute, Visit, field, see_other, visit
 from admin_api.site import site_of
 from engine.people import changes as ch
@@ -33,32 +33,45 @@ router = APIRouter(prefix="/staff/roster", route_class=ScreenRoute, include_in_s
 KINDS = {k.value: k.label_ja for k in OrgKind if k is not OrgKind.BOARD}
 
 
+async def _schools_page(v: Visit, status: int = 200, done: str = "", failed: str = "",
+                        error: str = "", values: dict[str, str] | None = None) -> Response:
+    """The board's schools; after a refused form, that form with its values and the reason
+    next to it (``failed``: add or rename-ID)."""
+    rows = await roster.schools_of(v.api.staff.pool, v.actor)
+    return v.page("schools.html", status, title="学校", rows=rows, kinds=KINDS,
+                  done={"add": "学校を登録しました。", "rename": "校名を変更しました。",
+                        "close": "学校を閉じました。"}.get(done, ""),
+                  failed=failed, error=error, values=values or {})
+
+
 @router.get("/schools", response_class=HTMLResponse)
 async def schools(request: Request, done: str = "") -> Response:
     v = await visit(request)
-    rows = await roster.schools_of(v.api.staff.pool, v.actor)
-    return v.page("schools.html", title="学校", rows=rows, kinds=KINDS,
-                  done={"add": "学校を登録しました。", "rename": "校名を変更しました。",
-                        "close": "学校を閉じました。"}.get(done, ""))
+    return await _schools_page(v, done=done)
 
 
-@router.post("/schools")
+@router.post("/schools", response_class=HTMLResponse)
 async def add_school(request: Request) -> Response:
     v = await visit(request)
     form = await v.form()
     board = await roster.board_code(v.api.staff.pool, v.actor)
-    kind = OrgKind.parse(field(form, "kind", 20))
-    if kind is OrgKind.BOARD:
-        raise InputError("学校の種別を選んでください (a school's kind)")
-    final = field(form, "final_grade", 3).strip()
-    if final and not final.isdigit():
-        raise InputError("最終学年は数字です (final grade)")
-    code, name = field(form, "code", 40), field(form, "name", 100)
-    await v.api.staff.audited(
-        v.actor, "school.add", code,
-        add_organisation(v.api.people, kind, code, name, board, int(final) if final else None),
-        detail="(screens)",
-    )
+    values = {k: field(form, k, n) for k, n in (("code", 40), ("name", 100), ("kind", 20),
+                                                 ("final_grade", 3))}
+    final = values["final_grade"].strip()
+    try:
+        kind = OrgKind.parse(values["kind"])
+        if kind is OrgKind.BOARD:
+            raise InputError("学校の種別を選んでください (a school's kind)")
+        if final and not final.isdigit():
+            raise InputError("最終学年は数字です (final grade)")
+        await v.api.staff.audited(
+            v.actor, "school.add", values["code"],
+            add_organisation(v.api.people, kind, values["code"], values["name"], board,
+                             int(final) if final else None),
+            detail="(screens)",
+        )
+    except InputError as exc:
+        return await _schools_page(v, 422, failed="add", error=refused(exc), values=values)
     return see_other("/staff/roster/schools?done=add")
 
 
@@ -71,14 +84,19 @@ async def _school(v: Visit, school_id: int) -> Organisation:
     return await roster.may_change_school(v.api.staff.pool, v.actor, match[0].code)
 
 
-@router.post("/schools/{school_id}/rename")
+@router.post("/schools/{school_id}/rename", response_class=HTMLResponse)
 async def rename(request: Request, school_id: int) -> Response:
     v = await visit(request)
     form = await v.form()
     org = await _school(v, school_id)
-    await v.api.staff.audited(v.actor, "school.rename", org.code,
-                              ch.rename_school(v.api.people, org.code, field(form, "name", 200)),
-                              detail="(screens)")
+    name = field(form, "name", 200)
+    try:
+        await v.api.staff.audited(v.actor, "school.rename", org.code,
+                                  ch.rename_school(v.api.people, org.code, name),
+                                  detail="(screens)")
+    except InputError as exc:
+        return await _schools_page(v, 422, failed=f"rename-{school_id}", error=refused(exc),
+                                   values={"name": name})
     return see_other("/staff/roster/schools?done=rename")
 
 

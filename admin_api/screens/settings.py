@@ -26,12 +26,13 @@ from starlette.datastructures import FormData
 
 from admin_api.screens.people import admin_scope
 from admin_api.screens.web import ScreenRoute, Visit, field, see_other, visit
+from engine.platform.address import normalise_address
 from engine.platform.errors import InputError
 from engine.staff import saved
 from engine.staff.models import Role
 from engine.staff.rights import require_admin_of
 from engine.staff.saved import Kind
-from engine.staff.senders import add_for, remove_for, senders_of
+from engine.staff.senders import add_for, list_senders, remove_for, senders_of, uses_of
 from engine.twoway import report_settings, set_report_settings
 from engine.twoway.notify import notify_teachers_of, set_notify_teachers
 
@@ -144,12 +145,38 @@ async def add_sender(request: Request) -> Response:
 
 @router.post("/senders/remove", response_class=HTMLResponse)
 async def remove_sender(request: Request) -> Response:
+    """The first POST asks 「本当に削除しますか」, saying what names the address as its From
+    (within the same rights as the removal); the second, with ``confirm=1``, removes it."""
     v = await visit(request)
     form = await v.form()
     org, school = form_id(form, "organisation_id"), form_id(form, "school_id")
     address = field(form, "address", 320).strip()
+    if field(form, "confirm", 5) != "1":
+        return await _confirm_removal(v, org, school, address)
     await v.api.staff.audited(
         v.actor, "sender.remove", f"organisation {org}",
         remove_for(v.api.staff.pool, v.actor, org, address), detail=address[:200],
     )
     return see_other(f"/staff/settings?school_id={school}&done=sender_removed")
+
+
+async def _confirm_removal(v: Visit, org: int, school: int, address: str) -> Response:
+    pool = v.api.staff.pool
+    uses = await uses_of(pool, v.actor, org, address, v.api.staff.now())
+    listed = [s for s in await list_senders(pool, org) if s.address == normalise_address(address)]
+    if not listed:
+        raise InputError(f"差出人に {address} はありません (not registered)")
+    notes = [text for n, text in (
+        (uses.scheduled, f"この差出人で予約中の配信が {uses.scheduled} 件あります。"
+                         "予約中の配信はこの差出人のまま送られます。"),
+        (uses.templates, f"この差出人を使うテンプレートが {uses.templates} 件あります。"
+                         "それらから作る配信では差出人を選び直すことになります。"),
+        (uses.drafts, f"この差出人を使う下書きが {uses.drafts} 件あります (同じく選び直しです)。"),
+    ) if n]
+    return v.page(
+        "confirm_delete.html", title="差出人アドレスの削除", what="差出人アドレス",
+        items=[("アドレス", listed[0].address), ("表示名", listed[0].display_name or "(なし)")],
+        notes=notes or ["この差出人を使うテンプレート・下書き・予約中の配信はありません。"],
+        hidden=[("organisation_id", org), ("school_id", school), ("address", address)],
+        action="/staff/settings/senders/remove", back=f"/staff/settings?school_id={school}",
+    )

@@ -1,9 +1,10 @@
 """Templates on the settings screen: ``/staff/settings/templates/new`` and ``/{id}`` show the
 form, a POST to ``/staff/settings/templates`` makes one, to ``/{id}`` changes it, to
-``/{id}/delete`` deletes it. The same engine calls (engine/staff/saved.py: the school's
-administrators change their school's, the board the board's and its schools') and audit
-entries as the staff API's template routes (the engine refuses a teacher's change, audited as
-denied like any other). A form with bad input is shown again as typed.
+``/{id}/delete`` asks 「本当に削除しますか」 and, posted again with ``confirm=1``, deletes it.
+The same engine calls (engine/staff/saved.py: the school's administrators change their
+school's, the board the board's and its schools') and audit entries as the staff API's template
+routes (the engine refuses a teacher's change, audited as denied like any other). A form with
+bad input is shown again as typed.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from admin_api.screens.compose_form import PRIORITIES
 from admin_api.screens.settings import require_settings
 from admin_api.screens.web import ScreenRoute, Visit, field, see_other, visit
 from engine.people import Category
+from engine.platform.clock import jst_text
 from engine.platform.errors import InputError
 from engine.queue import Priority
 from engine.staff import saved
-from engine.staff.models import NotFoundError
+from engine.staff.models import NotFoundError, RightsError
 from engine.staff.saved import Content, Kind
 
 router = APIRouter(prefix="/staff/settings/templates", route_class=ScreenRoute,
@@ -105,8 +107,21 @@ async def update(request: Request, template_id: TemplateId) -> Response:
 
 @router.post("/{template_id}/delete", response_class=HTMLResponse)
 async def delete(request: Request, template_id: TemplateId) -> Response:
+    """The first POST asks 「本当に削除しますか」 (within the same rights as the deletion);
+    the second, with ``confirm=1``, deletes."""
     v = await visit(request)
-    await v.form()
+    form = await v.form()
+    if field(form, "confirm", 5) != "1":
+        t = await saved.get(v.api.staff, v.actor, Kind.TEMPLATE, template_id)
+        if not saved.changeable(v.actor, t):
+            raise RightsError("削除する権限がありません (not yours to delete)")
+        return v.page(
+            "confirm_delete.html", title="テンプレートの削除", what="テンプレート",
+            items=[("名前", t.content.name), ("件名", t.content.subject),
+                   ("更新", jst_text(t.updated_at, seconds=False))],
+            notes=[], hidden=[], action=f"/staff/settings/templates/{template_id}/delete",
+            back="/staff/settings#templates",
+        )
     await v.api.staff.audited(
         v.actor, "template.delete", f"template {template_id}",
         saved.delete(v.api.staff, v.actor, Kind.TEMPLATE, template_id),

@@ -57,7 +57,12 @@ CSP = (
 )
 
 _env = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
+    # "guardian/...": the guardians' pages' templates, for previews of what they show.
+    loader=jinja2.ChoiceLoader([
+        jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
+        jinja2.PrefixLoader({"guardian": jinja2.FileSystemLoader(
+            Path(__file__).parent.parent / "templates")}),
+    ]),
     autoescape=True,
     undefined=jinja2.StrictUndefined,
 )

@@ -296,7 +296,7 @@ async def reports(
                          ReportKind(kind) if kind else None, include_withdrawn)
         p = await list_reports(api.people, school, f, limit, offset)
         settings = await report_settings(api.staff.pool, school)
-        questions = settings.health_questions if settings else ()
+        questions = settings.all_questions if settings else ()
         return ReportPageOut(total=p.total, items=[_report_out(r, questions) for r in p.reports])
 
     return await audited(api, actor, "twoway.reports", f"school {school_id or ''}", page())

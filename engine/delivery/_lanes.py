@@ -219,8 +219,9 @@ class Lanes:
         ended_session = accepted > 0 and (
             result.code is None or result.code == 421
         ) and result.command in ("MAIL", "RCPT", "DATA")
-        says_so = result.code is not None and is_session_limit(result.text)
-        if ended_session and self.shaper.session_ended(grant, accepted, says_so=says_so):
+        if ended_session and self.shaper.session_ended(
+            grant, accepted, says_so=result.code is not None and is_session_limit(result.text)
+        ):
             # The site ends sessions after this many messages, whatever its words: a
             # per-connection limit, learned as such; the rate was fine, so no cut.
             verdict = Verdict.CONGESTION
@@ -422,21 +423,18 @@ class Lanes:
         d = claim.delivery
         started = time.monotonic()
         template = self.broadcasts.template(d.broadcast_id)
+        data, wire_ready = template.render_wire(d.recipient, d.id)
         envelope = Envelope(
             sender=return_path(self._verp_secret, d.id, self._bounce_domain(template)),
             recipient=smtp_path(d.recipient),
-            data=template.render(d.recipient, d.id),
+            data=data,
+            wire_ready=wire_ready,
         )
-        # The lease must outlive the attempt: bound the attempt well inside it.
-        budget = self.settings.queue.lease_seconds * 0.8
-        try:
-            async with asyncio.timeout(budget):
-                result = await session.send(envelope)
-        except TimeoutError:
-            result = SendResult(
-                Outcome.DEFERRED, None, None, f"attempt took longer than {budget:.0f} s",
-                "DATA", None,
-            )
+        # The lease must outlive the attempt: bound the attempt well inside it. The session
+        # keeps the deadline (a pipelined one with its connection's one timer, not a timer
+        # per mail) and answers a deferral that says it timed out.
+        deadline = asyncio.get_running_loop().time() + self.settings.queue.lease_seconds * 0.8
+        result = await session.send(envelope, deadline)
         metrics.SEND_SECONDS.observe(time.monotonic() - started)
         return result
 

@@ -30,7 +30,14 @@ _BARE_LINE_END = re.compile(rb"\r(?!\n)|(?<!\r)\n")
 
 
 class _Replies(asyncio.Protocol):
-    """Collects complete SMTP replies as they arrive, however they are split or joined."""
+    """Collects complete SMTP replies as they arrive, however they are split or joined.
+
+    Waits are bounded by a deadline, watched by one timer per connection rather than a timer
+    per wait: the timer is set for the current deadline only when none is set or the deadline
+    comes earlier, and when it fires before the current deadline (later waits moved it on) it
+    is set again for it. A mail's waits then cost a float comparison each, not a timer handle
+    scheduled and cancelled (three per mail with a timeout per wait).
+    """
 
     def __init__(self) -> None:
         self._buffer = bytearray()
@@ -38,6 +45,8 @@ class _Replies(asyncio.Protocol):
         self._ready: deque[tuple[int, str]] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self.lost: BaseException | None = None
+        self._deadline = 0.0  # loop time by which the current wait ends
+        self._timer: asyncio.TimerHandle | None = None
 
     def data_received(self, data: bytes) -> None:
         if self.lost is not None:
@@ -75,23 +84,54 @@ class _Replies(asyncio.Protocol):
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
-    async def next(self, within: float) -> tuple[int, str]:
+    def _expire(self) -> None:
+        """The connection's timer: fails the wait once its deadline has passed, else is set
+        again for it."""
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return  # nothing waits; the next wait sets the timer again
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self._deadline:
+            waiter.set_exception(TimeoutError())
+        else:
+            self._timer = loop.call_at(self._deadline, self._expire)
+
+    def close(self) -> None:
+        """Stop the connection's timer."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    async def next(self, within: float, deadline: float | None = None) -> tuple[int, str]:
         """The next reply; TimeoutError, or the connection's error once it is gone."""
-        await self.wait_for(1, within)
+        await self.wait_for(1, within, deadline)
         return self._ready.popleft()
 
-    async def wait_for(self, count: int, within: float) -> None:
-        """Until `count` replies are in (TimeoutError after `within` seconds), or the
-        connection's error once it is gone. Replies that are already in cost no timer: the
-        timer is set only when there is something to wait for."""
+    async def wait_for(self, count: int, within: float, deadline: float | None = None) -> None:
+        """Until `count` replies are in (TimeoutError after `within` seconds, or at the
+        loop-time `deadline` if that comes first), or the connection's error once it is
+        gone. Replies that are already in cost no waiting at all."""
         if len(self._ready) >= count:
             return
-        async with asyncio.timeout(within):
-            while len(self._ready) < count:
-                if self.lost is not None:
-                    raise self.lost
-                self._waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        until = loop.time() + within
+        if deadline is not None and deadline < until:
+            until = deadline
+        self._deadline = until
+        timer = self._timer
+        if timer is None or timer.when() > until:
+            if timer is not None:
+                timer.cancel()
+            self._timer = loop.call_at(until, self._expire)
+        while len(self._ready) < count:
+            if self.lost is not None:
+                raise self.lost
+            self._waiter = loop.create_future()
+            try:
                 await self._waiter
+            finally:
+                self._waiter = None
 
     def take(self, count: int) -> list[tuple[int, str]]:
         """Up to `count` replies that are in, oldest first."""
@@ -125,7 +165,9 @@ class PipelinedSession(SmtpSession):
             raise ConnectionError("the connection is closed")
         self._transport.write(data)
 
-    async def _transaction(self, envelope: Envelope, size: int) -> SendResult:
+    async def _transaction(
+        self, envelope: Envelope, size: int, deadline: float | None = None
+    ) -> SendResult:
         timeout = float(self._settings.command_timeout)
         command = b"MAIL FROM:<" + envelope.sender.encode("ascii") + b">"
         if self._declare_size:
@@ -134,10 +176,10 @@ class PipelinedSession(SmtpSession):
         self._write(command)
         replies: list[tuple[int, str]] = []
         try:
-            # One timer for the three replies of the group, not one per reply: MAIL, RCPT
+            # One wait for the three replies of the group, not one per reply: MAIL, RCPT
             # and DATA are answered together by any server that pipelines, each within the
             # command timeout of the one before.
-            await self._replies.wait_for(3, 3 * timeout)
+            await self._replies.wait_for(3, 3 * timeout, deadline)
             replies = self._replies.take(3)
         except OSError:
             replies = self._replies.take(3)
@@ -157,11 +199,12 @@ class PipelinedSession(SmtpSession):
                 # RFC 2920 §3.1: the server took DATA although the transaction had failed;
                 # end the (empty) message so the connection is back in step.
                 self._write(b".\r\n")
-                await self._replies.next(timeout)
+                await self._replies.next(timeout, deadline)
             command_name, (code, message) = refused
             return await self._refused(command_name, code, message)
-        self._write(_wire_form(envelope.data))
-        code, message = await self._replies.next(float(self._settings.data_timeout))
+        content = envelope.data
+        self._write(content + b".\r\n" if envelope.wire_ready else _wire_form(content))
+        code, message = await self._replies.next(float(self._settings.data_timeout), deadline)
         status, text = split_enhanced(message)
         return SendResult(outcome_for_code(code), code, status, text, "DATA", self._host,
                           self._tls)
@@ -181,6 +224,7 @@ class PipelinedSession(SmtpSession):
                 await self._replies.next(5.0)
             except (OSError, TimeoutError):
                 pass
+        self._replies.close()
         self._transport.close()
 
 

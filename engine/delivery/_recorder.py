@@ -89,6 +89,8 @@ class Recorder:
         self.writable = asyncio.Event()
         self.writable.set()
         self._renewing = False
+        # The counters' children, looked up once rather than by label on every outcome.
+        self._counted = {o: metrics.DELIVERIES.labels(o.value) for o in Outcome}
 
     # --- holding ------------------------------------------------------------------------
 
@@ -112,7 +114,7 @@ class Recorder:
                     result.category, bool(category and category.hard),
                 )
             )
-        metrics.DELIVERIES.labels(result.outcome.value).inc()
+        self._counted[result.outcome].inc()
         if result.outcome is Outcome.FAILED:
             metrics.FAILED_BY_CATEGORY.labels(result.category or "other").inc()
         self._results.append(result)

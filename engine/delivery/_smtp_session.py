@@ -2,7 +2,7 @@
 
 A successful transaction leaves the connection ready for the next ``MAIL FROM`` (RFC 5321
 §4.1.4), so no round trip is spent on RSET then; after a refused command the transaction is
-reset with RSET. Every step has a timeout.
+reset with RSET. Every step has a timeout, and a whole attempt may be given a deadline.
 
 SIZE (RFC 1870): when the receiver announces a maximum, the mail's size goes with MAIL FROM,
 and a mail over the maximum is not sent at all; it fails with status 5.3.4 ("message too big
@@ -10,6 +10,8 @@ for the system"), a fault of the mail, never of the guardian's address.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 import aiosmtplib
 
@@ -61,7 +63,9 @@ class SmtpSession:
     def usable(self) -> bool:
         return not self._broken and self._smtp.is_connected
 
-    async def send(self, envelope: Envelope) -> SendResult:
+    async def send(self, envelope: Envelope, deadline: float | None = None) -> SendResult:
+        """One transaction; `deadline` (event-loop time): the attempt ends by then, as a
+        deferral that says it timed out, and the connection is not used again."""
         host = self._host
         if not (envelope.sender.isascii() and envelope.recipient.isascii()):
             # Addresses are checked at enqueue; this guards rows written by other means.
@@ -82,7 +86,7 @@ class SmtpSession:
                 "MAIL", host, self._tls, local=True,
             )
         try:
-            result = await self._transaction(envelope, size)
+            result = await self._transaction(envelope, size, deadline)
         except (aiosmtplib.SMTPTimeoutError, TimeoutError) as exc:
             self._broken = True
             return SendResult(
@@ -98,7 +102,13 @@ class SmtpSession:
             self._broken = True  # the server is closing the connection
         return result
 
-    async def _transaction(self, envelope: Envelope, size: int) -> SendResult:
+    async def _transaction(
+        self, envelope: Envelope, size: int, deadline: float | None = None
+    ) -> SendResult:
+        async with asyncio.timeout_at(deadline):
+            return await self._steps(envelope, size)
+
+    async def _steps(self, envelope: Envelope, size: int) -> SendResult:
         smtp = self._smtp
         try:
             # MAIL and RCPT go through execute_command: the envelope addresses were checked and

@@ -24,6 +24,9 @@ class Envelope:
     sender: str
     recipient: str
     data: bytes
+    # `data` is already as DATA sends it (CRLF line ends only, ending with CRLF, no line that
+    # starts with "."), as ``MessageTemplate.render_wire`` says of its mails: not scanned again.
+    wire_ready: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,9 @@ class Session(Protocol):
     @property
     def usable(self) -> bool: ...
 
-    async def send(self, envelope: Envelope) -> SendResult: ...
+    async def send(self, envelope: Envelope, deadline: float | None = None) -> SendResult:
+        """One transaction; `deadline` (event-loop time, ``loop.time()``): the attempt ends
+        by then, a deferral saying it timed out."""
 
     async def close(self) -> None: ...
 

@@ -1,6 +1,7 @@
 """A runner's housekeeping beside the claim loop: it says it is alive, takes back the leases
-of runners that are gone, enforces ``max_age`` in the database, and remembers which domains
-take our mail (so that a resolver claiming one does not exist is seen as the resolver's fault).
+of runners that are gone, enforces ``max_age`` in the database, keeps the planner's estimate of
+the live rows true, and remembers which domains take our mail (so that a resolver claiming one
+does not exist is seen as the resolver's fault).
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ class Upkeep:
     async def run(self) -> None:
         next_sweep = time.monotonic() + _SWEEP_SECONDS
         while True:
-            await self.beat()
+            if await self.beat():
+                await self.refresh_estimate()
             if time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + _SWEEP_SECONDS
                 await self.sweep()
@@ -67,6 +69,15 @@ class Upkeep:
         if self._ok_since is None:
             self._ok_since = time.monotonic()
         return True
+
+    async def refresh_estimate(self) -> None:
+        """Keep the planner's idea of the live rows true (``liveness.refresh_live_estimate``):
+        checked every beat, so a new broadcast's batches are planned right within seconds."""
+        try:
+            if await liveness.refresh_live_estimate(self.pool):
+                log.info("deliveries: statistics refreshed for the live rows")
+        except DATABASE_ERRORS as exc:
+            log.debug("refreshing the statistics skipped: %s", exc)
 
     async def sweep(self) -> None:
         """Reclaim the leases of gone runners, expire overdue rows, remember domains."""

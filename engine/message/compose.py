@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import timedelta, timezone
 from email.utils import format_datetime, formataddr
 
-from engine.message.dkim import DkimSigner, PreparedBody, dkim_settings
+from engine.message.dkim import BodyHead, DkimSigner, PreparedBody, dkim_settings
 from engine.message.links import PAGE, LinkSigner
 from engine.message.verp import unsubscribe_address
 from engine.platform.address import domain_of, smtp_path
@@ -90,6 +90,8 @@ class _Links:
     # The domain of the mailto: unsubscribe address (engine.message.verp), keyed by `secret`.
     mailto_domain: str = ""
     secret: bytes = b""
+    # encoded_head's DKIM body-hash state, computed once (when the mails are signed).
+    hashed_head: BodyHead | None = None
 
     def url(self, purpose: str, path: str, delivery_id: int) -> str:
         return f"{self.base_url}/{path}/{self.signer.token(purpose, delivery_id, self.expires)}"
@@ -123,6 +125,9 @@ class MessageTemplate:
     # The random part of Message-IDs, the same for every mail of the broadcast.
     id_token: str = ""
     links: _Links | None = None
+    # The shared header lines and body need nothing more for SMTP DATA: CRLF line ends only
+    # and no line that starts with "." (checked once per broadcast, see `render_wire`).
+    wire_safe: bool = False
 
     def message_id(self, delivery_id: int) -> str:
         """Stable per delivery (a retry is recognisably the same mail) and unique across
@@ -156,21 +161,33 @@ class MessageTemplate:
 
     def render(self, recipient: str, delivery_id: int) -> bytes:
         """The whole mail for one recipient, CRLF line ends, DKIM-signed when configured."""
+        return self.render_wire(recipient, delivery_id)[0]
+
+    def render_wire(self, recipient: str, delivery_id: int) -> tuple[bytes, bool]:
+        """`render`, and whether the mail may go into SMTP DATA as it is: CRLF line ends
+        only, ending with CRLF, no line that starts with "." (no dot to double). True when
+        the broadcast's shared part was found so once and this recipient's own header lines
+        are too (the body is base64 and the signature ours; of those lines only the address
+        comes from outside, the rest is ours and checked with the template): the SMTP client
+        then need not scan the whole mail again."""
         url = self.unsubscribe_url(delivery_id)
         own = self._own_headers(recipient, delivery_id, url)
         body, prepared = self.body, self.prepared_body
         links = self.links
         if links is not None and url is not None:
-            body = links.encoded_head + _encode_body(links.text(delivery_id, url))
+            tail = _encode_body(links.text(delivery_id, url))
+            body = links.encoded_head + tail
             if self.signer is not None:
-                prepared = self.signer.prepare_body(body)
+                prepared = self.signer.prepare_body(tail, links.hashed_head)
         if self.signer is not None and prepared is not None:
             signature = self.signer.sign_parts(
                 own, self.common_headers, prepared, self.sender_domain
             )
         else:
             signature = self.shared_signature
-        return signature + own + self.common_headers + b"\r\n" + body
+        data = signature + own + self.common_headers + b"\r\n" + body
+        # A printable address holds no CR or LF: no line of its own, so no line to check.
+        return data, self.wire_safe and recipient.isprintable()
 
     @property
     def estimated_size(self) -> int:
@@ -228,9 +245,10 @@ def build_template(
         expires = int((clock.now() + LINK_LIFETIME).timestamp())
         pieces, paths = _link_layout(text, content.personal_page)
         head = len(pieces[0]) // _LINE_BYTES * _LINE_BYTES
+        encoded_head = _encode_body(pieces[0][:head])
         links = _Links(
             public_url.rstrip("/"), LinkSigner(secret), expires, pieces, paths,
-            _encode_body(pieces[0][:head]), head, bounce_domain or sender_domain, secret,
+            encoded_head, head, bounce_domain or sender_domain, secret, BodyHead(encoded_head),
         )
     common = _common_headers(content, clock, sender_domain, from_name, reply_to)
     body = _encode_body(text.encode("utf-8")) if links is None else b""
@@ -255,6 +273,11 @@ def build_template(
         prepared_body=prepared,
         id_token=id_token,
         links=links,
+        # The body is base64 lines (and so is every personal tail of it); the own header
+        # lines are made of these names and the recipient's address (checked per mail).
+        wire_safe=_wire_safe(common) and _wire_safe(shared_signature) and all(
+            name.isprintable() for name in (id_domain, sender_domain, public_url, bounce_domain)
+        ),
     )
 
 
@@ -399,6 +422,21 @@ def _text(body: str) -> str:
     if not text.endswith("\n"):
         text += "\n"
     return text.replace("\n", "\r\n")
+
+
+def _wire_safe(lines: bytes) -> bool:
+    """Whether header lines are as SMTP DATA sends them: CRLF line ends only (or nothing),
+    no line starting with "."."""
+    if not lines:
+        return True
+    crlf = lines.count(b"\r\n")
+    return (
+        lines.endswith(b"\r\n")
+        and lines.count(b"\n") == crlf
+        and lines.count(b"\r") == crlf
+        and not lines.startswith(b".")
+        and b"\n." not in lines
+    )
 
 
 def _encode_body(data: bytes) -> bytes:

@@ -52,6 +52,7 @@ __all__ = [
     "DEFAULT_EXPIRY",
     "SIGNED_HEADERS",
     "Algorithm",
+    "BodyHead",
     "DkimKey",
     "DkimSettings",
     "DkimSigner",
@@ -102,6 +103,24 @@ _BARE_LF = re.compile(rb"(?<!\r)\n")
 _SIMPLE_BLOCK = re.compile(rb"(?:[!-9;-~]+:[^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*)*")
 
 
+class BodyHead:
+    """The start of bodies that many mails share (a broadcast's text before the personal
+    links, base64-encoded): its SHA-256 state is computed once, so each mail hashes only its
+    own tail (``DkimSigner.prepare_body(tail, head)``)."""
+
+    def __init__(self, head: bytes) -> None:
+        self.head = head
+        # Canonical as it is (base64 lines: no space, no tab, CRLF line ends): then the
+        # relaxed form of head + tail is head + the tail's relaxed form.
+        self.canonical = not head or (
+            b" " not in head
+            and b"\t" not in head
+            and head.endswith(b"\r\n")
+            and head.count(b"\n") == head.count(b"\r\n")
+        )
+        self.state = hashlib.sha256(head)
+
+
 @dataclass(frozen=True)
 class PreparedBody:
     """The relaxed-canonicalised body hash of one broadcast, shared by all its recipients.
@@ -146,12 +165,28 @@ class DkimSigner:
         """Whether mail from `domain` gets at least one DKIM signature."""
         return domain.lower() in self._by_domain
 
-    def prepare_body(self, body: bytes) -> PreparedBody:
+    def prepare_body(self, body: bytes, head: BodyHead | None = None) -> PreparedBody:
         """Hash the body once for a whole broadcast (relaxed canonicalisation, SHA-256).
 
         `body` is everything after the empty line that ends the header, before SMTP dot
         stuffing. Bare LF line ends are hashed as CRLF because that is how they go on the wire.
+        With `head`, the body is ``head.head + body``: a tail that is canonical as it is (base64
+        lines) is hashed on from the head's state, the head is not hashed again.
         """
+        if head is not None:
+            if (
+                head.canonical
+                and len(body) > 2
+                and b" " not in body
+                and b"\t" not in body
+                and body.endswith(b"\r\n")
+                and not body.endswith(b"\r\n\r\n")
+                and body.count(b"\n") == body.count(b"\r\n")
+            ):
+                state = head.state.copy()
+                state.update(body)
+                return PreparedBody(base64.b64encode(state.digest()))
+            body = head.head + body
         if body.count(b"\n") != body.count(b"\r\n"):
             body = _BARE_LF.sub(b"\r\n", body)
         if (
@@ -323,8 +358,19 @@ def _signature_header(key: LoadedKey, variable_tags: bytes, signed_data: bytes) 
     # running the regular expressions. The field is hashed last and without its CRLF (RFC 6376
     # 3.7).
     digest = hashlib.sha256(signed_data + b"dkim-signature:" + tags + b" b=").digest()
-    signature: bytes = dkim.fold(base64.b64encode(key.sign_digest(digest)), namelen=3)
+    signature = _fold_unbroken(base64.b64encode(key.sign_digest(digest)))
     return _HEADER_NAME + b":" + unsigned + signature + b"\r\n"
+
+
+def _fold_unbroken(value: bytes) -> bytes:
+    """``dkim.fold(value, namelen=3)`` for a value without spaces or line breaks (the b=
+    value, base64): 69 characters on the first line (behind " b="), then 71 per line, cut
+    by slicing rather than by dkimpy's search for a space on every line."""
+    if len(value) <= 69:
+        return value
+    lines = [value[:69]]
+    lines += [value[i : i + 71] for i in range(69, len(value), 71)]
+    return b"\r\n ".join(lines)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -42,7 +42,6 @@ from engine.people.models import (
 )
 from engine.people.store import ADDRESS, People
 from engine.platform.errors import InputError
-from engine.platform.sealing import Sealer
 from engine.queue import NewBroadcast, Priority, Queue
 
 # Every path into the audience in one statement: accounts by board, school, grade, class or id
@@ -74,7 +73,7 @@ kept AS (
         SELECT 1 FROM contact_group_optouts o
         WHERE o.group_id = t.group_id AND o.contact_id = t.contact_id)
 )
-SELECT c.id, c.address_sealed, c.state, c.confirmed_at IS NOT NULL AS confirmed,
+SELECT c.id, c.address_sealed, c.address_hash, c.state, c.confirmed_at IS NOT NULL AS confirmed,
        c.emergency_only,
        bool_or(t.group_id IS NULL) AS direct,
        array_agg(DISTINCT t.group_id) FILTER (WHERE t.group_id IS NOT NULL) AS via
@@ -105,16 +104,29 @@ class FanOut:
         return "、".join(parts)
 
 
-async def resolve(
+@dataclass
+class _Found:
+    """The audience's contacts to send to, before any address is opened."""
+
+    # (address sealed under ADDRESS, address hash): the queue opens them as it stores them.
+    contacts: list[tuple[bytes, bytes]] = field(default_factory=list)
+    # Address hash -> when its delivery may go, for those that wait out a night window.
+    waits: dict[bytes, datetime] = field(default_factory=dict)
+    skipped: dict[SkipReason, int] = field(default_factory=dict)
+
+    def skip(self, reason: SkipReason) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+
+async def _find(
     conn: asyncpg.Connection | asyncpg.Pool,
-    people: People,
     audience: Audience,
     category: Category,
     priority: Priority,
     send_at: datetime,
-) -> Resolved:
-    """The audience's addresses (each once) with their wait, and the skipped ones counted."""
-    out = Resolved()
+) -> _Found:
+    """The audience's contacts (each once) with their wait, and the skipped ones counted."""
+    out = _Found()
     if audience.is_empty():
         return out
     groups: dict[int, Group] = (
@@ -126,7 +138,7 @@ async def resolve(
         list(audience.classes), list(audience.accounts), list(audience.groups),
     )
     urgent = category is Category.EMERGENCY or priority is Priority.EMERGENCY
-    open_sealed = people.sealer.open
+    contacts = out.contacts
     for r in rows:
         if r["state"] == "left":
             out.skip(SkipReason.LEFT)
@@ -137,15 +149,33 @@ async def resolve(
         if r["emergency_only"] and not urgent:
             out.skip(SkipReason.EMERGENCY_ONLY)
             continue
-        wait: datetime | None = None
         if not r["direct"]:
             accepting = [groups[g] for g in r["via"] if groups[g].conditions.receives(category)]
             if not accepting:
                 out.skip(SkipReason.CATEGORY)
                 continue
-            if not urgent:
-                wait = _night_wait(accepting, send_at)
-        out.recipients[open_sealed(r["address_sealed"], ADDRESS)] = wait
+            wait = None if urgent else _night_wait(accepting, send_at)
+            if wait is not None:
+                out.waits[r["address_hash"]] = wait
+        contacts.append((r["address_sealed"], r["address_hash"]))
+    return out
+
+
+async def resolve(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    people: People,
+    audience: Audience,
+    category: Category,
+    priority: Priority,
+    send_at: datetime,
+) -> Resolved:
+    """The audience's addresses (each once) with their wait, and the skipped ones counted."""
+    found = await _find(conn, audience, category, priority, send_at)
+    out = Resolved(skipped=found.skipped)
+    open_sealed = people.sealer.open
+    waits = found.waits
+    for sealed, address_hash in found.contacts:
+        out.recipients[open_sealed(sealed, ADDRESS)] = waits.get(address_hash)
     return out
 
 
@@ -181,56 +211,57 @@ async def fan_out(
     """
     now = people.clock.now()
     send_at = broadcast.send_at or now
+    sealer = people.sealer
     async with people.pool.acquire() as conn, conn.transaction():
-        resolved = await resolve(conn, people, audience, category, broadcast.priority, send_at)
-        recipients = resolved.recipients
-        for address in broadcast.recipients:
-            recipients[address] = None
+        found = await _find(conn, audience, category, broadcast.priority, send_at)
+        # An address given by hand that is also a contact's (same spelling) counts once and
+        # goes at once; the queue sends to each address once (without case).
+        given = {sealer.address_hash(a) for a in broadcast.recipients}
+        known = {h for _, h in found.contacts} if given else set()
+        recipients = len(found.contacts) + len(given - known)
         if not recipients:
             skipped = "、".join(
-                f"{SKIP_LABELS_JA[r]} {n} 件" for r, n in sorted(resolved.skipped.items())
+                f"{SKIP_LABELS_JA[r]} {n} 件" for r, n in sorted(found.skipped.items())
             )
             raise InputError(
                 "配信できる宛先がありません (no recipient left)"
                 + (f": 対象外 {skipped}" if skipped else ": 対象に連絡先が登録されていません")
             )
         broadcast_id = await queue.enqueue(
-            replace(broadcast, recipients=list(recipients)), now, max_age, conn=conn
+            broadcast, now, max_age, conn=conn, contacts=found.contacts
         )
         suppressed: int = await conn.fetchval(
             "UPDATE broadcasts SET category = $2, audience = $3::jsonb, skipped = $4::jsonb, "
             "personal_page = $5 WHERE id = $1 RETURNING suppressed_count",
             broadcast_id, category.value,
             json.dumps({**audience.as_json(), "addresses": len(broadcast.recipients)}),
-            json.dumps({r.value: n for r, n in resolved.skipped.items()}),
+            json.dumps({r.value: n for r, n in found.skipped.items()}),
             personal_page,
         )
-        waiting = await _hold_until_morning(
-            conn, people.sealer, broadcast_id, recipients, max_age
-        )
+        waits = {h: end for h, end in found.waits.items() if h not in given}
+        waiting = await _hold_until_morning(conn, broadcast_id, waits, max_age)
         if within is not None:
             await within(conn, broadcast_id)
-    return FanOut(broadcast_id, len(recipients), suppressed, waiting, dict(resolved.skipped))
+    return FanOut(broadcast_id, recipients, suppressed, waiting, dict(found.skipped))
 
 
 async def _hold_until_morning(
     conn: asyncpg.Connection,
-    sealer: Sealer,
     broadcast_id: int,
-    recipients: dict[str, datetime | None],
+    waits: dict[bytes, datetime],
     max_age: float,
 ) -> int:
-    """Move the deliveries that wait out a night window; one statement per distinct end."""
+    """Move the deliveries that wait out a night window (by address hash); one statement per
+    distinct end."""
     by_end: dict[datetime, list[bytes]] = {}
-    for address, wait in recipients.items():
-        if wait is not None:
-            by_end.setdefault(wait, []).append(sealer.address_hash(address))
+    for address_hash, end in waits.items():
+        by_end.setdefault(end, []).append(address_hash)
     moved = 0
-    for end, addresses in by_end.items():
+    for end, hashes in by_end.items():
         result: str = await conn.execute(
             "UPDATE deliveries SET next_attempt_at = $3, expires_at = $4 "
             "WHERE broadcast_id = $1 AND recipient_hash = ANY($2::bytea[]) AND state = 'queued'",
-            broadcast_id, addresses, end, end + timedelta(seconds=max_age),
+            broadcast_id, hashes, end, end + timedelta(seconds=max_age),
         )
         moved += int(result.split()[-1])
     return moved

@@ -28,13 +28,16 @@ SELECT a.id, a.kind, g.grade, c.name AS class_name, a.number, a.name_sealed,
 FROM accounts a LEFT JOIN grades g ON g.id = a.grade_id LEFT JOIN classes c ON c.id = a.class_id
 WHERE a.state = 'active' AND a.school_id = $1
   AND ($2::bigint IS NULL OR a.class_id = $2) AND ($3::int IS NULL OR a.number = $3)
+  AND (NOT $4::bool OR NOT EXISTS (
+       SELECT 1 FROM contact_accounts ca JOIN contacts k ON k.id = ca.contact_id
+       WHERE ca.account_id = a.id AND k.state = 'active' AND k.confirmed_at IS NOT NULL))
 ORDER BY a.kind, g.grade NULLS LAST, c.name NULLS LAST, a.number NULLS LAST, a.id
 """
 
 _CONTACTS_SQL = """
-SELECT k.id, k.address_sealed, k.state, k.confirmed_at, k.invited_at
+SELECT ca.account_id, k.id, k.address_sealed, k.state, k.confirmed_at, k.invited_at
 FROM contact_accounts ca JOIN contacts k ON k.id = ca.contact_id
-WHERE ca.account_id = $1 ORDER BY k.id
+WHERE ca.account_id = ANY($1::bigint[]) ORDER BY ca.account_id, k.id
 """
 
 
@@ -79,17 +82,18 @@ async def list_accounts(
     number: int | None = None,
     limit: int = 50,
     offset: int = 0,
+    unregistered: bool = False,
 ) -> AccountPage:
     """The active accounts of a school (of one class, with one number, whose name contains
-    ``name``), a page of them and how many there are."""
+    ``name``; with ``unregistered`` only those no confirmed contact receives for), a page of
+    them and how many there are."""
     name = name.strip()
+    where = (school_id, class_id, number, unregistered)
     if not name:
-        rows = await people.pool.fetch(
-            _LIST_SQL + " LIMIT $4 OFFSET $5", school_id, class_id, number, limit, offset
-        )
+        rows = await people.pool.fetch(_LIST_SQL + " LIMIT $5 OFFSET $6", *where, limit, offset)
         total = rows[0]["total"] if rows else 0
         if not rows and offset:
-            total = len(await people.pool.fetch(_LIST_SQL, school_id, class_id, number))
+            total = len(await people.pool.fetch(_LIST_SQL, *where))
         opened = people.sealer.open
         return AccountPage([_line(r, opened(r["name_sealed"], ACCOUNT_NAME)) for r in rows],
                            total)
@@ -97,7 +101,7 @@ async def list_accounts(
         raise InputError("氏名は 100 文字までで検索してください (name too long)")
     wanted = "".join(name.split())
     found = []
-    for r in await people.pool.fetch(_LIST_SQL, school_id, class_id, number):
+    for r in await people.pool.fetch(_LIST_SQL, *where):
         plain = people.sealer.open(r["name_sealed"], ACCOUNT_NAME)
         if wanted in "".join(plain.split()):
             found.append(_line(r, plain))
@@ -112,11 +116,17 @@ def _state(r: asyncpg.Record) -> str:
 
 async def account_contacts(people: People, account_id: int) -> list[ContactLine]:
     """The account's contacts, masked ("ta…@docomo.ne.jp"), with their state."""
-    return [
-        ContactLine(r["id"], masked(people.sealer.open(r["address_sealed"], ADDRESS)), _state(r),
-                    r["confirmed_at"], r["invited_at"])
-        for r in await people.pool.fetch(_CONTACTS_SQL, account_id)
-    ]
+    return (await contacts_of(people, [account_id])).get(account_id, [])
+
+
+async def contacts_of(people: People, account_ids: list[int]) -> dict[int, list[ContactLine]]:
+    """The contacts of each of ``account_ids`` (a page of a list), as ``account_contacts``."""
+    found: dict[int, list[ContactLine]] = {}
+    for r in await people.pool.fetch(_CONTACTS_SQL, account_ids):
+        found.setdefault(r["account_id"], []).append(ContactLine(
+            r["id"], masked(people.sealer.open(r["address_sealed"], ADDRESS)), _state(r),
+            r["confirmed_at"], r["invited_at"]))
+    return found
 
 
 async def contact_address(people: People, account_id: int, contact_id: int) -> str:

@@ -19,30 +19,38 @@ from dataclasses import dataclass
 
 import asyncpg
 
+# Per account (its contacts, by account id alone), then per class (1,200 rows for 40,000
+# accounts), and only then the names and the GROUPING SETS: grouping 40,000 rows by id and
+# school/grade/class ids, not by grade numbers and class names, costs about half as much.
 RATE_SQL = """
 WITH per_account AS (
-    SELECT a.id, a.school_id, g.grade, c.name AS class_name,
+    SELECT a.id, a.school_id, a.grade_id, a.class_id,
            count(ca.contact_id) AS contacts,
            count(ca.contact_id) FILTER (
                WHERE k.confirmed_at IS NOT NULL AND k.state = 'active') AS confirmed
     FROM accounts a
-    LEFT JOIN grades g ON g.id = a.grade_id
-    LEFT JOIN classes c ON c.id = a.class_id
     LEFT JOIN contact_accounts ca ON ca.account_id = a.id
     LEFT JOIN contacts k ON k.id = ca.contact_id
     WHERE a.state = 'active' AND a.kind = 'child'
       AND ($1::bigint[] IS NULL OR a.school_id = ANY($1::bigint[]))
       AND ($2::bigint[] IS NULL OR a.class_id = ANY($2::bigint[]))
-    GROUP BY a.id, a.school_id, g.grade, c.name
+    GROUP BY a.id
+), per_class AS (
+    SELECT school_id, grade_id, class_id, count(*) AS accounts,
+           count(*) FILTER (WHERE confirmed > 0) AS registered,
+           sum(contacts) AS contacts, sum(confirmed) AS confirmed
+    FROM per_account GROUP BY school_id, grade_id, class_id
 )
-SELECT o.code, o.name, p.grade, p.class_name,
-       GROUPING(p.grade) = 1 AS school_total, GROUPING(p.class_name) = 1 AS grade_total,
-       count(*) AS accounts, count(*) FILTER (WHERE p.confirmed > 0) AS registered,
+SELECT o.code, o.name, g.grade, c.name AS class_name,
+       GROUPING(g.grade) = 1 AS school_total, GROUPING(c.name) = 1 AS grade_total,
+       sum(p.accounts)::bigint AS accounts, sum(p.registered)::bigint AS registered,
        sum(p.contacts)::bigint AS contacts, sum(p.confirmed)::bigint AS confirmed
-FROM per_account p JOIN organisations o ON o.id = p.school_id
-GROUP BY GROUPING SETS ((o.code, o.name), (o.code, o.name, p.grade),
-                        (o.code, o.name, p.grade, p.class_name))
-ORDER BY o.code, p.grade NULLS FIRST, p.class_name NULLS FIRST
+FROM per_class p JOIN organisations o ON o.id = p.school_id
+LEFT JOIN grades g ON g.id = p.grade_id
+LEFT JOIN classes c ON c.id = p.class_id
+GROUP BY GROUPING SETS ((o.code, o.name), (o.code, o.name, g.grade),
+                        (o.code, o.name, g.grade, c.name))
+ORDER BY o.code, g.grade NULLS FIRST, c.name NULLS FIRST
 """
 
 

@@ -1,10 +1,10 @@
 """The PostgreSQL queue: fan-out, claim under a lease, batched outcomes, release, reports.
 
 The queue package is the one place that knows the ``broadcasts``, ``deliveries`` and
-``delivery_attempts`` tables: this module, ``broadcasts`` (listing, cancelling), ``bounced``
-(deliveries a later bounce fails) and ``withdrawn`` (recipients who left or were purged). Every
-statement takes the time from the caller (the injectable clock) instead of the server's
-``now()``, so that the same rules hold in tests that move time by hand.
+``delivery_attempts`` tables: this module, ``enqueue`` (the fan-out), ``broadcasts`` (listing,
+cancelling), ``bounced`` (deliveries a later bounce fails) and ``withdrawn`` (recipients who left
+or were purged). Every statement takes the time from the caller (the injectable clock) instead
+of the server's ``now()``, so that the same rules hold in tests that move time by hand.
 
 Delivery is at least once: a delivery whose lease ran out (its runner died) is claimed again,
 and a mail that was in flight at the death may therefore be sent twice. Nothing else repeats:
@@ -17,23 +17,17 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from engine.bounce.suppression import suppressed_text
-from engine.platform.address import domain_of, mask_addresses
+from engine.platform.address import mask_addresses
 from engine.platform.errors import InputError, QueueError
 from engine.platform.sealing import RECIPIENT, Sealer
 from engine.queue import broadcasts
-from engine.queue.broadcasts import (
-    CANCELLED_TEXT,
-    BroadcastSummary,
-    Cancellation,
-    refuse_past_send_at,
-    unique_recipients,
-)
+from engine.queue.broadcasts import CANCELLED_TEXT, BroadcastSummary, Cancellation
+from engine.queue.enqueue import NOTIFY_CHANNEL, store_broadcast
 from engine.queue.models import (
     AttemptResult,
     BroadcastContent,
@@ -45,8 +39,6 @@ from engine.queue.models import (
 )
 
 log = logging.getLogger(__name__)
-
-NOTIFY_CHANNEL = "mamoru_due"
 
 # Due rows, most urgent first, skipping rows another runner is claiming right now. A row in
 # state 'sending' is due only once its lease (next_attempt_at) ran out: its runner died.
@@ -239,8 +231,13 @@ class Queue:
         now: datetime,
         max_age: float,
         conn: asyncpg.Connection | None = None,
+        contacts: Sequence[tuple[bytes, bytes]] = (),
     ) -> int:
         """Store the broadcast and fan it out to one delivery per recipient, all or nothing.
+
+        ``contacts`` are recipients already known as (address sealed under the contacts'
+        purpose, address hash), sent to before ``broadcast.recipients``; each address is
+        sent to once, compared without case (``engine.queue.enqueue``).
 
         Recipients on the suppression list are not sent to: they get a delivery already
         ``failed`` with reason ``suppressed``, the suppression's category and a Japanese text
@@ -249,87 +246,8 @@ class Queue:
         With ``conn`` (a connection in an open transaction) the fan-out joins that transaction,
         so a caller that resolved the audience in it commits both together (engine.people).
         """
-        if not broadcast.recipients:
-            raise QueueError("the broadcast has no recipients")
-        recipients = unique_recipients(broadcast.recipients)
-        send_at = broadcast.send_at or now
-        refuse_past_send_at(send_at, now)
-        expires_at = send_at + timedelta(seconds=max_age)
-        priority = int(broadcast.priority)
         async with _connection(self.pool, conn) as conn, conn.transaction():
-            # One indexed lookup for the whole list, inside the transaction, before the COPY.
-            # Without case, as the suppression list compares addresses (by folded hash).
-            hashes = [self.sealer.hashes(r) for r in recipients]
-            keys = [folded for _, folded in hashes]
-            found = {
-                bytes(r["address_key"]): r
-                for r in await conn.fetch(
-                    "SELECT address_key, reason, category, created_at FROM suppressions "
-                    "WHERE address_key = ANY($1::bytea[])",
-                    keys,
-                )
-            }
-            suppressed = {r: found[k] for r, k in zip(recipients, keys, strict=True) if k in found}
-            broadcast_id: int = await conn.fetchval(
-                """
-                INSERT INTO broadcasts
-                    (sender, subject, body, priority, send_at, created_at, recipient_count,
-                     suppressed_count, sender_name, reply_to)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                RETURNING id
-                """,
-                broadcast.sender,
-                broadcast.subject,
-                broadcast.body,
-                priority,
-                send_at,
-                now,
-                len(recipients),
-                len(suppressed),
-                broadcast.sender_name,
-                broadcast.reply_to,
-            )
-            columns = [
-                "broadcast_id", "recipient_sealed", "recipient_hash", "domain", "priority",
-                "next_attempt_at", "expires_at", "created_at", "updated_at",
-            ]
-            seal = self.sealer.seal
-            if not suppressed:
-                await conn.copy_records_to_table(
-                    "deliveries",
-                    columns=columns,
-                    records=(
-                        (
-                            broadcast_id, seal(r, RECIPIENT), h[0], domain_of(r), priority,
-                            send_at, expires_at, now, now,
-                        )
-                        for r, h in zip(recipients, hashes, strict=True)
-                    ),
-                )
-            else:
-                # One COPY in the recipients' order; only the suppressed rows carry a state.
-                fresh = ("queued", None, None, None, None)
-                marks = {
-                    r: (
-                        "failed", "suppressed", s["category"],
-                        suppressed_text(s["category"], s["reason"], s["created_at"]), now,
-                    )
-                    for r, s in suppressed.items()
-                }
-                await conn.copy_records_to_table(
-                    "deliveries",
-                    columns=[*columns, "state", "reason", "category", "last_text", "finished_at"],
-                    records=(
-                        (
-                            broadcast_id, seal(r, RECIPIENT), h[0], domain_of(r), priority,
-                            send_at, expires_at, now, now, *marks.get(r, fresh),
-                        )
-                        for r, h in zip(recipients, hashes, strict=True)
-                    ),
-                )
-            # Delivered at commit: runners wake once per broadcast, not once per row.
-            await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(broadcast_id))
-        return broadcast_id
+            return await store_broadcast(conn, self.sealer, broadcast, now, max_age, contacts)
 
     async def claim(
         self,

@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 
 from engine.bounce import CATEGORIES
-from engine.platform.clock import jst_text
+from engine.platform.clock import JST, jst_text
 from engine.platform.csv_io import csv_cell, csv_text
 from engine.platform.errors import InputError
 from engine.platform.sealing import RECIPIENT, Sealer
@@ -100,21 +100,98 @@ async def list_broadcasts(
     return total, await _with_counts(pool, rows, now)
 
 
+# Still live: not cancelled, with deliveries left to send (found through the live rows' index,
+# deliveries_live_by_broadcast, without counting anything).
+_LIVE_SQL = (
+    "b.cancelled_at IS NULL AND EXISTS (SELECT 1 FROM deliveries d WHERE d.broadcast_id = b.id "
+    "AND d.state IN ('queued', 'deferred', 'sending'))"
+)
+
+
+async def dashboard_broadcasts(
+    pool: asyncpg.Pool, actor: Principal, now: datetime, recent: int = 10, window: int = 100,
+) -> tuple[list[BroadcastRow], list[BroadcastRow]]:
+    """Of the ``window`` newest broadcasts the actor may see: those made today (Japan time) or
+    still scheduled or sending, and the ``recent`` newest others, each with its counts. Only
+    these are counted: the rest of the history is not read on every visit."""
+    args: list[Any] = [*visibility(actor), None, None, None, None, None]
+    rows = await pool.fetch(
+        f"SELECT {_BROADCAST_COLUMNS}, {_LIVE_SQL} AS live "
+        "FROM broadcasts b LEFT JOIN broadcast_owners o ON o.broadcast_id = b.id "
+        f"{_LIST_WHERE} ORDER BY b.id DESC LIMIT $10",
+        *args, window,
+    )
+    today = now.astimezone(JST).date()
+    current: list[Any] = []
+    others: list[Any] = []
+    for r in rows:
+        if r["live"] or r["created_at"].astimezone(JST).date() == today:
+            current.append(r)
+        elif len(others) < recent:
+            others.append(r)
+    counted = {b.id: b for b in await _with_counts(pool, current + others, now)}
+    return [counted[r["id"]] for r in current], [counted[r["id"]] for r in others]
+
+
 async def _with_counts(pool: asyncpg.Pool, rows: list[Any], now: datetime) -> list[BroadcastRow]:
     counts: dict[int, dict[State, int]] = {r["id"]: {s: 0 for s in State} for r in rows}
     for c in await pool.fetch(STATE_COUNTS_SQL, list(counts)):
         counts[c["broadcast_id"]][State(c["state"])] = c["n"]
-    return [
-        BroadcastRow(
-            id=r["id"], created_at=r["created_at"], send_at=r["send_at"], sender=r["sender"],
-            subject=r["subject"], priority=Priority(r["priority"]), category=r["category"],
-            state=_state_of(r["cancelled_at"], r["send_at"], counts[r["id"]], now),
-            recipient_count=r["recipient_count"], suppressed_count=r["suppressed_count"],
-            cancelled_at=r["cancelled_at"], organisation_id=r["organisation_id"],
-            staff_id=r["staff_id"], by_state=counts[r["id"]], resend_of=r["resend_of"],
-        )
-        for r in rows
-    ]
+    return [_broadcast_row(r, counts[r["id"]], now) for r in rows]
+
+
+# The broadcast's deliveries counted in one pass, by state, error category, whether they were
+# cancelled and whether their sending was interrupted: a JSON array of [state, category,
+# cancelled, count, interrupted] cells, as a column of the broadcast's own row (one statement
+# per page): one pass over the broadcast's rows instead of one per count.
+_CELLS = """
+(SELECT coalesce(jsonb_agg(jsonb_build_array(x.state, x.category, x.cancelled, x.n, x.i)),
+                 '[]'::jsonb)
+ FROM (SELECT d.state, d.category, coalesce(d.reason = 'cancelled', false) AS cancelled,
+              count(*) AS n, count(*) FILTER (WHERE d.state = 'failed' AND d.interrupted) AS i
+       FROM deliveries d WHERE d.broadcast_id = b.id GROUP BY 1, 2, 3) x) AS cells
+"""
+_ONE_SQL = (
+    f"SELECT {_BROADCAST_COLUMNS}, {{more}} FROM broadcasts b "
+    f"LEFT JOIN broadcast_owners o ON o.broadcast_id = b.id "
+    f"WHERE b.id = $5 AND {visible_sql(1)}"
+)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """How many of a broadcast's deliveries are in ``state`` with ``category`` (None: no error
+    category), cancelled or not; ``interrupted``: of them, failed ones whose sending was
+    interrupted (they may have arrived)."""
+
+    state: State
+    category: str | None
+    cancelled: bool
+    count: int
+    interrupted: int = 0
+
+
+def _cells(value: Any) -> tuple[Cell, ...]:
+    cells = json.loads(value) if isinstance(value, str) else value
+    return tuple(Cell(State(s), c, bool(x), int(n), int(i)) for s, c, x, n, i in cells or ())
+
+
+def _by_state(cells: tuple[Cell, ...]) -> dict[State, int]:
+    out = {s: 0 for s in State}
+    for c in cells:
+        out[c.state] += c.count
+    return out
+
+
+def _broadcast_row(r: Any, by_state: dict[State, int], now: datetime) -> BroadcastRow:
+    return BroadcastRow(
+        id=r["id"], created_at=r["created_at"], send_at=r["send_at"], sender=r["sender"],
+        subject=r["subject"], priority=Priority(r["priority"]), category=r["category"],
+        state=_state_of(r["cancelled_at"], r["send_at"], by_state, now),
+        recipient_count=r["recipient_count"], suppressed_count=r["suppressed_count"],
+        cancelled_at=r["cancelled_at"], organisation_id=r["organisation_id"],
+        staff_id=r["staff_id"], by_state=by_state, resend_of=r["resend_of"],
+    )
 
 
 async def visible_broadcast(
@@ -122,15 +199,17 @@ async def visible_broadcast(
 ) -> BroadcastRow:
     """The broadcast if ``actor`` may see it; else (unknown, another school's or another
     board's) the same NotFoundError."""
-    row = await pool.fetchrow(
-        f"SELECT {_BROADCAST_COLUMNS} FROM broadcasts b "
-        f"LEFT JOIN broadcast_owners o ON o.broadcast_id = b.id "
-        f"WHERE b.id = $5 AND {visible_sql(1)}",
-        *visibility(actor), broadcast_id,
-    )
+    row = await pool.fetchrow(_ONE_SQL.format(more=_CELLS), *visibility(actor), broadcast_id)
     if row is None:
         raise not_found(f"配信 {broadcast_id} ")
-    return (await _with_counts(pool, [row], now))[0]
+    return _broadcast_row(row, _by_state(_cells(row["cells"])), now)
+
+
+async def check_visible(pool: asyncpg.Pool, actor: Principal, broadcast_id: int) -> None:
+    """NotFoundError unless ``actor`` may see the broadcast (visible_broadcast without the
+    counts)."""
+    if await pool.fetchrow(_ONE_SQL.format(more="1"), *visibility(actor), broadcast_id) is None:
+        raise not_found(f"配信 {broadcast_id} ")
 
 
 @dataclass(frozen=True)
@@ -151,6 +230,8 @@ class Status:
     audience: dict[str, Any] | None = None
     # Failed deliveries whose sending was interrupted (migration 020): they may have arrived.
     may_have_arrived: int = 0
+    # Every count (by_state and by_category are sums of them): recipients_of's totals.
+    cells: tuple[Cell, ...] = ()
 
 
 def category_label(category: str | None, reason: str | None) -> str:
@@ -162,31 +243,33 @@ def category_label(category: str | None, reason: str | None) -> str:
 
 
 async def status(pool: asyncpg.Pool, actor: Principal, broadcast_id: int, now: datetime) -> Status:
-    """Counts by state and by error category (live: read from the deliveries each time)."""
-    b = await visible_broadcast(pool, actor, broadcast_id, now)
-    rows = await pool.fetch(
-        "SELECT coalesce(category, CASE WHEN reason = 'cancelled' THEN 'cancelled' END) AS c, "
-        "state, count(*) AS n FROM deliveries WHERE broadcast_id = $1 "
-        "AND (category IS NOT NULL OR reason = 'cancelled') GROUP BY 1, 2 ORDER BY 1, 2",
-        broadcast_id,
+    """Counts by state and by error category (live: read from the deliveries each time), in
+    one statement with the broadcast's row."""
+    row = await pool.fetchrow(
+        _ONE_SQL.format(more=f"b.skipped, b.body, b.audience, {_CELLS}"),
+        *visibility(actor), broadcast_id,
     )
-    extra = await pool.fetchrow(
-        "SELECT skipped, body, audience, (SELECT count(*) FROM deliveries WHERE broadcast_id = $1 "
-        "AND state = 'failed' AND interrupted) AS may_have_arrived FROM broadcasts WHERE id = $1",
-        broadcast_id,
-    )
-    skipped = _json(extra["skipped"]) or {}
-    audience = _json(extra["audience"])
+    if row is None:
+        raise not_found(f"配信 {broadcast_id} ")
+    cells = _cells(row["cells"])
+    by_category: dict[tuple[str, State], int] = {}
+    for c in cells:
+        key = c.category if c.category is not None else (
+            REASON_CANCELLED if c.cancelled else None)
+        if key is not None:
+            by_category[key, c.state] = by_category.get((key, c.state), 0) + c.count
+    skipped = _json(row["skipped"]) or {}
     return Status(
-        b,
+        _broadcast_row(row, _by_state(cells), now),
         [
-            CategoryCount(r["c"], category_label(r["c"], r["c"]), State(r["state"]), r["n"])
-            for r in rows
+            CategoryCount(c, category_label(c, c), state, n)
+            for (c, state), n in sorted(by_category.items(), key=lambda i: (i[0][0], i[0][1]))
         ],
         {str(k): int(v) for k, v in skipped.items()},
-        extra["body"],
-        audience,
-        extra["may_have_arrived"],
+        row["body"],
+        _json(row["audience"]),
+        sum(c.interrupted for c in cells),
+        cells,
     )
 
 
@@ -261,25 +344,65 @@ async def recipients(
     pool: asyncpg.Pool, sealer: Sealer, actor: Principal, broadcast_id: int, f: RecipientFilter,
     now: datetime, limit: int = 100, offset: int = 0,
 ) -> tuple[int, list[Recipient]]:
+    """How many recipients ``f`` selects and one page of them (in delivery order)."""
     _page(limit, offset)
-    await visible_broadcast(pool, actor, broadcast_id, now)
+    await check_visible(pool, actor, broadcast_id)
+    return await _recipients(pool, sealer, broadcast_id, f, None, limit, offset)
+
+
+async def recipients_of(
+    pool: asyncpg.Pool, sealer: Sealer, st: Status, f: RecipientFilter, limit: int = 100,
+    offset: int = 0,
+) -> tuple[int, list[Recipient]]:
+    """``recipients`` of a broadcast whose ``status`` was just read (so visible): the total
+    comes from its counts when ``f`` needs no more than state and category."""
+    _page(limit, offset)
+    return await _recipients(pool, sealer, st.broadcast.id, f, known_total(st, f), limit, offset)
+
+
+def known_total(st: Status, f: RecipientFilter) -> int | None:
+    """How many recipients ``f`` selects, from the status's counts; None when it needs the
+    deliveries themselves (addresses, reads, answers)."""
+    if f.addresses is not None or f.unread or f.unanswered or not st.cells:
+        return None
+    temporary = set(TEMPORARY_CATEGORIES)
+    return sum(
+        c.count for c in st.cells
+        if (f.state is None or c.state is f.state)
+        and (f.category is None or c.category == f.category
+             or (f.category == REASON_CANCELLED and c.cancelled))
+        and (not f.failed_only or c.state in (State.FAILED, State.DEFERRED))
+        and (not f.temporary_only or c.category in temporary)
+    )
+
+
+async def _recipients(
+    pool: asyncpg.Pool, sealer: Sealer, broadcast_id: int, f: RecipientFilter,
+    total: int | None, limit: int, offset: int,
+) -> tuple[int, list[Recipient]]:
     args = [
         broadcast_id, f.state.value if f.state else None, f.category, f.failed_only,
         TEMPORARY_CATEGORIES if f.temporary_only else None,
         [sealer.address_hash(a) for a in f.addresses] if f.addresses is not None else None,
         f.unread, f.unanswered,
     ]
-    total: int = await pool.fetchval(
-        f"SELECT count(*) FROM deliveries {_RECIPIENT_WHERE}", *args
-    )
+    # The matching ids first, through the broadcast's index (never the whole table in id
+    # order, which the planner would pick for "ORDER BY id LIMIT" once there is history), then
+    # the page of them; without a known total the same statement counts them.
+    counted = "NULL::bigint" if total is not None else "(SELECT count(*) FROM m)"
     rows = await pool.fetch(
+        f"WITH m AS MATERIALIZED (SELECT id FROM deliveries {_RECIPIENT_WHERE}) "
         "SELECT id, recipient_sealed, state, attempts, last_code, last_status, last_text, reason, "
         "category, updated_at, finished_at, state = 'failed' AND interrupted AS may_have_arrived, "
-        f"{LAST_TLS} AS tls "
-        f"FROM deliveries {_RECIPIENT_WHERE} "
-        "ORDER BY id LIMIT $9 OFFSET $10",
+        f"{LAST_TLS} AS tls, {counted} AS total "
+        "FROM (SELECT id FROM m ORDER BY id LIMIT $9 OFFSET $10) p JOIN deliveries USING (id) "
+        "ORDER BY id",
         *args, limit, offset,
     )
+    if total is None:
+        total = rows[0]["total"] if rows else (
+            0 if offset == 0 else await pool.fetchval(
+                f"SELECT count(*) FROM deliveries {_RECIPIENT_WHERE}", *args))
     return total, [
         Recipient(
             r["id"], sealer.open(r["recipient_sealed"], RECIPIENT), State(r["state"]),

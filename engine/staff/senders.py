@@ -14,6 +14,7 @@ changes it).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 
@@ -112,6 +113,38 @@ async def remove_for(
     await check_organisation(pool, actor, organisation_id)
     if not await remove_sender(pool, organisation_id, address):
         raise InputError(f"差出人に {address} はありません (not registered)")
+
+
+@dataclass(frozen=True)
+class SenderUses:
+    """What names an address as its From (the settings screen's confirmation before removing
+    it): the organisation's templates and drafts, and its broadcasts still to be sent."""
+
+    templates: int
+    drafts: int
+    scheduled: int
+
+
+async def uses_of(
+    pool: asyncpg.Pool, actor: Principal, organisation_id: int, address: str, now: datetime
+) -> SenderUses:
+    """``remove_for``'s rights; the counts by the organisation's indexes (saved messages by
+    organisation, broadcasts by owner organisation), never a scan of every broadcast."""
+    require_board(actor)
+    await check_organisation(pool, actor, organisation_id)
+    address = normalise_address(address)
+    row = await pool.fetchrow(
+        "SELECT (SELECT count(*) FROM saved_messages WHERE organisation_id = $1 "
+        "   AND kind = 'template' AND lower(sender) = $2) AS templates, "
+        " (SELECT count(*) FROM saved_messages WHERE organisation_id = $1 "
+        "   AND kind = 'draft' AND lower(sender) = $2) AS drafts, "
+        " (SELECT count(*) FROM broadcast_owners o JOIN broadcasts b ON b.id = o.broadcast_id "
+        "   WHERE o.organisation_id = $1 AND lower(b.sender) = $2 AND b.send_at > $3 "
+        "   AND b.cancelled_at IS NULL) AS scheduled",
+        organisation_id, address.lower(), now,
+    )
+    assert row is not None
+    return SenderUses(row["templates"], row["drafts"], row["scheduled"])
 
 
 async def sender_for(

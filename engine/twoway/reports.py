@@ -78,6 +78,14 @@ class ReportSettings:
     closes: time
     reasons: tuple[str, ...]
     health_questions: tuple[Question, ...] = ()
+    # Questions no longer asked (the screens' 「使わない」): kept so they can be asked again
+    # and so earlier notes still show their answers.
+    questions_off: tuple[Question, ...] = ()
+
+    @property
+    def all_questions(self) -> tuple[Question, ...]:
+        """The asked questions, then those no longer asked (for showing stored answers)."""
+        return self.health_questions + self.questions_off
 
     def accepts(self, now: datetime) -> bool:
         """Whether reports are accepted at ``now`` (the window is in Japan time)."""
@@ -165,22 +173,36 @@ async def set_report_settings(
     closes: time,
     reasons: Sequence[str],
     health_questions: Sequence[Question] = (),
+    questions_off: Sequence[Question] | None = None,
 ) -> None:
-    """Set a school's hours, reasons and health questions (InputError when they are wrong)."""
+    """Set a school's hours, reasons and health questions (InputError when they are wrong).
+
+    ``questions_off``: the questions no longer asked; None keeps the stored ones except any
+    whose key is asked again in ``health_questions`` (the staff API sends the asked ones only).
+    """
     clean = [r.strip() for r in reasons if r.strip()]
     if opens == closes:
         raise InputError("受付開始と終了が同じ時刻です (opens and closes are the same time)")
     if not clean or len(set(clean)) != len(clean):
         raise InputError("理由の一覧が空か重複しています (reasons are empty or repeated)")
     check_questions(health_questions)
+    off_json: str | None = None
+    if questions_off is not None:
+        check_questions([*health_questions, *questions_off])
+        off_json = questions_json(questions_off)
     try:
         await people.pool.execute(
-            "INSERT INTO report_settings "
-            "(school_id, opens, closes, reasons, health_questions, updated_at) "
-            "VALUES ($1, $2, $3, $4, $5::jsonb, $6) ON CONFLICT (school_id) DO UPDATE SET "
-            "opens = $2, closes = $3, reasons = $4, health_questions = $5::jsonb, updated_at = $6",
+            "INSERT INTO report_settings (school_id, opens, closes, reasons, health_questions, "
+            "health_questions_off, updated_at) "
+            "VALUES ($1, $2, $3, $4, $5::jsonb, COALESCE($7::jsonb, '[]'::jsonb), $6) "
+            "ON CONFLICT (school_id) DO UPDATE SET "
+            "opens = $2, closes = $3, reasons = $4, health_questions = $5::jsonb, "
+            "health_questions_off = COALESCE($7::jsonb, (SELECT coalesce(jsonb_agg(q), "
+            "  '[]'::jsonb) FROM jsonb_array_elements(report_settings.health_questions_off) q "
+            "  WHERE NOT $5::jsonb @> jsonb_build_array(jsonb_build_object('key', q->'key')))), "
+            "updated_at = $6",
             school_id, opens, closes, clean, questions_json(health_questions),
-            people.clock.now(),
+            people.clock.now(), off_json,
         )
     except asyncpg.ForeignKeyViolationError:
         raise InputError(f"学校 {school_id} がありません (no such school)") from None
@@ -195,6 +217,7 @@ async def report_settings(
     return ReportSettings(
         school_id, row["opens"], row["closes"], tuple(row["reasons"]),
         tuple(questions_from_json(row["health_questions"])),
+        tuple(questions_from_json(row["health_questions_off"])),
     )
 
 
@@ -401,7 +424,7 @@ async def list_reports(
         *args, limit, offset,
     )
     settings = await report_settings(people.pool, school_id)
-    questions = settings.health_questions if settings else ()
+    questions = settings.all_questions if settings else ()
     return ReportPage(total, [_report(people, r, questions) for r in rows])
 
 
@@ -423,7 +446,7 @@ def _report(people: People, r: asyncpg.Record, questions: Sequence[Question]) ->
 async def reports_csv(people: People, school_id: int, filter: ReportFilter) -> bytes:
     """The filtered reports as CSV, UTF-8 with BOM (all pages)."""
     settings = await report_settings(people.pool, school_id)
-    questions = settings.health_questions if settings else ()
+    questions = settings.all_questions if settings else ()
     header = [
         "種別", "開始日", "終了日", "時刻", "学年", "組", "番号", "氏名", "理由", "連絡事項",
         *(q.label for q in questions), "状態", "受付日時",

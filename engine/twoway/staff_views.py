@@ -16,7 +16,7 @@ import asyncpg
 from engine.people.store import ACCOUNT_NAME, People
 from engine.platform.errors import InputError
 from engine.twoway.reads import AccountRead
-from engine.twoway.surveys import Response, responses
+from engine.twoway.surveys import Response, response_count_and_page
 
 
 @dataclass(frozen=True)
@@ -78,14 +78,11 @@ async def read_page(
 async def response_page(
     people: People, broadcast_id: int, limit: int = 100, offset: int = 0
 ) -> tuple[int, list[Response]]:
-    """(total, one page of) the survey's responses in class order.
-
-    A survey has at most one response per account of its audience (tens of thousands at the
-    most), so the page is cut from the full ordered list rather than from a second query.
-    """
+    """(total, one page of) the survey's responses in class order: one statement, the names
+    of the page's children opened only (a survey has up to one response per account of its
+    audience, tens of thousands)."""
     _check_paging(limit, offset)
-    every = await responses(people, broadcast_id)
-    return len(every), every[offset:offset + limit]
+    return await response_count_and_page(people, broadcast_id, limit, offset)
 
 
 async def reports_seen_at(pool: asyncpg.Pool, staff_id: int) -> datetime | None:
@@ -133,3 +130,64 @@ async def unseen_reports_by_school(
         sorted(school_ids), since,
     )
     return {r["school_id"]: r["n"] for r in rows}
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A broadcast's delivered mails still waiting for 「確認しました」 (``unread``) or for
+    the answers to its questions (``unanswered``); None: the broadcast does not ask. The
+    numbers are the broadcast page's ``unread`` / ``unanswered`` filters' totals."""
+
+    unread: int | None
+    unanswered: int | None
+
+
+# Per broadcast: whether it asks, and its delivered mails already read / answered. Counted from
+# the reads and the responses by their per-broadcast indexes (the cost grows with the answers,
+# not with the recipients); "answered" is the filters' rule: every account of the delivery has
+# a response or, for a delivery of no account, its contact has.
+_DONE_SQL = """
+WITH asks AS (
+    SELECT b.id,
+           EXISTS (SELECT 1 FROM read_requests q WHERE q.broadcast_id = b.id) AS reads,
+           EXISTS (SELECT 1 FROM surveys s WHERE s.broadcast_id = b.id) AS survey
+    FROM unnest($1::bigint[]) AS b(id)
+), read AS (
+    SELECT r.broadcast_id AS id, count(*) AS n FROM delivery_reads r
+    JOIN deliveries d ON d.id = r.delivery_id AND d.state = 'delivered'
+    WHERE r.broadcast_id = ANY($1::bigint[]) GROUP BY r.broadcast_id
+), answered AS (
+    SELECT da.broadcast_id, da.delivery_id FROM survey_responses s
+    JOIN delivery_accounts da ON da.broadcast_id = s.broadcast_id AND da.account_id = s.account_id
+    WHERE s.broadcast_id = ANY($1::bigint[]) AND s.account_id IS NOT NULL
+    GROUP BY da.broadcast_id, da.delivery_id
+    HAVING count(*) = (SELECT count(*) FROM delivery_accounts x
+                       WHERE x.delivery_id = da.delivery_id)
+    UNION
+    SELECT dc.broadcast_id, dc.delivery_id FROM survey_responses s
+    JOIN delivery_contacts dc ON dc.broadcast_id = s.broadcast_id AND dc.contact_id = s.contact_id
+    WHERE s.broadcast_id = ANY($1::bigint[]) AND s.account_id IS NULL
+      AND NOT EXISTS (SELECT 1 FROM delivery_accounts x WHERE x.delivery_id = dc.delivery_id)
+), answered_delivered AS (
+    SELECT a.broadcast_id AS id, count(*) AS n FROM answered a
+    JOIN deliveries d ON d.id = a.delivery_id AND d.state = 'delivered' GROUP BY a.broadcast_id
+)
+SELECT asks.id, asks.reads, asks.survey, coalesce(read.n, 0) AS read,
+       coalesce(answered_delivered.n, 0) AS answered
+FROM asks LEFT JOIN read USING (id) LEFT JOIN answered_delivered USING (id)
+"""
+
+
+async def waiting(pool: asyncpg.Pool, delivered: dict[int, int]) -> dict[int, Waiting]:
+    """For each broadcast id of ``delivered`` (its delivered mails, as its progress counts
+    them), what still waits; only broadcasts that ask anything are in the answer."""
+    if not delivered:
+        return {}
+    rows = await pool.fetch(_DONE_SQL, list(delivered))
+    return {
+        r["id"]: Waiting(
+            delivered[r["id"]] - r["read"] if r["reads"] else None,
+            delivered[r["id"]] - r["answered"] if r["survey"] else None,
+        )
+        for r in rows if r["reads"] or r["survey"]
+    }

@@ -265,18 +265,41 @@ async def _need(people: People, broadcast_id: int) -> Survey:
     return survey
 
 
-async def responses(people: People, broadcast_id: int) -> list[Response]:
-    """Every response with its child (grade, class, number, name), in class order."""
+async def responses(
+    people: People, broadcast_id: int, limit: int | None = None, offset: int = 0
+) -> list[Response]:
+    """Every response with its child (grade, class, number, name), in class order; with
+    ``limit`` only that many from ``offset`` (only they are opened)."""
+    return (await _responses(people, broadcast_id, limit, offset))[1]
+
+
+async def response_count_and_page(
+    people: People, broadcast_id: int, limit: int, offset: int
+) -> tuple[int, list[Response]]:
+    """How many responses there are and one page of them, in one statement (names opened
+    for the page only)."""
+    total, page = await _responses(people, broadcast_id, limit, offset)
+    if total is None:  # past the end: no row to carry the count
+        total = await people.pool.fetchval(
+            "SELECT count(*) FROM survey_responses WHERE broadcast_id = $1", broadcast_id)
+    return total, page
+
+
+async def _responses(
+    people: People, broadcast_id: int, limit: int | None, offset: int
+) -> tuple[int | None, list[Response]]:
     survey = await _need(people, broadcast_id)
     rows = await people.pool.fetch(
         "SELECT s.account_id, s.contact_id, s.answers, s.text_sealed, s.answered_at, g.grade, "
-        "cl.name AS class_name, a.number, a.name_sealed FROM survey_responses s "
+        "cl.name AS class_name, a.number, a.name_sealed, count(*) OVER () AS total "
+        "FROM survey_responses s "
         "LEFT JOIN accounts a ON a.id = s.account_id LEFT JOIN grades g ON g.id = a.grade_id "
         "LEFT JOIN classes cl ON cl.id = a.class_id WHERE s.broadcast_id = $1 "
-        "ORDER BY g.grade NULLS LAST, cl.name NULLS LAST, a.number NULLS LAST, s.id",
-        broadcast_id,
+        "ORDER BY g.grade NULLS LAST, cl.name NULLS LAST, a.number NULLS LAST, s.id "
+        "LIMIT $2 OFFSET $3",
+        broadcast_id, limit, offset,
     )
-    return [
+    return rows[0]["total"] if rows else None, [
         Response(
             r["account_id"], r["contact_id"], r["grade"], r["class_name"], r["number"],
             people.sealer.open(r["name_sealed"], ACCOUNT_NAME) if r["name_sealed"] else "",

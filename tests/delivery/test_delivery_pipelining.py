@@ -208,3 +208,55 @@ async def test_the_runner_delivers_a_broadcast_over_pipelined_connections(db_url
     assert len(recorder.mails) == 60
     # The size declared with each pipelined MAIL FROM is the size the server received.
     assert all(options == [f"SIZE={len(data)}"] for _, options, data in recorder.mails)
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_the_attempts_deadline_ends_a_stalled_attempt(pipelining: bool) -> None:
+    """The lanes bound each attempt inside the lease with a deadline the session keeps: a
+    server that stalls ends the attempt at the deadline, not at the (long) DATA timeout."""
+
+    async def scenario(dest: Destination) -> tuple[list[SendResult], float, bool]:
+        session = await session_for(dest, pipelining=pipelining)
+        assert isinstance(session, PipelinedSession) is pipelining
+        loop = asyncio.get_running_loop()
+        try:
+            # A first mail arms the connection's timer for the long command timeouts; the
+            # second's earlier deadline must still be kept.
+            first = await session.send(Mail("b@x.jp", "a@e.jp", MAIL), loop.time() + 30)
+            started = loop.time()
+            second = await session.send(Mail("b@x.jp", "stall@e.jp", MAIL), started + 0.3)
+            took = loop.time() - started
+        finally:
+            await session.close()
+        return [first, second], took, session.usable
+
+    for _recorder, dest in pipelining_server():
+        (first, second), took, usable = asyncio.run(scenario(dest))
+        assert first.outcome is Outcome.DELIVERED
+        assert second.outcome is Outcome.DEFERRED and "timed out" in second.text
+        assert took < 3  # the server stalls for 5 s; the DATA timeout is 180 s
+        assert not usable
+
+
+def test_waits_that_move_the_deadline_on_are_not_cut_by_an_earlier_timer() -> None:
+    """One timer per connection: when it fires for a deadline that later waits have moved
+    on, it is set again, and no healthy wait fails."""
+
+    async def scenario(dest: Destination) -> list[SendResult]:
+        session = await session_for(dest, command_timeout=0.1, data_timeout=0.1)
+        assert isinstance(session, PipelinedSession)
+        loop = asyncio.get_running_loop()
+        results = []
+        started = loop.time()
+        try:
+            # Well past the first wait's 0.3 s (3 x the command timeout) in all.
+            while loop.time() - started < 0.8 and len(results) < 2000:
+                results.append(await session.send(Mail("b@x.jp", "a@e.jp", MAIL)))
+        finally:
+            await session.close()
+        return results
+
+    for _recorder, dest in pipelining_server():
+        results = asyncio.run(scenario(dest))
+        assert len(results) > 3
+        assert all(r.outcome is Outcome.DELIVERED for r in results), {r.text for r in results}

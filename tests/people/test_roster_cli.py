@@ -1,5 +1,6 @@
 """The roster commands as an office runs them: export -> edit -> import (dry run with its
-changes file, then for real), counts printed, the rate, one edit, one removal, a rename."""
+changes file, then for real), counts printed, the rate, one edit, one removal, a rename,
+a class added and removed."""
 
 from __future__ import annotations
 
@@ -55,6 +56,14 @@ async def test_export_edit_import_round_trip_and_single_changes(
     assert code == 0 and "連絡先を削除しました" in out, err
     code, out, err = await run("schools", "rename", "sho2", "みどり小学校", "-c", cfg)
     assert code == 0 and "みどり小学校" in out, err
+    # Classes (学年と組): add one, a class with a child is not removed, an empty one is.
+    code, out, err = await run("schools", "classes", "add", "sho2", "3年", "２組", "-c", cfg)
+    assert code == 0 and "3年2組" in out, err
+    code, _, err = await run("schools", "classes", "remove", "sho2", "3", "1", "-c", cfg)
+    assert code == 2 and "1 人のアカウントがあるため削除できません" in err
+    code, out, err = await run("schools", "classes", "remove", "sho2", "3", "2", "-c", cfg)
+    assert code == 0 and "組を削除しました" in out, err
+    assert await count(db_url, "audit_log WHERE action LIKE 'class.%'") == 3
     code, _, err = await run("accounts", "edit", "999999", "--name", "x", "-c", cfg)
     assert code == 2 and "アカウント 999999 はありません" in err
     assert await count(db_url, "audit_log WHERE action LIKE 'accounts.%'") >= 4

@@ -101,6 +101,18 @@ async def test_school_admin_imports_a_cp932_roster_sees_the_rate_and_prints_noti
     await page.goto(f"{sw.url}/staff/roster/invitations")
     assert await page.inner_text("#invite-count") == "1"
     await check_screen(page, "29-invitations", artifacts)
+
+    # 学年と組: a class added through the form; a duplicate comes back with its error.
+    await page.goto(f"{sw.url}/staff/roster")
+    await page.get_by_role("link", name="学年と組").click()
+    await page.wait_for_url("**/staff/roster/classes")
+    await page.get_by_label("学年", exact=True).fill("3")
+    await page.get_by_label("組 (例: 1、2、さくら)").fill("1")
+    await page.get_by_role("button", name="追加する").click()
+    alert = page.get_by_role("alert")
+    assert "3年1組は既にあります" in await alert.inner_text()
+    assert await page.get_by_label("組 (例: 1、2、さくら)").input_value() == "1"
+    await check_screen(page, "31-classes-refused", artifacts)
     await context.close()
 
     board = await browser.new_context(viewport={"width": 1366, "height": 768}, locale="ja-JP")

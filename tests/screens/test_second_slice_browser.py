@@ -56,6 +56,13 @@ async def test_reports_survey_and_reference_screens(
     assert "回答した人: 1 人" in await page.inner_text("main")
     await check_screen(page, "13-survey", artifacts)
 
+    # The teacher's class list: 3年1組 only, the unregistered a click away.
+    await page.get_by_role("link", name="受け持ちの組", exact=True).click()
+    await page.wait_for_url("**/staff/roster/class")
+    table = await page.inner_text("table.class-list")
+    assert "山田太郎" in table and "ta…@docomo.ne.jp" in table and "佐藤次郎" not in table
+    await check_screen(page, "16-my-class", artifacts)
+
     await page.goto(f"{sw.url}/docs")
     assert "/api/staff/organisation" in await page.inner_text("main")
     await check_screen(page, "14-api-reference", artifacts)

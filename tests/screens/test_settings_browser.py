@@ -1,5 +1,6 @@
 """The settings screen in Debian's chromium: a board administrator sets a school's report
-hours, makes a template and adds a sender, the screen photographed at 1366x768 and 390x844
+hours, makes a template and adds a sender, is asked before removing it, adds a health
+question; the screens photographed at 1366x768 and 390x844
 (tests/artifacts/screens/) and checked with axe-core."""
 
 from __future__ import annotations
@@ -50,4 +51,24 @@ async def test_board_sets_hours_makes_a_template_and_adds_a_sender(
     assert "info@sho1.example.jp" in [
         s.address for s in await list_senders(w.api.staff.pool, w.orgs["sho1"])]
     await check_screen(page, "26-settings", artifacts)
+
+    # Removing a sender asks first; 「やめる」 keeps it.
+    await page.get_by_role(
+        "button", name="第一小学校の差出人 info@sho1.example.jp を削除する").click()
+    await page.get_by_role("heading", name="本当に削除しますか").wait_for()
+    await check_screen(page, "28-delete-confirm", artifacts)
+    await page.get_by_role("link", name="やめる").click()
+    await page.wait_for_url("**/staff/settings?school_id=*")
+
+    # A health question, with the guardian's form previewed.
+    await page.get_by_role("link", name="健康観察の質問").click()
+    await page.get_by_role("link", name="質問を追加する").click()
+    await page.get_by_label("質問の文").fill("今朝の体温")
+    await page.get_by_label("回答の形").select_option("number")
+    await page.get_by_label("単位 (例: ℃)").fill("℃")
+    await page.get_by_role("button", name="質問を保存する").click()
+    await page.wait_for_url("**done=added")
+    await check_screen(page, "29-health", artifacts)
+    assert "info@sho1.example.jp" in [
+        s.address for s in await list_senders(w.api.staff.pool, w.orgs["sho1"])]
     await context.close()

@@ -94,14 +94,21 @@ async def test_templates_are_made_changed_and_deleted(sw: ScreensWorld) -> None:
         # The board's template: readable, not the school's to change or delete.
         assert (await c.post(f"/staff/settings/templates/{theirs}", data=base)
                 ).status_code == 403
-        assert (await c.post(f"/staff/settings/templates/{theirs}/delete",
-                             data={"csrf": token})).status_code == 403
+        for step in ({}, {"confirm": "1"}):
+            assert (await c.post(f"/staff/settings/templates/{theirs}/delete",
+                                 data={"csrf": token, **step})).status_code == 403
         rows = {r["name"]: (r["subject"], r["category"], r["priority"])
                 for r in await st.pool.fetch(
                     "SELECT name, subject, category, priority FROM saved_messages")}
         assert rows["遠足の延期"] == ("遠足は来週です", "notice", 1)
         assert rows["市の台風"] == ("台風のため休校", "emergency", 0)
-        r = await c.post(f"/staff/settings/templates/{mine}/delete", data={"csrf": token})
+        # Deleting asks first (nothing deleted yet), then deletes.
+        ask = await c.post(f"/staff/settings/templates/{mine}/delete", data={"csrf": token})
+        assert ask.status_code == 200 and "本当に削除しますか" in ask.text
+        assert "遠足の延期" in ask.text and 'name="confirm" value="1"' in ask.text
+        assert "遠足の延期" in (await c.get("/staff/settings")).text
+        r = await c.post(f"/staff/settings/templates/{mine}/delete",
+                         data={"csrf": token, "confirm": "1"})
         assert r.status_code == 303
         assert "遠足の延期" not in (await c.get("/staff/settings")).text
     assert await _audit(sw, "template.create") == 2
@@ -133,14 +140,15 @@ async def test_the_board_adds_and_removes_senders_a_school_reads_its_own(
         assert "差出人アドレスを登録しました" in shown.text
         bad = await c.post("/staff/settings/senders/add", data={**add, "address": "not-mail"})
         assert bad.status_code == 422
-        gone = await c.post("/staff/settings/senders/remove", data={
-            "csrf": token, "organisation_id": str(sho2), "school_id": str(sho2),
-            "address": "info@sho2.example.jp"})
+        remove = {"csrf": token, "organisation_id": str(sho2), "school_id": str(sho2),
+                  "address": "info@sho2.example.jp"}
+        ask = await c.post("/staff/settings/senders/remove", data=remove)
+        assert ask.status_code == 200 and "本当に削除しますか" in ask.text
+        assert "info@sho2.example.jp" in [s.address for s in await list_senders(pool, sho2)]
+        gone = await c.post("/staff/settings/senders/remove", data={**remove, "confirm": "1"})
         assert gone.status_code == 303
         assert "info@sho2.example.jp" not in [s.address for s in await list_senders(pool, sho2)]
-        again = await c.post("/staff/settings/senders/remove", data={
-            "csrf": token, "organisation_id": str(sho2), "school_id": str(sho2),
-            "address": "info@sho2.example.jp"})
+        again = await c.post("/staff/settings/senders/remove", data={**remove, "confirm": "1"})
         assert again.status_code == 422 and "ありません" in again.text
         # The board's own addresses, the same way.
         r = await c.post("/staff/settings/senders/add", data={
