@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
@@ -113,7 +114,7 @@ async def accounts(
     return v.page("accounts.html", title="アカウント", scope=s, found=found, class_id=class_id,
                   name=name, number=number, page=page, only=only,
                   pages=max(1, -(-found.total // PAGE_SIZE)),
-                  query="&".join(f"{k}={x}" for k, x in query.items() if x != ""))
+                  query=urlencode({k: x for k, x in query.items() if x != ""}))
 
 
 async def _account(v: Visit, account_id: int) -> ch.AccountInfo:

@@ -5,6 +5,11 @@ invitations' confirmation and the search by name."""
 
 from __future__ import annotations
 
+import html
+
+import pytest
+
+from admin_api.screens import people as people_screens
 from screens.conftest import ScreensWorld
 from screens.helpers import client, csrf_of, signed_in
 
@@ -121,3 +126,20 @@ async def test_schools_and_invitations(sw: ScreensWorld) -> None:
                             data={"csrf": csrf_of(page.text), "school_id": str(w.orgs["sho1"])})
         assert sent.status_code == 422 and "public_url" in sent.text
     assert await w.count("SELECT count(*) FROM broadcasts") == 0
+
+
+async def test_the_accounts_pager_keeps_the_search(
+    sw: ScreensWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One account per page: the two 山田 of the world are two pages; the search travels with
+    # the page link, percent-encoded (a search with "&" or "#" would otherwise cut it).
+    monkeypatch.setattr(people_screens, "PAGE_SIZE", 1)
+    async with client(sw.w) as c:
+        await signed_in(c, "admin1")
+        first = await c.get("/staff/roster/accounts", params={"name": "山田"})
+        assert first.status_code == 200 and "1 / 2 ページ" in first.text
+        nxt = html.unescape(first.text.split('rel="next" href="', 1)[1].split('"', 1)[0])
+        assert "name=%E5%B1%B1%E7%94%B0" in nxt and nxt.endswith("page=2")
+        second = await c.get(nxt)
+        names = {n for n in ("山田花子", "山田太郎") if n in first.text or n in second.text}
+        assert "2 / 2 ページ" in second.text and names == {"山田花子", "山田太郎"}
