@@ -3,12 +3,13 @@
 
     python bench/fk_fanout.py [--accounts 50000] [--rounds 3] [--database-url URL]
 
-Three databases on one server, both at the current schema, each with ACCOUNTS children of two
+Three databases on one server, all at the current schema, each with ACCOUNTS children of two
 confirmed contacts (bench/people_import.py's CSV); in ``per-row`` the triggers are replaced by
-the foreign key again, in ``unchecked`` both are gone (what the check costs). Each round fans a board-wide emergency broadcast out in both, in
-alternating order, and prints the time until its commit (resolution, suppression lookup,
-COPY: bench/audience_fanout.py's measure less the commit itself) and the COPY's wall time and the
-server's CPU during it. Last, the medians, their ratio and the load average, and one JSON line.
+the foreign key again, in ``unchecked`` both are gone (what the check costs). Each round fans
+a board-wide emergency broadcast out in each, in rotating order, and prints the time until
+its commit (resolution, suppression lookup, COPY: bench/audience_fanout.py's measure less
+the commit itself) and the COPY's wall time and the server's CPU during it. Last, the
+medians, their ratio and the load average, and one JSON line.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import os
 import statistics
 import sys
 import time
+import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -97,16 +99,26 @@ async def fan_out(people: People, queue: Queue, board_id: int) -> tuple[float, f
 
 async def main(args: argparse.Namespace) -> dict[str, object]:
     base = database_url(args.database_url)
+    # Databases of this run's own beside the given one (a shared server may run others).
+    names = {v: f"fk_{v.replace('-', '_')}_{uuid.uuid4().hex[:8]}" for v in VARIANTS}
     admin = await asyncpg.connect(base)
-    for variant in VARIANTS:
-        name = "fk_" + variant.replace("-", "_")
-        await admin.execute(f"DROP DATABASE IF EXISTS {name}")
+    for name in names.values():
         await admin.execute(f"CREATE DATABASE {name}")
     await admin.close()
+    try:
+        return await compare(base, names, args)
+    finally:
+        admin = await asyncpg.connect(base)
+        for name in names.values():
+            await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.close()
+
+
+async def compare(base: str, names: dict[str, str], args: argparse.Namespace) -> dict[str, object]:
     setups = {}
     for variant in VARIANTS:
-        url = with_database(base, "fk_" + variant.replace("-", "_"))
-        setups[variant] = await setup(url, variant, args.accounts, args.schools)
+        setups[variant] = await setup(
+            with_database(base, names[variant]), variant, args.accounts, args.schools)
     results: dict[str, list[tuple[float, float, float]]] = {v: [] for v in VARIANTS}
     for round_no in range(args.rounds):
         order = VARIANTS[round_no % 3:] + VARIANTS[:round_no % 3]
@@ -128,8 +140,9 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     a, b, c = out["per-row"], out["per-statement"], out["unchecked"]
     assert isinstance(a, dict) and isinstance(b, dict) and isinstance(c, dict)
     for key in ("fanout_median_seconds", "copy_server_cpu_median_seconds"):
-        print(f"{key}: per-row {a[key]:.3f}, per-statement {b[key]:.3f} (ratio "
-              f"{b[key] / a[key]:.2f}), unchecked {c[key]:.3f}; load {os.getloadavg()[0]:.2f}")
+        ratio = f"{b[key] / a[key]:.2f}" if a[key] else "-"
+        print(f"{key}: per-row {a[key]:.3f}, per-statement {b[key]:.3f} (ratio {ratio}), "
+              f"unchecked {c[key]:.3f}; load {os.getloadavg()[0]:.2f}")
     for people, _, _ in setups.values():
         await people.pool.close()
     return out

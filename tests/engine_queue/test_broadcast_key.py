@@ -10,6 +10,7 @@ from datetime import datetime
 
 import asyncpg
 import pytest
+from support import wait_until
 
 from engine.delivery.context import Engine
 from engine.queue import NewBroadcast
@@ -55,12 +56,11 @@ async def conns(engine: Engine) -> AsyncIterator[tuple[asyncpg.Connection, async
 
 
 async def waiting_for_lock(engine: Engine, conn: asyncpg.Connection) -> None:
-    """Until ``conn``'s statement waits for a lock (bounded by the caller's timeout)."""
+    """Until ``conn``'s statement waits for a lock (fails after 20 s)."""
     pid = conn.get_server_pid()
-    while not await engine.pool.fetchval(
+    await wait_until(lambda: engine.pool.fetchval(
         "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", pid
-    ):
-        await asyncio.sleep(0.01)
+    ), timeout=20)
 
 
 async def test_insert_of_a_missing_broadcast_is_refused(engine: Engine) -> None:
