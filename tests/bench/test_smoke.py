@@ -84,6 +84,9 @@ CASES: dict[str, Case] = {
     "peer_postfix_dkim.py --skip-postfix": Case(
         ("--messages", "20", "--workers", "1", "--skip-postfix"),
         lambda f: f["messages"] == 20 and f["mamoru_seconds"] > 0),
+    "fk_fanout.py": Case(("--accounts", "20", "--schools", "2", "--rounds", "1"),
+                         lambda f: f["per-statement"]["fanout_median_seconds"] > 0,
+                         database=True),
     "screens.py": Case(("--accounts", "40", "--schools", "2", "--recipients", "30",
                         "--audit", "5", "--suppressions", "5", "--rounds", "1"),
                        lambda f: f["dashboard"] > 0 and f["audit"] > 0, database=True),
