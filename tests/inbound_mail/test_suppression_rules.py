@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -135,9 +134,7 @@ async def test_fan_out_marks_suppressed_recipients_failed_and_counts_them(eng: E
     )
     recipients = [f"g{i}@example.jp" for i in range(30_000)] + ["gone@example.jp"]
     b = NewBroadcast(sender="s@example.jp", subject="件名", body="本文", recipients=recipients)
-    t0 = time.perf_counter()
     bid = await eng.queue.enqueue(b, eng.clock.now(), 3600)
-    elapsed = time.perf_counter() - t0
     rows = await opened_rows(
         eng.pool, eng.queue.sealer,
         "SELECT recipient_sealed, state, reason, category, last_text, finished_at FROM deliveries "
@@ -154,4 +151,3 @@ async def test_fan_out_marks_suppressed_recipients_failed_and_counts_them(eng: E
     # 2026-11-20 01:00 UTC is 10:00 the same day in Japan.
     assert row["last_text"] == "配信停止リストに登録済み (宛先不明, 2026-11-20)"
     assert row["finished_at"] == eng.clock.now()
-    assert elapsed < 3.0  # the benchmark (bench/fanout.py) measures it properly
