@@ -21,8 +21,10 @@ database):
 2. **history**: ``--history`` finished deliveries (30,000 per broadcast, each with one attempt,
    a third of them read) seeded with COPY, then ``--small`` personal mails again, against the
    empty-queue time of step 1; the queries behind ``broadcasts status`` (counts by state of one
-   broadcast), the recipients list (every delivery of one broadcast) and ``mamoru status``
-   (counts over the whole table), each the best of ``--pages`` runs; the claim's plan
+   broadcast), the recipients list (every delivery of one broadcast), the staff broadcast page
+   (its counts and the first and the last page of 50 recipients, all and unread:
+   engine/staff/follow.py) and ``mamoru status`` (counts over the whole table), each the best
+   of ``--pages`` runs; the claim's plan
    (EXPLAIN ANALYZE) with and without the live-only index. Then retention: the seeded history
    made 14 months old and pruned by ``engine/queue/retention.prune`` (batched deletes), against
    loading the same rows into a copy partitioned by month and dropping the partitions.
@@ -177,10 +179,13 @@ async def timings(url: str, pages: int) -> dict[str, Any]:
     from engine.platform.sealing import Sealer
     from engine.queue import Queue
     from engine.queue.store import CLAIM_SQL
+    from engine.staff import follow
+    from engine.staff.models import CLI_PRINCIPAL
 
     pool = await create_pool(DatabaseSettings(url=url, pool_min=1, pool_max=2), url)
     try:
-        queue = Queue(pool, Sealer.from_key(throughput.BENCH_PEOPLE_KEY, ""))
+        sealer = Sealer.from_key(throughput.BENCH_PEOPLE_KEY, "")
+        queue = Queue(pool, sealer)
         bid = await pool.fetchval("SELECT max(id) FROM broadcasts")
 
         async def best(call: Any) -> float:
@@ -196,6 +201,22 @@ async def timings(url: str, pages: int) -> dict[str, Any]:
             "recipients_ms": await best(lambda: queue.deliveries_of(bid)),
             "overall_status_ms": await best(queue.state_counts),
         }
+
+        # The staff broadcast page: its counts, then the first and the last page of 50
+        # recipients, all of them and the unread ones (engine/staff/follow.py).
+        async def page(which: Any, last: bool) -> None:
+            st = await follow.status(pool, CLI_PRINCIPAL, bid, now)
+            offset = 0
+            if last:
+                total, _ = await follow.recipients_of(pool, sealer, st, which, limit=50)
+                offset = max(total - 50, 0)
+            await follow.recipients_of(pool, sealer, st, which, limit=50, offset=offset)
+
+        now = await pool.fetchval("SELECT now()")
+        for label, which in (("page", follow.RecipientFilter()),
+                             ("page_unread", follow.RecipientFilter(unread=True))):
+            figures[f"{label}_first_ms"] = await best(lambda w=which: page(w, False))
+            figures[f"{label}_last_ms"] = await best(lambda w=which: page(w, True))
         explain = "EXPLAIN (ANALYZE, FORMAT JSON) " + CLAIM_SQL
         args = (await pool.fetchval("SELECT now()"), 200, 300.0, "explain", [], [],
                 "cancelled")
@@ -305,7 +326,10 @@ def history_scenario(args: argparse.Namespace, settings: Settings, url: str, por
           f"{history['empty_seconds']} s empty ({history['vs_empty']}× the empty queue; each "
           f"round {history['vs_empty_each_round']}); broadcast status "
           f"{history['broadcast_status_ms']} ms, recipients "
-          f"{history['recipients_ms']} ms, whole-table status "
+          f"{history['recipients_ms']} ms (all); staff page first/last 50: "
+          f"{history['page_first_ms']}/{history['page_last_ms']} ms, unread "
+          f"{history['page_unread_first_ms']}/{history['page_unread_last_ms']} ms; "
+          f"whole-table status "
           f"{history['overall_status_ms']} ms; claim {history['claim_with_index_ms']} ms "
           f"({history['claim_without_index_ms']} ms without the live-only index)",
           flush=True)

@@ -98,7 +98,7 @@ CASES: dict[str, Case] = {
         ("--small", "20", "--large", "40", "--history", "200", "--bulk", "60",
          "--emergency", "5", "--workers", "1", "--pages", "3"),
         lambda f: f["small"]["messages"] == 20 and f["history"]["seeded"] == 200
-        and f["history"]["pruned_deliveries"] == 220
+        and f["history"]["pruned_deliveries"] == 220 and "page_unread_last_ms" in f["history"]
         and f["emergency"]["last_seconds"] is not None, database=True),
 }
 # Tested below on their own: a server that runs until stopped, and two readers of files.

@@ -1,7 +1,8 @@
 """The queue's hot statements keep their plans after ANALYZE saw only finished rows (issue 25):
 the runners refresh the statistics when the live rows are misjudged
 (``liveness.refresh_live_estimate``), so the claim walks deliveries_due in order and the
-outcome writer finds its rows by id; "is there work" looks at live rows only, not at history."""
+outcome writer finds its rows by id whatever the statistics say; "is there work" looks at live
+rows only, not at history."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from typing import Any
 from engine.delivery.context import Engine
 from engine.queue import NewBroadcast, Priority
 from engine.queue.liveness import HAS_WORK_SQL, refresh_live_estimate
-from engine.queue.store import CLAIM_SQL
+from engine.queue.store import CLAIM_SQL, NOTE_SQL, RECORD_SQL
+
+LIVE_ONLY = ("deliveries_due", "deliveries_expiry", "deliveries_live_by_broadcast")
 
 
 def _broadcast(n: int, prefix: str) -> NewBroadcast:
@@ -91,3 +94,26 @@ async def test_has_work_reads_live_rows_only(engine: Engine) -> None:
     scans = await _plan(engine, HAS_WORK_SQL, now)
     assert scans and not any(t == "Seq Scan" for t, _ in scans), scans
     assert await engine.queue.pool.fetchval(HAS_WORK_SQL, now) is True
+
+
+async def test_outcomes_are_written_by_id_whatever_the_statistics_say(engine: Engine) -> None:
+    """The statistics say nothing is leased (ANALYZE ran before the claim): the outcome
+    writer never looks for its 200 rows through a live-only index (which means reading every
+    live row of every broadcast): by primary key, or on a table this small a plain scan."""
+    await _history_then_live(engine)
+    assert await refresh_live_estimate(engine.queue.pool) is True
+    now = engine.clock.now()
+    ids = [c.id for c in await engine.queue.claim("r1", 200, now, 60)]
+    assert len(ids) == 200
+    n = len(ids)
+    record = (ids, ["delivered"] * n, [1] * n, [250] * n, ["2.0.0"] * n, ["ok"] * n,
+              [None] * n, [None] * n, [now] * n, ["mx.example.jp"] * n, "r1", [None] * n,
+              [True] * n)
+    note = (ids, [421] * n, ["4.7.0"] * n, ["slow down"] * n, [None] * n, [None] * n,
+            [now] * n, ["mx.example.jp"] * n, "r1")
+    for sql, args in ((RECORD_SQL, record), (NOTE_SQL, note)):
+        scans = await _plan(engine, sql, *args)
+        assert not any(i in LIVE_ONLY for _, i in scans), scans
+    assert await engine.queue.pool.fetchval(RECORD_SQL, *record) == 200
+    assert await engine.queue.pool.fetchval(
+        "SELECT count(*) FROM delivery_attempts WHERE delivery_id = ANY($1)", ids) == 200
