@@ -114,3 +114,34 @@ async def test_the_dashboard_counts_only_what_it_shows_and_shows_what_the_full_l
     assert [b.id for b in current] == [ids[-1], ids[-2], ids[3]]
     assert current == today and recent == others and len(recent) == 10
     assert current[2].by_state[State.DEFERRED] == 1 and current[1].state.value == "sending"
+
+
+async def test_the_csv_list_is_every_page_in_order(world: World) -> None:
+    """``all_recipients`` (the CSV, one statement) lists what the pages list, in order."""
+    token = await world.login("admin1")
+    async with world.client(token) as c:
+        bid = (await c.post("/api/staff/broadcasts", json=body(
+            {"schools": [world.orgs["sho1"]]}))).json()["broadcast_id"]
+    pool, sealer = world.api.staff.pool, world.api.people.sealer
+    for address, state, category, reason, interrupted in OUTCOMES:
+        await pool.execute(
+            "UPDATE deliveries SET state = $3, category = $4, reason = $5, interrupted = $6 "
+            "WHERE broadcast_id = $1 AND recipient_hash = $2",
+            bid, sealer.address_hash(address), state, category, reason, interrupted,
+        )
+    now = world.clock.now()
+    for f in (follow.RecipientFilter(), follow.RecipientFilter(failed_only=True),
+              follow.RecipientFilter(state=State.DELIVERED)):
+        paged: list[follow.Recipient] = []
+        while True:
+            total, page = await follow.recipients(
+                pool, sealer, CLI_PRINCIPAL, bid, f, now, limit=1, offset=len(paged))
+            paged += page
+            if not page:
+                break
+        every = await follow.all_recipients(pool, sealer, CLI_PRINCIPAL, bid, f, now)
+        assert [r.delivery_id for r in every] == [r.delivery_id for r in paged]
+        assert len(every) == total
+        assert [r.address for r in every] == [r.address for r in paged]
+    assert len(await follow.all_recipients(
+        pool, sealer, CLI_PRINCIPAL, bid, follow.RecipientFilter(), now)) == 4
