@@ -25,7 +25,8 @@ import base64
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import timedelta, timezone
 from email.utils import format_datetime, formataddr
 
@@ -94,8 +95,14 @@ class _Links:
     secret: bytes = b""
     # encoded_head's DKIM body-hash state, computed once (when the mails are signed).
     hashed_head: BodyHead | None = None
+    # Per purpose: the URL up to the token, and the token maker (purpose and expiry bound
+    # once per broadcast, see LinkSigner.tokens).
+    makers: dict[str, tuple[str, Callable[[int], str]]] = field(default_factory=dict)
 
     def url(self, purpose: str, path: str, delivery_id: int) -> str:
+        made = self.makers.get(purpose)
+        if made is not None:
+            return made[0] + made[1](delivery_id)
         return f"{self.base_url}/{path}/{self.signer.token(purpose, delivery_id, self.expires)}"
 
     def text(self, delivery_id: int, unsubscribe_url: str) -> bytes:
@@ -258,9 +265,14 @@ def build_template(
         pieces, paths = _link_layout(text, content.personal_page)
         head = len(pieces[0]) // _LINE_BYTES * _LINE_BYTES
         encoded_head = _encode_body(pieces[0][:head])
+        base_url, link_signer = public_url.rstrip("/"), LinkSigner(secret)
+        makers = {
+            purpose: (f"{base_url}/{path}/", link_signer.tokens(purpose, expires))
+            for purpose, path in paths
+        }
         links = _Links(
-            public_url.rstrip("/"), LinkSigner(secret), expires, pieces, paths,
-            encoded_head, head, bounce_domain or sender_domain, secret, BodyHead(encoded_head),
+            base_url, link_signer, expires, pieces, paths, encoded_head, head,
+            bounce_domain or sender_domain, secret, BodyHead(encoded_head), makers,
         )
     common = _common_headers(content, clock, sender_domain, from_name, reply_to)
     if links is not None:

@@ -26,6 +26,7 @@ from engine.message.dkim import (
     _parse_header_block,
     generate_key,
 )
+from engine.message.links import LinkSigner, base36
 from engine.platform.clock import FakeClock
 from engine.queue.models import BroadcastContent, Priority
 
@@ -180,3 +181,22 @@ def test_the_per_mail_tags_have_lines_of_their_own(keyed: tuple[DkimSigner, str]
     assert re.fullmatch(rb" bh=[A-Za-z0-9+/]{43}=;", lines[t + 1])
     assert lines[t + 2].startswith(b" b=")
     assert lines[t - 1].endswith(b";") and b"h=" in b"".join(lines[:t])
+
+
+@given(st.integers(0, 2**64))
+def test_base36_reads_back(n: int) -> None:
+    text = base36(n)
+    assert int(text, 36) == n
+    assert text == "0" or not text.startswith("0")
+    assert text == text.lower()
+
+
+@given(st.binary(min_size=16, max_size=64), st.integers(0, 2**48), st.integers(1, 2**40),
+       st.sampled_from(["unsubscribe", "page", "read-2"]))
+def test_a_broadcasts_token_maker_makes_the_tokens_token_makes(
+    secret: bytes, subject_id: int, expires: int, purpose: str
+) -> None:
+    signer = LinkSigner(secret)
+    made = signer.tokens(purpose, expires)(subject_id)
+    assert made == signer.token(purpose, subject_id, expires)
+    assert signer.verify(purpose, made, datetime.fromtimestamp(0, UTC)) == subject_id
