@@ -51,24 +51,39 @@ class _Replies(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.lost is not None:
             return  # out of step or gone: nothing after this can be paired with a command
-        self._buffer += data
-        while (end := self._buffer.find(b"\n")) >= 0:
-            line = bytes(self._buffer[:end]).rstrip(b"\r")
-            del self._buffer[: end + 1]
-            self._lines.append(line)
-            if len(line) < 4 or line[3:4] != b"-":  # "250 ok" or "250" ends a reply
-                self._finish_reply()
-        if len(self._buffer) > _MAX_REPLY_BYTES:
-            self.connection_lost(ConnectionError("reply line too long"))
+        if not self._buffer and data.endswith(b"\n"):
+            # Whole lines, nothing left over (the usual case: a mail's replies arrive in one
+            # segment): split at once instead of through the buffer.
+            for line in data[:-1].split(b"\n"):
+                self._line(line.rstrip(b"\r"))
+        else:
+            self._buffer += data
+            while (end := self._buffer.find(b"\n")) >= 0:
+                line = bytes(self._buffer[:end]).rstrip(b"\r")
+                del self._buffer[: end + 1]
+                self._line(line)
+            if len(self._buffer) > _MAX_REPLY_BYTES:
+                self.connection_lost(ConnectionError("reply line too long"))
         self._wake()
 
-    def _finish_reply(self) -> None:
-        lines, self._lines = self._lines, []
-        code_text = lines[-1][:3]
-        if not code_text.isdigit():
-            self.lost = ConnectionError(f"malformed SMTP reply {lines[-1][:80]!r}")
+    def _line(self, line: bytes) -> None:
+        """One line of a reply: "250-..." continues it, "250 ok" or "250" ends it."""
+        if line[3:4] == b"-":
+            self._lines.append(line)
             return
-        text = "\n".join(line[4:].decode("utf-8", "surrogateescape") for line in lines)
+        if self._lines:
+            lines, self._lines = self._lines, []
+            lines.append(line)
+        else:
+            lines = [line]
+        code_text = line[:3]
+        if not code_text.isdigit():
+            self.lost = ConnectionError(f"malformed SMTP reply {line[:80]!r}")
+            return
+        if len(lines) == 1:
+            text = line[4:].decode("utf-8", "surrogateescape")
+        else:
+            text = "\n".join(part[4:].decode("utf-8", "surrogateescape") for part in lines)
         self._ready.append((int(code_text), text))
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -119,6 +119,20 @@ class Router:
         self._cache: dict[str, tuple[float, Route | RoutingError]] = {}
         self._pending: dict[str, asyncio.Future[Route]] = {}
 
+    def known(self, domain: str) -> Route | None:
+        """The destinations for ``domain`` when they are known without waiting (the transport
+        map, or a cached answer that is not an error); None: ask ``route``. Lets the runner
+        place a claim's deliveries without a task per delivery."""
+        domain = domain.lower()
+        fixed = self._transport.get(domain) or self._transport.get("*")
+        if fixed is not None:
+            return Route(domain, (fixed,), ())
+        cached = self._cache.get(domain)
+        if cached is not None and cached[0] > self._clock.monotonic():
+            found = cached[1]
+            return None if isinstance(found, RoutingError) else found
+        return None
+
     async def route(self, domain: str) -> Route:
         """The destinations for ``domain``; raises (Permanent)RoutingError."""
         domain = domain.lower()

@@ -27,6 +27,7 @@ import os
 import secrets
 import socket
 import time
+from datetime import datetime
 
 import asyncpg
 
@@ -36,7 +37,7 @@ from engine.delivery._lanes import Lanes
 from engine.delivery._outcomes import Outcomes
 from engine.delivery._recorder import Claim, Recorder, RunStats
 from engine.delivery._reporter import Reporter
-from engine.delivery._routing import Router
+from engine.delivery._routing import Route, Router
 from engine.delivery._tasks import Tasks
 from engine.delivery._transport import Transport
 from engine.delivery._upkeep import Upkeep
@@ -216,21 +217,43 @@ class Runner:
             self.stats.first_claim = now
         self.stats.claimed += len(claimed)
         metrics.CLAIMED.inc(len(claimed))
+        now_wall = self.clock.now()
         for d in claimed:
-            self._tasks.spawn(self._route(self.recorder.hold(d)))
+            claim = self.recorder.hold(d)
+            # A known route (the transport map, a cached MX answer: nearly always) places the
+            # delivery at once; only a lookup gets a task of its own.
+            route = self.router.known(d.domain)
+            if route is None:
+                self._tasks.spawn(self._route(claim))
+            else:
+                self._place(claim, route, now_wall)
+
+    def _sendable(self, d: ClaimedDelivery, now: datetime) -> bool:
+        """False (and the outcome recorded) when ``d`` expired or has no DKIM key."""
+        if now >= d.expires_at:
+            self.outcomes.expired(d, now)
+            return False
+        try:
+            self.broadcasts.template(d.broadcast_id)
+        except DkimError as exc:
+            self._unsigned(d, exc)
+            return False
+        return True
+
+    def _place(self, claim: Claim, route: Route, now: datetime) -> None:
+        """Put a routed delivery in its lane (or record why it cannot go)."""
+        try:
+            if self._sendable(claim.delivery, now):
+                self.lanes.dispatch(claim, route)
+        except Exception as exc:  # a bug must not leave the delivery leased for minutes
+            log.exception("delivery %d: unexpected error", claim.delivery.id)
+            self.outcomes.internal_error(claim.delivery, self.clock.now(), exc)
 
     async def _route(self, claim: Claim) -> None:
         """Route one delivery and put it in its lane (or record why it cannot go)."""
         d = claim.delivery
         try:
-            now = self.clock.now()
-            if now >= d.expires_at:
-                self.outcomes.expired(d, now)
-                return
-            try:
-                self.broadcasts.template(d.broadcast_id)
-            except DkimError as exc:
-                self._unsigned(d, exc)
+            if not self._sendable(d, self.clock.now()):
                 return
             try:
                 route = await self.router.route(d.domain)

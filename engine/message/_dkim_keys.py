@@ -60,7 +60,7 @@ class DkimKey:
 class LoadedKey:
     """A key with everything that does not depend on the message computed in advance."""
 
-    tag_prefix: bytes  # b"v=1; a=...; c=relaxed/relaxed; d=...; s=...; t="
+    tag_prefix: bytes  # b"v=1; a=...; c=relaxed/relaxed; d=...; s=...;"
     sign_digest: Callable[[bytes], bytes]  # SHA-256 digest of the header data -> signature
 
 
@@ -111,7 +111,7 @@ def load_key(key: DkimKey) -> LoadedKey:
             f"{key.domain} NEW_SELECTOR` for a fresh key, or fix the file"
         ) from None
 
-    prefix = b"v=1; a=%s; c=relaxed/relaxed; d=%s; s=%s; t=" % (
+    prefix = b"v=1; a=%s; c=relaxed/relaxed; d=%s; s=%s;" % (
         key.algorithm.encode(),
         key.domain.lower().encode(),
         key.selector.encode(),

@@ -25,7 +25,8 @@ import base64
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import timedelta, timezone
 from email.utils import format_datetime, formataddr
 
@@ -66,6 +67,8 @@ _PLAIN_NAME_MAX = 60
 _PERSONAL_FIELDS = frozenset(
     {b"to", b"message-id", b"list-unsubscribe", b"list-unsubscribe-post"}
 )
+# RFC 8058's one-click field, beside each mail's own List-Unsubscribe.
+_UNSUBSCRIBE_POST = b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
 # Room for what render() adds to the common part: To, Message-ID, links, DKIM signatures.
 _PER_MAIL_ALLOWANCE = 2048
 
@@ -92,8 +95,14 @@ class _Links:
     secret: bytes = b""
     # encoded_head's DKIM body-hash state, computed once (when the mails are signed).
     hashed_head: BodyHead | None = None
+    # Per purpose: the URL up to the token, and the token maker (purpose and expiry bound
+    # once per broadcast, see LinkSigner.tokens).
+    makers: dict[str, tuple[str, Callable[[int], str]]] = field(default_factory=dict)
 
     def url(self, purpose: str, path: str, delivery_id: int) -> str:
+        made = self.makers.get(purpose)
+        if made is not None:
+            return made[0] + made[1](delivery_id)
         return f"{self.base_url}/{path}/{self.signer.token(purpose, delivery_id, self.expires)}"
 
     def text(self, delivery_id: int, unsubscribe_url: str) -> bytes:
@@ -143,21 +152,31 @@ class MessageTemplate:
 
     def header_block(self, recipient: str, delivery_id: int) -> bytes:
         """The complete header block for one recipient, CRLF-terminated, no empty line."""
-        own = self._own_headers(recipient, delivery_id, self.unsubscribe_url(delivery_id))
+        own, _ = self._own_fields(recipient, delivery_id, self.unsubscribe_url(delivery_id))
         return own + self.common_headers
 
-    def _own_headers(self, recipient: str, delivery_id: int, url: str | None) -> bytes:
-        own = f"To: {smtp_path(recipient)}\r\nMessage-ID: {self.message_id(delivery_id)}\r\n"
+    def _own_fields(
+        self, recipient: str, delivery_id: int, url: str | None
+    ) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+        """This recipient's own header lines, and the same split into (name, value) as the
+        signer takes them (the value with its leading space, folds and CRLF): written split,
+        so the signer need not parse them again per mail."""
+        to = b" %s\r\n" % smtp_path(recipient).encode("ascii")
+        message_id = b" %s\r\n" % self.message_id(delivery_id).encode("ascii")
+        fields = [(b"To", to), (b"Message-ID", message_id)]
         links = self.links
-        if url is not None and links is not None:
-            # RFC 8058 needs the https URL; the mailto: (RFC 2369) serves mail programs that
-            # only send mail. Folded after the comma to stay within 78 columns.
-            mailto = unsubscribe_address(links.secret, delivery_id, links.mailto_domain)
-            own += (
-                f"List-Unsubscribe: <{url}>,\r\n <mailto:{mailto}>\r\n"
-                "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
-            )
-        return own.encode("ascii")
+        if url is None or links is None:
+            return b"To:%sMessage-ID:%s" % (to, message_id), fields
+        # RFC 8058 needs the https URL; the mailto: (RFC 2369) serves mail programs that
+        # only send mail. Folded after the comma to stay within 78 columns. The
+        # List-Unsubscribe-Post line that follows is the same in every mail: it starts the
+        # common lines (see build_template).
+        mailto = unsubscribe_address(links.secret, delivery_id, links.mailto_domain)
+        unsubscribe = b" <%s>,\r\n <mailto:%s>\r\n" % (
+            url.encode("ascii"), mailto.encode("ascii")
+        )
+        fields.append((b"List-Unsubscribe", unsubscribe))
+        return b"To:%sMessage-ID:%sList-Unsubscribe:%s" % (to, message_id, unsubscribe), fields
 
     def render(self, recipient: str, delivery_id: int) -> bytes:
         """The whole mail for one recipient, CRLF line ends, DKIM-signed when configured."""
@@ -171,7 +190,7 @@ class MessageTemplate:
         comes from outside, the rest is ours and checked with the template): the SMTP client
         then need not scan the whole mail again."""
         url = self.unsubscribe_url(delivery_id)
-        own = self._own_headers(recipient, delivery_id, url)
+        own, own_fields = self._own_fields(recipient, delivery_id, url)
         body, prepared = self.body, self.prepared_body
         links = self.links
         if links is not None and url is not None:
@@ -180,8 +199,8 @@ class MessageTemplate:
             if self.signer is not None:
                 prepared = self.signer.prepare_body(tail, links.hashed_head)
         if self.signer is not None and prepared is not None:
-            signature = self.signer.sign_parts(
-                own, self.common_headers, prepared, self.sender_domain
+            signature = self.signer.sign_fields(
+                own_fields, self.common_headers, prepared, self.sender_domain
             )
         else:
             signature = self.shared_signature
@@ -246,11 +265,20 @@ def build_template(
         pieces, paths = _link_layout(text, content.personal_page)
         head = len(pieces[0]) // _LINE_BYTES * _LINE_BYTES
         encoded_head = _encode_body(pieces[0][:head])
+        base_url, link_signer = public_url.rstrip("/"), LinkSigner(secret)
+        makers = {
+            purpose: (f"{base_url}/{path}/", link_signer.tokens(purpose, expires))
+            for purpose, path in paths
+        }
         links = _Links(
-            public_url.rstrip("/"), LinkSigner(secret), expires, pieces, paths,
-            encoded_head, head, bounce_domain or sender_domain, secret, BodyHead(encoded_head),
+            base_url, link_signer, expires, pieces, paths, encoded_head, head,
+            bounce_domain or sender_domain, secret, BodyHead(encoded_head), makers,
         )
     common = _common_headers(content, clock, sender_domain, from_name, reply_to)
+    if links is not None:
+        # The one personal field's companion, the same in every mail: shared, parsed and
+        # canonicalised once per broadcast (it follows the mail's own lines, as it always did).
+        common = _UNSUBSCRIBE_POST + common
     body = _encode_body(text.encode("utf-8")) if links is None else b""
     shared_signature = b""
     prepared = None

@@ -6,14 +6,16 @@ its personal List-Unsubscribe) and, with personal links, its own body:
     signer = DkimSigner(keys, clock, expiry)         # loads and checks every key file once
     prepared = signer.prepare_body(body)             # relaxed body hash (per body)
     signature = signer.sign_parts(own, common, prepared, from_domain)   # per mail
+    # or signer.sign_fields(own_fields, ...) with the own fields already split
     # or signer.sign(header_block, prepared, from_domain) for any header block
 
 Every field of SIGNED_HEADERS is oversigned and signatures carry x= (expiry). Work that is the
 same for every mail is done once and remembered: the shared fields are parsed and
 canonicalised once per broadcast, and the h= list and which fields enter the hash in which
-order once per shape of header. Per mail remain the mail's own fields (one-line values are
-canonicalised without regular expressions; anything else goes through dkimpy's
-canonicalisation, whose body canonicalisation and folding are used too) and the
+order once per shape of header, and the tags but t=, x= and bh= are folded once per key and
+shape (the per-mail ones go on lines of their own). Per mail remain the mail's own fields
+(one-line values are canonicalised without regular expressions; anything else goes through
+dkimpy's canonicalisation, whose body canonicalisation and folding are used too) and the
 RSA-SHA256 (PKCS#1 v1.5) or Ed25519 (RFC 8463) private-key step, done by `cryptography`
 (OpenSSL) rather than dkimpy's pure-Python modular exponentiation.
 
@@ -230,10 +232,26 @@ class DkimSigner:
     ) -> bytes:
         """`sign(own + common, ...)`, for a header block whose `common` part is shared by
         many mails: that part is parsed once and remembered, only `own` per mail."""
+        if domain.lower() not in self._by_domain:
+            return b""
+        return self.sign_fields(_parse_header_block(own, domain), common, prepared, domain,
+                                leave_out)
+
+    def sign_fields(
+        self,
+        own: list[tuple[bytes, bytes]],
+        common: bytes,
+        prepared: PreparedBody,
+        domain: str,
+        leave_out: frozenset[bytes] = frozenset(),
+    ) -> bytes:
+        """`sign_parts` for own fields given already split into (name, value), the value as
+        dkimpy's parser gives it (with its leading space, its folds and its CRLF): what the
+        template writes per mail, so no header block is parsed per mail."""
         keys = self._by_domain.get(domain.lower())
         if not keys:
             return b""
-        fields = _signable(_parse_header_block(own, domain))
+        fields = _signable(own)
         if common:
             fields = fields + _common_fields(common, domain)
         if leave_out:
@@ -247,14 +265,16 @@ class DkimSigner:
         include, order = plan
         signed_data = b"".join([fields[i][1] for i in order])
         now = int(self._clock.now().timestamp())
-        expiry = b"; x=%d" % (now + self._expiry) if self._expiry > 0 else b""
-        variable_tags = b"%d%s; h=%s; bh=%s;" % (
-            now,
-            expiry,
-            include,
-            prepared.body_hash,
+        # The tags that differ per mail (t=, x=, bh=) come last, each line of them written
+        # here; the rest (v=, a=, c=, d=, s= and the long h=) is folded once per key and h=.
+        if self._expiry > 0:
+            times = b"t=%d; x=%d;" % (now, now + self._expiry)
+        else:
+            times = b"t=%d;" % now
+        body_hash = b"bh=" + prepared.body_hash + b";"
+        return b"".join(
+            [_signature_header(key, include, times, body_hash, signed_data) for key in keys]
         )
-        return b"".join(_signature_header(key, variable_tags, signed_data) for key in keys)
 
 
 def _parse_header_block(header_block: bytes, domain: str) -> list[tuple[bytes, bytes]]:
@@ -347,19 +367,33 @@ def _canonical_header_dkimpy(name: bytes, value: bytes) -> bytes:
     return bytes(name + b":" + value)
 
 
-def _signature_header(key: LoadedKey, variable_tags: bytes, signed_data: bytes) -> bytes:
-    # b= gets lines of its own, so the part that is hashed (everything up to "b=") is exactly
-    # what is sent; dkimpy's fold() only breaks at spaces there, where relaxed
-    # canonicalisation turns the break back into the same single space.
-    tags = key.tag_prefix + variable_tags
-    unsigned: bytes = b" " + dkim.fold(tags, namelen=_NAME_WIDTH) + b"\r\n b="
+@functools.lru_cache(maxsize=256)
+def _fixed_tags(prefix: bytes, include: bytes) -> tuple[bytes, bytes]:
+    """The tags that are the same for every mail of a key and a shape of header (v=, a=, c=,
+    d=, s=, h=), and dkimpy's folding of them: folded once, not per mail."""
+    tags = prefix + b" h=" + include + b";"
+    return tags, dkim.fold(tags, namelen=_NAME_WIDTH)
+
+
+def _signature_header(
+    key: LoadedKey, include: bytes, times: bytes, body_hash: bytes, signed_data: bytes
+) -> bytes:
+    # The fixed tags as dkimpy folds them, then t= (x=) and bh= on lines of their own, then
+    # b= on its own, so the part that is hashed (everything up to "b=") is exactly what is
+    # sent; dkimpy's fold() only breaks at spaces, and each line break written here stands
+    # for one space, where relaxed canonicalisation turns the break back into that space.
+    fixed, folded = _fixed_tags(key.tag_prefix, include)
     # Relaxed canonicalisation of that field: the folds become the single spaces they replaced
     # (the tags hold no tab and no run of spaces), so the canonical form is known without
     # running the regular expressions. The field is hashed last and without its CRLF (RFC 6376
     # 3.7).
-    digest = hashlib.sha256(signed_data + b"dkim-signature:" + tags + b" b=").digest()
+    digest = hashlib.sha256(
+        b"%sdkim-signature:%s %s %s b=" % (signed_data, fixed, times, body_hash)
+    ).digest()
     signature = _fold_unbroken(base64.b64encode(key.sign_digest(digest)))
-    return _HEADER_NAME + b":" + unsigned + signature + b"\r\n"
+    return b"%s: %s\r\n %s\r\n %s\r\n b=%s\r\n" % (
+        _HEADER_NAME, folded, times, body_hash, signature
+    )
 
 
 def _fold_unbroken(value: bytes) -> bytes:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import hmac
 import re
 
+from engine.message.links import base36 as _base36
+
 PREFIX = "b-"
 _TOKEN = re.compile(r"^b-([0-9a-z]{1,13})-([a-z2-7]{10})$")
 
@@ -38,16 +40,6 @@ def _mac(secret: bytes, delivery_id: int, purpose: bytes = b"") -> str:
         pairs[bits >> 40] + pairs[(bits >> 30) & 1023] + pairs[(bits >> 20) & 1023]
         + pairs[(bits >> 10) & 1023] + pairs[bits & 1023]
     )
-
-
-def _base36(n: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    out = ""
-    while True:
-        n, r = divmod(n, 36)
-        out = digits[r] + out
-        if n == 0:
-            return out
 
 
 def local_part(secret: bytes, delivery_id: int) -> str:

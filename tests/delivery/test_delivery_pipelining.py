@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sinks import free_port
 
 from delivery.test_delivery import SETTINGS, Recorder, _Server, send_one, tls_context  # noqa: F401
@@ -260,3 +262,46 @@ def test_waits_that_move_the_deadline_on_are_not_cut_by_an_earlier_timer() -> No
         results = asyncio.run(scenario(dest))
         assert len(results) > 3
         assert all(r.outcome is Outcome.DELIVERED for r in results), {r.text for r in results}
+
+
+_reply_lines = st.lists(
+    st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=30), min_size=1,
+    max_size=3,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(replies=st.lists(st.tuples(st.integers(200, 599), _reply_lines), min_size=1, max_size=5),
+       cuts=st.lists(st.integers(0, 400), max_size=6), bare_lf=st.booleans())
+def test_replies_are_read_the_same_however_the_segments_fall(
+    replies: list[tuple[int, list[str]]], cuts: list[int], bare_lf: bool
+) -> None:
+    """Whole lines in one segment (split at once) or cut anywhere (through the buffer):
+    the same replies, multi-line ones joined, in order."""
+    from engine.delivery._pipelining import _Replies
+
+    end = "\n" if bare_lf else "\r\n"
+    wire = "".join(
+        "".join(f"{code}{'-' if i < len(lines) - 1 else ' '}{line}{end}"
+                for i, line in enumerate(lines))
+        for code, lines in replies
+    ).encode()
+    expected = [(code, "\n".join(lines)) for code, lines in replies]
+    for points in ([], sorted({c % (len(wire) + 1) for c in cuts})):
+        got = _Replies()
+        for start, stop in zip([0, *points], [*points, len(wire)], strict=True):
+            if stop > start:
+                got.data_received(wire[start:stop])
+        assert got.lost is None
+        assert got.take(len(replies) + 1) == expected
+
+
+def test_a_malformed_reply_ends_the_connection_whole_or_cut() -> None:
+    from engine.delivery._pipelining import _Replies
+
+    for chunks in ([b"250 ok\r\nxyz oops\r\n"], [b"250 ok\r\nxy", b"z oops\r\n"]):
+        got = _Replies()
+        for chunk in chunks:
+            got.data_received(chunk)
+        assert got.take(5) == [(250, "ok")]
+        assert isinstance(got.lost, ConnectionError)

@@ -102,3 +102,23 @@ async def test_transport_map_overrides_dns_per_domain_and_for_all() -> None:
     assert (await r.route("docomo.ne.jp")).destinations == (Destination("127.0.0.1", 2601),)
     assert (await r.route("gmail.com")).destinations == (Destination("127.0.0.1", 2525),)
     assert dns.queries == []
+
+
+async def test_a_route_known_without_waiting_is_the_one_route_gives() -> None:
+    """Router.known: the transport map or a live cached answer, else None (the runner then
+    routes in a task of its own); a cached error or an expired answer is never 'known'."""
+    clock = FakeClock()
+    dns = FakeDns({
+        "example.jp": MxAnswer(((10, "mx.example.jp"),), 60),
+        "slow.example.jp": RoutingError("timeout"),
+    })
+    r = router(dns, clock, transport={"docomo.ne.jp": "127.0.0.1:2601"})
+    assert r.known("DOCOMO.ne.jp") == await r.route("docomo.ne.jp")
+    assert r.known("example.jp") is None and dns.queries == []
+    route = await r.route("example.jp")
+    assert r.known("Example.JP") is route
+    with pytest.raises(RoutingError):
+        await r.route("slow.example.jp")
+    assert r.known("slow.example.jp") is None
+    clock.advance(61)
+    assert r.known("example.jp") is None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from datetime import UTC, datetime
 
 import dkim
@@ -17,7 +18,15 @@ from hypothesis import strategies as st
 from engine.delivery._pipelining import _wire_form
 from engine.message import verp
 from engine.message.compose import build_template
-from engine.message.dkim import BodyHead, DkimKey, DkimSigner, _fold_unbroken, generate_key
+from engine.message.dkim import (
+    BodyHead,
+    DkimKey,
+    DkimSigner,
+    _fold_unbroken,
+    _parse_header_block,
+    generate_key,
+)
+from engine.message.links import LinkSigner, base36
 from engine.platform.clock import FakeClock
 from engine.queue.models import BroadcastContent, Priority
 
@@ -131,3 +140,63 @@ def test_verp_macs_are_base32_of_the_hmacs_first_50_bits(
     digest = hmac.new(secret, purpose + str(delivery_id).encode(), hashlib.sha256).digest()
     expected = base64.b32encode(digest[:10]).decode().lower()[:10]
     assert verp._mac(secret, delivery_id, purpose) == expected
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(delivery_id=st.integers(1, 2**40), links=st.booleans(),
+       local=st.from_regex(r"[a-z0-9][a-z0-9._+-]{0,30}", fullmatch=True))
+def test_own_fields_written_split_are_what_the_parser_makes_of_the_lines(
+    keyed: tuple[DkimSigner, str], delivery_id: int, links: bool, local: str
+) -> None:
+    """The template hands the signer its own fields split (no parse per mail): the same
+    fields, and so the same signature, as parsing its own lines would give."""
+    signer, record = keyed
+    content = BroadcastContent(5, SENDER, "件名", "本文", Priority.NORMAL)
+    template = build_template(content, FakeClock(), signer=signer, secret=b"k" * 32,
+                              public_url=URL if links else "")
+    recipient = f"{local}@docomo.ne.jp"
+    url = template.unsubscribe_url(delivery_id)
+    own, fields = template._own_fields(recipient, delivery_id, url)
+    assert fields == _parse_header_block(own, DOMAIN)
+    prepared = signer.prepare_body(b"QUJD\r\n")
+    assert signer.sign_fields(fields, template.common_headers, prepared, DOMAIN) == (
+        signer.sign_parts(own, template.common_headers, prepared, DOMAIN)
+    )
+    assert _verifies(template.render(recipient, delivery_id), record)
+
+
+def test_the_per_mail_tags_have_lines_of_their_own(keyed: tuple[DkimSigner, str]) -> None:
+    """t=, x= and bh= follow the fixed tags (folded once per key and h=) on lines of their
+    own; every line within 72 columns."""
+    signer, _ = keyed
+    content = BroadcastContent(5, SENDER, "件名", "本文", Priority.NORMAL)
+    template = build_template(content, FakeClock(), signer=signer, secret=b"k" * 32,
+                              public_url=URL)
+    mail = template.render("g@au.com", 42)
+    header = mail[: mail.index(b"\r\nTo:") + 2]
+    lines = header[:-2].split(b"\r\n")
+    assert all(len(line) <= 72 for line in lines)
+    t = next(i for i, line in enumerate(lines) if line.startswith(b" t="))
+    assert re.fullmatch(rb" t=\d+; x=\d+;", lines[t])
+    assert re.fullmatch(rb" bh=[A-Za-z0-9+/]{43}=;", lines[t + 1])
+    assert lines[t + 2].startswith(b" b=")
+    assert lines[t - 1].endswith(b";") and b"h=" in b"".join(lines[:t])
+
+
+@given(st.integers(0, 2**64))
+def test_base36_reads_back(n: int) -> None:
+    text = base36(n)
+    assert int(text, 36) == n
+    assert text == "0" or not text.startswith("0")
+    assert text == text.lower()
+
+
+@given(st.binary(min_size=16, max_size=64), st.integers(0, 2**48), st.integers(1, 2**40),
+       st.sampled_from(["unsubscribe", "page", "read-2"]))
+def test_a_broadcasts_token_maker_makes_the_tokens_token_makes(
+    secret: bytes, subject_id: int, expires: int, purpose: str
+) -> None:
+    signer = LinkSigner(secret)
+    made = signer.tokens(purpose, expires)(subject_id)
+    assert made == signer.token(purpose, subject_id, expires)
+    assert signer.verify(purpose, made, datetime.fromtimestamp(0, UTC)) == subject_id
