@@ -84,6 +84,9 @@ CASES: dict[str, Case] = {
     "peer_postfix_dkim.py --skip-postfix": Case(
         ("--messages", "20", "--workers", "1", "--skip-postfix"),
         lambda f: f["messages"] == 20 and f["mamoru_seconds"] > 0),
+    "smtp_floor.py": Case(("--messages", "30", "--connections", "2", "--rounds", "1"),
+                          lambda f: f["two_turns"]["messages"] == 30
+                          and f["one_turn"]["cpu_us_per_mail"] > 0),
     "fk_fanout.py": Case(("--accounts", "20", "--schools", "2", "--rounds", "1"),
                          lambda f: f["per-statement"]["fanout_median_seconds"] > 0,
                          database=True),
