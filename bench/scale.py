@@ -19,15 +19,16 @@ database):
    accounts with two contacts each, ``bench/audience_fanout.py``): resolved, stored, runners
    woken (NOTIFY heard).
 2. **history**: ``--history`` finished deliveries (30,000 per broadcast, each with one attempt,
-   a third of them read) seeded with COPY, then ``--small`` personal mails again, against the
-   empty-queue time of step 1; the queries behind ``broadcasts status`` (counts by state of one
-   broadcast), the recipients list (every delivery of one broadcast), the staff broadcast page
-   (its counts and the first and the last page of 50 recipients, all and unread:
-   engine/staff/follow.py) and ``mamoru status`` (counts over the whole table), each the best
-   of ``--pages`` runs; the claim's plan
-   (EXPLAIN ANALYZE) with and without the live-only index. Then retention: the seeded history
-   made 14 months old and pruned by ``engine/queue/retention.prune`` (batched deletes), against
-   loading the same rows into a copy partitioned by month and dropping the partitions.
+   a third of them read) and an eighth as many audit entries of a board of 20 schools, seeded
+   with COPY, then ``--small`` personal mails again, against the empty-queue time of step 1;
+   the queries behind ``broadcasts status`` (counts by state of one broadcast), the recipients
+   list (every delivery of one broadcast), the staff broadcast page (its counts and the first
+   and the last page of 50 recipients, all and unread: engine/staff/follow.py), the audit page
+   of the board and of one school, and ``mamoru status`` (counts over the whole table), each
+   the best of ``--pages`` runs; the claim's plan (EXPLAIN ANALYZE) with and without the
+   live-only index. Then retention: the seeded history made 14 months old and pruned by
+   ``engine/queue/retention.prune`` (batched deletes), against loading the same rows into a
+   copy partitioned by month and dropping the partitions.
 3. **emergency**: ``--emergency`` emergency mails submitted behind ``--bulk`` queued bulk
    mails (``bench/emergency.py``: ``mamoru serve`` with shaping and the carrier simulator):
    first and last accepted after the submission.
@@ -167,10 +168,38 @@ async def seed_history(url: str, n: int) -> dict[str, float]:
                 )
                 await conn.execute("SET session_replication_role = origin")
             done += size
-        await pool.execute("VACUUM ANALYZE deliveries, delivery_attempts, delivery_reads")
-        return {"seeded": n, "seed_seconds": round(time.perf_counter() - t0, 1)}
+        audit_rows = await seed_audit(pool, n // 8)
+        await pool.execute(
+            "VACUUM ANALYZE deliveries, delivery_attempts, delivery_reads, audit_log")
+        return {"seeded": n, "audit_seeded": audit_rows,
+                "seed_seconds": round(time.perf_counter() - t0, 1)}
     finally:
         await pool.close()
+
+
+async def seed_audit(pool: Any, n: int) -> int:
+    """A board of 20 schools and n audit entries spread over the past year, half a minute
+    apart, by its staff (the chain's MACs are placeholders: the pages do not verify it)."""
+    board = await pool.fetchval(
+        "INSERT INTO organisations (kind, code, name, final_grade, created_at) "
+        "VALUES ('board', 'scale', 'ベンチ市教育委員会', 6, now()) RETURNING id")
+    orgs = [board] + [await pool.fetchval(
+        "INSERT INTO organisations (kind, code, name, parent_id, final_grade, created_at) "
+        "VALUES ('elementary', $1, $2, $3, 6, now()) RETURNING id",
+        f"scale{s:02d}", f"ベンチ第{s + 1}小学校", board) for s in range(20)]
+    actions = ("login", "broadcast.send", "roster.class", "account.update", "template.save")
+    now = await pool.fetchval("SELECT now()")
+    async with pool.acquire() as conn:
+        await conn.copy_records_to_table(
+            "audit_log",
+            columns=("seq", "at", "actor_kind", "actor_id", "actor_name", "organisation_id",
+                     "action", "object", "result", "prev_mac", "mac"),
+            records=((i + 1, now - timedelta(seconds=30 * (n - i)), "staff", 1 + i % 300,
+                      f"職員{i % 300}", orgs[i % len(orgs)], actions[i % len(actions)],
+                      f"broadcast {i}", "ok", b"\x00" * 32, b"\x00" * 32)
+                     for i in range(n)),
+        )
+    return n
 
 
 async def timings(url: str, pages: int) -> dict[str, Any]:
@@ -179,7 +208,7 @@ async def timings(url: str, pages: int) -> dict[str, Any]:
     from engine.platform.sealing import Sealer
     from engine.queue import Queue
     from engine.queue.store import CLAIM_SQL
-    from engine.staff import follow
+    from engine.staff import audit, follow
     from engine.staff.models import CLI_PRINCIPAL
 
     pool = await create_pool(DatabaseSettings(url=url, pool_min=1, pool_max=2), url)
@@ -212,6 +241,13 @@ async def timings(url: str, pages: int) -> dict[str, Any]:
                 offset = max(total - 50, 0)
             await follow.recipients_of(pool, sealer, st, which, limit=50, offset=offset)
 
+        # The audit page of the board and of one school (newest 50 and their count).
+        board = await pool.fetchval("SELECT id FROM organisations WHERE code = 'scale'")
+        school = await pool.fetchval("SELECT id FROM organisations WHERE code = 'scale00'")
+        figures["audit_board_ms"] = await best(
+            lambda: audit.entries(pool, audit.AuditFilter(board_id=board), 50))
+        figures["audit_school_ms"] = await best(
+            lambda: audit.entries(pool, audit.AuditFilter(organisation_id=school), 50))
         now = await pool.fetchval("SELECT now()")
         for label, which in (("page", follow.RecipientFilter()),
                              ("page_unread", follow.RecipientFilter(unread=True))):
@@ -329,7 +365,8 @@ def history_scenario(args: argparse.Namespace, settings: Settings, url: str, por
           f"{history['recipients_ms']} ms (all); staff page first/last 50: "
           f"{history['page_first_ms']}/{history['page_last_ms']} ms, unread "
           f"{history['page_unread_first_ms']}/{history['page_unread_last_ms']} ms; "
-          f"whole-table status "
+          f"audit page (board / school, {history['audit_seeded']} entries) "
+          f"{history['audit_board_ms']} / {history['audit_school_ms']} ms; whole-table status "
           f"{history['overall_status_ms']} ms; claim {history['claim_with_index_ms']} ms "
           f"({history['claim_without_index_ms']} ms without the live-only index)",
           flush=True)

@@ -102,6 +102,7 @@ CASES: dict[str, Case] = {
          "--emergency", "5", "--workers", "1", "--pages", "3"),
         lambda f: f["small"]["messages"] == 20 and f["history"]["seeded"] == 200
         and f["history"]["pruned_deliveries"] == 220 and "page_unread_last_ms" in f["history"]
+        and f["history"]["audit_seeded"] == 25 and f["history"]["audit_board_ms"] > 0
         and f["emergency"]["last_seconds"] is not None, database=True),
 }
 # Tested below on their own: a server that runs until stopped, and two readers of files.
