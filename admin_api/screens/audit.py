@@ -29,6 +29,9 @@ from engine.staff.models import RightsError, Role
 router = APIRouter(prefix="/staff", route_class=ScreenRoute, include_in_schema=False)
 
 PAGE_SIZE = 50
+# The page counts the matching entries up to this many ("10,000 件以上" beyond): the pager
+# reaches the newest 200 pages, the filters and the CSV the rest.
+COUNT_UP_TO = 10_000
 VERIFY = "audit.verify"
 Text = Annotated[str, Query(max_length=100)]
 Page = Annotated[int, Query(ge=1, le=100_000)]
@@ -68,10 +71,9 @@ async def _chain_state(v: Visit) -> dict[str, Any] | None:
     """The board's view of the chain: the latest verification and checkpoint."""
     if v.actor.role is not Role.BOARD:
         return None
-    f = managing.audit_filter(v.actor, audit.AuditFilter(action=VERIFY))
-    _, last = await managing.audit_entries(v.api.staff, v.actor, f, 1, 0)
+    last = await managing.audit_newest(v.api.staff, v.actor, audit.AuditFilter(action=VERIFY))
     point, why = _latest_checkpoint(v)
-    return {"last": last[0] if last else None, "checkpoint": point, "why": why}
+    return {"last": last, "checkpoint": point, "why": why}
 
 
 @router.get("/audit", response_class=HTMLResponse)
@@ -82,8 +84,9 @@ async def audit_page(
     v = await visit(request)
     f = _filter(v, actor, action, result, since, until)
     total, rows = await managing.audit_entries(
-        v.api.staff, v.actor, f, PAGE_SIZE, (page - 1) * PAGE_SIZE
+        v.api.staff, v.actor, f, PAGE_SIZE, (page - 1) * PAGE_SIZE, count_up_to=COUNT_UP_TO
     )
+    more = total > COUNT_UP_TO
     await v.api.staff.log(v.actor, "audit.view", "", detail=f"page={page} (screens)")
     query = urlencode({k: x for k, x in (
         ("actor", actor.strip()), ("action", action.strip()), ("result", f.result or ""),
@@ -91,8 +94,9 @@ async def audit_page(
         ("until", until.isoformat() if until else ""),
     ) if x})
     return v.page(
-        "audit.html", title="監査ログ", rows=rows, total=total, page=page,
-        pages=max(1, -(-total // PAGE_SIZE)), query=query, results=audit.RESULT_LABELS_JA,
+        "audit.html", title="監査ログ", rows=rows, total=min(total, COUNT_UP_TO), more=more,
+        pages=max(1, -(-min(total, COUNT_UP_TO) // PAGE_SIZE), page if more else 1),
+        page=page, query=query, results=audit.RESULT_LABELS_JA,
         chosen={"actor": actor.strip(), "action": action.strip(), "result": f.result or "",
                 "since": since.isoformat() if since else "",
                 "until": until.isoformat() if until else ""},

@@ -264,17 +264,36 @@ def _args(f: AuditFilter) -> list[Any]:
 
 
 async def entries(
-    pool: asyncpg.Pool, f: AuditFilter, limit: int = 100, offset: int = 0
+    pool: asyncpg.Pool, f: AuditFilter, limit: int = 100, offset: int = 0,
+    count_up_to: int | None = None,
 ) -> tuple[int, list[AuditEntry]]:
-    """The total matching ``f`` and one page of them, newest first."""
+    """The total matching ``f`` and one page of them, newest first. With ``count_up_to`` the
+    count stops there: a total above it (``count_up_to + 1``) means "more than that" — a
+    year of a board's log is a million entries, and counting every one of them for each page
+    costs ~0.2-0.3 s where the newest 10,001 cost a few milliseconds."""
     if limit < 1 or limit > 1000 or offset < 0:
         raise InputError("limit は 1〜1000、offset は 0 以上です (limit 1-1000, offset >= 0)")
-    total: int = await pool.fetchval(f"SELECT count(*) FROM audit_log {_WHERE}", *_args(f))
+    if count_up_to is None:
+        total: int = await pool.fetchval(
+            f"SELECT count(*) FROM audit_log {_WHERE}", *_args(f))
+    else:
+        total = await pool.fetchval(
+            f"SELECT count(*) FROM (SELECT 1 FROM audit_log {_WHERE} "
+            "ORDER BY seq DESC LIMIT $8) AS newest",
+            *_args(f), count_up_to + 1,
+        )
     rows = await pool.fetch(
         f"SELECT {_COLUMNS} FROM audit_log {_WHERE} ORDER BY seq DESC LIMIT $8 OFFSET $9",
         *_args(f), limit, offset,
     )
     return total, [_entry(r) for r in rows]
+
+
+async def newest(pool: asyncpg.Pool, f: AuditFilter) -> AuditEntry | None:
+    """The newest entry matching ``f`` (nothing counted)."""
+    row = await pool.fetchrow(
+        f"SELECT {_COLUMNS} FROM audit_log {_WHERE} ORDER BY seq DESC LIMIT 1", *_args(f))
+    return _entry(row) if row is not None else None
 
 
 CSV_HEADER = ["番号", "日時", "操作者の種別", "操作者", "操作", "対象", "接続元", "結果", "詳細"]

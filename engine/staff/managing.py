@@ -143,9 +143,16 @@ def audit_filter(actor: Principal, f: audit.AuditFilter) -> audit.AuditFilter:
 
 
 async def audit_entries(
-    staff: Staff, actor: Principal, f: audit.AuditFilter, limit: int = 100, offset: int = 0
+    staff: Staff, actor: Principal, f: audit.AuditFilter, limit: int = 100, offset: int = 0,
+    count_up_to: int | None = None,
 ) -> tuple[int, list[audit.AuditEntry]]:
-    return await audit.entries(staff.pool, audit_filter(actor, f), limit, offset)
+    return await audit.entries(staff.pool, audit_filter(actor, f), limit, offset, count_up_to)
+
+
+async def audit_newest(
+    staff: Staff, actor: Principal, f: audit.AuditFilter
+) -> audit.AuditEntry | None:
+    return await audit.newest(staff.pool, audit_filter(actor, f))
 
 
 async def audit_export(staff: Staff, actor: Principal, f: audit.AuditFilter) -> str:

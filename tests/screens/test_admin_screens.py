@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Any
 
 from staff.conftest import PASSWORD
 
@@ -185,3 +186,21 @@ async def test_staff_and_keys_add_role_reset_disable(sw: ScreensWorld) -> None:
         "SELECT action FROM audit_log WHERE result = 'ok'")}
     assert {"staff.add", "staff.role", "staff.reset_password", "staff.disable",
             "api_key.create", "api_key.disable"} <= actions
+
+
+async def test_a_long_log_is_counted_up_to_a_bound(sw: ScreensWorld, monkeypatch: Any) -> None:
+    """Past the bound the page says "N 件以上" and pages through the newest N."""
+    from admin_api.screens import audit as audit_screen
+
+    monkeypatch.setattr(audit_screen, "COUNT_UP_TO", 60)
+    st = sw.w.api.staff
+    for i in range(70):
+        await audit.record(st.pool, st.audit_key, st.now(), CLI_PRINCIPAL, "test.many", f"n{i}")
+    async with client(sw.w) as c:
+        await signed_in(c, "board")
+        html = (await c.get("/staff/audit")).text
+        assert "60 件以上" in html and "(1 / 2 ページ)" in html and 'page=2">次へ' in html
+        second = (await c.get("/staff/audit", params={"page": 2})).text
+        assert "(2 / 2 ページ)" in second and "次へ" not in second
+        few = (await c.get("/staff/audit", params={"action": "login"})).text
+        assert "件以上" not in few
