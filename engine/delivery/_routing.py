@@ -123,27 +123,28 @@ class Router:
         """The destinations for ``domain`` when they are known without waiting (the transport
         map, or a cached answer that is not an error); None: ask ``route``. Lets the runner
         place a claim's deliveries without a task per delivery."""
-        domain = domain.lower()
+        found = self._without_waiting(domain.lower())
+        return None if isinstance(found, RoutingError) else found
+
+    def _without_waiting(self, domain: str) -> Route | RoutingError | None:
+        """The transport map's route, or a cached answer still fresh (a route or the error
+        it was); None: nothing known."""
         fixed = self._transport.get(domain) or self._transport.get("*")
         if fixed is not None:
             return Route(domain, (fixed,), ())
         cached = self._cache.get(domain)
         if cached is not None and cached[0] > self._clock.monotonic():
-            found = cached[1]
-            return None if isinstance(found, RoutingError) else found
+            return cached[1]
         return None
 
     async def route(self, domain: str) -> Route:
         """The destinations for ``domain``; raises (Permanent)RoutingError."""
         domain = domain.lower()
-        fixed = self._transport.get(domain) or self._transport.get("*")
-        if fixed is not None:
-            return Route(domain, (fixed,), ())
-        cached = self._cache.get(domain)
-        if cached is not None and cached[0] > self._clock.monotonic():
-            if isinstance(cached[1], RoutingError):
-                raise cached[1]
-            return cached[1]
+        found = self._without_waiting(domain)
+        if isinstance(found, RoutingError):
+            raise found
+        if found is not None:
+            return found
         pending = self._pending.get(domain)
         if pending is not None:
             return await asyncio.shield(pending)

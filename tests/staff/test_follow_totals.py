@@ -21,12 +21,11 @@ OUTCOMES = (
 )
 
 
-async def test_totals_from_the_counts_equal_counting_the_filtered_deliveries(
-    world: World,
-) -> None:
+async def _sent_with_outcomes(world: World) -> int:
+    """A broadcast to school sho1 whose deliveries ended as OUTCOMES say; its id."""
     token = await world.login("admin1")
     async with world.client(token) as c:
-        bid = (await c.post("/api/staff/broadcasts", json=body(
+        bid: int = (await c.post("/api/staff/broadcasts", json=body(
             {"schools": [world.orgs["sho1"]]}))).json()["broadcast_id"]
     pool, sealer = world.api.staff.pool, world.api.people.sealer
     for address, state, category, reason, interrupted in OUTCOMES:
@@ -35,6 +34,14 @@ async def test_totals_from_the_counts_equal_counting_the_filtered_deliveries(
             "WHERE broadcast_id = $1 AND recipient_hash = $2",
             bid, sealer.address_hash(address), state, category, reason, interrupted,
         )
+    return bid
+
+
+async def test_totals_from_the_counts_equal_counting_the_filtered_deliveries(
+    world: World,
+) -> None:
+    bid = await _sent_with_outcomes(world)
+    pool, sealer = world.api.staff.pool, world.api.people.sealer
     now = world.clock.now()
     st = await follow.status(pool, CLI_PRINCIPAL, bid, now)
     assert st.may_have_arrived == 2 and sum(c.count for c in st.cells) == 4
@@ -118,17 +125,8 @@ async def test_the_dashboard_counts_only_what_it_shows_and_shows_what_the_full_l
 
 async def test_the_csv_list_is_every_page_in_order(world: World) -> None:
     """``all_recipients`` (the CSV, one statement) lists what the pages list, in order."""
-    token = await world.login("admin1")
-    async with world.client(token) as c:
-        bid = (await c.post("/api/staff/broadcasts", json=body(
-            {"schools": [world.orgs["sho1"]]}))).json()["broadcast_id"]
+    bid = await _sent_with_outcomes(world)
     pool, sealer = world.api.staff.pool, world.api.people.sealer
-    for address, state, category, reason, interrupted in OUTCOMES:
-        await pool.execute(
-            "UPDATE deliveries SET state = $3, category = $4, reason = $5, interrupted = $6 "
-            "WHERE broadcast_id = $1 AND recipient_hash = $2",
-            bid, sealer.address_hash(address), state, category, reason, interrupted,
-        )
     now = world.clock.now()
     for f in (follow.RecipientFilter(), follow.RecipientFilter(failed_only=True),
               follow.RecipientFilter(state=State.DELIVERED)):
