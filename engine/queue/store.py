@@ -90,7 +90,7 @@ RETURNING d.id, d.broadcast_id, d.recipient_sealed, d.domain, d.attempts, d.expi
 # because the planner cannot prove the live-only partial indexes' predicate from it. With
 # `= 'sending'` it may scan every live row of every broadcast through one of those indexes and
 # join them to the batch (a custom plan does whenever the statistics say few rows are leased:
-# 14-18 ms per batch of 200 against 2-3 ms by primary key, with 8,000,000 finished rows or
+# 9-18 ms per batch of 200 against 2-5 ms by primary key, with 8,000,000 finished rows or
 # none; bench/scale.py --profile, issue 25).
 LEASED_BY = "d.state IS NOT DISTINCT FROM 'sending' AND d.lease_owner = "
 
