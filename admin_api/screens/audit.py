@@ -86,7 +86,7 @@ async def audit_page(
     total, rows = await managing.audit_entries(
         v.api.staff, v.actor, f, PAGE_SIZE, (page - 1) * PAGE_SIZE, count_up_to=COUNT_UP_TO
     )
-    more = total > COUNT_UP_TO
+    more, shown = total > COUNT_UP_TO, min(total, COUNT_UP_TO)
     await v.api.staff.log(v.actor, "audit.view", "", detail=f"page={page} (screens)")
     query = urlencode({k: x for k, x in (
         ("actor", actor.strip()), ("action", action.strip()), ("result", f.result or ""),
@@ -94,8 +94,8 @@ async def audit_page(
         ("until", until.isoformat() if until else ""),
     ) if x})
     return v.page(
-        "audit.html", title="監査ログ", rows=rows, total=min(total, COUNT_UP_TO), more=more,
-        pages=max(1, -(-min(total, COUNT_UP_TO) // PAGE_SIZE), page if more else 1),
+        "audit.html", title="監査ログ", rows=rows, total=shown, more=more,
+        pages=max(1, -(-shown // PAGE_SIZE), page if more else 1),
         page=page, query=query, results=audit.RESULT_LABELS_JA,
         chosen={"actor": actor.strip(), "action": action.strip(), "result": f.result or "",
                 "since": since.isoformat() if since else "",
