@@ -12,6 +12,7 @@ unsubscribe the recipient of delivery 12345. Neither address can be made from th
 
 from __future__ import annotations
 
+import functools
 import hmac
 import re
 
@@ -33,13 +34,22 @@ _B32_PAIRS = [a + b for a in _B32 for b in _B32]
 def _mac(secret: bytes, delivery_id: int, purpose: bytes = b"") -> str:
     """The first 50 bits of the HMAC in base 32: ``b32encode(digest[:10]).lower()[:10]``,
     without base64's general (and per mail, twice, dearer) encoder."""
-    digest = hmac.digest(secret, purpose + str(delivery_id).encode("ascii"), "sha256")
+    mac = _keyed(secret, purpose).copy()
+    mac.update(str(delivery_id).encode("ascii"))
+    digest = mac.digest()
     bits = int.from_bytes(digest[:7], "big") >> 6
     pairs = _B32_PAIRS
     return (
         pairs[bits >> 40] + pairs[(bits >> 30) & 1023] + pairs[(bits >> 20) & 1023]
         + pairs[(bits >> 10) & 1023] + pairs[bits & 1023]
     )
+
+
+@functools.lru_cache(maxsize=16)
+def _keyed(secret: bytes, purpose: bytes) -> hmac.HMAC:
+    """The HMAC under ``secret`` with ``purpose`` already fed in: copied per mail, which spares
+    each MAC OpenSSL's set-up of the key (a third of the cost of ``hmac.digest``)."""
+    return hmac.new(secret, purpose, "sha256")
 
 
 def local_part(secret: bytes, delivery_id: int) -> str:
