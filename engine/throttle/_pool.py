@@ -137,6 +137,28 @@ def japan_day(clock: Clock) -> date:
     return clock.now().astimezone(JST).date()
 
 
+class JapanDay:
+    """Today's date in Japan, read from ``clock`` once a minute at most (and again at Japan's
+    midnight): the shaper asks for it twice per mail (the warm-up ceiling and its count)."""
+
+    _RECHECK = 60.0  # seconds: a wall clock that jumps is believed within a minute
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._day = date.min
+        self._until = float("-inf")  # monotonic time until which ``_day`` holds
+
+    def today(self) -> date:
+        mono = self._clock.monotonic()
+        if mono < self._until:
+            return self._day
+        now = self._clock.now().astimezone(JST)
+        midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), JST)
+        self._day = now.date()
+        self._until = mono + min((midnight - now).total_seconds(), self._RECHECK)
+        return self._day
+
+
 def seconds_until_next_japan_day(clock: Clock) -> float:
     now = clock.now().astimezone(JST)
     midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), JST)

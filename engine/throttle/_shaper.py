@@ -67,9 +67,9 @@ from engine.throttle._pair import Pair, SiteState
 from engine.throttle._pool import (
     DEFAULT_POOL,
     EgressPool,
+    JapanDay,
     Source,
     egress_pools,
-    japan_day,
     pools_from_config,
     seconds_until_next_japan_day,
 )
@@ -153,6 +153,7 @@ class Shaper:
         self._detector_settings = detector_settings or DetectorSettings()
         self._replies: dict[str, SiteReplies] = {}
         self._restored: dict[tuple[str, str], Learned] = {}
+        self._day = JapanDay(clock)
 
     @classmethod
     def from_config(
@@ -275,7 +276,7 @@ class Shaper:
                 or pair.controller.is_suspended(self._clock.monotonic())
                 or pair.in_use > pair.allowed
                 or self._quiet_delay(grant.site.profile) is not None
-                or egress.warmup_room(grant.source, japan_day(self._clock)) == 0
+                or egress.warmup_room(grant.source, self._day.today()) == 0
             ):
                 self.release(grant)
                 return False
@@ -420,7 +421,7 @@ class Shaper:
         """One entry per (source, site) pair seen so far, sorted by site then source."""
         now_mono = self._clock.monotonic()
         now_wall = self._clock.now()
-        today = japan_day(self._clock)
+        today = self._day.today()
         waiting: dict[str, int] = {}
         for (site_name, _pool), queue in self._queues.items():
             waiting[site_name] = waiting.get(site_name, 0) + len(queue)
@@ -518,7 +519,7 @@ class Shaper:
         if quiet is not None:
             return quiet
         now = self._clock.monotonic()
-        today = japan_day(self._clock)
+        today = self._day.today()
 
         def usable(source: Source) -> bool:
             pair = self._pair(source, site)
@@ -572,7 +573,7 @@ class Shaper:
 
     def _count_sent(self, pair: Pair, egress: EgressPool, source: Source) -> None:
         pair.sent += 1
-        egress.count_sent(source, japan_day(self._clock))
+        egress.count_sent(source, self._day.today())
 
     def _more_urgent_waiter(self, grant: Grant) -> bool:
         queue = self._queues.get((grant.site.name, grant.pool))

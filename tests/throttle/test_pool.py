@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 
 from engine.platform.errors import ConfigError
-from engine.throttle._pool import EgressPool, Source, Warmup, pools_from_config
+from engine.platform.clock import FakeClock
+from engine.throttle._pool import EgressPool, JapanDay, Source, Warmup, pools_from_config
 
 DAY = date(2026, 11, 2)
 
@@ -86,3 +87,19 @@ def test_bad_egress_sources_raise_config_error_naming_the_key(
 ) -> None:
     with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):
         pools_from_config([entry])
+
+
+def test_the_japan_day_turns_at_japan_midnight_and_follows_a_jumping_clock() -> None:
+    # 14:59:59 UTC is 23:59:59 in Japan.
+    clock = FakeClock(datetime(2026, 12, 7, 14, 59, 59, tzinfo=UTC))
+    day = JapanDay(clock)
+    assert day.today() == date(2026, 12, 7)
+    clock.advance(0.999)
+    assert day.today() == date(2026, 12, 7)
+    clock.advance(0.001)  # midnight in Japan, to the microsecond
+    assert day.today() == date(2026, 12, 8)
+    # The wall clock set back a day (a bad NTP step) without monotonic time moving: believed
+    # within a minute, never later.
+    clock._wall = datetime(2026, 12, 6, 15, 0, 30, tzinfo=UTC)
+    clock.advance(60)
+    assert day.today() == date(2026, 12, 7)
