@@ -75,6 +75,8 @@ _OWN_FAULT_RETRIES = 20
 # Back-off between failed connection attempts of one lane: first, doubling up to the last.
 _CONNECT_BACKOFF_FIRST = 0.5
 _CONNECT_BACKOFF_MAX = 30.0
+# How many (domain, broadcast) placements are remembered before the memory starts again.
+_PLACED_MAX = 10_000
 
 _SHAPER_PRIORITY = {
     Priority.EMERGENCY: PRIORITY_EMERGENCY,
@@ -133,10 +135,29 @@ class Lanes:
         self._tls = TlsPolicy.from_settings(settings.delivery.tls_required, settings.shaping)
         self._seq = itertools.count()
         self._sources: dict[str, int] = {}
+        # (domain, broadcast) -> the route it was placed by and its lane (see dispatch).
+        self._placed: dict[tuple[str, int], tuple[Route, Lane]] = {}
 
     def dispatch(self, claim: Claim, route: Route) -> None:
         """Put a routed delivery in its lane and make sure a worker serves the lane."""
         d = claim.delivery
+        # The lane of a domain's deliveries of one broadcast, found once per route: the
+        # route's site, the broadcast's pool and the TLS policy decide it, and none of them
+        # changes while the router hands out the same route.
+        placed = self._placed.get((d.domain, d.broadcast_id))
+        if placed is not None and placed[0] is route:
+            lane = placed[1]
+        else:
+            lane = self._lane_for(d, route)
+            if len(self._placed) >= _PLACED_MAX:
+                self._placed.clear()
+            self._placed[(d.domain, d.broadcast_id)] = (route, lane)
+        self._put_back(lane, claim)
+        if lane.workers < min(len(lane.pending), self._lane_connections(lane)):
+            lane.workers += 1
+            self._tasks.spawn(self._lane_worker(lane))
+
+    def _lane_for(self, d: ClaimedDelivery, route: Route) -> Lane:
         site = self.shaper.site_for(d.domain, route.mx_hosts)
         pool = self._pool_for(d.broadcast_id)
         tls_site = self._tls.site_requiring(d.domain, route.mx_hosts)
@@ -145,13 +166,11 @@ class Lanes:
         if lane is None:
             lane = self._lanes[key] = Lane(site, route.destinations, pool, tls_site=tls_site)
         lane.domains.add(d.domain)
-        self._put_back(lane, claim)
-        if lane.workers < min(len(lane.pending), self._lane_connections(lane)):
-            lane.workers += 1
-            self._tasks.spawn(self._lane_worker(lane))
+        return lane
 
     def clear(self) -> None:
         self._lanes.clear()
+        self._placed.clear()
 
     def full_domains(self) -> tuple[list[str], list[str]]:
         """Domains of full lanes, and of lanes full of emergency mail alone."""

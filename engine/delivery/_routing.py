@@ -25,6 +25,8 @@ from engine.platform.errors import NoSuchDomainError, PermanentRoutingError, Rou
 # How long to remember that a domain does not exist or failed to resolve.
 _NEGATIVE_TTL = 300.0
 _TEMPORARY_FAILURE_TTL = 30.0
+# Transport-map routes remembered per domain (a "*" entry matches every domain there is).
+_FIXED_MAX = 10_000
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,7 @@ class Router:
         self._clock = clock or SystemClock()
         self._max_ttl = float(settings.cache_max_ttl)
         self._cache: dict[str, tuple[float, Route | RoutingError]] = {}
+        self._fixed: dict[str, Route] = {}
         self._pending: dict[str, asyncio.Future[Route]] = {}
 
     def known(self, domain: str) -> Route | None:
@@ -129,9 +132,17 @@ class Router:
     def _without_waiting(self, domain: str) -> Route | RoutingError | None:
         """The transport map's route, or a cached answer still fresh (a route or the error
         it was); None: nothing known."""
-        fixed = self._transport.get(domain) or self._transport.get("*")
+        fixed = self._fixed.get(domain)
         if fixed is not None:
-            return Route(domain, (fixed,), ())
+            return fixed
+        target = self._transport.get(domain) or self._transport.get("*")
+        if target is not None:
+            # One route object per domain, as for cached MX answers: the lanes know a
+            # domain's place by its route (engine/delivery/_lanes.py, dispatch).
+            if len(self._fixed) >= _FIXED_MAX:
+                self._fixed.clear()
+            route = self._fixed[domain] = Route(domain, (target,), ())
+            return route
         cached = self._cache.get(domain)
         if cached is not None and cached[0] > self._clock.monotonic():
             return cached[1]
