@@ -105,9 +105,9 @@ class LinkSigner:
             if subject_id < 0:
                 raise ValueError("link ids are not negative")
             id_text = base36(subject_id)
-            mac = keyed.copy()
-            mac.update(id_text.encode("ascii") + tail)
-            digest = mac.digest()
+            state = keyed.copy()
+            state.update(id_text.encode("ascii") + tail)
+            digest = state.digest()
             mac = binascii.b2a_base64(digest[:_MAC_BYTES], newline=False)
             return id_text + suffix + mac.translate(_URL_SAFE).rstrip(b"=").decode("ascii")
 

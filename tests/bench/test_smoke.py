@@ -83,7 +83,8 @@ CASES: dict[str, Case] = {
     # mamoru's side of the same script needs no package.
     "peer_postfix_dkim.py --skip-postfix": Case(
         ("--messages", "20", "--workers", "1", "--skip-postfix"),
-        lambda f: f["messages"] == 20 and f["mamoru_seconds"] > 0),
+        lambda f: f["messages"] == 20 and f["mamoru_seconds"] > 0
+        and f["signatures_timed"] == 20),
     "smtp_floor.py": Case(("--messages", "30", "--connections", "2", "--rounds", "1"),
                           lambda f: f["two_turns"]["messages"] == 30
                           and f["one_turn"]["cpu_us_per_mail"] > 0),

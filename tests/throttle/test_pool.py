@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from engine.platform.errors import ConfigError
 from engine.platform.clock import FakeClock
+from engine.platform.errors import ConfigError
 from engine.throttle._pool import EgressPool, JapanDay, Source, Warmup, pools_from_config
 
 DAY = date(2026, 11, 2)
