@@ -87,7 +87,8 @@ CASES: dict[str, Case] = {
         and f["signatures_timed"] == 20),
     "smtp_floor.py": Case(("--messages", "30", "--connections", "2", "--rounds", "1"),
                           lambda f: f["two_turns"]["messages"] == 30
-                          and f["one_turn"]["cpu_us_per_mail"] > 0),
+                          and f["one_turn"]["cpu_us_per_mail"] > 0
+                          and f["mamoru_session"]["messages"] == 30),
     "fk_fanout.py": Case(("--accounts", "20", "--schools", "2", "--rounds", "1"),
                          lambda f: f["per-statement"]["fanout_median_seconds"] > 0,
                          database=True),
