@@ -85,6 +85,9 @@ CASES: dict[str, Case] = {
         ("--messages", "20", "--workers", "1", "--skip-postfix"),
         lambda f: f["messages"] == 20 and f["mamoru_seconds"] > 0
         and f["signatures_timed"] == 20),
+    "bookkeeping.py": Case(("--messages", "30", "--rounds", "1"),
+                           lambda f: f["messages"] == 30 and f["best"]["bookkeeping_us"] > 0
+                           and f["best"]["rsa_us"] > 0, database=True),
     "smtp_floor.py": Case(("--messages", "30", "--connections", "2", "--rounds", "1"),
                           lambda f: f["two_turns"]["messages"] == 30
                           and f["one_turn"]["cpu_us_per_mail"] > 0
