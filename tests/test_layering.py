@@ -53,3 +53,13 @@ def test_an_import_from_the_platform_up_into_delivery_breaks_the_contracts(
     assert "A module whose name starts with _ is used only inside its package BROKEN" in (
         result.stdout
     )
+
+
+def test_no_test_package_is_named_like_a_project_package() -> None:
+    # pytest puts tests/ first on sys.path: a test package called like one of the project's
+    # would stand in for it, and a run of a few test files would import the wrong one.
+    clashes = sorted(
+        d.name for d in (ROOT / "tests").iterdir()
+        if (d / "__init__.py").exists() and d.name in PACKAGES
+    )
+    assert clashes == []
