@@ -245,14 +245,16 @@ def test_waits_that_move_the_deadline_on_are_not_cut_by_an_earlier_timer() -> No
     on, it is set again, and no healthy wait fails."""
 
     async def scenario(dest: Destination) -> list[SendResult]:
-        session = await session_for(dest, command_timeout=0.1, data_timeout=0.1)
+        # Timeouts short enough for the first wait's timer to fire during the test, long
+        # enough that a busy machine (2 cores, a parallel suite) never stalls a reply past them.
+        session = await session_for(dest, command_timeout=0.5, data_timeout=0.5)
         assert isinstance(session, PipelinedSession)
         loop = asyncio.get_running_loop()
         results = []
         started = loop.time()
         try:
-            # Well past the first wait's 0.3 s (3 x the command timeout) in all.
-            while loop.time() - started < 0.8 and len(results) < 2000:
+            # Well past the first wait's 1.5 s (3 x the command timeout) in all.
+            while loop.time() - started < 2.0 and len(results) < 50_000:
                 results.append(await session.send(Mail("b@x.jp", "a@e.jp", MAIL)))
         finally:
             await session.close()
