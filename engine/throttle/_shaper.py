@@ -41,8 +41,7 @@ attempt because we were too fast (CONGESTION), because it is not yet clear whose
 sending there, the pool's other addresses take over, one probe mail after a growing back-off).
 
 **Learned limits.** `learned()` gives what each (address, site) taught the controller as plain
-values and `restore()` takes them back, so the runner can keep them in the database and a
-restart starts under the lines the sites drew, not at them.
+values and `restore()` takes them back (kept in the database): a restart obeys the sites' lines.
 
 All state is local to the process: each egress IP belongs to one runner (DESIGN.md).
 """
