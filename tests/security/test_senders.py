@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cli.test_cli_as_staff import config, send_args
+from cli_commands.test_cli_as_staff import config, send_args
 from staff.conftest import World, world  # noqa: F401 - the fixture, reused
 from staff.test_cli import run
 from submission.conftest import DOMAIN, Submit, submit  # noqa: F401 - the fixture, reused
