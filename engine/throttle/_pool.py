@@ -84,7 +84,7 @@ class EgressPool:
     ) -> Source | None:
         """The next source for a site, or None if no enabled source is usable now.
 
-        `today` is the Japan calendar day (see `japan_day`) for the warm-up caps; `usable` is the
+        `today` is the Japan calendar day (see `JapanDay`) for the warm-up caps; `usable` is the
         caller's check of per-(source, site) capacity.
         """
         current = self._current.setdefault(site, {})
@@ -132,9 +132,11 @@ class EgressPool:
         return usage.sent if usage is not None and usage.day == today else 0
 
 
-def japan_day(clock: Clock) -> date:
-    """Today's date in Japan."""
-    return clock.now().astimezone(JST).date()
+def _japan_day(clock: Clock) -> tuple[date, float]:
+    """Today's date in Japan and the seconds until its midnight."""
+    now = clock.now().astimezone(JST)
+    midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), JST)
+    return now.date(), (midnight - now).total_seconds()
 
 
 class JapanDay:
@@ -152,17 +154,13 @@ class JapanDay:
         mono = self._clock.monotonic()
         if mono < self._until:
             return self._day
-        now = self._clock.now().astimezone(JST)
-        midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), JST)
-        self._day = now.date()
-        self._until = mono + min((midnight - now).total_seconds(), self._RECHECK)
+        self._day, rest = _japan_day(self._clock)
+        self._until = mono + min(rest, self._RECHECK)
         return self._day
 
 
 def seconds_until_next_japan_day(clock: Clock) -> float:
-    now = clock.now().astimezone(JST)
-    midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), JST)
-    return max(1.0, (midnight - now).total_seconds())
+    return max(1.0, _japan_day(clock)[1])
 
 
 # --- configuration -------------------------------------------------------------------------
